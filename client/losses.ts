@@ -1,0 +1,70 @@
+/**
+ * Distillation losses, on tfjs tensors.
+ *
+ * Levels, as in torchdistill: `crossEntropy` and `kdLoss` are the terms; `distillationLoss` is
+ * the weighted sum a participant trains on. The details other libraries got wrong, pinned by
+ * golden-value tests in test/client/losses.test.ts:
+ *  - KL direction: KL(target ‖ student) = Σ_c q_c (log q_c − log p_c), with the target q first;
+ *  - reduction: sum over classes, mean over the batch (not over N×C);
+ *  - the T² factor, which keeps the soft term's gradient scale independent of T;
+ *  - the target is a constant: no gradient flows into peers' predictions.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Identity with a zero gradient, so a target built from tensors stays a constant. */
+export const stopGradient = tf.customGrad((...inputs) => {
+  const x = inputs[0] as tf.Tensor;
+  return { value: x.clone(), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/** softmax(z / T) row-wise: the "soft predictions" participants exchange. */
+export function temperedSoftmax(logits: tf.Tensor2D, temperature: number): tf.Tensor2D {
+  return tf.tidy(() => tf.softmax(tf.div(logits, temperature)) as tf.Tensor2D);
+}
+
+/** Cross-entropy with integer labels: −(1/N) Σ_n log softmax(z_n)[y_n]. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const oneHot = tf.oneHot(labels, logits.shape[1]);
+    return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+  });
+}
+
+/**
+ * Knowledge-distillation loss of Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a
+ * Neural Network", §2:  T² · (1/N) Σ_n KL(q_n ‖ softmax(z_n / T)),
+ * where q is the target distribution (already at temperature T) and z the student's logits.
+ * The entropy term Σ q log q does not depend on the student; it is kept so that the loss is the
+ * true KL (zero when the student matches the target), with 0·log 0 taken as 0.
+ */
+export function kdLoss(studentLogits: tf.Tensor2D, target: tf.Tensor2D, temperature: number): tf.Scalar {
+  return tf.tidy(() => {
+    const q = stopGradient(target);
+    const logP = tf.logSoftmax(tf.div(studentLogits, temperature));
+    const qLogQ = tf.mul(q, tf.log(tf.maximum(q, 1e-30))); // q = 0 gives 0·log(1e-30) = 0
+    const kl = tf.sum(tf.sub(qLogQ, tf.mul(q, logP)), 1);
+    return tf.mul(tf.mean(kl), temperature * temperature) as tf.Scalar;
+  });
+}
+
+export interface DistillationBatch {
+  /** Student logits on a batch of private samples, and their labels. */
+  privateLogits: tf.Tensor2D;
+  labels: tf.Tensor1D;
+  /** Student logits on a batch of reference samples, and the target for each; omitted without peers. */
+  referenceLogits?: tf.Tensor2D;
+  target?: tf.Tensor2D;
+}
+
+/**
+ * The participant's loss: α·CE(y, student) + (1 − α)·T²·KL(target ‖ softmax(student/T)).
+ * Without a target (no peers yet, or the local-only baseline) it is the task loss alone.
+ */
+export function distillationLoss(batch: DistillationBatch, alpha: number, temperature: number): tf.Scalar {
+  return tf.tidy(() => {
+    const task = crossEntropy(batch.privateLogits, batch.labels);
+    if (batch.referenceLogits === undefined || batch.target === undefined) return task;
+    const soft = kdLoss(batch.referenceLogits, batch.target, temperature);
+    return tf.add(tf.mul(task, alpha), tf.mul(soft, 1 - alpha)) as tf.Scalar;
+  });
+}

@@ -1,0 +1,213 @@
+/**
+ * The participant: connects to a coordinator, joins a session with its token, and for every
+ * round shares what its procedure computes, receives its target, trains its student and
+ * reports. Its data never leaves; only predictions on reference samples do.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { io, type Socket } from 'socket.io-client';
+import {
+  clientMessages,
+  encodeMessage,
+  decodeMessage,
+  ErrorCode,
+  packTensor,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  readReply,
+  replyMessages,
+  serverMessages,
+  unpackTensor,
+  type ClientToServerEvents,
+  type ServerMessage,
+  type ServerToClientEvents,
+  type SessionInfo,
+} from '../protocol/index.js';
+import type { LabeledDataset } from './data/dataset.js';
+import { procedureFor, type ParticipantData, type RoundContext } from './procedures/index.js';
+import type { Student, TrainResult } from './student.js';
+
+export interface ParticipantOptions {
+  url: string;
+  session: string;
+  token: string;
+  student: Student;
+  data: ParticipantData;
+  /** Labeled data to report accuracy on after each round (a held-out or validation set). */
+  evaluation?: LabeledDataset;
+  /** Local epochs over the private data per round. */
+  epochs: number;
+  batchSize: number;
+  /** How long to wait for the coordinator to answer a request. */
+  requestTimeoutMs?: number;
+  onRound?: (result: RoundResult) => void;
+  log?: (line: string) => void;
+}
+
+export interface RoundResult {
+  round: number;
+  /** Whether the round brought a target from peers (false for local training or a lone participant). */
+  receivedTarget: boolean;
+  train: TrainResult;
+  accuracy?: number;
+  /** Probabilities on the evaluation set, [n, numClasses], for ensemble metrics. */
+  evaluationProbs?: Float32Array;
+  /** Envelope bytes this participant sent and received in the round. */
+  bytesUp: number;
+  bytesDown: number;
+  /** Live tensors after the round: must not grow from round to round. */
+  numTensors: number;
+}
+
+export interface ParticipantSummary {
+  participant: string;
+  info: SessionInfo;
+  rounds: RoundResult[];
+  endReason: string;
+}
+
+type ParticipantSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export function runParticipant(options: ParticipantOptions): Promise<ParticipantSummary> {
+  const log = options.log ?? (() => {});
+  const timeout = options.requestTimeoutMs ?? 60_000;
+  const socket: ParticipantSocket = io(options.url, {
+    transports: ['websocket'],
+    auth: { v: PROTOCOL_VERSION, token: options.token },
+    reconnectionAttempts: 10,
+  });
+
+  return new Promise<ParticipantSummary>((resolve, reject) => {
+    let identity: { participant: string; info: SessionInfo } | undefined;
+    let current: ServerMessage<'round'> | undefined;
+    let bytesUp = 0;
+    let bytesDown = 0;
+    const results: RoundResult[] = [];
+    let queue: Promise<void> = Promise.resolve();
+    let finished = false;
+
+    const fail = (error: unknown) => {
+      if (finished) return;
+      finished = true;
+      socket.close();
+      reject(error instanceof Error ? error : new Error(String(error)));
+    };
+    // Messages are handled one at a time, in arrival order: a target never overtakes its round.
+    const enqueue = (task: () => Promise<void>) => {
+      queue = queue.then(task).catch((error: unknown) => {
+        if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) log(error.message);
+        else fail(error);
+      });
+    };
+    const request = async (event: 'join' | 'upload' | 'report', envelope: Uint8Array): Promise<Uint8Array> => {
+      bytesUp += envelope.byteLength;
+      return socket.timeout(timeout).emitWithAck(event, envelope);
+    };
+    const limits = () => ({ maxBytes: identity?.info.maxMessageBytes ?? 16 * 1024 * 1024 });
+    const context = (round: ServerMessage<'round'>): RoundContext => ({
+      info: identity!.info,
+      round,
+      student: options.student,
+      data: options.data,
+      epochs: options.epochs,
+      batchSize: options.batchSize,
+    });
+
+    const learnAndReport = async (round: ServerMessage<'round'>, target: Float32Array | null) => {
+      const { participant, info } = identity!;
+      const train = await procedureFor(info.algorithm).learn(context(round), target);
+      const evaluation = options.evaluation === undefined ? undefined : await options.student.evaluate(options.evaluation);
+      const report = encodeMessage(clientMessages.report, {
+        v: PROTOCOL_VERSION,
+        session: info.session,
+        round: round.round,
+        participant,
+        metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms },
+      }, limits());
+      readReply(replyMessages.ack, await request('report', report));
+      const result: RoundResult = {
+        round: round.round,
+        receivedTarget: target !== null,
+        train,
+        accuracy: evaluation?.accuracy,
+        evaluationProbs: evaluation?.probs,
+        bytesUp,
+        bytesDown,
+        numTensors: tf.memory().numTensors,
+      };
+      bytesUp = 0;
+      bytesDown = 0;
+      results.push(result);
+      options.onRound?.(result);
+    };
+
+    socket.on('connect', () =>
+      enqueue(async () => {
+        const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: 'participant' });
+        const joined = readReply(replyMessages.joined, await request('join', envelope));
+        if (joined.info.numClasses !== options.student.numClasses) {
+          throw new ProtocolError(
+            ErrorCode.Shape,
+            `session ${joined.info.session} has ${joined.info.numClasses} classes; this participant's model outputs ${options.student.numClasses}`,
+          );
+        }
+        identity = { participant: joined.participant, info: joined.info };
+        log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})`);
+      }),
+    );
+    socket.on('connect_error', (error) => {
+      const code = (error as Error & { data?: { code?: string } }).data?.code;
+      // Refusals are final; anything else (the server is not up yet, a dropped link) is retried by socket.io.
+      if (code === ErrorCode.Auth || code === ErrorCode.Version) fail(new ProtocolError(code, error.message.replace(/^E_[A-Z_]+: /, '')));
+    });
+    socket.io.on('reconnect_failed', () => fail(new Error(`could not reach the coordinator at ${options.url}`)));
+
+    socket.on('round', (bytes) =>
+      enqueue(async () => {
+        bytesDown += bytes.byteLength;
+        const round = decodeMessage(serverMessages.round, bytes, limits());
+        if (identity === undefined || round.session !== identity.info.session) return;
+        current = round;
+        if (round.knowledge === 'none') return learnAndReport(round, null);
+        const predictions = await procedureFor(identity.info.algorithm).share(context(round));
+        if (predictions === undefined) return;
+        const upload = encodeMessage(clientMessages.upload, {
+          v: PROTOCOL_VERSION,
+          session: round.session,
+          round: round.round,
+          participant: identity.participant,
+          kind: 'reference-predictions',
+          predictions: packTensor(predictions, [round.referenceIds.length, identity.info.numClasses], identity.info.uploadDtype),
+        }, limits());
+        readReply(replyMessages.ack, await request('upload', upload));
+      }),
+    );
+    socket.on('target', (bytes) =>
+      enqueue(async () => {
+        bytesDown += bytes.byteLength;
+        const message = decodeMessage(serverMessages.target, bytes, limits());
+        if (current === undefined || message.round !== current.round) {
+          log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
+          return;
+        }
+        const shape = [current.referenceIds.length, identity!.info.numClasses];
+        await learnAndReport(current, message.target === null ? null : unpackTensor(message.target, shape));
+      }),
+    );
+    socket.on('round-failed', (bytes) =>
+      enqueue(async () => {
+        const message = decodeMessage(serverMessages['round-failed'], bytes, limits());
+        log(`round ${message.round} failed: ${message.error.code}: ${message.error.message}`);
+      }),
+    );
+    socket.on('end', (bytes) =>
+      enqueue(async () => {
+        const message = decodeMessage(serverMessages.end, bytes, limits());
+        if (finished) return;
+        finished = true;
+        socket.close();
+        if (identity === undefined) throw new Error(`session ${message.session} ended before this participant joined: ${message.reason}`);
+        resolve({ participant: identity.participant, info: identity.info, rounds: results, endReason: message.reason });
+      }),
+    );
+  });
+}

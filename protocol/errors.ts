@@ -1,0 +1,61 @@
+/**
+ * Error codes on the wire. Every refusal the coordinator or a participant sends carries one
+ * code and a message a person can act on, e.g.
+ * `E_SHAPE: predictions for round 7 have shape [500,9]; the session expects [500,10]`.
+ */
+export const ErrorCode = {
+  /** The peer speaks another protocol version. */
+  Version: 'E_VERSION',
+  /** The bytes are not a msgpack envelope at all, or are truncated. */
+  Malformed: 'E_MALFORMED',
+  /** The envelope decoded but a field is missing, has the wrong type or an invalid value. */
+  Schema: 'E_SCHEMA',
+  /** A payload exceeds the session's size limit. */
+  TooLarge: 'E_TOO_LARGE',
+  /** A tensor's shape or byte length does not match what the session expects. */
+  Shape: 'E_SHAPE',
+  /** A tensor's dtype is not one the wire knows. */
+  Dtype: 'E_DTYPE',
+  /** A tensor holds NaN or ±Infinity, or probabilities off the simplex. */
+  Value: 'E_VALUE',
+  /** Unknown or rejected token, or an action the role may not take. */
+  Auth: 'E_AUTH',
+  /** The named session does not exist or has ended. */
+  Session: 'E_SESSION',
+  /** An upload for a round that is not open (already aggregated, failed, or not yet begun). */
+  RoundClosed: 'E_ROUND_CLOSED',
+  /** The participant has not joined the session it names. */
+  NotJoined: 'E_NOT_JOINED',
+  /** A bug on the answering side; the message says what failed. */
+  Internal: 'E_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error that travels: a code plus a message, printed as `CODE: message`. */
+export class ProtocolError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string) {
+    super(`${code}: ${message}`);
+    this.name = 'ProtocolError';
+    this.code = code;
+  }
+
+  /** The wire form, without the code repeated in the message. */
+  toWire(): WireError {
+    return { code: this.code, message: this.message.slice(this.code.length + 2) };
+  }
+}
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Turns anything thrown into a wire error; unknown failures become E_INTERNAL. */
+export function toWireError(error: unknown): WireError {
+  if (error instanceof ProtocolError) return error.toWire();
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: ErrorCode.Internal, message };
+}

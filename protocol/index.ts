@@ -1,0 +1,6 @@
+export * from './codec.js';
+export * from './errors.js';
+export * from './knowledge.js';
+export * from './messages.js';
+export * from './tensor.js';
+export * from './version.js';

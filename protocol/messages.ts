@@ -1,0 +1,171 @@
+/**
+ * The messages both ends exchange, their schemas and the socket.io event maps.
+ *
+ * Every event carries exactly one binary envelope (msgpack, see codec.ts); requests that expect
+ * an answer (join, upload, report) get a binary envelope back through the socket.io ack.
+ * Headers are validated with zod on receipt; tensor bytes are checked by unpackTensor, never by
+ * the schema.
+ */
+import { z } from 'zod';
+import { decodeEnvelope, encodeEnvelope, type CodecLimits } from './codec.js';
+import { ErrorCode, ProtocolError, type WireError } from './errors.js';
+import { WIRE_DTYPES, type WireTensor } from './tensor.js';
+import { PROTOCOL_VERSION } from './version.js';
+
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only');
+const roundNumber = z.number().int().min(1).max(1_000_000);
+const count = z.number().int().min(0).max(2 ** 31);
+
+const wireTensor = z.object({
+  dtype: z.enum(WIRE_DTYPES as [WireTensor['dtype'], ...WireTensor['dtype'][]]),
+  shape: z.array(count).max(8),
+  data: z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected binary bytes (msgpack bin)'),
+  min: z.number().optional(),
+  scale: z.number().optional(),
+}) satisfies z.ZodType<WireTensor>;
+
+const wireError = z.object({
+  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+  message: z.string().max(4096),
+}) satisfies z.ZodType<WireError>;
+
+/** What a participant needs to know about the session it joined. */
+const sessionInfo = z.object({
+  session: id,
+  algorithm: z.string().max(64),
+  knowledge: z.enum(['reference-predictions', 'none']),
+  rounds: roundNumber,
+  numClasses: z.number().int().min(2).max(100_000),
+  referenceSize: count,
+  temperature: z.number().positive().max(1000),
+  /** Weight of the task loss; the distillation loss gets 1 − alpha. */
+  alpha: z.number().min(0).max(1),
+  uploadDtype: z.enum(WIRE_DTYPES as [WireTensor['dtype'], ...WireTensor['dtype'][]]),
+  maxMessageBytes: z.number().int().positive(),
+});
+export type SessionInfo = z.infer<typeof sessionInfo>;
+
+const header = { v: z.literal(PROTOCOL_VERSION), session: id };
+
+export const clientMessages = {
+  join: z.object({ ...header, role: z.enum(['participant']) }),
+  upload: z.object({
+    ...header,
+    round: roundNumber,
+    participant: id,
+    kind: z.literal('reference-predictions'),
+    predictions: wireTensor,
+  }),
+  report: z.object({
+    ...header,
+    round: roundNumber,
+    participant: id,
+    metrics: z.object({
+      accuracy: z.number().min(0).max(1).optional(),
+      loss: z.number().optional(),
+      trainSamples: count.optional(),
+      trainMs: z.number().min(0).optional(),
+    }),
+  }),
+} as const;
+
+export const serverMessages = {
+  round: z.object({
+    ...header,
+    round: roundNumber,
+    knowledge: sessionInfo.shape.knowledge,
+    referenceIds: z.array(count).max(10_000_000),
+    temperature: z.number().positive(),
+    /** Milliseconds since the epoch after which uploads for this round are refused. */
+    deadline: z.number(),
+  }),
+  target: z.object({
+    ...header,
+    round: roundNumber,
+    /** Leave-one-out mean of the other participants' probabilities, or null without peers. */
+    target: wireTensor.nullable(),
+    contributors: count,
+  }),
+  'round-failed': z.object({ ...header, round: roundNumber, error: wireError }),
+  end: z.object({ ...header, reason: z.string().max(4096), rounds: count }),
+} as const;
+
+export const replyMessages = {
+  joined: z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    ok: z.literal(true),
+    participant: id,
+    info: sessionInfo,
+    /** The round in progress when the participant joined (0 before the first). */
+    round: count,
+  }),
+  ack: z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(true) }),
+  refused: z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), error: wireError }),
+} as const;
+
+export type ClientMessage<E extends keyof typeof clientMessages> = z.infer<(typeof clientMessages)[E]>;
+export type ServerMessage<E extends keyof typeof serverMessages> = z.infer<(typeof serverMessages)[E]>;
+export type ReplyMessage<E extends keyof typeof replyMessages> = z.infer<(typeof replyMessages)[E]>;
+
+/** An answer to a request: the request's success shape or a refusal. */
+export type Reply<Ok> = Ok | ReplyMessage<'refused'>;
+
+type Envelope = Uint8Array;
+type Ack = (reply: Envelope) => void;
+
+/** socket.io event maps, shared by the coordinator (`Server<…>`) and participants (`Socket<…>`). */
+export interface ClientToServerEvents {
+  join: (envelope: Envelope, ack: Ack) => void;
+  upload: (envelope: Envelope, ack: Ack) => void;
+  report: (envelope: Envelope, ack: Ack) => void;
+}
+export interface ServerToClientEvents {
+  round: (envelope: Envelope) => void;
+  target: (envelope: Envelope) => void;
+  'round-failed': (envelope: Envelope) => void;
+  end: (envelope: Envelope) => void;
+}
+
+/** Encodes after checking the message against its own schema: a sender never emits what a receiver would refuse. */
+export function encodeMessage<S extends z.ZodType>(schema: S, message: z.infer<S>, limits?: CodecLimits): Uint8Array {
+  return encodeEnvelope(parseMessage(schema, message) as object, limits);
+}
+
+/** Decodes and validates one envelope: E_MALFORMED, E_TOO_LARGE, E_VERSION or E_SCHEMA on failure. */
+export function decodeMessage<S extends z.ZodType>(schema: S, bytes: unknown, limits?: CodecLimits): z.infer<S> {
+  return parseMessage(schema, decodeEnvelope(bytes, limits));
+}
+
+function parseMessage<S extends z.ZodType>(schema: S, message: unknown): z.infer<S> {
+  const v = (message as { v?: unknown } | null)?.v;
+  if (v !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      ErrorCode.Version,
+      `the envelope speaks protocol version ${JSON.stringify(v)}; this end speaks ${PROTOCOL_VERSION}. Upgrade the older side.`,
+    );
+  }
+  const parsed = schema.safeParse(message);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .slice(0, 3)
+      .map((issue) => `${issue.path.join('.') || '(envelope)'}: ${issue.message}`)
+      .join('; ');
+    throw new ProtocolError(ErrorCode.Schema, issues);
+  }
+  return parsed.data;
+}
+
+/** The refusal envelope for an error, as sent back through an ack. */
+export function refusal(error: WireError): Uint8Array {
+  return encodeEnvelope({ v: PROTOCOL_VERSION, ok: false, error });
+}
+
+/** Reads an ack: returns the success message, or throws the refusal as a ProtocolError. */
+export function readReply<S extends z.ZodType>(schema: S, bytes: unknown): z.infer<S> {
+  const message = decodeEnvelope(bytes);
+  if (message.ok === false) {
+    const refused = parseMessage(replyMessages.refused, message);
+    throw new ProtocolError(refused.error.code, refused.error.message);
+  }
+  return parseMessage(schema, message);
+}

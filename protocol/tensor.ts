@@ -1,0 +1,251 @@
+/**
+ * Tensors on the wire: `{ dtype, shape, data }` with data as raw little-endian bytes.
+ * float16 travels as IEEE-754 binary16 bits; uint8 as a per-tensor affine quantisation.
+ */
+import { ErrorCode, ProtocolError } from './errors.js';
+
+export type WireDtype = 'float32' | 'float16' | 'uint8';
+export const WIRE_DTYPES: readonly WireDtype[] = Object.freeze(['float32', 'float16', 'uint8']);
+
+/** A tensor as it travels: data holds the raw little-endian bytes. For uint8, values = min + q*scale. */
+export interface WireTensor {
+  dtype: WireDtype;
+  shape: number[];
+  data: Uint8Array;
+  min?: number;
+  scale?: number;
+}
+
+const BYTES_PER_VALUE: Record<WireDtype, number> = { float32: 4, float16: 2, uint8: 1 };
+
+/** The wire is little-endian; typed arrays use the host order, so a big-endian host swaps bytes. */
+const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Packs values into wire bytes. Copies: later changes to `values` do not reach the tensor. */
+export function packTensor(values: Float32Array, shape: readonly number[], dtype: WireDtype): WireTensor {
+  checkDtype(dtype);
+  const size = checkShape(shape);
+  if (values.length !== size) {
+    throw new ProtocolError(ErrorCode.Shape, `tensor has shape ${formatShape(shape)} (${size} values) but ${values.length} values were given`);
+  }
+  const bad = firstNonFinite(values);
+  if (bad >= 0) throw new ProtocolError(ErrorCode.Value, `tensor value at index ${bad} is ${values[bad]}; only finite values can be sent`);
+  const outShape = [...shape];
+  switch (dtype) {
+    case 'float32': {
+      const data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice();
+      if (!HOST_IS_LITTLE_ENDIAN) swapBytes(data, 4);
+      return { dtype, shape: outShape, data };
+    }
+    case 'float16': {
+      const halves = new Uint16Array(size);
+      // Reading the float32 bits directly: a Float32Array is always 4-byte aligned.
+      const bits = new Uint32Array(values.buffer, values.byteOffset, size);
+      for (let i = 0; i < size; i++) {
+        const h = float32BitsToFloat16Bits(bits[i]!);
+        if ((h & 0x7fff) === 0x7c00) {
+          throw new ProtocolError(ErrorCode.Value, `tensor value at index ${i} is ${values[i]}, beyond the float16 range (±65504)`);
+        }
+        halves[i] = h;
+      }
+      const data = new Uint8Array(halves.buffer);
+      if (!HOST_IS_LITTLE_ENDIAN) swapBytes(data, 2);
+      return { dtype, shape: outShape, data };
+    }
+    case 'uint8': {
+      let min = Infinity;
+      let max = -Infinity;
+      for (let i = 0; i < size; i++) {
+        const v = values[i]!;
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      if (size === 0) min = max = 0;
+      // Computed in float64: max - min cannot overflow even at ±float32 max.
+      const scale = (max - min) / 255;
+      const data = new Uint8Array(size);
+      if (scale > 0) {
+        // Division (not multiplication by 1/scale) keeps q exactly round((v-min)/scale).
+        for (let i = 0; i < size; i++) data[i] = Math.round((values[i]! - min) / scale);
+      }
+      return { dtype, shape: outShape, data, min, scale };
+    }
+  }
+}
+
+/**
+ * Decodes and validates a tensor received from a peer. `data` may be a view at any byteOffset
+ * (msgpackr hands out subarrays of the envelope), so it is copied before being viewed as floats.
+ */
+export function unpackTensor(t: WireTensor, expectedShape?: readonly number[]): Float32Array {
+  if (typeof t !== 'object' || t === null) throw new ProtocolError(ErrorCode.Schema, `tensor must be an object; got ${describe(t)}`);
+  checkDtype(t.dtype);
+  const size = checkShape(t.shape);
+  if (expectedShape !== undefined && !sameShape(t.shape, expectedShape)) {
+    throw new ProtocolError(ErrorCode.Shape, `tensor has shape ${formatShape(t.shape)}; expected ${formatShape(expectedShape)}`);
+  }
+  if (!(t.data instanceof Uint8Array)) {
+    throw new ProtocolError(ErrorCode.Schema, `tensor data must be binary (Uint8Array); got ${describe(t.data)}`);
+  }
+  const width = BYTES_PER_VALUE[t.dtype];
+  const bytes = t.data.byteLength;
+  if (bytes !== size * width) {
+    const held = bytes % width === 0 ? `${bytes / width} values` : `not a whole number of ${width}-byte values`;
+    throw new ProtocolError(
+      ErrorCode.Shape,
+      `tensor has shape ${formatShape(t.shape)} (${size} values = ${size * width} bytes of ${t.dtype}) but carries ${bytes} bytes (${held})`,
+    );
+  }
+
+  const out = new Float32Array(size);
+  switch (t.dtype) {
+    case 'float32': {
+      // One memcpy into the aligned output, then view it: no per-element DataView.
+      const outBytes = new Uint8Array(out.buffer);
+      outBytes.set(t.data);
+      if (!HOST_IS_LITTLE_ENDIAN) swapBytes(outBytes, 4);
+      break;
+    }
+    case 'float16': {
+      const halves = new Uint16Array(size);
+      const halfBytes = new Uint8Array(halves.buffer);
+      halfBytes.set(t.data);
+      if (!HOST_IS_LITTLE_ENDIAN) swapBytes(halfBytes, 2);
+      const table = float16Table();
+      for (let i = 0; i < size; i++) {
+        const h = halves[i]!;
+        if ((h & 0x7c00) === 0x7c00) {
+          throw new ProtocolError(ErrorCode.Value, `tensor value at index ${i} is ${table[h]}; only finite values are accepted`);
+        }
+        out[i] = table[h]!;
+      }
+      return out;
+    }
+    case 'uint8': {
+      const { min, scale } = t;
+      if (typeof min !== 'number' || typeof scale !== 'number') {
+        throw new ProtocolError(ErrorCode.Schema, `uint8 tensor needs numbers min and scale; got min=${describe(min)}, scale=${describe(scale)}`);
+      }
+      if (!Number.isFinite(min) || !Number.isFinite(scale) || scale < 0) {
+        throw new ProtocolError(ErrorCode.Value, `uint8 tensor needs finite min and non-negative finite scale; got min=${min}, scale=${scale}`);
+      }
+      const q = t.data;
+      for (let i = 0; i < size; i++) out[i] = min + q[i]! * scale;
+      break;
+    }
+  }
+  // float32 bytes can encode NaN/±Inf directly; uint8 can overflow float32 when min/scale are huge.
+  const bad = firstNonFinite(out);
+  if (bad >= 0) throw new ProtocolError(ErrorCode.Value, `tensor value at index ${bad} is ${out[bad]}; only finite values are accepted`);
+  return out;
+}
+
+/** Payload bytes of a tensor (its data; the few header fields are not counted). */
+export function wireBytes(t: WireTensor): number {
+  return t.data.byteLength;
+}
+
+// ---- float16 -------------------------------------------------------------------------------
+
+/**
+ * IEEE-754 binary32 bits → binary16 bits, round to nearest, ties to even.
+ * binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits; binary32: 1, 8 (bias 127), 23.
+ */
+function float32BitsToFloat16Bits(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const exp32 = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp32 === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 | (mant >>> 13) : 0); // Inf, or a quiet NaN
+  const e = exp32 - 112; // rebias 127 → 15
+  if (e >= 0x1f) return sign | 0x7c00; // overflow → ±Inf
+  if (e <= 0) {
+    // Subnormal half: m = M·2^(e-14) with M the 24-bit significand; below 2^-25 everything rounds to 0.
+    if (e < -10) return sign;
+    const significand = mant | 0x800000;
+    const shift = 14 - e;
+    let m = significand >>> shift;
+    const rest = significand & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rest > half || (rest === half && (m & 1) !== 0)) m++; // may carry into the smallest normal: still correct
+    return sign | m;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1) !== 0)) h++; // a carry may reach 0x7c00 = Inf: correct
+  return sign | h;
+}
+
+/** binary16 bits → the (exactly representable) float32 value. */
+function float16BitsToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m !== 0 ? NaN : sign * Infinity;
+  return sign * (1024 + m) * 2 ** (e - 25);
+}
+
+/** All 65536 halves decoded once (256 KiB), so decoding is one table lookup per value. */
+let float16Lookup: Float32Array | undefined;
+function float16Table(): Float32Array {
+  if (float16Lookup === undefined) {
+    float16Lookup = new Float32Array(0x10000);
+    for (let h = 0; h < 0x10000; h++) float16Lookup[h] = float16BitsToNumber(h);
+  }
+  return float16Lookup;
+}
+
+// ---- validation helpers --------------------------------------------------------------------
+
+function checkDtype(dtype: unknown): asserts dtype is WireDtype {
+  if (!(WIRE_DTYPES as readonly unknown[]).includes(dtype)) {
+    throw new ProtocolError(ErrorCode.Dtype, `tensor dtype ${describe(dtype)} is not one of ${WIRE_DTYPES.join(', ')}`);
+  }
+}
+
+/** Checks the shape is an array of non-negative safe integers and returns the element count. */
+function checkShape(shape: unknown): number {
+  if (!Array.isArray(shape)) throw new ProtocolError(ErrorCode.Shape, `tensor shape must be an array; got ${describe(shape)}`);
+  let size = 1;
+  for (let i = 0; i < shape.length; i++) {
+    const d: unknown = shape[i];
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new ProtocolError(ErrorCode.Shape, `tensor shape dimension ${i} is ${describe(d)}; dimensions must be non-negative integers`);
+    }
+    size *= d;
+  }
+  if (!Number.isSafeInteger(size)) throw new ProtocolError(ErrorCode.Shape, `tensor shape ${formatShape(shape)} has too many values`);
+  return size;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Index of the first NaN or ±Inf, or -1. `v - v` is 0 exactly for finite v. */
+function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+function swapBytes(bytes: Uint8Array, width: 2 | 4): void {
+  for (let i = 0; i + width <= bytes.length; i += width) bytes.subarray(i, i + width).reverse();
+}
+
+/** `[500,9]`; very long shapes (only from a hostile or broken peer) are abbreviated. */
+function formatShape(shape: readonly unknown[]): string {
+  const shown = shape.length > 8 ? [...shape.slice(0, 8).map(String), `… (rank ${shape.length})`] : shape.map(String);
+  return `[${shown.join(',')}]`;
+}
+
+/** A short, safe description of an untrusted value for an error message. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? `a ${value.constructor?.name ?? 'null-prototype object'}` : `a ${typeof value}`;
+}

@@ -1,0 +1,41 @@
+/**
+ * Aggregation math on typed arrays. Sums accumulate in float64 so that the leave-one-out
+ * subtraction (sum − own) does not cancel away float32 precision; results are float32, the
+ * precision they travel in.
+ */
+
+/** Element-wise sum of equally long vectors, in float64. */
+export function sumOf(vectors: readonly Float32Array[]): Float64Array {
+  const first = vectors[0];
+  if (first === undefined) throw new Error('cannot aggregate zero vectors');
+  const sum = new Float64Array(first.length);
+  for (const v of vectors) {
+    if (v.length !== sum.length) throw new Error(`cannot aggregate vectors of lengths ${sum.length} and ${v.length}`);
+    for (let i = 0; i < v.length; i++) sum[i]! += v[i]!;
+  }
+  return sum;
+}
+
+/** The mean (1/n) Σ_j p_j: the full ensemble. */
+export function meanOf(vectors: readonly Float32Array[]): Float32Array {
+  const sum = sumOf(vectors);
+  const mean = new Float32Array(sum.length);
+  for (let i = 0; i < sum.length; i++) mean[i] = sum[i]! / vectors.length;
+  return mean;
+}
+
+/**
+ * Leave-one-out means: for participant i, (1/(n−1)) Σ_{j≠i} p_j = (S − p_i)/(n − 1), the peer
+ * ensemble of deep mutual learning (Zhang et al. 2018, eq. 10 for K > 2 networks). One sum
+ * serves all n targets: O(n·P·C) rather than O(n²·P·C). Undefined for n < 2 (no peers).
+ */
+export function leaveOneOutMeans(vectors: readonly Float32Array[]): Float32Array[] {
+  const n = vectors.length;
+  if (n < 2) throw new Error(`a leave-one-out mean needs at least 2 participants; got ${n}`);
+  const sum = sumOf(vectors);
+  return vectors.map((own) => {
+    const target = new Float32Array(sum.length);
+    for (let i = 0; i < sum.length; i++) target[i] = (sum[i]! - own[i]!) / (n - 1);
+    return target;
+  });
+}

@@ -1,0 +1,195 @@
+/**
+ * The coordinator: a socket.io server (WebSocket transport only) that authenticates
+ * participants by token, decodes and validates every envelope, and hands it to its session.
+ * It never trains and never imports tfjs; a bad message is answered with an error code and
+ * changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server, type Socket } from 'socket.io';
+import {
+  clientMessages,
+  decodeMessage,
+  DEFAULT_MAX_BYTES,
+  encodeEnvelope,
+  ErrorCode,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  refusal,
+  toWireError,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
+} from '../protocol/index.js';
+import { Session, type SessionConfig } from './session.js';
+
+export interface CoordinatorOptions {
+  /** Interface to listen on; 127.0.0.1 unless a deployment says otherwise. */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Largest envelope any session may exchange; socket.io's own limit is set just above it. */
+  maxMessageBytes?: number;
+  log?: (line: string) => void;
+}
+
+interface Identity {
+  session: Session;
+  participant: string;
+}
+
+type CoordinatorSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { identity: Identity }>;
+
+const tokenKey = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export class Coordinator {
+  readonly url: string;
+  private readonly io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { identity: Identity }>;
+  private readonly http: HttpServer;
+  private readonly sessions = new Map<string, Session>();
+  /** sha256(token) → identity: tokens themselves are not kept. */
+  private readonly identities = new Map<string, Identity>();
+  private readonly maxMessageBytes: number;
+  private readonly log: (line: string) => void;
+
+  private constructor(http: HttpServer, url: string, maxMessageBytes: number, log: (line: string) => void) {
+    this.http = http;
+    this.url = url;
+    this.maxMessageBytes = maxMessageBytes;
+    this.log = log;
+    this.io = new Server(http, {
+      transports: ['websocket'],
+      // socket.io drops a connection silently past this size; our own check (codec) answers
+      // with E_TOO_LARGE first, so give socket.io some headroom above the envelope limit.
+      maxHttpBufferSize: maxMessageBytes + 64 * 1024,
+      serveClient: false,
+    });
+    this.io.use((socket, next) => {
+      try {
+        socket.data.identity = this.authenticate(socket.handshake.auth);
+        next();
+      } catch (error) {
+        const wire = toWireError(error);
+        next(Object.assign(new Error(`${wire.code}: ${wire.message}`), { data: wire }));
+      }
+    });
+    this.io.on('connection', (socket) => this.attach(socket));
+  }
+
+  static async start(options: CoordinatorOptions = {}): Promise<Coordinator> {
+    const http = createServer();
+    const host = options.host ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.port ?? 0, host, () => resolve());
+    });
+    const { port } = http.address() as AddressInfo;
+    return new Coordinator(http, `http://${host}:${port}`, options.maxMessageBytes ?? DEFAULT_MAX_BYTES, options.log ?? (() => {}));
+  }
+
+  createSession(config: SessionConfig): Session {
+    if (this.sessions.has(config.id)) throw new Error(`a session named "${config.id}" already exists`);
+    if (config.maxMessageBytes > this.maxMessageBytes) {
+      throw new Error(`session "${config.id}" allows ${config.maxMessageBytes}-byte messages; this coordinator takes at most ${this.maxMessageBytes}`);
+    }
+    for (const p of config.participants) {
+      if (this.identities.has(tokenKey(p.token))) throw new Error(`participant ${p.id}'s token is already in use`);
+    }
+    const session = new Session(config);
+    this.sessions.set(config.id, session);
+    for (const p of config.participants) this.identities.set(tokenKey(p.token), { session, participant: p.id });
+    session.once('end', () => {
+      for (const p of config.participants) this.identities.delete(tokenKey(p.token));
+      this.sessions.delete(config.id);
+    });
+    return session;
+  }
+
+  async close(): Promise<void> {
+    for (const session of this.sessions.values()) session.end('the coordinator is shutting down');
+    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+    this.http.closeAllConnections();
+  }
+
+  private authenticate(auth: Record<string, unknown>): Identity {
+    if (auth.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError(
+        ErrorCode.Version,
+        `this coordinator speaks protocol version ${PROTOCOL_VERSION}; the participant sent ${JSON.stringify(auth.v)}. Run matching codistill versions.`,
+      );
+    }
+    if (typeof auth.token !== 'string' || auth.token.length === 0) {
+      throw new ProtocolError(ErrorCode.Auth, 'no token given: pass the participant token the session operator issued');
+    }
+    const identity = this.identities.get(tokenKey(auth.token));
+    if (identity === undefined) throw new ProtocolError(ErrorCode.Auth, 'the token is not valid for any running session');
+    return identity;
+  }
+
+  private attach(socket: CoordinatorSocket): void {
+    const { session, participant } = socket.data.identity;
+    const limits = { maxBytes: session.config.maxMessageBytes };
+    const ok = encodeEnvelope({ v: PROTOCOL_VERSION, ok: true });
+    let joined = false;
+
+    // Every handler answers through its ack, with either success or an error code; nothing
+    // thrown by a message escapes to crash the process.
+    const answer = (ack: unknown, work: () => Uint8Array): void => {
+      let reply: Uint8Array;
+      try {
+        reply = work();
+      } catch (error) {
+        const wire = toWireError(error);
+        if (wire.code === ErrorCode.Internal) this.log(`internal error handling a message from ${participant}: ${wire.message}`);
+        reply = refusal(wire);
+      }
+      if (typeof ack === 'function') ack(reply);
+    };
+    const requireJoined = () => {
+      if (!joined) throw new ProtocolError(ErrorCode.NotJoined, `${participant} must join session ${session.config.id} before sending anything else`);
+    };
+    const requireSession = (name: string) => {
+      if (name !== session.config.id) throw new ProtocolError(ErrorCode.Session, `this token belongs to session ${session.config.id}, not ${name}`);
+    };
+
+    socket.on('join', (bytes, ack) =>
+      answer(ack, () => {
+        const message = decodeMessage(clientMessages.join, bytes, limits);
+        requireSession(message.session);
+        const reply = session.join(participant, { send: (event, envelope) => socket.emit(event, envelope) });
+        joined = true;
+        this.log(`${participant} joined ${session.config.id}`);
+        return encodeEnvelope(reply);
+      }),
+    );
+    socket.on('upload', (bytes, ack) =>
+      answer(ack, () => {
+        requireJoined();
+        const message = decodeMessage(clientMessages.upload, bytes, limits);
+        requireSession(message.session);
+        if (message.participant !== participant) throw new ProtocolError(ErrorCode.Auth, `this token belongs to ${participant}, not ${message.participant}`);
+        session.upload(participant, message, byteLength(bytes));
+        return ok;
+      }),
+    );
+    socket.on('report', (bytes, ack) =>
+      answer(ack, () => {
+        requireJoined();
+        const message = decodeMessage(clientMessages.report, bytes, limits);
+        requireSession(message.session);
+        if (message.participant !== participant) throw new ProtocolError(ErrorCode.Auth, `this token belongs to ${participant}, not ${message.participant}`);
+        session.report(participant, message, byteLength(bytes));
+        return ok;
+      }),
+    );
+    socket.on('disconnect', (reason) => {
+      if (!joined) return;
+      this.log(`${participant} left ${session.config.id}: ${reason}`);
+      session.leave(participant);
+    });
+  }
+}
+
+function byteLength(bytes: unknown): number {
+  return bytes instanceof Uint8Array ? bytes.byteLength : 0;
+}

