@@ -34,8 +34,10 @@ export interface SessionConfig {
   rounds: number;
   /** Who may join, each with its own token (tokens are never shared between participants). */
   participants: Array<{ id: string; token: string }>;
-  /** Participants needed to start the session and to aggregate a round. */
+  /** Quorum: uploads needed to aggregate a round. */
   minParticipants: number;
+  /** Participants that must have joined before round 1 opens; all listed ones when omitted. */
+  minToStart?: number;
   numClasses: number;
   /** Size of the shared reference set every participant can read, addressed by id 0…size−1. */
   referenceSize: number;
@@ -96,7 +98,7 @@ export interface SessionEvents {
 }
 
 export class Session extends EventEmitter<SessionEvents> {
-  readonly config: SessionConfig;
+  readonly config: Readonly<SessionConfig>;
   readonly strategy: Strategy;
   readonly history: RoundRecord[] = [];
   private phase: Phase = 'waiting';
@@ -149,7 +151,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.links.set(participant, link);
     const reply: ReplyMessage<'joined'> = { v: PROTOCOL_VERSION, ok: true, participant, info: this.info, round: this.currentRound };
     // Start on the next turn, after the join has been answered.
-    if (this.phase === 'waiting' && this.links.size >= this.config.minParticipants) setImmediate(() => this.startIfReady());
+    if (this.phase === 'waiting' && this.links.size >= this.minToStart) setImmediate(() => this.startIfReady());
     return reply;
   }
 
@@ -205,8 +207,12 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit('end', { reason, rounds: this.history });
   }
 
+  private get minToStart(): number {
+    return this.config.minToStart ?? this.config.participants.length;
+  }
+
   private startIfReady(): void {
-    if (this.phase === 'waiting' && this.links.size >= this.config.minParticipants) this.openRound(1);
+    if (this.phase === 'waiting' && this.links.size >= this.minToStart) this.openRound(this.history.length + 1);
   }
 
   private requireOpen(participant: string, round: number, what: string): OpenRound {
@@ -358,6 +364,9 @@ function checkConfig(c: SessionConfig): void {
   if (new Set(c.participants.map((p) => p.id)).size !== c.participants.length) problems.push('participant ids must be unique');
   if (!Number.isInteger(c.minParticipants) || c.minParticipants < 1 || c.minParticipants > c.participants.length) {
     problems.push(`minParticipants must be in [1, ${c.participants.length}] (got ${c.minParticipants})`);
+  }
+  if (c.minToStart !== undefined && !(Number.isInteger(c.minToStart) && c.minToStart >= 1 && c.minToStart <= c.participants.length)) {
+    problems.push(`minToStart must be in [1, ${c.participants.length}] (got ${c.minToStart})`);
   }
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);

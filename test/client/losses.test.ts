@@ -1,0 +1,83 @@
+/**
+ * Golden values for the losses, computed once in float64 (the formulas in client/losses.ts, by
+ * hand in plain JavaScript) and stored here. They pin the details other libraries got wrong:
+ * KL(target ‖ student) not the reverse, mean over the batch (N) not over N×C, the T² factor,
+ * and no gradient into the target.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../../client/backend.js';
+import { crossEntropy, distillationLoss, kdLoss } from '../../client/losses.js';
+
+const LOGITS = [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]];
+const TARGET = [[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]]; // a zero entry: 0·log 0 must count as 0
+const LABELS = [0, 2];
+
+const GOLDEN = {
+  crossEntropy: 0.831069476105,
+  kd: { 1: 0.333586609554, 2: 1.07464536986, 4: 4.60030097008 } as Record<number, number>,
+  /** ∂kd/∂z for z[0][0] and z[1][1]: (T/N)·(softmax(z/T) − q). */
+  kdGradient: { 1: [0.0427985172946, -0.0509053294775], 2: [-0.110202336343, -0.133703686785], 4: [-0.473926516068, -0.300162631787] } as Record<number, number[]>,
+  /** 0.3·CE + 0.7·kd at T = 2. */
+  distillation: 1.001572601734,
+};
+
+function expectRelative(actual: number, expected: number, tolerance = 1e-5): void {
+  expect(Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12)).toBeLessThan(tolerance);
+}
+
+describe('losses against golden values', () => {
+  beforeAll(async () => {
+    await selectBackend();
+  });
+
+  it('cross-entropy is the batch mean of −log softmax at the label', () => {
+    const value = tf.tidy(() => crossEntropy(tf.tensor2d(LOGITS), tf.tensor1d(LABELS, 'int32')).dataSync()[0]!);
+    expectRelative(value, GOLDEN.crossEntropy);
+  });
+
+  for (const T of [1, 2, 4]) {
+    it(`KD at T=${T}: T²·mean_n KL(target ‖ softmax(z/T))`, () => {
+      const value = tf.tidy(() => kdLoss(tf.tensor2d(LOGITS), tf.tensor2d(TARGET), T).dataSync()[0]!);
+      expectRelative(value, GOLDEN.kd[T]!);
+    });
+
+    it(`KD gradient at T=${T} is (T/N)(softmax(z/T) − q) and nothing flows into the target`, () => {
+      const [dz, dq] = tf.tidy(() => {
+        const grads = tf.grads((z: tf.Tensor, q: tf.Tensor) => kdLoss(z as tf.Tensor2D, q as tf.Tensor2D, T));
+        const [gz, gq] = grads([tf.tensor2d(LOGITS), tf.tensor2d(TARGET)]);
+        return [gz!.arraySync() as number[][], gq!.arraySync() as number[][]];
+      });
+      expectRelative(dz[0]![0]!, GOLDEN.kdGradient[T]![0]!, 1e-4);
+      expectRelative(dz[1]![1]!, GOLDEN.kdGradient[T]![1]!, 1e-4);
+      expect(dq.flat().every((g) => g === 0)).toBe(true);
+    });
+  }
+
+  it('KD is zero when the student matches the target, and not symmetric', () => {
+    const [same, forward, reverse] = tf.tidy(() => {
+      const q = tf.tensor2d(TARGET[0]!, [1, 3]);
+      const p = tf.tensor2d([[0.2, 0.3, 0.5]]);
+      // Logits whose softmax at T = 1 is exactly q (resp. p): z = log q.
+      return [kdLoss(tf.log(q) as tf.Tensor2D, q, 1), kdLoss(tf.log(p) as tf.Tensor2D, q, 1), kdLoss(tf.log(q) as tf.Tensor2D, p, 1)]
+        .map((t) => t.dataSync()[0]!);
+    });
+    expect(Math.abs(same!)).toBeLessThan(1e-6);
+    // KL(q‖p) for q = (.7,.2,.1), p = (.2,.3,.5), by hand; the reverse KL(p‖q) differs.
+    expectRelative(forward!, 0.7 * Math.log(0.7 / 0.2) + 0.2 * Math.log(0.2 / 0.3) + 0.1 * Math.log(0.1 / 0.5));
+    expectRelative(reverse!, 0.2 * Math.log(0.2 / 0.7) + 0.3 * Math.log(0.3 / 0.2) + 0.5 * Math.log(0.5 / 0.1));
+  });
+
+  it('the participant loss is α·CE + (1−α)·T²·KL, and CE alone without a target', () => {
+    const [both, taskOnly] = tf.tidy(() => {
+      const z = tf.tensor2d(LOGITS);
+      const labels = tf.tensor1d(LABELS, 'int32');
+      return [
+        distillationLoss({ privateLogits: z, labels, referenceLogits: z, target: tf.tensor2d(TARGET) }, 0.3, 2),
+        distillationLoss({ privateLogits: z, labels }, 0.3, 2),
+      ].map((t) => t.dataSync()[0]!);
+    });
+    expectRelative(both!, GOLDEN.distillation);
+    expectRelative(taskOnly!, GOLDEN.crossEntropy);
+  });
+});
