@@ -30,6 +30,7 @@ simulate options (defaults in brackets):
   --temperature T           [${DEFAULT_OPTIONS.temperature}]
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
+  --workers N               worker threads to spread participants over [one per participant]
   --no-baseline             skip the local-only baseline run
   --out FILE                results JSON [results/simulate-<time>.json]
 `;
@@ -71,6 +72,7 @@ export function parseSimulateArgs(args: string[]): SimulationOptions {
       temperature: { type: 'string' },
       'upload-dtype': { type: 'string' },
       backend: { type: 'string' },
+      workers: { type: 'string' },
       'no-baseline': { type: 'boolean' },
       out: { type: 'string' },
     },
@@ -96,6 +98,7 @@ export function parseSimulateArgs(args: string[]): SimulationOptions {
     temperature: number('temperature', values.temperature, d.temperature, (x) => x > 0, 'a number > 0'),
     uploadDtype: oneOf<WireDtype>('upload-dtype', values['upload-dtype'], d.uploadDtype, WIRE_DTYPES),
     backend: values.backend,
+    workers: values.workers === undefined ? undefined : number('workers', values.workers, 1, positiveInt, 'an integer ≥ 1'),
     baseline: values['no-baseline'] !== true,
     out: values.out ?? `results/simulate-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
   };

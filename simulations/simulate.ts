@@ -35,6 +35,8 @@ export interface SimulationOptions {
   temperature: number;
   uploadDtype: WireDtype;
   backend?: string;
+  /** Worker threads the participants are spread over; one per participant when omitted. */
+  workers?: number;
   /** Also run the local-only baseline on the same participants. */
   baseline: boolean;
   /** Where the results JSON goes. */
@@ -171,7 +173,8 @@ async function runOnce(
     maxMessageBytes: 16 * 1024 * 1024,
   };
   const session = coordinator.createSession(config);
-  progress.line(`\n[${options.algorithm}] ${n} participants in worker threads, coordinator at ${coordinator.url}`);
+  const workerCount = Math.min(options.workers ?? n, n);
+  progress.line(`\n[${options.algorithm}] ${n} participants in ${workerCount} worker threads, coordinator at ${coordinator.url}`);
   progress.line(header(n));
 
   const rows: RoundRow[] = [];
@@ -182,32 +185,32 @@ async function runOnce(
   try {
     await new Promise<void>((resolve, reject) => {
       let done = 0;
-      for (let index = 0; index < n; index++) {
+      for (let w = 0; w < workerCount; w++) {
         const input: WorkerInput = {
-          index,
           url: coordinator.url,
           session: config.id,
-          token: tokens[index]!.token,
           backend: options.backend,
           model: options.model,
-          seed: options.seed * 1000 + index,
           learningRate: options.learningRate,
           epochs: options.epochs,
           batchSize: options.batchSize,
-          train: trainSets[index]!,
+          // Round-robin: participant i runs in worker i mod W.
+          participants: tokens
+            .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]! }))
+            .filter((p) => p.index % workerCount === w),
           reference: reference.x,
           test,
         };
         const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: input });
         workers.push(worker);
-        worker.on('error', (error) => reject(new Error(`participant p${index} crashed: ${error.message}`)));
+        worker.on('error', (error) => reject(new Error(`worker ${w} crashed: ${error.message}`)));
         worker.on('message', (message: WorkerOutput) => {
           switch (message.type) {
             case 'ready':
               backend = message.backend;
               break;
             case 'error':
-              reject(new Error(`participant p${index} failed: ${message.message}`));
+              reject(new Error(`participant p${message.index} failed: ${message.message}`));
               break;
             case 'done':
               if (++done === n) resolve();

@@ -1,6 +1,7 @@
 /**
- * One simulated participant in its own worker thread: the wasm backend is single-threaded, so
- * participants sharing a thread would take turns; here each gets its own event loop and tfjs.
+ * Simulated participants in one worker thread. The wasm backend is single-threaded, so
+ * participants sharing a thread take turns; the simulation gives each worker its own event loop
+ * and tfjs, and spreads participants over as many workers as asked (one each by default).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../client/backend.js';
@@ -9,24 +10,28 @@ import { createModel, type ModelName } from '../client/models.js';
 import { runParticipant } from '../client/participant.js';
 import { Student } from '../client/student.js';
 
-export interface WorkerInput {
+export interface SimulatedParticipant {
   index: number;
+  token: string;
+  seed: number;
+  train: LabeledDataset;
+}
+
+export interface WorkerInput {
   url: string;
   session: string;
-  token: string;
   backend?: string;
   model: ModelName;
-  seed: number;
   learningRate: number;
   epochs: number;
   batchSize: number;
-  train: LabeledDataset;
+  participants: SimulatedParticipant[];
   reference: Float32Array;
   test: LabeledDataset;
 }
 
 export type WorkerOutput =
-  | { type: 'ready'; index: number; backend: string }
+  | { type: 'ready'; backend: string }
   | {
       type: 'round';
       index: number;
@@ -41,37 +46,47 @@ export type WorkerOutput =
   | { type: 'done'; index: number; endReason: string }
   | { type: 'error'; index: number; message: string };
 
-async function main(input: WorkerInput): Promise<void> {
-  const post = (message: WorkerOutput, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(message, transfer);
+async function runOne(input: WorkerInput, p: SimulatedParticipant, post: (m: WorkerOutput, t?: ArrayBuffer[]) => void): Promise<void> {
   try {
-    const backend = await selectBackend(input.backend);
-    post({ type: 'ready', index: input.index, backend });
-    const { sampleShape, numClasses } = input.train;
-    const student = new Student(createModel({ name: input.model, inputShape: sampleShape, numClasses, seed: input.seed }), {
-      sampleShape, numClasses, learningRate: input.learningRate, seed: input.seed,
+    const { sampleShape, numClasses } = p.train;
+    const student = new Student(createModel({ name: input.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
+      sampleShape, numClasses, learningRate: input.learningRate, seed: p.seed,
     });
     const summary = await runParticipant({
       url: input.url,
       session: input.session,
-      token: input.token,
+      token: p.token,
       student,
-      data: { train: input.train, reference: input.reference },
+      data: { train: p.train, reference: input.reference },
       evaluation: input.test,
       epochs: input.epochs,
       batchSize: input.batchSize,
       onRound: (r) => {
         const probs = r.evaluationProbs!;
         post({
-          type: 'round', index: input.index, round: r.round, receivedTarget: r.receivedTarget, accuracy: r.accuracy!,
+          type: 'round', index: p.index, round: r.round, receivedTarget: r.receivedTarget, accuracy: r.accuracy!,
           testProbs: probs, loss: r.train.loss, trainMs: r.train.ms, numTensors: r.numTensors,
         }, [probs.buffer as ArrayBuffer]);
       },
     });
     student.dispose();
-    post({ type: 'done', index: input.index, endReason: summary.endReason });
+    post({ type: 'done', index: p.index, endReason: summary.endReason });
   } catch (error) {
-    post({ type: 'error', index: input.index, message: error instanceof Error ? error.message : String(error) });
+    post({ type: 'error', index: p.index, message: error instanceof Error ? error.message : String(error) });
   }
+}
+
+async function main(input: WorkerInput): Promise<void> {
+  const post = (message: WorkerOutput, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(message, transfer);
+  let backend: string;
+  try {
+    backend = await selectBackend(input.backend);
+  } catch (error) {
+    for (const p of input.participants) post({ type: 'error', index: p.index, message: (error as Error).message });
+    return;
+  }
+  post({ type: 'ready', backend });
+  await Promise.all(input.participants.map((p) => runOne(input, p, post)));
 }
 
 if (parentPort !== null) void main(workerData as WorkerInput);
