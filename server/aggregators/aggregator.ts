@@ -1,0 +1,98 @@
+/**
+ * The aggregator contract: many participants' soft predictions for one round in, one
+ * aggregate out. All math runs on typed arrays (the server never imports tfjs), accumulates in
+ * float64 and returns float32, the precision the aggregate travels in.
+ *
+ * A contribution's values come from the wire, where the session has already checked shape and
+ * finiteness; the aggregators check again because they are also a library, and a refusal here
+ * carries the same error codes the wire uses (E_SHAPE, E_VALUE, E_SCHEMA). What is the server's
+ * own doing — its configuration (rows, classes, temperature, trim fraction), an empty round, a
+ * participant counted twice — is refused with a plain error: the operator's to fix, not a
+ * participant's.
+ */
+import { ErrorCode, ProtocolError } from '../../protocol/errors.js';
+
+/** One participant's contribution to a round: row-major [rows, classes] values plus optional metadata. */
+export interface Contribution {
+  participant: string;
+  values: Float32Array;
+  /** Size of the participant's private training set (sample-weighted aggregation). */
+  sampleCount?: number;
+  /** Per class, how many private training samples the participant holds (label-weighted aggregation). */
+  labelCounts?: number[];
+}
+
+export interface AggregatorOptions {
+  rows: number;
+  classes: number;
+  /** ERA's sharpening temperature T, 0 < T < 1; default 0.1 (DS-FL's setting). */
+  temperature?: number;
+  /** Trimmed mean: fraction β of values dropped on each side per coordinate, 0 ≤ β < 0.5; default 0.1. */
+  trimFraction?: number;
+}
+
+/** Aggregates contributions into one row-major [rows, classes] array. */
+export type Aggregator = (contributions: readonly Contribution[], options: AggregatorOptions) => Float32Array;
+
+/**
+ * Checks what every aggregator needs: at least one contribution, distinct participants, a
+ * sensible shape, every values array exactly rows × classes long and free of NaN and ±Infinity.
+ * Returns the values arrays, in contribution order.
+ */
+export function checkContributions(
+  aggregator: string,
+  contributions: readonly Contribution[],
+  options: AggregatorOptions,
+): Float32Array[] {
+  const { rows, classes } = options;
+  if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(classes) || classes < 1) {
+    throw new Error(`${aggregator}: rows and classes must be positive integers; got rows=${rows}, classes=${classes}`);
+  }
+  if (contributions.length === 0) {
+    throw new Error(`${aggregator}: no contributions to aggregate`);
+  }
+  const length = rows * classes;
+  const seen = new Set<string>();
+  const arrays: Float32Array[] = [];
+  for (const { participant, values } of contributions) {
+    if (seen.has(participant)) {
+      throw new Error(`${aggregator}: participant ${participant} contributes twice to one aggregate`);
+    }
+    seen.add(participant);
+    if (values.length !== length) {
+      throw new ProtocolError(
+        ErrorCode.Shape,
+        `${aggregator}: ${participant} sent ${values.length} values; expected rows × classes = ${rows} × ${classes} = ${length}`,
+      );
+    }
+    for (let i = 0; i < length; i++) {
+      const x = values[i]!;
+      // x − x is 0 for every finite x and NaN for NaN and ±Infinity: one branch, no call.
+      if (x - x !== 0) {
+        const row = Math.floor(i / classes);
+        throw new ProtocolError(
+          ErrorCode.Value,
+          `${aggregator}: ${participant} sent ${x} at row ${row}, class ${i - row * classes}; values must be finite numbers`,
+        );
+      }
+    }
+    arrays.push(values);
+  }
+  return arrays;
+}
+
+/**
+ * Writes row `row` of `sums` into `out`, scaled to sum to 1. A row that sums to zero (every
+ * contribution put nothing on any class, which a median can produce) becomes uniform: the
+ * aggregate says "no idea" rather than dividing by zero.
+ */
+export function writeNormalisedRow(out: Float32Array, row: number, sums: Float64Array, classes: number): void {
+  let total = 0;
+  for (let c = 0; c < classes; c++) total += sums[c]!;
+  const base = row * classes;
+  if (total > 0) {
+    for (let c = 0; c < classes; c++) out[base + c] = sums[c]! / total;
+  } else {
+    out.fill(1 / classes, base, base + classes);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The aggregator registry: one line per aggregator, plus the leave-one-out forms that DML-style
+ * strategies send each participant (the aggregate of the *others*).
+ */
+import { leaveOneOutMeans, sumOf } from '../aggregate.js';
+import { checkContributions, type Aggregator, type AggregatorOptions, type Contribution } from './aggregator.js';
+import { entropyWeighted } from './entropy-weighted.js';
+import { era } from './era.js';
+import { labelWeighted } from './label-weighted.js';
+import { meanLogits } from './mean-logits.js';
+import { mean } from './mean.js';
+import { median } from './median.js';
+import { sampleWeighted } from './sample-weighted.js';
+import { trimmedMean } from './trimmed-mean.js';
+
+export type { Aggregator, AggregatorOptions, Contribution } from './aggregator.js';
+export { ERA_DEFAULT_TEMPERATURE } from './era.js';
+export { TRIMMED_MEAN_DEFAULT_FRACTION } from './trimmed-mean.js';
+
+export type AggregatorName =
+  | 'mean'
+  | 'mean-logits'
+  | 'sample-weighted'
+  | 'label-weighted'
+  | 'entropy-weighted'
+  | 'era'
+  | 'median'
+  | 'trimmed-mean';
+
+export const AGGREGATORS: Readonly<Record<AggregatorName, Aggregator>> = {
+  mean,
+  'mean-logits': meanLogits,
+  'sample-weighted': sampleWeighted,
+  'label-weighted': labelWeighted,
+  'entropy-weighted': entropyWeighted,
+  era,
+  median,
+  'trimmed-mean': trimmedMean,
+};
+
+export const AGGREGATOR_NAMES = Object.keys(AGGREGATORS) as readonly AggregatorName[];
+
+export function isAggregatorName(name: string): name is AggregatorName {
+  // Object.hasOwn, not `in`: "constructor" or "toString" must not pass for an aggregator.
+  return Object.hasOwn(AGGREGATORS, name);
+}
+
+/** The aggregator called `name`, or an error that lists the names there are. */
+export function aggregatorFor(name: string): Aggregator {
+  if (!isAggregatorName(name)) {
+    throw new Error(`unknown aggregator "${name}"; choose one of ${AGGREGATOR_NAMES.join(', ')}`);
+  }
+  return AGGREGATORS[name];
+}
+
+/** Aggregators whose aggregate is the plain mean of the values, so that S − own works. */
+const PLAIN_MEANS: ReadonlySet<string> = new Set<AggregatorName>(['mean', 'mean-logits']);
+
+/**
+ * The aggregate of every contribution except `participant`'s: what a DML-style strategy sends
+ * that participant. For the plain means it is (S − p_own)/(n − 1) from one float64 sum (Zhang
+ * et al. 2018; the trick of leaveOneOutMeans); every other aggregator is recomputed over the
+ * others. A participant that contributed nothing this round is excluded trivially: it gets the
+ * aggregate of all contributions. At least one contribution must remain.
+ */
+export function aggregateExcluding(
+  name: AggregatorName | string,
+  contributions: readonly Contribution[],
+  participant: string,
+  options: AggregatorOptions,
+): Float32Array {
+  const aggregate = aggregatorFor(name);
+  // The whole set is checked, the left-out contribution included: a bad upload is refused the
+  // same way whichever target is being computed.
+  const arrays = checkContributions(name, contributions, options);
+  const index = contributions.findIndex((c) => c.participant === participant);
+  if (index < 0) return aggregate(contributions, options);
+  if (arrays.length < 2) {
+    throw new Error(`${name}: ${participant} is the only contributor; there is nobody else to aggregate`);
+  }
+  if (PLAIN_MEANS.has(name)) {
+    const sum = sumOf(arrays);
+    const own = arrays[index]!;
+    const others = arrays.length - 1;
+    const target = new Float32Array(sum.length);
+    for (let i = 0; i < sum.length; i++) target[i] = (sum[i]! - own[i]!) / others;
+    return target;
+  }
+  return aggregate(
+    contributions.filter((_, k) => k !== index),
+    options,
+  );
+}
+
+/**
+ * Every participant's leave-one-out aggregate, keyed by participant. For the plain means all n
+ * targets come from one float64 sum, O(n·P·C) in all (leaveOneOutMeans); other aggregators are
+ * recomputed n times over n − 1 contributions, O(n²·P·C).
+ */
+export function leaveOneOutAggregates(
+  name: AggregatorName | string,
+  contributions: readonly Contribution[],
+  options: AggregatorOptions,
+): Map<string, Float32Array> {
+  aggregatorFor(name);
+  if (contributions.length < 2) {
+    throw new Error(`${name}: leave-one-out aggregates need at least 2 contributors; got ${contributions.length}`);
+  }
+  const targets = new Map<string, Float32Array>();
+  if (PLAIN_MEANS.has(name)) {
+    const arrays = checkContributions(name, contributions, options);
+    leaveOneOutMeans(arrays).forEach((target, k) => targets.set(contributions[k]!.participant, target));
+    return targets;
+  }
+  for (const { participant } of contributions) {
+    targets.set(participant, aggregateExcluding(name, contributions, participant, options));
+  }
+  return targets;
+}

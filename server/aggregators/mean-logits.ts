@@ -1,0 +1,15 @@
+/**
+ * Mean of logits: z̄ = (1/n) Σ_k z_k. Values are logits here, and so is the result.
+ *
+ * FedDF (Lin et al. 2020, "Ensemble Distillation for Robust Model Fusion in Federated Learning",
+ * Algorithm 1) distills from the average of the clients' logits, and FD (Jeong et al. 2018)
+ * averages per-class mean logits. Averaging logits is a geometric mean of the probabilities,
+ * softmax(z̄) ∝ Π_k softmax(z_k)^{1/n}: sharper than the mean of probabilities and not the same
+ * target, which is why it is a separate aggregator. Logits are unbounded, so nothing is
+ * renormalised.
+ */
+import { meanOf } from '../aggregate.js';
+import { checkContributions, type Aggregator } from './aggregator.js';
+
+export const meanLogits: Aggregator = (contributions, options) =>
+  meanOf(checkContributions('mean-logits', contributions, options));

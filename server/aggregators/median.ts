@@ -1,0 +1,35 @@
+/**
+ * Coordinate-wise median, then rows renormalised to the simplex.
+ *
+ *   m_rc = median_k p_k,rc       (for even n, the mean of the two middle values)
+ *   p̄_rc = m_rc / Σ_c' m_rc'     (uniform 1/C if the medians of a row are all 0)
+ *
+ * Source: the coordinate-wise median of Yin et al. 2018, "Byzantine-Robust Distributed
+ * Learning: Towards Optimal Statistical Rates", ICML (Definition 1, applied there to gradients;
+ * here to each participant's probability of class c on reference sample r). A minority of
+ * arbitrary (Byzantine) contributions can move each median only within the range of the honest
+ * values. The paper aggregates unconstrained vectors; coordinate-wise medians of distributions
+ * need not sum to 1 (three participants each sure of a different class give medians 0, 0, 0),
+ * so — our step, not the paper's — each row is rescaled to sum 1, and falls back to uniform when
+ * it sums to 0.
+ */
+import { checkContributions, writeNormalisedRow, type Aggregator } from './aggregator.js';
+import { medianInPlace } from './order-statistics.js';
+
+export const median: Aggregator = (contributions, options) => {
+  const arrays = checkContributions('median', contributions, options);
+  const { rows, classes } = options;
+  const n = arrays.length;
+  const column = new Float64Array(n);
+  const rowValues = new Float64Array(classes);
+  const out = new Float32Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < classes; c++) {
+      const i = r * classes + c;
+      for (let k = 0; k < n; k++) column[k] = arrays[k]![i]!;
+      rowValues[c] = medianInPlace(column, n);
+    }
+    writeNormalisedRow(out, r, rowValues, classes);
+  }
+  return out;
+};
