@@ -47,6 +47,16 @@ export function kdLoss(studentLogits: tf.Tensor2D, target: tf.Tensor2D, temperat
   });
 }
 
+/**
+ * Logit matching by mean absolute error: (1/N) Σ_n (1/C) Σ_c |z_nc − t_nc|, FedMD's "digest"
+ * step (Li & Wang 2019). The paper says only that each party trains "to approach the
+ * consensus"; the authors' code compiles the model with Keras' mean_absolute_error on logits,
+ * which is this. The target is a constant.
+ */
+export function logitMatchingLoss(studentLogits: tf.Tensor2D, targetLogits: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.abs(tf.sub(studentLogits, stopGradient(targetLogits)))) as tf.Scalar);
+}
+
 export interface DistillationBatch {
   /** Student logits on a batch of private samples, and their labels. */
   privateLogits: tf.Tensor2D;

@@ -23,7 +23,7 @@ import {
   type SessionInfo,
 } from '../protocol/index.js';
 import type { LabeledDataset } from './data/dataset.js';
-import { procedureFor, type ParticipantData, type RoundContext } from './procedures/index.js';
+import { procedureFor, targetShape, type ParticipantData, type Procedure, type RoundContext, type Target } from './procedures/index.js';
 import type { Student, TrainResult } from './student.js';
 
 export interface ParticipantOptions {
@@ -37,6 +37,8 @@ export interface ParticipantOptions {
   /** Local epochs over the private data per round. */
   epochs: number;
   batchSize: number;
+  /** A teacher only shares knowledge: it never receives a target or trains. */
+  role?: 'participant' | 'teacher';
   /** How long to wait for the coordinator to answer a request. */
   requestTimeoutMs?: number;
   onRound?: (result: RoundResult) => void;
@@ -77,7 +79,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
   });
 
   return new Promise<ParticipantSummary>((resolve, reject) => {
-    let identity: { participant: string; info: SessionInfo } | undefined;
+    let identity: { participant: string; info: SessionInfo; procedure: Procedure } | undefined;
     let current: ServerMessage<'round'> | undefined;
     let bytesUp = 0;
     let bytesDown = 0;
@@ -112,9 +114,10 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       batchSize: options.batchSize,
     });
 
-    const learnAndReport = async (round: ServerMessage<'round'>, target: Float32Array | null) => {
+    const learnAndReport = async (round: ServerMessage<'round'>, target: Target | null) => {
       const { participant, info } = identity!;
-      const train = await procedureFor(info.algorithm).learn(context(round), target);
+      if (options.role === 'teacher') return;
+      const train = await identity!.procedure.learn(context(round), target);
       const evaluation = options.evaluation === undefined ? undefined : await options.student.evaluate(options.evaluation);
       const report = encodeMessage(clientMessages.report, {
         v: PROTOCOL_VERSION,
@@ -142,7 +145,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
 
     socket.on('connect', () =>
       enqueue(async () => {
-        const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: 'participant' });
+        const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant' });
         const joined = readReply(replyMessages.joined, await request('join', envelope));
         if (joined.info.numClasses !== options.student.numClasses) {
           throw new ProtocolError(
@@ -150,7 +153,8 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
             `session ${joined.info.session} has ${joined.info.numClasses} classes; this participant's model outputs ${options.student.numClasses}`,
           );
         }
-        identity = { participant: joined.participant, info: joined.info };
+        // Keep the procedure across reconnects: some carry state from share to learn.
+        identity = { participant: joined.participant, info: joined.info, procedure: identity?.procedure ?? procedureFor(joined.info.algorithm) };
         log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})`);
       }),
     );
@@ -168,15 +172,17 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         if (identity === undefined || round.session !== identity.info.session) return;
         current = round;
         if (round.knowledge === 'none') return learnAndReport(round, null);
-        const predictions = await procedureFor(identity.info.algorithm).share(context(round));
-        if (predictions === undefined) return;
+        const share = await identity.procedure.share(context(round));
+        if (share === undefined) return;
         const upload = encodeMessage(clientMessages.upload, {
           v: PROTOCOL_VERSION,
           session: round.session,
           round: round.round,
           participant: identity.participant,
-          kind: 'reference-predictions',
-          predictions: packTensor(predictions, [round.referenceIds.length, identity.info.numClasses], identity.info.uploadDtype),
+          kind: round.knowledge,
+          values: packTensor(share.values, share.shape, identity.info.uploadDtype),
+          sampleCount: share.sampleCount,
+          labelCounts: share.labelCounts,
         }, limits());
         readReply(replyMessages.ack, await request('upload', upload));
       }),
@@ -189,8 +195,8 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
           log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
           return;
         }
-        const shape = [current.referenceIds.length, identity!.info.numClasses];
-        await learnAndReport(current, message.target === null ? null : unpackTensor(message.target, shape));
+        const target = message.target === null ? null : { values: unpackTensor(message.target, targetShape(context(current))), counts: message.counts };
+        await learnAndReport(current, target);
       }),
     );
     socket.on('round-failed', (bytes) =>

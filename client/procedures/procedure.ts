@@ -22,17 +22,31 @@ export interface RoundContext {
   batchSize: number;
 }
 
+/** The knowledge a participant uploads: one tensor, plus counts where the kind needs them. */
+export interface Share {
+  values: Float32Array;
+  shape: number[];
+  sampleCount?: number;
+  labelCounts?: number[];
+}
+
+/** What the coordinator sent back to learn from. */
+export interface Target {
+  values: Float32Array;
+  counts?: number[];
+}
+
 export interface Procedure {
-  /** The knowledge to upload for the round ([referenceIds × numClasses] probabilities), or undefined to share nothing. */
-  share(context: RoundContext): Promise<Float32Array | undefined>;
-  /** Trains the student for the round, towards the aggregate when there is one. */
-  learn(context: RoundContext, target: Float32Array | null): Promise<TrainResult>;
+  /** The knowledge to upload for the round, or undefined to share nothing. May train first (FedAvg). */
+  share(context: RoundContext): Promise<Share | undefined>;
+  /** Trains the student for the round, towards the target when there is one. */
+  learn(context: RoundContext, target: Target | null): Promise<TrainResult>;
 }
 
 /** The features of the round's reference samples, gathered in id order. */
 export function referenceFeatures(context: RoundContext): Float32Array {
   const { reference } = context.data;
-  const d = context.student.sampleShape.reduce((a, b) => a * b, 1);
+  const d = context.student.sampleSize;
   const ids = context.round.referenceIds;
   if (reference === undefined) throw new Error(`round ${context.round.round} needs the reference set, but this participant was given none`);
   if (reference.length !== context.info.referenceSize * d) {
@@ -41,4 +55,30 @@ export function referenceFeatures(context: RoundContext): Float32Array {
   const out = new Float32Array(ids.length * d);
   ids.forEach((id, row) => out.set(reference.subarray(id * d, (id + 1) * d), row * d));
   return out;
+}
+
+/** The shape a target of this session must have, to check what arrives. */
+export function targetShape(context: RoundContext): number[] {
+  const C = context.info.numClasses;
+  switch (context.info.knowledge) {
+    case 'reference-predictions':
+    case 'reference-logits':
+      return [context.round.referenceIds.length, C];
+    case 'class-logits':
+      return [C, C];
+    case 'weights':
+      return [context.student.model.countParams()];
+    case 'none':
+      return [0];
+  }
+}
+
+/** Training options for the round from the session and the participant's settings. */
+export function trainOptions(context: RoundContext, alpha = context.info.alpha) {
+  return { epochs: context.epochs, batchSize: context.batchSize, alpha, temperature: context.info.temperature };
+}
+
+/** Sums two passes' results, for procedures that train in phases. */
+export function combined(first: TrainResult, second: TrainResult): TrainResult {
+  return { loss: second.loss, steps: first.steps + second.steps, samples: first.samples + second.samples, ms: first.ms + second.ms };
 }

@@ -1,30 +1,34 @@
 /**
- * Deep mutual learning across nodes (Zhang et al. 2018, "Deep Mutual Learning"): every
- * participant distills towards the mean of the *other* participants' temperature-scaled
- * probabilities on the round's reference samples.
+ * Deep mutual learning across nodes (Zhang et al. 2018, "Deep Mutual Learning", eq. 10 for
+ * K > 2 networks): every participant distills towards the aggregate of the *other*
+ * participants' temperature-scaled probabilities on the round's reference samples. The
+ * aggregate is the mean by default; any aggregator of server/aggregators can stand in (median
+ * or trimmed mean against hostile peers, entropy-weighted for a gated ensemble, …).
  */
-import { leaveOneOutMeans, meanOf } from '../aggregate.js';
+import { aggregatorFor, leaveOneOutAggregates } from '../aggregators/index.js';
 import { referenceIdsForRound } from './reference-ids.js';
 import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
 
 export function dml(settings: StrategySettings): Strategy {
+  const name = settings.aggregator ?? 'mean';
+  const aggregator = aggregatorFor(name);
   return {
     name: 'dml',
     knowledge: 'reference-predictions',
     configureRound: (round) => ({
       referenceIds: referenceIdsForRound(settings.referenceSize, settings.referencePerRound, settings.seed, round),
     }),
-    aggregate(uploads): Aggregate {
-      const ids = [...uploads.keys()];
-      const vectors = [...uploads.values()];
-      const ensemble = meanOf(vectors);
-      const targets = new Map<string, Float32Array | null>();
-      if (vectors.length < 2) {
-        for (const id of ids) targets.set(id, null);
-      } else {
-        leaveOneOutMeans(vectors).forEach((target, i) => targets.set(ids[i]!, target));
-      }
-      return { targets, ensemble };
+    aggregate(contributions, learners, rows): Aggregate {
+      const options = { rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction };
+      // One pass for all targets (for the mean: one float64 sum, each target (S − own)/(n − 1)).
+      const others = contributions.length >= 2 ? leaveOneOutAggregates(name, contributions, options) : new Map<string, Float32Array>();
+      const targets = new Map(
+        learners.map((p) => {
+          const values = others.get(p);
+          return [p, values === undefined ? null : { values, shape: [rows, settings.numClasses] }];
+        }),
+      );
+      return { targets, ensemble: aggregator(contributions, options) };
     },
   };
 }

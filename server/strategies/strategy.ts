@@ -2,30 +2,51 @@
  * A server strategy: how a session configures each round and aggregates the knowledge that
  * arrives. It meets the participant's procedure only through protocol types.
  */
-export type Knowledge = 'reference-predictions' | 'none';
+import type { Contribution, KnowledgeKind } from '../../protocol/index.js';
+
+export type { Contribution };
+export type Knowledge = KnowledgeKind | 'none';
 
 export interface RoundPlan {
-  /** Reference sample ids every participant predicts on (empty when nothing is exchanged). */
+  /** Reference sample ids every participant predicts on (empty when no reference set is used). */
   referenceIds: number[];
 }
 
+/** What one participant learns from in a round. */
+export interface Target {
+  values: Float32Array;
+  shape: number[];
+  /** Per-class sample counts behind the target (class-logits). */
+  counts?: number[];
+}
+
 export interface Aggregate {
-  /** What each contributor receives; null when it has no peers to learn from. */
-  targets: Map<string, Float32Array | null>;
-  /** The full-ensemble mean over all contributors, for metrics. */
-  ensemble: Float32Array;
+  /** What each learning contributor receives; null when it has no peers to learn from. */
+  targets: Map<string, Target | null>;
+  /** One aggregate over all contributors, for metrics and the journal (null when none applies). */
+  ensemble: Float32Array | null;
 }
 
 export interface StrategySettings {
   referenceSize: number;
   referencePerRound: number;
   seed: number;
+  numClasses: number;
+  /** The aggregator a prediction-based strategy combines contributions with (server/aggregators). */
+  aggregator?: string;
+  /** Sharpening temperature of ERA (DS-FL), 0 < T < 1. */
+  sharpenTemperature?: number;
+  /** Fraction trimmed on each side by the trimmed mean. */
+  trimFraction?: number;
 }
 
 export interface Strategy {
   readonly name: string;
   readonly knowledge: Knowledge;
   configureRound(round: number): RoundPlan;
-  /** Aggregates validated uploads, keyed by participant, each [referenceIds.length × numClasses]. */
-  aggregate(uploads: ReadonlyMap<string, Float32Array>): Aggregate;
+  /**
+   * Aggregates one round's validated contributions. `learners` are the contributors that get a
+   * target (teacher-only participants contribute but never learn).
+   */
+  aggregate(contributions: readonly Contribution[], learners: readonly string[], rows: number): Aggregate;
 }

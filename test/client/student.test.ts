@@ -21,9 +21,9 @@ describe('students on wasm', () => {
       });
       const before = (await student.evaluate(split.test)).accuracy;
       const tensors = tf.memory().numTensors;
-      const first = await student.train(train, undefined, { epochs: 1, batchSize: 32, alpha: 1, temperature: 1 });
+      const first = await student.train({ labeled: train }, { epochs: 1, batchSize: 32, alpha: 1, temperature: 1 });
       const afterFirst = tf.memory().numTensors; // Adam's slots now exist
-      const second = await student.train(train, undefined, { epochs: 1, batchSize: 32, alpha: 1, temperature: 1 });
+      const second = await student.train({ labeled: train }, { epochs: 1, batchSize: 32, alpha: 1, temperature: 1 });
       const after = (await student.evaluate(split.test)).accuracy;
       expect(afterFirst).toBeGreaterThan(tensors);
       expect(tf.memory().numTensors).toBe(afterFirst);
@@ -57,7 +57,7 @@ describe('students on wasm', () => {
       return s / 200;
     };
     const before = await meanClass3();
-    await student.train(train, { x: split.reference.x, probs }, { epochs: 4, batchSize: 32, alpha: 0, temperature: 1 });
+    await student.train({ labeled: train, soft: { x: split.reference.x, probs } }, { epochs: 4, batchSize: 32, alpha: 0, temperature: 1 });
     expect(await meanClass3()).toBeGreaterThan(Math.max(0.5, before + 0.3));
     student.dispose();
   });

@@ -66,13 +66,17 @@ describe('aggregation math', () => {
     expect(() => sumOf([new Float32Array(2), new Float32Array(3)])).toThrow(/lengths 2 and 3/);
   });
 
-  it('the dml strategy sends no target to a lone participant', () => {
-    const strategy = dml({ referenceSize: 2, referencePerRound: 2, seed: 1 });
-    const alone = strategy.aggregate(new Map([['p0', P[0]!]]));
+  it('the dml strategy sends leave-one-out targets to learners only, and none to a lone participant', () => {
+    const strategy = dml({ referenceSize: 2, referencePerRound: 2, seed: 1, numClasses: 3 });
+    const contribution = (participant: string, values: Float32Array) => ({ participant, kind: 'reference-predictions' as const, values });
+    const alone = strategy.aggregate([contribution('p0', P[0]!)], ['p0'], 2);
     expect(alone.targets.get('p0')).toBeNull();
-    const three = strategy.aggregate(new Map([['a', P[0]!], ['b', P[1]!], ['c', P[2]!]]));
-    expectClose(three.targets.get('c')!, [0.6, 0.225, 0.175, 0.2, 0.2, 0.6]);
-    expectClose(three.ensemble, [...meanOf(P)]);
+    // c is a teacher: it contributes to a's and b's targets but gets none itself.
+    const three = strategy.aggregate([contribution('a', P[0]!), contribution('b', P[1]!), contribution('c', P[2]!)], ['a', 'b'], 2);
+    expect([...three.targets.keys()]).toEqual(['a', 'b']);
+    expectClose(three.targets.get('a')!.values, [0.3, 0.525, 0.175, (0.3 + 1 / 3) / 2, (0.3 + 1 / 3) / 2, (0.4 + 1 / 3) / 2]);
+    expect(three.targets.get('a')!.shape).toEqual([2, 3]);
+    expectClose(three.ensemble!, [...meanOf(P)]);
   });
 });
 

@@ -150,30 +150,30 @@ describe('coordinator over real sockets', () => {
     const bad: Array<[string, Promise<Uint8Array>]> = [
       ['E_MALFORMED', a.send('upload', new Uint8Array([0xc1, 0xff, 0x00]))],
       ['E_MALFORMED', a.send('upload', encodeEnvelope({ v: 1, round: 1 }).subarray(0, 5))],
-      ['E_VERSION', a.upload({ v: 99, predictions: good(0) })],
-      ['E_SCHEMA', a.upload({ round: -1, predictions: good(0) })],
-      ['E_SCHEMA', a.upload({ predictions: { dtype: 'float64', shape: [REFERENCE, C], data: new Uint8Array(8) } })],
-      ['E_SHAPE', a.upload({ predictions: packTensor(predictions(0, 3), [3, C], 'float32') })],
-      ['E_SHAPE', a.upload({ predictions: { ...good(0), data: good(0).data.subarray(1) } })],
-      ['E_VALUE', a.upload({ predictions: nanTensor })],
-      ['E_VALUE', a.upload({ predictions: packTensor(logits, [REFERENCE, C], 'float32') })],
-      ['E_AUTH', a.upload({ participant: 'b', predictions: good(0) })],
-      ['E_SESSION', a.upload({ session: 'other', predictions: good(0) })],
-      ['E_ROUND_CLOSED', a.upload({ round: 2, predictions: good(0) })],
+      ['E_VERSION', a.upload({ v: 99, values: good(0) })],
+      ['E_SCHEMA', a.upload({ round: -1, values: good(0) })],
+      ['E_SCHEMA', a.upload({ values: { dtype: 'float64', shape: [REFERENCE, C], data: new Uint8Array(8) } })],
+      ['E_SHAPE', a.upload({ values: packTensor(predictions(0, 3), [3, C], 'float32') })],
+      ['E_SHAPE', a.upload({ values: { ...good(0), data: good(0).data.subarray(1) } })],
+      ['E_VALUE', a.upload({ values: nanTensor })],
+      ['E_VALUE', a.upload({ values: packTensor(logits, [REFERENCE, C], 'float32') })],
+      ['E_AUTH', a.upload({ participant: 'b', values: good(0) })],
+      ['E_SESSION', a.upload({ session: 'other', values: good(0) })],
+      ['E_ROUND_CLOSED', a.upload({ round: 2, values: good(0) })],
       ['E_TOO_LARGE', a.send('upload', new Uint8Array(64 * 1024 + 1))],
     ];
     for (const [code, reply] of bad) expect(refusalCode(await reply), code).toBe(code);
     expect(session.currentRound).toBe(1);
 
     // Honest uploads, float16 from b to show mixed encodings aggregate together; a retries (idempotent).
-    expect(refusalCode(await a.upload({ predictions: good(0) }))).toBe('ok');
-    expect(refusalCode(await a.upload({ predictions: good(7) }))).toBe('ok');
-    expect(refusalCode(await b.upload({ predictions: packTensor(predictions(1), [REFERENCE, C], 'float16') }))).toBe('ok');
-    expect(refusalCode(await c.upload({ predictions: good(2) }))).toBe('ok');
+    expect(refusalCode(await a.upload({ values: good(0) }))).toBe('ok');
+    expect(refusalCode(await a.upload({ values: good(7) }))).toBe('ok');
+    expect(refusalCode(await b.upload({ values: packTensor(predictions(1), [REFERENCE, C], 'float16') }))).toBe('ok');
+    expect(refusalCode(await c.upload({ values: good(2) }))).toBe('ok');
     await until(() => [a, b, c].every((p) => p.targets.length === 1), 'targets');
 
     // A late upload for the aggregated round is refused, and changes nothing.
-    expect(refusalCode(await c.upload({ predictions: good(5) }))).toBe('E_ROUND_CLOSED');
+    expect(refusalCode(await c.upload({ values: good(5) }))).toBe('E_ROUND_CLOSED');
 
     // b's predictions as the coordinator saw them: rounded through float16.
     const received = unpackTensor(packTensor(predictions(1), [REFERENCE, C], 'float16'));
@@ -206,7 +206,7 @@ describe('coordinator over real sockets', () => {
     const a = new RawParticipant(coordinator.url, 'a', 'secret-a');
     participants.push(a);
     await a.connected();
-    expect(refusalCode(await a.upload({ predictions: packTensor(predictions(0), [REFERENCE, C], 'float32') }))).toBe('E_NOT_JOINED');
+    expect(refusalCode(await a.upload({ values: packTensor(predictions(0), [REFERENCE, C], 'float32') }))).toBe('E_NOT_JOINED');
     await expect(a.join('elsewhere')).rejects.toThrow(/^E_SESSION: this token belongs to session test, not elsewhere$/);
   });
 
@@ -214,11 +214,11 @@ describe('coordinator over real sockets', () => {
     const session = coordinator.createSession(config({ minParticipants: 2 }));
     const [a, b, c] = [await join('a'), await join('b'), await join('c')];
     await until(() => [a, b, c].every((p) => p.rounds.length === 1), 'round 1 to open');
-    expect(refusalCode(await c.upload({ predictions: packTensor(predictions(2), [REFERENCE, C], 'float32') }))).toBe('ok');
+    expect(refusalCode(await c.upload({ values: packTensor(predictions(2), [REFERENCE, C], 'float32') }))).toBe('ok');
     c.close(); // c's upload must not reach anyone's target
     await until(() => !session.connected.includes('c'), 'c to be gone');
-    expect(refusalCode(await a.upload({ predictions: packTensor(predictions(0), [REFERENCE, C], 'float32') }))).toBe('ok');
-    expect(refusalCode(await b.upload({ predictions: packTensor(predictions(1), [REFERENCE, C], 'float32') }))).toBe('ok');
+    expect(refusalCode(await a.upload({ values: packTensor(predictions(0), [REFERENCE, C], 'float32') }))).toBe('ok');
+    expect(refusalCode(await b.upload({ values: packTensor(predictions(1), [REFERENCE, C], 'float32') }))).toBe('ok');
     await until(() => a.targets.length === 1 && b.targets.length === 1, 'targets');
     // With c gone, a's target is exactly b's predictions and vice versa.
     expect(unpackTensor(a.targets[0]!.target!)).toEqual(predictions(1));
@@ -232,7 +232,7 @@ describe('coordinator over real sockets', () => {
     session.on('round', (r) => records.push(r));
     const [a, b] = [await join('a'), await join('b')];
     await until(() => a.rounds.length === 1 && b.rounds.length === 1, 'round 1 to open');
-    expect(refusalCode(await a.upload({ predictions: packTensor(predictions(0), [REFERENCE, C], 'float32') }))).toBe('ok');
+    expect(refusalCode(await a.upload({ values: packTensor(predictions(0), [REFERENCE, C], 'float32') }))).toBe('ok');
     await until(() => a.failures.length === 1 && b.failures.length === 1, 'round 1 to fail');
     expect(a.failures[0]!.error.code).toBe('E_ROUND_CLOSED');
     expect(a.failures[0]!.error.message).toMatch(/round 1 failed: 1 of 2 participants uploaded before the deadline; the quorum is 2/);

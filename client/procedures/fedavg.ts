@@ -1,0 +1,24 @@
+/**
+ * FedAvg (McMahan et al. 2017), the weights-exchanging baseline: train locally, upload all
+ * weights with the private sample count, then take the server's weighted average as the model.
+ * The accuracy a round reports is therefore the global model's.
+ */
+import { trainOptions, type Procedure } from './procedure.js';
+import type { TrainResult } from '../student.js';
+
+export const fedavg = (): Procedure => {
+  let lastTraining: TrainResult | undefined;
+  return {
+    async share(context) {
+      lastTraining = await context.student.train({ labeled: context.data.train }, trainOptions(context, 1));
+      const values = context.student.getWeights();
+      return { values, shape: [values.length], sampleCount: context.data.train.y.length };
+    },
+    async learn(context, target) {
+      if (target !== null) context.student.setWeights(target.values);
+      const trained = lastTraining ?? { loss: Number.NaN, steps: 0, samples: 0, ms: 0 };
+      lastTraining = undefined;
+      return trained;
+    },
+  };
+};

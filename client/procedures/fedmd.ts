@@ -1,0 +1,22 @@
+/**
+ * FedMD (Li & Wang 2019): share class scores (logits) on the round's public samples; learn by
+ * *digesting* the consensus — fitting the logits to it by mean absolute error, as the authors'
+ * code does — then *revisiting* the private data, in that order. The paper's initial transfer
+ * learning on a labeled public set is left to the caller (our reference set is unlabeled).
+ */
+import { combined, referenceFeatures, trainOptions, type Procedure } from './procedure.js';
+
+export const fedmd = (): Procedure => ({
+  async share(context) {
+    const values = await context.student.logits(referenceFeatures(context));
+    return { values, shape: [context.round.referenceIds.length, context.info.numClasses] };
+  },
+  async learn(context, target) {
+    const revisit = () => context.student.train({ labeled: context.data.train }, trainOptions(context, 1));
+    if (target === null) return revisit();
+    const digest = await context.student.matchLogits(referenceFeatures(context), target.values, {
+      epochs: context.epochs, batchSize: context.batchSize,
+    });
+    return combined(digest, await revisit());
+  },
+});

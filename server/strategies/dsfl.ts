@@ -1,0 +1,28 @@
+/**
+ * DS-FL (Itahara et al. 2021, "Distillation-Based Semi-Supervised Federated Learning for
+ * Communication-Efficient Collaborative Training with Non-IID Private Data", IEEE TMC):
+ * participants predict on unlabeled open data; the server aggregates all of them — the
+ * participant's own included — with entropy reduction aggregation (ERA: the mean, sharpened
+ * with a temperature below 1), and every participant distills towards that one global label.
+ */
+import { aggregatorFor } from '../aggregators/index.js';
+import { referenceIdsForRound } from './reference-ids.js';
+import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
+
+export function dsfl(settings: StrategySettings): Strategy {
+  const aggregator = aggregatorFor(settings.aggregator ?? 'era');
+  return {
+    name: 'dsfl',
+    knowledge: 'reference-predictions',
+    configureRound: (round) => ({
+      referenceIds: referenceIdsForRound(settings.referenceSize, settings.referencePerRound, settings.seed, round),
+    }),
+    aggregate(contributions, learners, rows): Aggregate {
+      const global = aggregator(contributions, {
+        rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction,
+      });
+      const target = { values: global, shape: [rows, settings.numClasses] };
+      return { targets: new Map(learners.map((p) => [p, target])), ensemble: global };
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/**
+ * FedAvg (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from
+ * Decentralized Data", Algorithm 1): the baseline that exchanges weights. The global model is
+ * the average of the participants' parameters weighted by their sample counts, n_k / n. It is
+ * here so that bytes and accuracy compare with the distillation algorithms on the same wire.
+ */
+import { aggregatorFor } from '../aggregators/index.js';
+import type { Aggregate, Strategy } from './strategy.js';
+
+export function fedavg(): Strategy {
+  const weighted = aggregatorFor('sample-weighted');
+  return {
+    name: 'fedavg',
+    knowledge: 'weights',
+    configureRound: () => ({ referenceIds: [] }),
+    aggregate(contributions, learners): Aggregate {
+      const parameters = contributions[0]!.values.length;
+      const global = weighted(contributions, { rows: 1, classes: parameters });
+      const target = { values: global, shape: [parameters] };
+      return { targets: new Map(learners.map((p) => [p, target])), ensemble: global };
+    },
+  };
+}

@@ -1,0 +1,25 @@
+/**
+ * FedMD (Li & Wang 2019, "FedMD: Heterogenous Federated Learning via Model Distillation"):
+ * participants send class scores (logits) on the round's public samples; the consensus is their
+ * mean over all participants (§2, "Aggregate"), which every participant then digests before it
+ * revisits its private data.
+ */
+import { aggregatorFor } from '../aggregators/index.js';
+import { referenceIdsForRound } from './reference-ids.js';
+import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
+
+export function fedmd(settings: StrategySettings): Strategy {
+  const aggregator = aggregatorFor(settings.aggregator ?? 'mean-logits');
+  return {
+    name: 'fedmd',
+    knowledge: 'reference-logits',
+    configureRound: (round) => ({
+      referenceIds: referenceIdsForRound(settings.referenceSize, settings.referencePerRound, settings.seed, round),
+    }),
+    aggregate(contributions, learners, rows): Aggregate {
+      const consensus = aggregator(contributions, { rows, classes: settings.numClasses, trimFraction: settings.trimFraction });
+      const target = { values: consensus, shape: [rows, settings.numClasses] };
+      return { targets: new Map(learners.map((p) => [p, target])), ensemble: consensus };
+    },
+  };
+}
