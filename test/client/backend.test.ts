@@ -26,7 +26,7 @@ describe('backend selection', () => {
     ];
     for (const c of cases) {
       const gradient = () => tf.tidy(() => {
-        const x = tf.randomUniform(c.x, -1, 1, 'float32', 1);
+        const x = tf.randomUniform(c.x, -1, 1, 'float32', 1) as tf.Tensor4D;
         const dy = tf.randomUniform(tf.conv2d(x, tf.zeros(c.w) as tf.Tensor4D, c.stride, c.pad).shape, -1, 1, 'float32', 3);
         const grad = tf.grad((w: tf.Tensor) => tf.conv2d(x, w as tf.Tensor4D, c.stride, c.pad).mul(dy).sum());
         return grad(tf.randomUniform(c.w, -1, 1, 'float32', 2)).dataSync() as Float32Array;
@@ -39,7 +39,7 @@ describe('backend selection', () => {
     for (const shape of [[2, 8, 8, 3], [1, 24, 24, 8], [2, 9, 7, 2]] as Shape4[]) {
       for (const pad of ['valid', 'same'] as const) {
         const gradient = () => tf.tidy(() => {
-          const x = tf.randomUniform(shape, -1, 1, 'float32', 1);
+          const x = tf.randomUniform(shape, -1, 1, 'float32', 1) as tf.Tensor4D;
           const dy = tf.randomUniform(tf.maxPool(x, 2, 2, pad).shape, -1, 1, 'float32', 3);
           return tf.grad((input: tf.Tensor) => tf.maxPool(input as tf.Tensor4D, 2, 2, pad).mul(dy).sum())(x).dataSync() as Float32Array;
         });
