@@ -23,7 +23,15 @@ import {
   type SessionInfo,
 } from '../protocol/index.js';
 import type { LabeledDataset } from './data/dataset.js';
-import { procedureFor, targetShape, type ParticipantData, type Procedure, type RoundContext, type Target } from './procedures/index.js';
+import {
+  procedureFor,
+  targetShape,
+  type AsyncChannel,
+  type ParticipantData,
+  type Procedure,
+  type RoundContext,
+  type Target,
+} from './procedures/index.js';
 import type { Student, TrainResult } from './student.js';
 
 export interface ParticipantOptions {
@@ -100,7 +108,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         else fail(error);
       });
     };
-    const request = async (event: 'join' | 'upload' | 'report', envelope: Uint8Array): Promise<Uint8Array> => {
+    const request = async (event: keyof ClientToServerEvents, envelope: Uint8Array): Promise<Uint8Array> => {
       bytesUp += envelope.byteLength;
       return socket.timeout(timeout).emitWithAck(event, envelope);
     };
@@ -115,21 +123,26 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     });
 
     const learnAndReport = async (round: ServerMessage<'round'>, target: Target | null) => {
-      const { participant, info } = identity!;
       if (options.role === 'teacher') return;
       const train = await identity!.procedure.learn(context(round), target);
+      await report(round.round, train, target !== null);
+    };
+
+    /** Evaluates, reports the round (or checkpoint) to the coordinator, and records it. */
+    const report = async (round: number, train: TrainResult, receivedTarget: boolean) => {
+      const { participant, info } = identity!;
       const evaluation = options.evaluation === undefined ? undefined : await options.student.evaluate(options.evaluation);
-      const report = encodeMessage(clientMessages.report, {
+      const envelope = encodeMessage(clientMessages.report, {
         v: PROTOCOL_VERSION,
         session: info.session,
-        round: round.round,
+        round,
         participant,
         metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms },
       }, limits());
-      readReply(replyMessages.ack, await request('report', report));
+      readReply(replyMessages.ack, await request('report', envelope));
       const result: RoundResult = {
-        round: round.round,
-        receivedTarget: target !== null,
+        round,
+        receivedTarget,
         train,
         accuracy: evaluation?.accuracy,
         evaluationProbs: evaluation?.probs,
@@ -141,6 +154,31 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       bytesDown = 0;
       results.push(result);
       options.onRound?.(result);
+    };
+
+    /** Asynchronous sessions: the procedure runs at its own pace, pushing, pulling and reporting checkpoints. */
+    const runAsync = async (round: ServerMessage<'round'>) => {
+      const { participant, info, procedure } = identity!;
+      if (procedure.run === undefined) throw new Error(`algorithm ${info.algorithm} has no asynchronous procedure`);
+      const C = info.numClasses;
+      const header = { v: PROTOCOL_VERSION, session: info.session, participant } as const;
+      const channel: AsyncChannel = {
+        async push(shard, step, values) {
+          const envelope = encodeMessage(clientMessages.push, {
+            ...header, shard, step, values: packTensor(values, [values.length / C, C], info.uploadDtype),
+          }, limits());
+          readReply(replyMessages.ack, await request('push', envelope));
+        },
+        async pull(shard) {
+          const reply = await request('pull', encodeMessage(clientMessages.pull, { ...header, shard }, limits()));
+          bytesDown += reply.byteLength;
+          const ensemble = readReply(replyMessages.ensemble, reply);
+          if (ensemble.target === null) return null;
+          return { values: unpackTensor(ensemble.target, [ensemble.target.shape[0] ?? 0, C]), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+        },
+        checkpoint: (number, train, taught) => report(number, train, taught),
+      };
+      await procedure.run(context(round), channel);
     };
 
     socket.on('connect', () =>
@@ -172,6 +210,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         if (identity === undefined || round.session !== identity.info.session) return;
         current = round;
         if (round.knowledge === 'none') return learnAndReport(round, null);
+        if (identity.info.async !== undefined) return runAsync(round);
         const share = await identity.procedure.share(context(round));
         if (share === undefined) return;
         const upload = encodeMessage(clientMessages.upload, {

@@ -16,6 +16,19 @@ import { unpackTensor, type WireDtype, type WireTensor } from './tensor.js';
 export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-logits', 'class-logits', 'weights'] as const;
 export type KnowledgeKind = (typeof KNOWLEDGE_KINDS)[number];
 
+/**
+ * The reference ids of one shard in an asynchronous session: the reference set cut into
+ * `shards` contiguous, near-equal slices, so both ends agree on a shard's rows from its number.
+ */
+export function shardIds(referenceSize: number, shards: number, shard: number): number[] {
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shards) {
+    throw new ProtocolError(ErrorCode.Schema, `shard ${shard} does not exist; the reference set has shards 0…${shards - 1}`);
+  }
+  const start = Math.floor((shard * referenceSize) / shards);
+  const end = Math.floor(((shard + 1) * referenceSize) / shards);
+  return Array.from({ length: end - start }, (_, i) => start + i);
+}
+
 /** An upload after validation: decoded values and the counts that came with them. */
 export interface Contribution {
   participant: string;

@@ -43,6 +43,20 @@ const sessionInfo = z.object({
   alpha: z.number().min(0).max(1),
   uploadDtype: z.enum(WIRE_DTYPES as [WireTensor['dtype'], ...WireTensor['dtype'][]]),
   maxMessageBytes: z.number().int().positive(),
+  /**
+   * Present for asynchronous sessions (co-distillation): no round barrier; participants push
+   * predictions on a reference shard every `exchangeEvery` local steps and pull the others'
+   * ensemble, which counts only predictions younger than `stalenessMs`; distillation starts
+   * after `burnInSteps`. `rounds` then counts checkpoints at which participants report.
+   */
+  async: z
+    .object({
+      shards: z.number().int().min(1).max(100_000),
+      exchangeEvery: z.number().int().min(1),
+      burnInSteps: z.number().int().min(0),
+      stalenessMs: z.number().positive(),
+    })
+    .optional(),
 });
 export type SessionInfo = z.infer<typeof sessionInfo>;
 
@@ -74,6 +88,17 @@ export const clientMessages = {
       trainMs: z.number().min(0).optional(),
     }),
   }),
+  /** Asynchronous sessions: the latest predictions of this participant on one reference shard. */
+  push: z.object({
+    ...header,
+    participant: id,
+    shard: count,
+    /** The participant's local step count when it predicted (for the record; age is measured in time). */
+    step: count,
+    values: wireTensor,
+  }),
+  /** Asynchronous sessions: asks for the ensemble of the *others'* latest predictions on a shard. */
+  pull: z.object({ ...header, participant: id, shard: count }),
 } as const;
 
 export const serverMessages = {
@@ -110,6 +135,16 @@ export const replyMessages = {
     round: count,
   }),
   ack: z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(true) }),
+  /** The answer to a pull: the others' ensemble on the shard, or null when none is fresh enough. */
+  ensemble: z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    ok: z.literal(true),
+    shard: count,
+    target: wireTensor.nullable(),
+    contributors: count,
+    /** Age of the oldest prediction in the ensemble, in milliseconds. */
+    oldestMs: z.number().min(0),
+  }),
   refused: z.object({ v: z.literal(PROTOCOL_VERSION), ok: z.literal(false), error: wireError }),
 } as const;
 
@@ -128,6 +163,8 @@ export interface ClientToServerEvents {
   join: (envelope: Envelope, ack: Ack) => void;
   upload: (envelope: Envelope, ack: Ack) => void;
   report: (envelope: Envelope, ack: Ack) => void;
+  push: (envelope: Envelope, ack: Ack) => void;
+  pull: (envelope: Envelope, ack: Ack) => void;
 }
 export interface ServerToClientEvents {
   round: (envelope: Envelope) => void;

@@ -148,6 +148,9 @@ export class Coordinator {
     const requireJoined = () => {
       if (!joined) throw new ProtocolError(ErrorCode.NotJoined, `${participant} must join session ${session.config.id} before sending anything else`);
     };
+    const requireSelf = (claimed: string) => {
+      if (claimed !== participant) throw new ProtocolError(ErrorCode.Auth, `this token belongs to ${participant}, not ${claimed}`);
+    };
     const requireSession = (name: string) => {
       if (name !== session.config.id) throw new ProtocolError(ErrorCode.Session, `this token belongs to session ${session.config.id}, not ${name}`);
     };
@@ -167,7 +170,7 @@ export class Coordinator {
         requireJoined();
         const message = decodeMessage(clientMessages.upload, bytes, limits);
         requireSession(message.session);
-        if (message.participant !== participant) throw new ProtocolError(ErrorCode.Auth, `this token belongs to ${participant}, not ${message.participant}`);
+        requireSelf(message.participant);
         session.upload(participant, message, byteLength(bytes));
         return ok;
       }),
@@ -177,9 +180,28 @@ export class Coordinator {
         requireJoined();
         const message = decodeMessage(clientMessages.report, bytes, limits);
         requireSession(message.session);
-        if (message.participant !== participant) throw new ProtocolError(ErrorCode.Auth, `this token belongs to ${participant}, not ${message.participant}`);
+        requireSelf(message.participant);
         session.report(participant, message, byteLength(bytes));
         return ok;
+      }),
+    );
+    socket.on('push', (bytes, ack) =>
+      answer(ack, () => {
+        requireJoined();
+        const message = decodeMessage(clientMessages.push, bytes, limits);
+        requireSession(message.session);
+        requireSelf(message.participant);
+        session.push(participant, message, byteLength(bytes));
+        return ok;
+      }),
+    );
+    socket.on('pull', (bytes, ack) =>
+      answer(ack, () => {
+        requireJoined();
+        const message = decodeMessage(clientMessages.pull, bytes, limits);
+        requireSession(message.session);
+        requireSelf(message.participant);
+        return session.pull(participant, message, byteLength(bytes));
       }),
     );
     socket.on('disconnect', (reason) => {

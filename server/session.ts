@@ -17,6 +17,7 @@ import {
   packTensor,
   ProtocolError,
   readContribution,
+  replyMessages,
   serverMessages,
   type ClientMessage,
   type Contribution,
@@ -27,6 +28,7 @@ import {
   type WireError,
   PROTOCOL_VERSION,
 } from '../protocol/index.js';
+import { AsyncExchange, type AsyncSettings } from './async-exchange.js';
 import { createStrategy, type Strategy } from './strategies/index.js';
 
 export interface SessionConfig {
@@ -57,6 +59,8 @@ export interface SessionConfig {
   roundTimeoutMs: number;
   /** How long a round waits for training reports after the targets went out. */
   trainTimeoutMs: number;
+  /** Asynchronous exchange settings (co-distillation); defaults when the algorithm is asynchronous and this is omitted. */
+  async?: AsyncSettings;
   /** What a round that cannot reach its quorum does to the session. */
   onRoundFailure: 'continue' | 'stop';
   seed: number;
@@ -90,7 +94,16 @@ export interface PeerLink {
   send(event: keyof ServerToClientEvents, envelope: Uint8Array): void;
 }
 
-type Phase = 'waiting' | 'collecting' | 'training' | 'ended';
+type Phase = 'waiting' | 'collecting' | 'training' | 'running' | 'ended';
+
+export const DEFAULT_ASYNC: AsyncSettings = { shards: 5, exchangeEvery: 20, burnInSteps: 20, stalenessMs: 120_000 };
+
+/** An asynchronous session's checkpoint: reports arrive whenever each participant gets there. */
+interface Checkpoint {
+  record: RoundRecord;
+  owing: Set<string>;
+  timer: NodeJS.Timeout;
+}
 
 interface OpenRound {
   record: RoundRecord;
@@ -117,6 +130,11 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly roles = new Map<string, Role>();
   /** Parameter count of the model whose weights this session exchanges, fixed by the first upload (FedAvg). */
   private parameters: number | undefined;
+  /** Asynchronous sessions only: the latest-predictions store, open checkpoints, bytes since the last one. */
+  private readonly exchange: AsyncExchange | undefined;
+  private readonly asyncSettings: AsyncSettings | undefined;
+  private readonly checkpoints = new Map<number, Checkpoint>();
+  private readonly asyncBytes = { up: 0, down: 0 };
 
   constructor(config: SessionConfig) {
     super();
@@ -131,6 +149,10 @@ export class Session extends EventEmitter<SessionEvents> {
       sharpenTemperature: config.sharpenTemperature,
       trimFraction: config.trimFraction,
     });
+    if (this.strategy.mode === 'async') {
+      this.asyncSettings = config.async ?? DEFAULT_ASYNC;
+      this.exchange = new AsyncExchange(this.strategy, this.asyncSettings, config.referenceSize, config.numClasses);
+    }
   }
 
   get info(): SessionInfo {
@@ -146,6 +168,7 @@ export class Session extends EventEmitter<SessionEvents> {
       alpha: c.alpha,
       uploadDtype: c.uploadDtype,
       maxMessageBytes: c.maxMessageBytes,
+      async: this.asyncSettings,
     };
   }
 
@@ -179,6 +202,14 @@ export class Session extends EventEmitter<SessionEvents> {
   leave(participant: string): void {
     if (!this.links.delete(participant)) return;
     this.roles.delete(participant);
+    if (this.exchange !== undefined) {
+      this.exchange.forget(participant);
+      for (const [number, checkpoint] of [...this.checkpoints]) {
+        checkpoint.owing.delete(participant);
+        if (checkpoint.owing.size === 0) this.closeCheckpoint(number);
+      }
+      return;
+    }
     const open = this.open;
     if (open === undefined) return;
     if (this.phase === 'collecting') {
@@ -197,6 +228,9 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /** An upload for the open round; idempotent by (session, round, participant). */
   upload(participant: string, message: ClientMessage<'upload'>, bytes: number): void {
+    if (this.exchange !== undefined) {
+      throw new ProtocolError(ErrorCode.Schema, `session ${this.config.id} is asynchronous: push and pull predictions instead of uploading them`);
+    }
     const open = this.requireOpen(participant, message.round, 'upload');
     if (this.phase !== 'collecting') {
       throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} is closed: its aggregate has been sent; uploads are no longer taken`);
@@ -223,6 +257,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /** A participant's training report for the round whose target it received. */
   report(participant: string, message: ClientMessage<'report'>, bytes: number): void {
+    if (this.exchange !== undefined) return this.reportCheckpoint(participant, message, bytes);
     const open = this.requireOpen(participant, message.round, 'report');
     if (this.phase !== 'training') {
       throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} takes no reports before its aggregate is sent`);
@@ -233,10 +268,89 @@ export class Session extends EventEmitter<SessionEvents> {
     if (open.owing.size === 0) this.closeRound();
   }
 
+  /** Asynchronous sessions: stores a participant's latest predictions on a shard. */
+  push(participant: string, message: ClientMessage<'push'>, bytes: number): void {
+    const exchange = this.requireRunning('push');
+    exchange.push(participant, message.shard, message.step, message.values);
+    this.asyncBytes.up += bytes;
+  }
+
+  /** Asynchronous sessions: the ensemble of the others' fresh predictions on a shard, as an encoded reply. */
+  pull(participant: string, message: ClientMessage<'pull'>, bytes: number): Uint8Array {
+    const exchange = this.requireRunning('pull');
+    const rows = exchange.rows(message.shard);
+    const ensemble = exchange.ensembleFor(participant, message.shard);
+    const reply = encodeMessage(replyMessages.ensemble, {
+      v: PROTOCOL_VERSION,
+      ok: true,
+      shard: message.shard,
+      target: ensemble === null ? null : packTensor(ensemble.values, [rows, this.config.numClasses], 'float32'),
+      contributors: ensemble?.contributors ?? 0,
+      oldestMs: ensemble?.oldestMs ?? 0,
+    }, { maxBytes: this.config.maxMessageBytes });
+    this.asyncBytes.up += bytes;
+    this.asyncBytes.down += reply.byteLength;
+    return reply;
+  }
+
+  private requireRunning(what: string): AsyncExchange {
+    if (this.exchange === undefined) {
+      throw new ProtocolError(ErrorCode.Schema, `session ${this.config.id} runs synchronous rounds: ${what} is for asynchronous sessions; upload instead`);
+    }
+    if (this.phase !== 'running') {
+      throw new ProtocolError(ErrorCode.RoundClosed, `session ${this.config.id} is ${this.phase === 'ended' ? 'over' : 'not running yet'}: no ${what}`);
+    }
+    return this.exchange;
+  }
+
+  private reportCheckpoint(participant: string, message: ClientMessage<'report'>, bytes: number): void {
+    const number = message.round;
+    if (this.phase !== 'running' || number > this.config.rounds || this.history.some((r) => r.round === number)) {
+      throw new ProtocolError(ErrorCode.RoundClosed, `checkpoint ${number} takes no more reports`);
+    }
+    let checkpoint = this.checkpoints.get(number);
+    if (checkpoint === undefined) {
+      const participants = this.learners(this.links.keys());
+      checkpoint = {
+        record: {
+          round: number, participants, contributors: participants, referenceCount: this.config.referenceSize, bytesUp: 0, bytesDown: 0,
+          reports: {}, ensembleDigest: null, openedAt: Date.now(), closedAt: 0,
+        },
+        owing: new Set(participants),
+        // A participant that stalls must not hold the others' checkpoint forever.
+        timer: setTimeout(() => this.closeCheckpoint(number), this.config.trainTimeoutMs),
+      };
+      this.checkpoints.set(number, checkpoint);
+    }
+    if (!checkpoint.owing.delete(participant)) return;
+    checkpoint.record.reports[participant] = message.metrics;
+    this.asyncBytes.up += bytes;
+    if (checkpoint.owing.size === 0) this.closeCheckpoint(number);
+  }
+
+  private closeCheckpoint(number: number): void {
+    const checkpoint = this.checkpoints.get(number);
+    if (checkpoint === undefined) return;
+    clearTimeout(checkpoint.timer);
+    this.checkpoints.delete(number);
+    const { record } = checkpoint;
+    // Pushes and pulls have no round of their own: each checkpoint takes the bytes since the last.
+    record.bytesUp = this.asyncBytes.up;
+    record.bytesDown = this.asyncBytes.down;
+    this.asyncBytes.up = 0;
+    this.asyncBytes.down = 0;
+    record.closedAt = Date.now();
+    this.history.push(record);
+    this.emit('round', record);
+    if (number >= this.config.rounds) this.end(`completed ${number} checkpoints`);
+  }
+
   /** Ends the session now, telling every connected participant why. */
   end(reason: string): void {
     if (this.phase === 'ended') return;
     clearTimeout(this.timer);
+    for (const checkpoint of this.checkpoints.values()) clearTimeout(checkpoint.timer);
+    this.checkpoints.clear();
     this.phase = 'ended';
     this.open = undefined;
     this.broadcast('end', encodeMessage(serverMessages.end, { v: PROTOCOL_VERSION, session: this.config.id, reason, rounds: this.history.length }));
@@ -248,7 +362,24 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private startIfReady(): void {
-    if (this.phase === 'waiting' && this.links.size >= this.minToStart) this.openRound(this.history.length + 1);
+    if (this.phase !== 'waiting' || this.links.size < this.minToStart) return;
+    if (this.exchange !== undefined) this.startAsync();
+    else this.openRound(this.history.length + 1);
+  }
+
+  /** Asynchronous sessions start once: one go signal, then participants run at their own pace. */
+  private startAsync(): void {
+    this.phase = 'running';
+    const plan = this.strategy.configureRound(1);
+    this.broadcast('round', encodeMessage(serverMessages.round, {
+      v: PROTOCOL_VERSION,
+      session: this.config.id,
+      round: 1,
+      knowledge: this.strategy.knowledge,
+      referenceIds: plan.referenceIds,
+      temperature: this.config.temperature,
+      deadline: Date.now() + this.config.trainTimeoutMs,
+    }));
   }
 
   private requireOpen(participant: string, round: number, what: string): OpenRound {
@@ -387,6 +518,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private broadcast(event: keyof ServerToClientEvents, envelope: Uint8Array): void {
     for (const link of this.links.values()) link.send(event, envelope);
     if (this.open !== undefined) this.open.record.bytesDown += envelope.byteLength * this.links.size;
+    else if (this.phase === 'running') this.asyncBytes.down += envelope.byteLength * this.links.size;
   }
 
   private arm(ms: number, then: () => void): void {
@@ -406,6 +538,13 @@ function checkConfig(c: SessionConfig): void {
   }
   if (c.minToStart !== undefined && !(Number.isInteger(c.minToStart) && c.minToStart >= 1 && c.minToStart <= c.participants.length)) {
     problems.push(`minToStart must be in [1, ${c.participants.length}] (got ${c.minToStart})`);
+  }
+  if (c.async !== undefined) {
+    const a = c.async;
+    if (!(Number.isInteger(a.shards) && a.shards >= 1 && a.shards <= c.referenceSize)) problems.push(`async.shards must be in [1, ${c.referenceSize}] (got ${a.shards})`);
+    if (!(Number.isInteger(a.exchangeEvery) && a.exchangeEvery >= 1)) problems.push(`async.exchangeEvery must be an integer ≥ 1 (got ${a.exchangeEvery})`);
+    if (!(Number.isInteger(a.burnInSteps) && a.burnInSteps >= 0)) problems.push(`async.burnInSteps must be an integer ≥ 0 (got ${a.burnInSteps})`);
+    if (!(a.stalenessMs > 0)) problems.push(`async.stalenessMs must be > 0 (got ${a.stalenessMs})`);
   }
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DEFAULT_OPTIONS, prepareData, runAlgorithm, writeResult, type Progress, type RunResult, type SimulationOptions } from './simulate.js';
+import { DEFAULT_OPTIONS, describePartition, prepareData, runAlgorithm, writeResult, type Progress, type RunResult, type SimulationOptions } from './simulate.js';
 
 export interface CompareConfig {
   /** Shown as the table's title. */
@@ -113,7 +113,7 @@ function bytes(n: number): string {
 export function formatTable(result: CompareResult, configPath: string): string {
   const { config } = result;
   const s = { ...DEFAULT_OPTIONS, ...config.simulation };
-  const partition = s.partition.kind === 'iid' ? 'IID' : `Dirichlet α = ${s.partition.alpha}`;
+  const partition = describePartition(s.partition);
   const lines = [
     `# ${config.title}`,
     '',

@@ -366,8 +366,10 @@ function roundRow(
   };
 }
 
-function describePartition(spec: PartitionSpec): string {
-  return spec.kind === 'iid' ? 'IID' : `Dirichlet α=${spec.alpha}`;
+export function describePartition(spec: PartitionSpec): string {
+  if (spec.kind === 'iid') return 'IID';
+  const settings = Object.entries(spec).filter(([key]) => key !== 'kind').map(([key, value]) => `${key} ${String(value)}`);
+  return `${spec.kind} (${settings.join(', ')})`;
 }
 
 const pct = (x: number) => (100 * x).toFixed(1).padStart(6);

@@ -1,4 +1,5 @@
 /** The procedure registry: one line per algorithm, matching server/strategies. */
+import { codistillation } from './codistillation.js';
 import { dml } from './dml.js';
 import { dsfl } from './dsfl.js';
 import { fd } from './fd.js';
@@ -7,12 +8,13 @@ import { fedmd } from './fedmd.js';
 import { local } from './local.js';
 import type { Procedure } from './procedure.js';
 
-export type { ParticipantData, Procedure, RoundContext, Share, Target } from './procedure.js';
+export type { AsyncChannel, ParticipantData, Procedure, RoundContext, Share, Target } from './procedure.js';
 export { targetShape } from './procedure.js';
 
 /** Each participant gets its own procedure instance: some keep state between share and learn. */
 export const PROCEDURES: Record<string, () => Procedure> = {
   dml,
+  codistillation,
   fd,
   fedmd,
   dsfl,

@@ -36,19 +36,30 @@ export interface Target {
   counts?: number[];
 }
 
+/** What an asynchronous procedure can do with the coordinator. */
+export interface AsyncChannel {
+  /** Stores this participant's latest predictions on a reference shard. */
+  push(shard: number, step: number, values: Float32Array): Promise<void>;
+  /** The others' ensemble on a shard, or null when no peer's predictions are fresh enough. */
+  pull(shard: number): Promise<{ values: Float32Array; contributors: number; oldestMs: number } | null>;
+  /** Evaluates and reports checkpoint `number`; `taught` says whether distillation was active. */
+  checkpoint(number: number, train: TrainResult, taught: boolean): Promise<void>;
+}
+
 export interface Procedure {
   /** The knowledge to upload for the round, or undefined to share nothing. May train first (FedAvg). */
   share(context: RoundContext): Promise<Share | undefined>;
   /** Trains the student for the round, towards the target when there is one. */
   learn(context: RoundContext, target: Target | null): Promise<TrainResult>;
+  /** Asynchronous sessions: the whole run, at the participant's own pace. */
+  run?(context: RoundContext, channel: AsyncChannel): Promise<void>;
 }
 
-/** The features of the round's reference samples, gathered in id order. */
-export function referenceFeatures(context: RoundContext): Float32Array {
+/** The features of the round's reference samples (or of the given ids), gathered in id order. */
+export function referenceFeatures(context: RoundContext, ids: readonly number[] = context.round.referenceIds): Float32Array {
   const { reference } = context.data;
   const d = context.student.sampleSize;
-  const ids = context.round.referenceIds;
-  if (reference === undefined) throw new Error(`round ${context.round.round} needs the reference set, but this participant was given none`);
+  if (reference === undefined) throw new Error(`session ${context.info.session} needs the reference set, but this participant was given none`);
   if (reference.length !== context.info.referenceSize * d) {
     throw new Error(`the reference set holds ${reference.length / d} samples; session ${context.info.session} expects ${context.info.referenceSize}`);
   }

@@ -1,4 +1,5 @@
 /** The strategy registry: one line per algorithm. */
+import { codistillation } from './codistillation.js';
 import { dml } from './dml.js';
 import { dsfl } from './dsfl.js';
 import { fd } from './fd.js';
@@ -11,6 +12,7 @@ export type { Aggregate, Knowledge, RoundPlan, Strategy, StrategySettings, Targe
 
 export const STRATEGIES: Record<string, (settings: StrategySettings) => Strategy> = {
   dml,
+  codistillation,
   fd,
   fedmd,
   dsfl,
@@ -30,6 +32,8 @@ export const ALGORITHM_DEFAULTS: Record<string, AlgorithmDefaults> = {
   // Hinton et al.'s soft targets at T = 3, equal weight on labels and peers.
   dml: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   // Jeong et al. distill towards the others' per-class logits; T = 1 keeps their logit scale.
+  // Anil et al. distill towards the others' stale predictions after a burn-in.
+  codistillation: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   fd: { temperature: 1, alpha: 0.5 },
   // FedMD digests raw logits (T unused) and revisits on labels alone (α unused).
   fedmd: { temperature: 1, alpha: 1, aggregator: 'mean-logits' },

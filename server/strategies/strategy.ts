@@ -43,6 +43,8 @@ export interface StrategySettings {
 export interface Strategy {
   readonly name: string;
   readonly knowledge: Knowledge;
+  /** Synchronous rounds with a barrier (the default), or asynchronous exchange (co-distillation). */
+  readonly mode?: 'sync' | 'async';
   configureRound(round: number): RoundPlan;
   /**
    * Aggregates one round's validated contributions. `learners` are the contributors that get a

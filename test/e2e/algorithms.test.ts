@@ -41,6 +41,7 @@ async function runSession(algorithm: string, members: Member[], rounds = 2) {
     numClasses: 10, referenceSize: REFERENCE, referencePerRound: 100, temperature: defaults.temperature, alpha: defaults.alpha,
     aggregator: defaults.aggregator, sharpenTemperature: defaults.sharpenTemperature, uploadDtype: 'float32',
     roundTimeoutMs: 60_000, trainTimeoutMs: 60_000, onRoundFailure: 'stop', seed: 3, maxMessageBytes: 8 << 20,
+    async: algorithm === 'codistillation' ? { shards: 4, exchangeEvery: 3, burnInSteps: 3, stalenessMs: 60_000 } : undefined,
   };
   const session = coordinator.createSession(config);
   const students = members.map((m, i) => m.student ?? new Student(createModel({ name: m.model, inputShape: [28, 28, 1], numClasses: 10, seed: 40 + i }), {
@@ -82,6 +83,19 @@ describe('algorithms end to end', () => {
       for (const st of students) st.dispose();
     });
   }
+
+  it('codistillation: participants run at their own pace, exchange stale predictions by shard, and report every checkpoint', async () => {
+    const { session, summaries, students } = await runSession('codistillation', trainSets.map((train) => ({ model: 'mlp' as const, train })));
+    expect(session.history.map((r) => [r.round, Object.keys(r.reports).length])).toEqual([[1, 3], [2, 3]]);
+    expect(session.history.every((r) => r.bytesUp > 0 && r.bytesDown > 0)).toBe(true);
+    for (const s of summaries) {
+      expect(s.endReason).toBe('completed 2 checkpoints');
+      // 300 samples / (3 steps × 32) = 4 exchanges per epoch: past the 3-step burn-in it learned from peers.
+      expect(s.rounds.map((r) => r.receivedTarget)).toEqual([true, true]);
+      expect(s.rounds.at(-1)!.accuracy).toBeGreaterThan(0.2);
+    }
+    for (const st of students) st.dispose();
+  });
 
   it('heterogeneous students: an MLP and a CNN learn from each other through predictions alone', async () => {
     const { session, summaries, students } = await runSession('dml', [

@@ -50,7 +50,7 @@ describe('strategies', () => {
   });
 
   it('refuses unknown algorithms, including names of Object.prototype', () => {
-    expect(() => createStrategy('constructor', settings)).toThrow(/unknown algorithm "constructor"; choose one of dml, fd, fedmd, dsfl, fedavg, local/);
+    expect(() => createStrategy('constructor', settings)).toThrow(/unknown algorithm "constructor"; choose one of dml, codistillation, fd, fedmd, dsfl, fedavg, local/);
   });
 });
 
