@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
-import { crossEntropy, distillationLoss, kdLoss } from '../../client/losses.js';
+import { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss } from '../../client/losses.js';
 
 const LOGITS = [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]];
 const TARGET = [[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]]; // a zero entry: 0·log 0 must count as 0
@@ -66,6 +66,18 @@ describe('losses against golden values', () => {
     // KL(q‖p) for q = (.7,.2,.1), p = (.2,.3,.5), by hand; the reverse KL(p‖q) differs.
     expectRelative(forward!, 0.7 * Math.log(0.7 / 0.2) + 0.2 * Math.log(0.2 / 0.3) + 0.1 * Math.log(0.1 / 0.5));
     expectRelative(reverse!, 0.2 * Math.log(0.2 / 0.7) + 0.3 * Math.log(0.3 / 0.2) + 0.5 * Math.log(0.5 / 0.1));
+  });
+
+  it("FedMD's logit matching is the mean absolute error over N×C, with no gradient into the consensus", () => {
+    const [value, dq] = tf.tidy(() => {
+      const target = tf.tensor2d([[1, 0, 0], [0, 0, 1]]);
+      const loss = logitMatchingLoss(tf.tensor2d(LOGITS), target).dataSync()[0]!;
+      const grad = tf.grad((t: tf.Tensor) => logitMatchingLoss(tf.tensor2d(LOGITS), t as tf.Tensor2D))(target);
+      return [loss, grad.dataSync()] as const;
+    });
+    // (|2−1| + |−1| + |0.5| + |0.1| + |0.2| + |−0.3−1|) / 6 = 4.1 / 6
+    expectRelative(value, 4.1 / 6);
+    expect([...dq].every((g) => g === 0)).toBe(true);
   });
 
   it('the participant loss is α·CE + (1−α)·T²·KL, and CE alone without a target', () => {
