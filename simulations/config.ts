@@ -1,0 +1,92 @@
+/**
+ * Experiment configs: one file (JSON or YAML) is one experiment. A config is validated against
+ * one schema whatever its origin — the file, command-line flags that override its fields, or
+ * the defaults — and an error names the field, the allowed values and what was given.
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { BACKENDS } from '../client/backend.js';
+import { MODELS } from '../client/models.js';
+import { WIRE_DTYPES } from '../protocol/index.js';
+import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
+import { STRATEGIES } from '../server/strategies/index.js';
+import { CENTRALIZED, type SimulationOptions } from './simulate.js';
+
+const oneOf = <T extends string>(values: readonly T[]) =>
+  z.enum(values as [T, ...T[]], { error: `must be one of ${values.join(', ')}` });
+const integer = (min: number) => z.number({ error: 'must be a number' }).int('must be an integer').min(min, `must be ≥ ${min}`);
+const positive = z.number({ error: 'must be a number' }).positive('must be > 0');
+
+const partition = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('iid') }).strict(),
+  z.object({ kind: z.literal('dirichlet'), alpha: positive, minSize: integer(0).optional() }).strict(),
+  z.object({ kind: z.literal('shards'), classesPerParticipant: integer(1) }).strict(),
+  z.object({ kind: z.literal('quantity'), alpha: positive, minSize: integer(0).optional() }).strict(),
+], { error: 'kind must be one of iid, dirichlet, shards, quantity' });
+
+const data = z.discriminatedUnion('source', [
+  z.object({ source: z.literal('mnist') }).strict(),
+  z.object({ source: z.literal('idx'), folder: z.string().min(1) }).strict(),
+  z.object({ source: z.literal('csv'), train: z.string().min(1), test: z.string().min(1).optional(), label: z.string().optional() }).strict(),
+], { error: 'source must be one of mnist, idx, csv' });
+
+/** Every field of an experiment; `strict` so that a misspelt field is an error, not a silent default. */
+export const experimentSchema = z
+  .object({
+    data: data.optional(),
+    algorithm: oneOf([...Object.keys(STRATEGIES), CENTRALIZED]),
+    participants: integer(2),
+    rounds: integer(1),
+    model: oneOf(MODELS),
+    partition,
+    seed: integer(0).max(2 ** 20 - 1, 'must be < 2^20'),
+    testSize: integer(1),
+    referenceSize: integer(1),
+    privateSize: integer(1).optional(),
+    referencePerRound: integer(1),
+    epochs: integer(1),
+    batchSize: integer(1),
+    learningRate: positive,
+    alpha: z.number({ error: 'must be a number' }).min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]').optional(),
+    temperature: positive.optional(),
+    aggregator: oneOf(AGGREGATOR_NAMES).optional(),
+    uploadDtype: oneOf(WIRE_DTYPES),
+    backend: oneOf(BACKENDS).optional(),
+    workers: integer(1).optional(),
+    baseline: z.boolean({ error: 'must be true or false' }),
+    out: z.string(),
+  })
+  .strict() satisfies z.ZodType<SimulationOptions>;
+
+/** Validates a merged config; throws one error listing every problem as `field: rule (got value)`. */
+export function validateExperiment(candidate: unknown, origin: string): SimulationOptions {
+  const parsed = experimentSchema.safeParse(candidate, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const field = issue.path.join('.') || '(config)';
+    if (issue.code === 'unrecognized_keys') return `${field === '(config)' ? '' : `${field}: `}unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : '';
+    return `${field}: ${issue.message}${got}`;
+  });
+  throw new Error(`invalid experiment config (${origin}):\n  ${problems.join('\n  ')}`);
+}
+
+/** Reads a JSON or YAML config file into a plain object (validation happens after merging overrides). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read config ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new Error(`config ${path} is not valid ${extname(path).toLowerCase().startsWith('.y') ? 'YAML' : 'JSON'}: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`config ${path} must hold an object of experiment fields`);
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,91 @@
+/**
+ * What every run leaves behind, in one directory: the full result, one JSON line per round, a
+ * CSV summary, the resolved config (rerun it with `codistill simulate --config DIR/config.json`)
+ * and the reproducibility manifest.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { SimulationResult } from './simulate.js';
+
+export interface Manifest {
+  codistill: string;
+  /** The commit the code came from, and whether the work tree differed from it. */
+  code: { commit: string | null; dirty: boolean | null };
+  node: string;
+  packages: Record<string, string | null>;
+  backends: string[];
+  machine: { platform: string; arch: string; cpu: string; cores: number; memoryGiB: number };
+  config: SimulationResult['options'];
+  seed: number;
+  partitionHash: string;
+  startedAt: string;
+}
+
+const require = createRequire(import.meta.url);
+const PACKAGES = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'socket.io', 'socket.io-client', 'msgpackr', 'zod'];
+
+function packageVersion(name: string): string | null {
+  try {
+    return (require(`${name}/package.json`) as { version: string }).version;
+  } catch {
+    return null; // not installed (the optional native backends)
+  }
+}
+
+function git(args: string[]): string | null {
+  try {
+    return execFileSync('git', args, { cwd: new URL('../..', import.meta.url), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null; // not a git checkout (an installed package)
+  }
+}
+
+export function manifestFor(result: SimulationResult): Manifest {
+  const own = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const status = git(['status', '--porcelain', '--untracked-files=no']);
+  return {
+    codistill: own.version,
+    code: { commit: git(['rev-parse', 'HEAD']), dirty: status === null ? null : status.length > 0 },
+    node: process.version,
+    packages: Object.fromEntries(PACKAGES.map((name) => [name, packageVersion(name)])),
+    backends: [...new Set(result.runs.map((r) => r.backend))],
+    machine: {
+      platform: process.platform,
+      arch: process.arch,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+    },
+    config: result.options,
+    seed: result.options.seed,
+    partitionHash: result.data.partitionHash,
+    startedAt: result.startedAt,
+  };
+}
+
+const CSV_COLUMNS = ['algorithm', 'seed', 'participants', 'rounds', 'held_out_accuracy', 'personalized_accuracy', 'ensemble_accuracy', 'bytes_up', 'bytes_down', 'seconds', 'backend'];
+
+/** Writes the run's files into `dir`; returns their paths. */
+export function writeRunOutputs(result: SimulationResult, dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const files = {
+    result: join(dir, 'result.json'),
+    rounds: join(dir, 'rounds.jsonl'),
+    summary: join(dir, 'summary.csv'),
+    config: join(dir, 'config.json'),
+    manifest: join(dir, 'manifest.json'),
+  };
+  writeFileSync(files.result, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(files.rounds, result.runs.flatMap((run) => run.rows.map((row) => JSON.stringify({ algorithm: run.algorithm, seed: result.options.seed, ...row }))).join('\n') + '\n');
+  const lines = result.runs.map((run) =>
+    [run.algorithm, result.options.seed, run.participants, run.rows.length, run.final.meanAccuracy, run.final.meanPersonalized, run.final.ensembleAccuracy,
+      run.totalBytes.up, run.totalBytes.down, run.seconds.toFixed(1), run.backend].join(','),
+  );
+  writeFileSync(files.summary, `${CSV_COLUMNS.join(',')}\n${lines.join('\n')}\n`);
+  writeFileSync(files.config, `${JSON.stringify(result.options, null, 2)}\n`);
+  writeFileSync(files.manifest, `${JSON.stringify(manifestFor(result), null, 2)}\n`);
+  return Object.values(files);
+}
