@@ -5,7 +5,6 @@ import { MODELS } from '../client/models.js';
 import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
-import { runCompareCommand } from './compare.js';
 import { readConfigFile, validateExperiment } from './config.js';
 import { writeRunOutputs } from './outputs.js';
 import { CENTRALIZED, DEFAULT_OPTIONS, formatSummary, simulate, type SimulationOptions } from './simulate.js';
@@ -17,12 +16,10 @@ commands:
   simulate [--config FILE] [options]
              run a coordinator and N participants (worker threads) on this machine, over
              loopback sockets, on the embedded MNIST data; then the local-only baseline
-  sweep FILE run a grid of experiments (JSON or YAML), in parallel, resumable
+  sweep FILE run a grid of experiments (JSON or YAML), in parallel, resumable; writes a
+             table of the results beside it (see experiments/algorithms/sweep.yaml)
   report RESULTS… [--out DIR]
              a Markdown report with tables and plots (SVG, PNG) from result files
-  compare FILE
-             run every algorithm of a config over its seeds; writes results.json and
-             RESULTS.md beside the config (see experiments/)
 
 simulate options — each overrides the field of the same name in --config (defaults in brackets):
   --config FILE             an experiment config, JSON or YAML (see experiments/configs/)
@@ -136,16 +133,12 @@ async function main(argv: string[]): Promise<number> {
       say.line(`results written to ${written.join(', ')}`);
       return 0;
     }
-    case 'sweep':
-    case 'compare': {
+    case 'sweep': {
       if (rest[0] === undefined || rest[0].startsWith('-')) {
-        process.stderr.write(`codistill ${command}: give the path of a config, e.g. experiments/algorithms/config.json\n`);
+        process.stderr.write('codistill sweep: give the path of a sweep file, e.g. experiments/algorithms/sweep.yaml\n');
         return 2;
       }
-      if (command === 'sweep') return runSweepCommand(rest[0], say);
-      const written = await runCompareCommand(rest[0], say);
-      say.line(`results written to ${written.json} and ${written.markdown}`);
-      return 0;
+      return runSweepCommand(rest[0], say);
     }
     case 'report': {
       // Loaded on demand: the plotting libraries are not needed by the other commands.

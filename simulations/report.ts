@@ -14,7 +14,6 @@ import { parseArgs } from 'node:util';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { describePartition, type PartitionSpec } from '../client/data/partition.js';
-import type { CompareResult } from './compare.js';
 import type { RoundRow, RunResult, SimulationResult } from './simulate.js';
 
 /** One run of one algorithm on one seed, whichever kind of results file it came from. */
@@ -88,32 +87,22 @@ function toReportRun(run: RunResult, source: string, seed: number, extra: Partia
     seconds: run.seconds ?? NaN,
     ...extra,
   };
-  // A run may carry its own label matrix (one per seed in a compare); prefer it.
+  // A run may carry its own label matrix; prefer it.
   const own = (run as unknown as Record<string, unknown>).labelMatrix;
   if (isLabelMatrix(own)) out.labelMatrix = own;
   return out;
 }
 
 /**
- * The runs of one parsed results file. A simulate result is recognised by `options`, `data`
- * and `runs`; a compare result by `config`, `runs` and `table`.
+ * The runs of one parsed results file (simulate's result.json, also each sweep point's),
+ * recognised by `options`, `data` and `runs`.
  */
 export function runsOf(result: unknown, source: string): ReportRun[] {
   if (!isObject(result) || !Array.isArray(result.runs)) {
-    throw new Error(`${source}: not a codistill results file (expected a JSON object with "runs", from simulate or compare)`);
+    throw new Error(`${source}: not a codistill results file (expected a JSON object with "runs", from simulate)`);
   }
   const runs = result.runs;
   runs.forEach((run, k) => checkRun(run, source, k));
-  if (isObject(result.config) && Array.isArray(result.table)) {
-    const compare = result as unknown as CompareResult;
-    const simulation = compare.config.simulation as { partition?: PartitionSpec } | undefined;
-    return compare.runs.map((run) =>
-      toReportRun(run, source, run.seed, {
-        partitionHash: run.partitionHash,
-        ...(simulation?.partition === undefined ? {} : { partition: simulation.partition }),
-      }),
-    );
-  }
   if (isObject(result.options) && isObject(result.data)) {
     const simulation = result as unknown as SimulationResult;
     const labelMatrix = isLabelMatrix(simulation.data.labelMatrix) ? simulation.data.labelMatrix : undefined;
@@ -125,7 +114,7 @@ export function runsOf(result: unknown, source: string): ReportRun[] {
       }),
     );
   }
-  throw new Error(`${source}: not a simulate result (options, data, runs) nor a compare result (config, runs, table)`);
+  throw new Error(`${source}: not a simulate result (options, data, runs)`);
 }
 
 /** Reads and parses results files; errors name the file. */

@@ -119,28 +119,51 @@ function readResult(point: SweepPoint): SimulationResult | undefined {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SimulationResult) : undefined;
 }
 
-/** Groups points by every grid field but the seed; mean ± sample SD of the final metrics. */
+/** Mean and sample SD over seeds. */
+function stat(xs: number[]): { mean: number; sd: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0 };
+}
+
+function bytes(n: number): string {
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(2)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n.toFixed(0)} B`;
+}
+
+/**
+ * Groups points by every grid field but the seed: final held-out, personalised and ensemble
+ * accuracy (mean ± sample SD over seeds), and envelope bytes per participant per round (each
+ * direction) and per run, as the coordinator counted them.
+ */
 function summarize(points: SweepPoint[]): { markdown: string; csv: string } {
   const fields = Object.keys(points[0]?.values ?? {}).filter((f) => f !== 'seed');
-  const groups = new Map<string, Array<{ point: SweepPoint; result: SimulationResult }>>();
-  const csv = [['point', ...Object.keys(points[0]?.values ?? {}), 'held_out_accuracy', 'personalized_accuracy', 'ensemble_accuracy', 'bytes_up', 'bytes_down'].join(',')];
+  const groups = new Map<string, SimulationResult[]>();
+  const csv = [['point', ...Object.keys(points[0]?.values ?? {}), 'held_out_accuracy', 'personalized_accuracy', 'ensemble_accuracy', 'bytes_up', 'bytes_down', 'seconds'].join(',')];
   for (const point of points) {
     const result = readResult(point);
-    if (result === undefined || result.runs[0] === undefined) continue;
-    const run = result.runs[0];
-    csv.push([point.id, ...Object.values(point.values).map((v) => JSON.stringify(v)), run.final.meanAccuracy, run.final.meanPersonalized, run.final.ensembleAccuracy, run.totalBytes.up, run.totalBytes.down].join(','));
-    const key = fields.map((f) => `${f}=${JSON.stringify(point.values[f])}`).join(', ') || '(all)';
-    groups.set(key, [...(groups.get(key) ?? []), { point, result }]);
+    const run = result?.runs[0];
+    if (result === undefined || run === undefined) continue;
+    csv.push([point.id, ...Object.values(point.values).map((v) => JSON.stringify(v)), run.final.meanAccuracy, run.final.meanPersonalized, run.final.ensembleAccuracy, run.totalBytes.up, run.totalBytes.down, run.seconds.toFixed(1)].join(','));
+    const key = fields.map((f) => `${f}=${typeof point.values[f] === 'string' ? point.values[f] : JSON.stringify(point.values[f])}`).join(', ') || '(all)';
+    groups.set(key, [...(groups.get(key) ?? []), result]);
   }
-  const stat = (xs: number[]) => {
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  const pct = (xs: number[]) => {
+    const { mean, sd } = stat(xs);
     return `${(100 * mean).toFixed(1)} ± ${(100 * sd).toFixed(1)}`;
   };
-  const lines = ['| point | seeds | held-out % | personalised % | ensemble % |', '|---|---|---|---|---|'];
-  for (const [key, members] of groups) {
-    const finals = members.map((m) => m.result.runs[0]!.final);
-    lines.push(`| ${key} | ${members.length} | ${stat(finals.map((f) => f.meanAccuracy))} | ${stat(finals.map((f) => f.meanPersonalized))} | ${stat(finals.map((f) => f.ensembleAccuracy))} |`);
+  const lines = [
+    '| point | seeds | held-out % | personalised % | ensemble % | up / participant / round | down / participant / round | total per run | time / run |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [key, results] of groups) {
+    const runs = results.map((r) => r.runs[0]!);
+    const perParticipantRound = (f: (r: (typeof runs)[number]) => number) => stat(runs.map((r) => f(r) / (r.participants * r.rows.length))).mean;
+    lines.push(
+      `| ${key} | ${runs.length} | ${pct(runs.map((r) => r.final.meanAccuracy))} | ${pct(runs.map((r) => r.final.meanPersonalized))} | ` +
+        `${pct(runs.map((r) => r.final.ensembleAccuracy))} | ${bytes(perParticipantRound((r) => r.totalBytes.up))} | ${bytes(perParticipantRound((r) => r.totalBytes.down))} | ` +
+        `${bytes(stat(runs.map((r) => r.totalBytes.up + r.totalBytes.down)).mean)} | ${stat(runs.map((r) => r.seconds)).mean.toFixed(0)} s |`,
+    );
   }
   return { markdown: `${lines.join('\n')}\n`, csv: `${csv.join('\n')}\n` };
 }
