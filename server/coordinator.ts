@@ -18,6 +18,7 @@ import {
   ProtocolError,
   refusal,
   toWireError,
+  type ClientMessage,
   type ClientToServerEvents,
   type ServerToClientEvents,
 } from '../protocol/index.js';
@@ -165,45 +166,25 @@ export class Coordinator {
         return encodeEnvelope(reply);
       }),
     );
-    socket.on('upload', (bytes, ack) =>
-      answer(ack, () => {
-        requireJoined();
-        const message = decodeMessage(clientMessages.upload, bytes, limits);
-        requireSession(message.session);
-        requireSelf(message.participant);
-        session.upload(participant, message, byteLength(bytes));
-        return ok;
-      }),
-    );
-    socket.on('report', (bytes, ack) =>
-      answer(ack, () => {
-        requireJoined();
-        const message = decodeMessage(clientMessages.report, bytes, limits);
-        requireSession(message.session);
-        requireSelf(message.participant);
-        session.report(participant, message, byteLength(bytes));
-        return ok;
-      }),
-    );
-    socket.on('push', (bytes, ack) =>
-      answer(ack, () => {
-        requireJoined();
-        const message = decodeMessage(clientMessages.push, bytes, limits);
-        requireSession(message.session);
-        requireSelf(message.participant);
-        session.push(participant, message, byteLength(bytes));
-        return ok;
-      }),
-    );
-    socket.on('pull', (bytes, ack) =>
-      answer(ack, () => {
-        requireJoined();
-        const message = decodeMessage(clientMessages.pull, bytes, limits);
-        requireSession(message.session);
-        requireSelf(message.participant);
-        return session.pull(participant, message, byteLength(bytes));
-      }),
-    );
+    /** A request of a joined participant about itself in its own session: checked, then handled. */
+    const request = <E extends 'upload' | 'report' | 'push' | 'pull'>(
+      event: E,
+      handle: (message: ClientMessage<E>, bytes: number) => Uint8Array,
+    ) =>
+      // The event maps type every request alike, (envelope, ack); socket.io's overloads cannot see that through E.
+      (socket.on.bind(socket) as (event: E, listener: (bytes: Uint8Array, ack: unknown) => void) => void)(event, (bytes, ack) =>
+        answer(ack, () => {
+          requireJoined();
+          const message = decodeMessage(clientMessages[event], bytes, limits) as ClientMessage<E>;
+          requireSession(message.session);
+          requireSelf(message.participant);
+          return handle(message, byteLength(bytes));
+        }),
+      );
+    request('upload', (message, size) => (session.upload(participant, message, size), ok));
+    request('report', (message, size) => (session.report(participant, message, size), ok));
+    request('push', (message, size) => (session.push(participant, message, size), ok));
+    request('pull', (message, size) => session.pull(participant, message, size));
     socket.on('disconnect', (reason) => {
       if (!joined) return;
       this.log(`${participant} left ${session.config.id}: ${reason}`);

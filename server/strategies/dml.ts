@@ -6,7 +6,7 @@
  * or trimmed mean against hostile peers, entropy-weighted for a gated ensemble, …).
  */
 import { aggregatorFor, leaveOneOutAggregates } from '../aggregators/index.js';
-import { referenceIdsForRound } from './reference-ids.js';
+import { sampleReferencePerRound } from './reference-ids.js';
 import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
 
 export function dml(settings: StrategySettings): Strategy {
@@ -15,9 +15,7 @@ export function dml(settings: StrategySettings): Strategy {
   return {
     name: 'dml',
     knowledge: 'reference-predictions',
-    configureRound: (round) => ({
-      referenceIds: referenceIdsForRound(settings.referenceSize, settings.referencePerRound, settings.seed, round),
-    }),
+    configureRound: sampleReferencePerRound(settings),
     aggregate(contributions, learners, rows): Aggregate {
       const options = { rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction };
       // One pass for all targets (for the mean: one float64 sum, each target (S − own)/(n − 1)).

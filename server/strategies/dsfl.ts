@@ -6,7 +6,7 @@
  * with a temperature below 1), and every participant distills towards that one global label.
  */
 import { aggregatorFor } from '../aggregators/index.js';
-import { referenceIdsForRound } from './reference-ids.js';
+import { sampleReferencePerRound } from './reference-ids.js';
 import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
 
 export function dsfl(settings: StrategySettings): Strategy {
@@ -14,9 +14,7 @@ export function dsfl(settings: StrategySettings): Strategy {
   return {
     name: 'dsfl',
     knowledge: 'reference-predictions',
-    configureRound: (round) => ({
-      referenceIds: referenceIdsForRound(settings.referenceSize, settings.referencePerRound, settings.seed, round),
-    }),
+    configureRound: sampleReferencePerRound(settings),
     aggregate(contributions, learners, rows): Aggregate {
       const global = aggregator(contributions, {
         rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction,

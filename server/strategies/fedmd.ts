@@ -5,7 +5,7 @@
  * revisits its private data.
  */
 import { aggregatorFor } from '../aggregators/index.js';
-import { referenceIdsForRound } from './reference-ids.js';
+import { sampleReferencePerRound } from './reference-ids.js';
 import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
 
 export function fedmd(settings: StrategySettings): Strategy {
@@ -13,9 +13,7 @@ export function fedmd(settings: StrategySettings): Strategy {
   return {
     name: 'fedmd',
     knowledge: 'reference-logits',
-    configureRound: (round) => ({
-      referenceIds: referenceIdsForRound(settings.referenceSize, settings.referencePerRound, settings.seed, round),
-    }),
+    configureRound: sampleReferencePerRound(settings),
     aggregate(contributions, learners, rows): Aggregate {
       const consensus = aggregator(contributions, { rows, classes: settings.numClasses, trimFraction: settings.trimFraction });
       const target = { values: consensus, shape: [rows, settings.numClasses] };

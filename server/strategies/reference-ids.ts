@@ -15,3 +15,8 @@ export function referenceIdsForRound(referenceSize: number, perRound: number, se
     .slice(0, perRound)
     .sort((a, b) => a - b);
 }
+
+/** configureRound for the strategies that predict on a seeded sample of the reference set each round. */
+export function sampleReferencePerRound(settings: { referenceSize: number; referencePerRound: number; seed: number }) {
+  return (round: number) => ({ referenceIds: referenceIdsForRound(settings.referenceSize, settings.referencePerRound, settings.seed, round) });
+}
