@@ -2,17 +2,13 @@ import { describe, it, expect } from 'vitest';
 import { decodeEnvelope, encodeEnvelope } from '../../protocol/codec.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { packTensor, unpackTensor, wireBytes, WIRE_DTYPES, type WireDtype, type WireTensor } from '../../protocol/tensor.js';
+import { SeededRandom } from '../../client/data/random.js';
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
+/** Seeded uniform [0, 1): the project's own PRNG, so the fuzzed inputs repeat run to run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 function codeOf(fn: () => unknown): string {
