@@ -25,7 +25,10 @@ export function createModel(spec: ModelSpec): tf.LayersModel {
   switch (spec.name) {
     case 'mlp':
       // 784-256-128-10, the MLP of the performance issue and a common MNIST baseline.
-      layers.push(tf.layers.flatten({ inputShape: spec.inputShape }), dense(256, 'relu'), dense(128, 'relu'));
+      // Flat features (CSV) go straight in; images are flattened first.
+      if (spec.inputShape.length === 1) layers.push(tf.layers.dense({ inputShape: spec.inputShape, units: 256, activation: 'relu', kernelInitializer: init() }));
+      else layers.push(tf.layers.flatten({ inputShape: spec.inputShape }), dense(256, 'relu'));
+      layers.push(dense(128, 'relu'));
       break;
     case 'cnn':
       // Two 5×5 convolutions with max-pooling (LeNet-like); stride-1 convolutions keep to the

@@ -16,6 +16,10 @@ commands:
   simulate [--config FILE] [options]
              run a coordinator and N participants (worker threads) on this machine, over
              loopback sockets, on the embedded MNIST data; then the local-only baseline
+  server --config SESSION.yaml [--host H] [--port P]
+             a coordinator for a deployment: one session, participants on other machines
+  client --server URL --session ID --data PATH --model NAME [options]
+             a participant on this site's own data (CSV or IDX); see codistill client --help
   sweep FILE run a grid of experiments (JSON or YAML), in parallel, resumable; writes a
              table of the results beside it (see experiments/algorithms/sweep.yaml)
   report RESULTS… [--out DIR]
@@ -114,7 +118,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
-  if (command !== 'report' && (rest.includes('--help') || rest.includes('-h'))) {
+  if (['simulate', 'sweep'].includes(command) && (rest.includes('--help') || rest.includes('-h'))) {
     process.stdout.write(USAGE);
     return 0;
   }
@@ -139,6 +143,14 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       return runSweepCommand(rest[0], say);
+    }
+    case 'server': {
+      const { runServerCommand } = await import('../server/cli.js');
+      return runServerCommand(rest);
+    }
+    case 'client': {
+      const { runClientCommand } = await import('../client/cli.js');
+      return runClientCommand(rest);
     }
     case 'report': {
       // Loaded on demand: the plotting libraries are not needed by the other commands.

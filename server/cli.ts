@@ -1,0 +1,115 @@
+/**
+ * `codistill server --config session.yaml`: a coordinator for a deployment. Participants on
+ * other machines run `codistill client` against its URL with the tokens the config lists; the
+ * coordinator runs the session and writes its round history to a file when it ends.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { WIRE_DTYPES, DEFAULT_MAX_BYTES } from '../protocol/index.js';
+import { AGGREGATOR_NAMES } from './aggregators/index.js';
+import { Coordinator } from './coordinator.js';
+import type { SessionConfig } from './session.js';
+import { ALGORITHM_DEFAULTS, STRATEGIES } from './strategies/index.js';
+
+const count = (min: number) => z.number({ error: 'must be a number' }).int('must be an integer').min(min, `must be ≥ ${min}`);
+const oneOf = <T extends string>(values: readonly T[]) => z.enum(values as [T, ...T[]], { error: `must be one of ${values.join(', ')}` });
+
+/** A session as an operator writes it: the algorithm's defaults fill what is left out. */
+const sessionFile = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
+    algorithm: oneOf(Object.keys(STRATEGIES)),
+    rounds: count(1),
+    participants: z
+      .array(z.object({ id: z.string().regex(/^[A-Za-z0-9._:-]+$/), token: z.string().min(16, 'tokens must have at least 16 characters') }).strict())
+      .min(1),
+    minParticipants: count(1).optional(),
+    minToStart: count(1).optional(),
+    numClasses: count(2),
+    referenceSize: count(0).default(0),
+    referencePerRound: count(1).optional(),
+    temperature: z.number().positive().optional(),
+    alpha: z.number().min(0).max(1).optional(),
+    aggregator: oneOf(AGGREGATOR_NAMES).optional(),
+    sharpenTemperature: z.number().positive().optional(),
+    trimFraction: z.number().min(0).max(0.5).optional(),
+    uploadDtype: oneOf(WIRE_DTYPES).default('float32'),
+    roundTimeoutMs: count(1).default(10 * 60_000),
+    trainTimeoutMs: count(1).default(30 * 60_000),
+    onRoundFailure: oneOf(['continue', 'stop'] as const).default('continue'),
+    seed: count(0).default(1),
+    maxMessageBytes: count(1024).default(DEFAULT_MAX_BYTES),
+    async: z.object({ shards: count(1), exchangeEvery: count(1), burnInSteps: count(0), stalenessMs: z.number().positive() }).strict().optional(),
+  })
+  .strict();
+
+export function readSessionConfig(path: string): SessionConfig {
+  let raw: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    raw = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new Error(`cannot read session config ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  const parsed = sessionFile.safeParse(raw, { reportInput: true });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) =>
+      i.code === 'unrecognized_keys' ? `unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}` : `${i.path.join('.') || '(config)'}: ${i.message}`,
+    );
+    throw new Error(`invalid session config ${path}:\n  ${problems.join('\n  ')}`);
+  }
+  const c = parsed.data;
+  const defaults = ALGORITHM_DEFAULTS[c.algorithm]!;
+  return {
+    ...c,
+    minParticipants: c.minParticipants ?? c.participants.length,
+    referencePerRound: c.referencePerRound ?? c.referenceSize,
+    temperature: c.temperature ?? defaults.temperature,
+    alpha: c.alpha ?? defaults.alpha,
+    aggregator: c.aggregator ?? defaults.aggregator,
+    sharpenTemperature: c.sharpenTemperature ?? defaults.sharpenTemperature,
+  };
+}
+
+const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.0.0.1] [--port 8080] [--out history.json]
+  Runs a coordinator for one session; participants connect with codistill client.
+  --host 0.0.0.0 listens on every interface (put TLS in front of it: see the README).
+`;
+
+export async function runServerCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: { config: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+  });
+  if (values.help === true || values.config === undefined) {
+    (values.help === true ? process.stdout : process.stderr).write(USAGE);
+    return values.help === true ? 0 : 2;
+  }
+  const port = Number(values.port ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer in [0, 65535]; got "${values.port}"`);
+  const config = readSessionConfig(values.config);
+  const coordinator = await Coordinator.start({
+    host: values.host ?? '127.0.0.1',
+    port,
+    maxMessageBytes: config.maxMessageBytes,
+    log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
+  });
+  const session = coordinator.createSession(config);
+  process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds), waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
+  session.on('round', (r) => {
+    const accuracies = Object.values(r.reports).map((m) => m.accuracy).filter((a): a is number => a !== undefined);
+    const mean = accuracies.length > 0 ? ` mean reported accuracy ${(100 * accuracies.reduce((a, b) => a + b, 0) / accuracies.length).toFixed(1)}%` : '';
+    const failure = r.failure === undefined ? '' : ` FAILED ${r.failure.code}: ${r.failure.message}`;
+    process.stdout.write(`round ${r.round}/${config.rounds}: ${r.contributors.length} contributors, ${Object.keys(r.reports).length} reports,${mean}, ${(r.bytesUp / 1024).toFixed(1)} KiB up, ${(r.bytesDown / 1024).toFixed(1)} KiB down${failure}\n`);
+  });
+  const ended = await new Promise<{ reason: string }>((resolve) => session.once('end', resolve));
+  const out = values.out ?? `${config.id}-history.json`;
+  writeFileSync(out, `${JSON.stringify({ session: { ...config, participants: config.participants.map((p) => ({ id: p.id })) }, endReason: ended.reason, rounds: session.history }, null, 2)}\n`);
+  process.stdout.write(`session ended: ${ended.reason}; history written to ${out}\n`);
+  await coordinator.close();
+  return 0;
+}

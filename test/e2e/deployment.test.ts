@@ -1,0 +1,109 @@
+/**
+ * A deployment on one machine: `codistill server` with a session file, and `codistill client`
+ * processes on their own CSV data and a shared IDX reference file — the commands a site runs,
+ * as separate processes over loopback sockets.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { loadMnist, splitDataset } from '../../client/data/mnist.js';
+
+const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
+const run = promisify(execFile);
+
+/** A CSV file with a header (label, p0…p783) for some MNIST rows. */
+function writeCsv(path: string, x: Float32Array, y: Int32Array): void {
+  const d = x.length / y.length;
+  const header = ['label', ...Array.from({ length: d }, (_, i) => `p${i}`)].join(',');
+  const rows = Array.from(y, (label, i) => [label, ...Array.from(x.subarray(i * d, (i + 1) * d), (v) => +v.toFixed(3))].join(','));
+  writeFileSync(path, `${header}\n${rows.join('\n')}\n`);
+}
+
+/** An IDX u8 images file [n, 28, 28]. */
+function writeIdxImages(path: string, x: Float32Array): void {
+  const n = x.length / 784;
+  const bytes = Buffer.alloc(16 + x.length);
+  bytes.writeUInt32BE(0x00000803, 0);
+  bytes.writeUInt32BE(n, 4);
+  bytes.writeUInt32BE(28, 8);
+  bytes.writeUInt32BE(28, 12);
+  for (let i = 0; i < x.length; i++) bytes[16 + i] = Math.round(x[i]! * 255);
+  writeFileSync(path, bytes);
+}
+
+describe('codistill server and codistill client', () => {
+  it('run a DML session across processes on sites\' own files', { timeout: 400_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codistill-deploy-'));
+    const split = splitDataset(loadMnist(), { test: 0, reference: 200 }, 21);
+    const site = (k: number) => {
+      const rows = Array.from({ length: 400 }, (_, i) => k * 400 + i);
+      return { x: Float32Array.from(rows.flatMap((r) => Array.from(split.pool.x.subarray(r * 784, (r + 1) * 784)))), y: Int32Array.from(rows, (r) => split.pool.y[r]!) };
+    };
+    for (const k of [0, 1]) writeCsv(join(dir, `site${k}.csv`), site(k).x, site(k).y);
+    writeIdxImages(join(dir, 'reference-idx3-ubyte'), split.reference.x);
+    const tokens = ['token-site-0-0123456789abcdef', 'token-site-1-0123456789abcdef'];
+    writeFileSync(join(dir, 'session.yaml'), [
+      'id: deploy-test', 'algorithm: dml', 'rounds: 2', 'numClasses: 10', 'referenceSize: 200',
+      'participants:', ...tokens.map((t, k) => `  - { id: site-${k}, token: ${t} }`),
+    ].join('\n'));
+
+    const server = spawn('node', [CLI, 'server', '--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'history.json')]);
+    const serverExited = new Promise((resolve) => server.on('exit', resolve));
+    let serverOut = '';
+    server.stdout.on('data', (b: Buffer) => (serverOut += b.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      server.stdout.on('data', () => {
+        const match = /coordinator at (http:\/\/127\.0\.0\.1:\d+)/.exec(serverOut);
+        if (match) resolve(match[1]!);
+      });
+      void serverExited.then((code) => reject(new Error(`server exited with ${String(code)}: ${serverOut}`)));
+    });
+    const client = (k: number) => run('node', [
+      CLI, 'client', '--server', url, '--session', 'deploy-test', '--data', join(dir, `site${k}.csv`),
+      '--reference', join(dir, 'reference-idx3-ubyte'), '--model', 'mlp', '--out', join(dir, `client${k}.json`),
+    ], { env: { ...process.env, CODISTILL_TOKEN: tokens[k] }, timeout: 300_000 });
+    const [c0, c1] = await Promise.all([client(0), client(1)]);
+    await serverExited;
+
+    for (const c of [c0, c1]) {
+      expect(c.stdout).toMatch(/participant on \w+: 360 private samples \(40 held out for validation\), 200 reference samples, model mlp/);
+      expect(c.stdout).toMatch(/round 1: learned from peers, loss \d+\.\d+, validation accuracy \d+\.\d%/);
+      expect(c.stdout).toMatch(/session ended: completed 2 rounds/);
+    }
+    expect(serverOut).toMatch(/round 2\/2: 2 contributors, 2 reports/);
+    const history = JSON.parse(readFileSync(join(dir, 'history.json'), 'utf8')) as { rounds: unknown[]; session: { participants: Array<Record<string, unknown>> } };
+    expect(history.rounds).toHaveLength(2);
+    // Tokens are secrets: the history names participants without them.
+    expect(history.session.participants).toEqual([{ id: 'site-0' }, { id: 'site-1' }]);
+    expect(readFileSync(join(dir, 'history.json'), 'utf8')).not.toContain(tokens[0]);
+  });
+
+  it('tells a site clearly what is wrong: a missing file, a rejected token, an unreachable server', async () => {
+    const fail = (args: string[], env: Record<string, string> = {}) =>
+      run('node', [CLI, 'client', ...args], { env: { ...process.env, ...env }, timeout: 120_000 }).then(() => '', (e: { stderr: string }) => e.stderr);
+    const dir = mkdtempSync(join(tmpdir(), 'codistill-deploy-'));
+    expect(await fail(['--server', 'http://127.0.0.1:9', '--session', 's', '--data', join(dir, 'nope.csv'), '--model', 'mlp', '--token', 'x'])).toMatch(/--data .*nope\.csv: no such file or folder/);
+    const split = splitDataset(loadMnist(), { test: 0, reference: 0 }, 1);
+    writeCsv(join(dir, 'site.csv'), split.pool.x.subarray(0, 784 * 50), split.pool.y.subarray(0, 50));
+    writeFileSync(join(dir, 'session.yaml'), 'id: s\nalgorithm: fd\nrounds: 1\nnumClasses: 10\nparticipants:\n  - { id: a, token: the-real-token-0123456789 }\n');
+    const server = spawn('node', [CLI, 'server', '--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'h.json')]);
+    const url = await new Promise<string>((resolve) => {
+      let out = '';
+      server.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        const match = /coordinator at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        if (match) resolve(match[1]!);
+      });
+    });
+    try {
+      expect(await fail(['--server', url, '--session', 's', '--data', join(dir, 'site.csv'), '--model', 'mlp'], { CODISTILL_TOKEN: 'a-wrong-token-0123456789' }))
+        .toMatch(/E_AUTH: the token is not valid for any running session/);
+    } finally {
+      server.kill();
+    }
+    expect(await fail(['--server', url, '--session', 's', '--data', join(dir, 'site.csv'), '--model', 'mlp', '--token', 'x'])).toMatch(/could not reach the coordinator at http:\/\/127\.0\.0\.1:\d+/);
+  });
+});
