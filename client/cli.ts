@@ -28,6 +28,7 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --batch-size N        [32]
   --lr X                Adam learning rate [0.001]
   --validation F        share of the private data held out to report accuracy on, when the data has no test split [0.1]
+  --ca FILE             PEM certificate authority to trust for an https:// coordinator (e.g. its self-signed certificate)
   --role ROLE           participant | teacher (contributes predictions, never trains) [participant]
   --backend NAME        node-gpu | node | wasm | cpu [automatic]
   --seed N              shuffling, validation split and weight initialisation [1]
@@ -87,13 +88,21 @@ async function loadModelFile(path: string): Promise<tf.LayersModel> {
   }));
 }
 
+function readCa(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new Error(`--ca ${path}: cannot read the file`);
+  }
+}
+
 export async function runClientCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     strict: true,
     options: {
       ...Object.fromEntries(
-        ['server', 'session', 'token', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out']
+        ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out']
           .map((name) => [name, { type: 'string' as const }]),
       ),
       help: { type: 'boolean' },
@@ -157,6 +166,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     token: token!,
     student,
     role,
+    ca: v.ca === undefined ? undefined : readCa(v.ca as string),
     data: { train, reference },
     evaluation,
     epochs,

@@ -45,6 +45,8 @@ export interface ParticipantOptions {
   /** Local epochs over the private data per round. */
   epochs: number;
   batchSize: number;
+  /** PEM certificate authority to trust for an https:// coordinator with its own (e.g. self-signed) certificate. */
+  ca?: string;
   /** A teacher only shares knowledge: it never receives a target or trains. */
   role?: 'participant' | 'teacher';
   /** How long to wait for the coordinator to answer a request. */
@@ -84,6 +86,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     transports: ['websocket'],
     auth: { v: PROTOCOL_VERSION, token: options.token },
     reconnectionAttempts: 10,
+    ...(options.ca === undefined ? {} : { ca: options.ca }),
   });
 
   return new Promise<ParticipantSummary>((resolve, reject) => {
@@ -200,6 +203,11 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       const code = (error as Error & { data?: { code?: string } }).data?.code;
       // Refusals are final; anything else (the server is not up yet, a dropped link) is retried by socket.io.
       if (code === ErrorCode.Auth || code === ErrorCode.Version) fail(new ProtocolError(code, error.message.replace(/^E_[A-Z_]+: /, '')));
+      // A certificate the participant does not trust will not change by retrying.
+      const cause = (error as Error & { description?: { message?: string } }).description?.message ?? '';
+      if (/certificate|self[- ]signed|SSL|TLS/i.test(cause)) {
+        fail(new Error(`TLS: the coordinator at ${options.url} presented a certificate this participant does not trust (${cause}); pass its certificate authority (--ca FILE)`));
+      }
     });
     socket.io.on('reconnect_failed', () => fail(new Error(`could not reach the coordinator at ${options.url}`)));
 

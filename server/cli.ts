@@ -75,15 +75,25 @@ export function readSessionConfig(path: string): SessionConfig {
 }
 
 const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.0.0.1] [--port 8080] [--out history.json]
+                        [--tls-cert cert.pem --tls-key key.pem]
   Runs a coordinator for one session; participants connect with codistill client.
-  --host 0.0.0.0 listens on every interface (put TLS in front of it: see the README).
+  --host 0.0.0.0 listens on every interface: give it --tls-cert and --tls-key so that
+  tokens and predictions travel encrypted (wss://).
 `;
 
 export async function runServerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     strict: true,
-    options: { config: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      config: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      out: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help === true || values.config === undefined) {
     (values.help === true ? process.stdout : process.stderr).write(USAGE);
@@ -92,7 +102,17 @@ export async function runServerCommand(args: string[]): Promise<number> {
   const port = Number(values.port ?? 8080);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer in [0, 65535]; got "${values.port}"`);
   const config = readSessionConfig(values.config);
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new Error('--tls-cert and --tls-key go together');
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch {
+      throw new Error(`--${flag} ${path}: cannot read the file`);
+    }
+  };
+  const tls = values['tls-cert'] === undefined ? undefined : { cert: read('tls-cert', values['tls-cert']), key: read('tls-key', values['tls-key']!) };
   const coordinator = await Coordinator.start({
+    tls,
     host: values.host ?? '127.0.0.1',
     port,
     maxMessageBytes: config.maxMessageBytes,

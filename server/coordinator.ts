@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import {
@@ -31,6 +32,8 @@ export interface CoordinatorOptions {
   port?: number;
   /** Largest envelope any session may exchange; socket.io's own limit is set just above it. */
   maxMessageBytes?: number;
+  /** PEM certificate and key: the coordinator then speaks wss:// (HTTPS) only. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   log?: (line: string) => void;
 }
 
@@ -78,14 +81,15 @@ export class Coordinator {
   }
 
   static async start(options: CoordinatorOptions = {}): Promise<Coordinator> {
-    const http = createServer();
+    const http = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });
     const host = options.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
       http.listen(options.port ?? 0, host, () => resolve());
     });
     const { port } = http.address() as AddressInfo;
-    return new Coordinator(http, `http://${host}:${port}`, options.maxMessageBytes ?? DEFAULT_MAX_BYTES, options.log ?? (() => {}));
+    const scheme = options.tls === undefined ? 'http' : 'https';
+    return new Coordinator(http, `${scheme}://${host}:${port}`, options.maxMessageBytes ?? DEFAULT_MAX_BYTES, options.log ?? (() => {}));
   }
 
   createSession(config: SessionConfig): Session {
