@@ -8,7 +8,7 @@ export const ErrorCode = {
   Version: 'E_VERSION',
   /** The bytes are not a msgpack envelope at all, or are truncated. */
   Malformed: 'E_MALFORMED',
-  /** The envelope decoded but a field is missing, has the wrong type or an invalid value. */
+  /** The envelope decoded but a field is missing, has the wrong type or an invalid value; or the event is not one the protocol has. */
   Schema: 'E_SCHEMA',
   /** A payload exceeds the session's size limit. */
   TooLarge: 'E_TOO_LARGE',

@@ -186,10 +186,8 @@ export function decodeMessage<S extends z.ZodType>(schema: S, bytes: unknown, li
 function parseMessage<S extends z.ZodType>(schema: S, message: unknown): z.infer<S> {
   const v = (message as { v?: unknown } | null)?.v;
   if (v !== PROTOCOL_VERSION) {
-    throw new ProtocolError(
-      ErrorCode.Version,
-      `the envelope speaks protocol version ${JSON.stringify(v)}; this end speaks ${PROTOCOL_VERSION}. Upgrade the older side.`,
-    );
+    const claim = v === undefined ? 'names no protocol version (field v)' : `speaks protocol version ${describeVersion(v)}`;
+    throw new ProtocolError(ErrorCode.Version, `the envelope ${claim}; this end speaks ${PROTOCOL_VERSION}. Upgrade the older side.`);
   }
   const parsed = schema.safeParse(message);
   if (!parsed.success) {
@@ -202,9 +200,23 @@ function parseMessage<S extends z.ZodType>(schema: S, message: unknown): z.infer
   return parsed.data;
 }
 
-/** The refusal envelope for an error, as sent back through an ack. */
+/**
+ * A received version as a refusal may quote it: the peer chose its type and size. Not
+ * JSON.stringify, which throws on a bigint (msgpack uint64/int64 beyond 2^53) and would copy a
+ * kilobytes-long string into a refusal past the 4096 characters a wire error may carry.
+ */
+function describeVersion(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === null) return String(v);
+  if (Array.isArray(v)) return 'an array';
+  if (v instanceof Uint8Array) return 'binary';
+  return `a ${typeof v === 'object' ? 'map' : typeof v}`;
+}
+
+/** The refusal envelope for an error, as sent back through an ack; cut to the 4096 characters the schema lets a receiver read. */
 export function refusal(error: WireError): Uint8Array {
-  return encodeEnvelope({ v: PROTOCOL_VERSION, ok: false, error });
+  const message = error.message.length > 4096 ? `${error.message.slice(0, 4095)}…` : error.message;
+  return encodeEnvelope({ v: PROTOCOL_VERSION, ok: false, error: { code: error.code, message } });
 }
 
 /** Reads an ack: returns the success message, or throws the refusal as a ProtocolError. */

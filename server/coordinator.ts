@@ -160,31 +160,52 @@ export class Coordinator {
       if (name !== session.config.id) throw new ProtocolError(ErrorCode.Session, `this token belongs to session ${session.config.id}, not ${name}`);
     };
 
-    socket.on('join', (bytes, ack) =>
-      answer(ack, () => {
-        const message = decodeMessage(clientMessages.join, bytes, limits);
-        requireSession(message.session);
-        const reply = session.join(participant, { send: (event, envelope) => socket.emit(event, envelope) }, message.role);
-        joined = true;
-        this.log(`${participant} joined ${session.config.id}`);
-        return encodeEnvelope(reply);
-      }),
-    );
+    /**
+     * Listens for one request event. socket.io passes however many arguments the peer sent, then
+     * the ack if it asked for one: the ack is taken from the end, so that a peer sending no
+     * envelope or several still gets its refusal (instead of an ack never called, or a join run
+     * without one), and only an event with exactly one envelope is read.
+     */
+    const listen = (event: keyof ClientToServerEvents, work: (bytes: unknown) => Uint8Array) =>
+      // The event maps type every request alike, (envelope, ack); a peer need not keep to them.
+      (socket.on.bind(socket) as (event: string, listener: (...args: unknown[]) => void) => void)(event, (...args) => {
+        const ack = typeof args.at(-1) === 'function' ? args.pop() : undefined;
+        answer(ack, () => {
+          if (args.length !== 1) {
+            throw new ProtocolError(ErrorCode.Malformed, `a ${event} event carries exactly one binary envelope; got ${args.length} arguments`);
+          }
+          return work(args[0]);
+        });
+      });
+    // An event the protocol does not have gets a refusal too, if the peer waits for an answer.
+    socket.onAny((event: unknown, ...args: unknown[]) => {
+      if (typeof event === 'string' && Object.hasOwn(clientMessages, event)) return;
+      const ack = args.at(-1);
+      if (typeof ack !== 'function') return;
+      const name = typeof event === 'string' ? JSON.stringify(event.length > 40 ? `${event.slice(0, 40)}…` : event) : String(event);
+      ack(refusal({ code: ErrorCode.Schema, message: `unknown event ${name}; a participant sends ${Object.keys(clientMessages).join(', ')}` }));
+    });
+
+    listen('join', (bytes) => {
+      const message = decodeMessage(clientMessages.join, bytes, limits);
+      requireSession(message.session);
+      const reply = session.join(participant, { send: (event, envelope) => socket.emit(event, envelope) }, message.role);
+      joined = true;
+      this.log(`${participant} joined ${session.config.id}`);
+      return encodeEnvelope(reply);
+    });
     /** A request of a joined participant about itself in its own session: checked, then handled. */
     const request = <E extends 'upload' | 'report' | 'push' | 'pull'>(
       event: E,
       handle: (message: ClientMessage<E>, bytes: number) => Uint8Array,
     ) =>
-      // The event maps type every request alike, (envelope, ack); socket.io's overloads cannot see that through E.
-      (socket.on.bind(socket) as (event: E, listener: (bytes: Uint8Array, ack: unknown) => void) => void)(event, (bytes, ack) =>
-        answer(ack, () => {
-          requireJoined();
-          const message = decodeMessage(clientMessages[event], bytes, limits) as ClientMessage<E>;
-          requireSession(message.session);
-          requireSelf(message.participant);
-          return handle(message, byteLength(bytes));
-        }),
-      );
+      listen(event, (bytes) => {
+        requireJoined();
+        const message = decodeMessage(clientMessages[event], bytes, limits) as ClientMessage<E>;
+        requireSession(message.session);
+        requireSelf(message.participant);
+        return handle(message, byteLength(bytes));
+      });
     request('upload', (message, size) => (session.upload(participant, message, size), ok));
     request('report', (message, size) => (session.report(participant, message, size), ok));
     request('push', (message, size) => (session.push(participant, message, size), ok));
