@@ -20,6 +20,9 @@ commands:
              a coordinator for a deployment: one session, participants on other machines
   client --server URL --session ID --data PATH --model NAME [options]
              a participant on this site's own data (CSV or IDX); see codistill client --help
+  distill --method kd|fitnets|at|nst|ban|one [options]
+             offline distillation in one process: a teacher and a student on the embedded
+             MNIST (see codistill distill --help and experiments/offline-kd/)
   sweep FILE run a grid of experiments (JSON or YAML), in parallel, resumable; writes a
              table of the results beside it (see experiments/algorithms/sweep.yaml)
   report RESULTS… [--out DIR]
@@ -151,6 +154,10 @@ async function main(argv: string[]): Promise<number> {
     case 'client': {
       const { runClientCommand } = await import('../client/cli.js');
       return runClientCommand(rest);
+    }
+    case 'distill': {
+      const { runDistillCommand } = await import('./distill.js');
+      return runDistillCommand(rest);
     }
     case 'report': {
       // Loaded on demand: the plotting libraries are not needed by the other commands.

@@ -1,0 +1,67 @@
+/**
+ * The vocabulary of local distillation: what a model hands to the losses (logits plus named
+ * intermediate activations), what a loss method is, and how a loss is configured.
+ */
+import type * as tf from '@tensorflow/tfjs';
+
+/** One forward pass of a feature model. */
+export interface ModelOutputs {
+  /** The model's prediction, [N, C] logits; for ONE, the gated ensemble of the branches. */
+  logits: tf.Tensor2D;
+  /** Intermediate activations by name (`conv1`, `dense2`, …), after their non-linearity. */
+  features: Record<string, tf.Tensor>;
+  /** ONE only: each branch's logits, [N, C] each. */
+  branches?: tf.Tensor2D[];
+  /** ONE only: the gate's weights over the branches, [N, branches], rows summing to 1. */
+  gate?: tf.Tensor2D;
+}
+
+/** Everything a loss term may read for one batch. */
+export interface LossInputs {
+  student: ModelOutputs;
+  /** Present for teacher → student methods; its tensors are constants (computed outside the tape). */
+  teacher?: ModelOutputs;
+  /** Integer class labels, [N]. */
+  labels: tf.Tensor1D;
+}
+
+/** One entry of a weighted-sum loss configuration, as in torchdistill: `{ name, weight, params }`. */
+export interface LossTermConfig {
+  /** A registered method name: see LOSS_METHODS in client/distill/registry.ts. */
+  name: string;
+  weight: number;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * A mid-level, named distillation method (KD, FitNets, AT, …). A method reads what it needs
+ * from the batch's LossInputs and returns a scalar; the weighted sum multiplies it by its weight.
+ */
+export interface LossMethod {
+  /** The name it is registered under. */
+  readonly name: string;
+  /** Teacher feature names this method reads (so the trainer knows whether it must run the teacher per batch). */
+  readonly teacherFeatures: readonly string[];
+  /** Whether the method needs a teacher at all. */
+  readonly needsTeacher: boolean;
+  /**
+   * Called once with a probe batch before training, outside any gradient tape: a method with
+   * its own parameters (FitNets' regressor) creates them here, sized from the feature shapes.
+   */
+  prepare?(inputs: LossInputs): void;
+  /** Trainable parameters the method owns; trained with the student. */
+  variables(): tf.Variable[];
+  compute(inputs: LossInputs): tf.Scalar;
+  dispose(): void;
+}
+
+/** `E_CONFIG: …` for a bad configuration, `E_SHAPE: …` for features that do not fit a method. */
+export class DistillError extends Error {
+  constructor(
+    readonly code: 'E_CONFIG' | 'E_SHAPE',
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = 'DistillError';
+  }
+}
