@@ -35,6 +35,7 @@ function packageVersion(name: string): string | null {
   }
 }
 
+
 function git(args: string[]): string | null {
   try {
     return execFileSync('git', args, { cwd: new URL('../..', import.meta.url), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -43,12 +44,17 @@ function git(args: string[]): string | null {
   }
 }
 
+/** Read when the process starts, before a long run: the code that runs is the code at hand now. */
+const CODE_AT_START = (() => {
+  const status = git(['status', '--porcelain', '--untracked-files=no']);
+  return { commit: git(['rev-parse', 'HEAD']), dirty: status === null ? null : status.length > 0 };
+})();
+
 export function manifestFor(result: SimulationResult): Manifest {
   const own = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  const status = git(['status', '--porcelain', '--untracked-files=no']);
   return {
     codistill: own.version,
-    code: { commit: git(['rev-parse', 'HEAD']), dirty: status === null ? null : status.length > 0 },
+    code: CODE_AT_START,
     node: process.version,
     packages: Object.fromEntries(PACKAGES.map((name) => [name, packageVersion(name)])),
     backends: [...new Set(result.runs.map((r) => r.backend))],
