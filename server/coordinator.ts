@@ -23,7 +23,7 @@ import {
   type ClientToServerEvents,
   type ServerToClientEvents,
 } from '../protocol/index.js';
-import { Session, type SessionConfig } from './session.js';
+import { Session, type PeerLink, type SessionConfig } from './session.js';
 
 export interface CoordinatorOptions {
   /** Interface to listen on; 127.0.0.1 unless a deployment says otherwise. */
@@ -136,6 +136,8 @@ export class Coordinator {
     const limits = { maxBytes: session.config.maxMessageBytes };
     const ok = encodeEnvelope({ v: PROTOCOL_VERSION, ok: true });
     let joined = false;
+    /** This connection's link to the session, replaced by the next connection if the participant reconnects. */
+    let link: PeerLink | undefined;
 
     // Every handler answers through its ack, with either success or an error code; nothing
     // thrown by a message escapes to crash the process.
@@ -189,7 +191,8 @@ export class Coordinator {
     listen('join', (bytes) => {
       const message = decodeMessage(clientMessages.join, bytes, limits);
       requireSession(message.session);
-      const reply = session.join(participant, { send: (event, envelope) => socket.emit(event, envelope) }, message.role);
+      link = { send: (event, envelope) => socket.emit(event, envelope) };
+      const reply = session.join(participant, link, message.role);
       joined = true;
       this.log(`${participant} joined ${session.config.id}`);
       return encodeEnvelope(reply);
@@ -213,7 +216,7 @@ export class Coordinator {
     socket.on('disconnect', (reason) => {
       if (!joined) return;
       this.log(`${participant} left ${session.config.id}: ${reason}`);
-      session.leave(participant);
+      session.leave(participant, link);
     });
   }
 }

@@ -199,7 +199,9 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /** A participant left: its upload to a round not yet aggregated is discarded, and no one waits for it. */
-  leave(participant: string): void {
+  leave(participant: string, link?: PeerLink): void {
+    // A participant that reconnected has a new link: the old connection's departure is not its own.
+    if (link !== undefined && this.links.get(participant) !== link) return;
     if (!this.links.delete(participant)) return;
     this.roles.delete(participant);
     if (this.exchange !== undefined) {

@@ -226,6 +226,21 @@ describe('coordinator over real sockets', () => {
     expect(a.targets[0]!.contributors).toBe(2);
   });
 
+  it('keeps a participant that reconnected when its old connection goes away', async () => {
+    const session = coordinator.createSession(config({ minToStart: 3 }));
+    const oldA = await join('a');
+    const newA = await join('a'); // the same token again: a reconnect from a new socket
+    const [b, c] = [await join('b'), await join('c')];
+    oldA.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(session.connected.sort()).toEqual(['a', 'b', 'c']);
+    await until(() => [newA, b, c].every((p) => p.rounds.length === 1), 'round 1 to open');
+    for (const [p, seed] of [[newA, 0], [b, 1], [c, 2]] as const) {
+      expect(refusalCode(await p.upload({ values: packTensor(predictions(seed), [REFERENCE, C], 'float32') }))).toBe('ok');
+    }
+    await until(() => newA.targets.length === 1, 'a target on the new connection');
+  });
+
   it('fails a round that misses its quorum by the deadline, and goes on to the next', async () => {
     const session = coordinator.createSession(config({ rounds: 2, roundTimeoutMs: 300, minParticipants: 2, participants: [{ id: 'a', token: 'secret-a' }, { id: 'b', token: 'secret-b' }] }));
     const records: RoundRecord[] = [];
