@@ -204,11 +204,16 @@ export class Student {
     const out = new Float32Array(count * this.numClasses);
     for (let start = 0; start < count; start += PREDICT_BATCH) {
       const rows = Math.min(PREDICT_BATCH, count - start);
-      const values = tf.tidy(() => {
+      const result = tf.tidy(() => {
         const batch = tf.tensor(x.subarray(start * d, (start + rows) * d), [rows, ...this.sampleShape]);
-        return head(this.model.predict(batch) as tf.Tensor2D).dataSync() as Float32Array;
+        // One batch of `rows`: predict() would otherwise cut it into its default batches of 32,
+        // which halves the CNN's speed on wasm (bench/RESULTS.md, prediction).
+        return head(this.model.predict(batch, { batchSize: rows }) as tf.Tensor2D);
       });
-      out.set(values, start * this.numClasses);
+      // Read outside the tidy: tf.tidy walks a returned typed array element by element looking
+      // for tensors, which costs more than the forward pass of a small model.
+      out.set(result.dataSync() as Float32Array, start * this.numClasses);
+      result.dispose();
       await yieldToEventLoop();
     }
     return out;

@@ -112,6 +112,10 @@ interface OpenRound {
   uploads: Map<string, Contribution>;
   /** Who still owes a training report (the contributors, once targets are out). */
   owing: Set<string>;
+  /** record.participants as a set: membership is checked on every upload. */
+  members: Set<string>;
+  /** Members that left since the round opened (some may have rejoined). */
+  departed: number;
 }
 
 export interface SessionEvents {
@@ -204,6 +208,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (link !== undefined && this.links.get(participant) !== link) return;
     if (!this.links.delete(participant)) return;
     this.roles.delete(participant);
+    if (this.open?.members.has(participant)) this.open.departed++;
     if (this.exchange !== undefined) {
       this.exchange.forget(participant);
       for (const [number, checkpoint] of [...this.checkpoints]) {
@@ -238,7 +243,7 @@ export class Session extends EventEmitter<SessionEvents> {
       throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} is closed: its aggregate has been sent; uploads are no longer taken`);
     }
     if (open.uploads.has(participant)) return; // a retried upload: the first one stands
-    if (!open.record.participants.includes(participant)) {
+    if (!open.members.has(participant)) {
       throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} opened before ${participant} joined; wait for round ${message.round + 1}`);
     }
     const contribution = readContribution(participant, message, {
@@ -409,7 +414,7 @@ export class Session extends EventEmitter<SessionEvents> {
       openedAt: Date.now(),
       closedAt: 0,
     };
-    this.open = { record, referenceIds: plan.referenceIds, deadline, uploads: new Map(), owing: new Set() };
+    this.open = { record, referenceIds: plan.referenceIds, deadline, uploads: new Map(), owing: new Set(), members: new Set(participants), departed: 0 };
     const envelope = encodeMessage(serverMessages.round, {
       v: PROTOCOL_VERSION,
       session: this.config.id,
@@ -435,6 +440,10 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private allUploaded(): boolean {
     const open = this.open!;
+    // Everyone expected has uploaded only if there are at least as many uploads as members still
+    // connected, of whom there are at least members − departed: a constant-time "no" for every
+    // upload but the last, instead of an O(participants) scan each time (O(n²) per round).
+    if (open.uploads.size < open.members.size - open.departed) return false;
     const expected = open.record.participants.filter((p) => this.links.has(p));
     return expected.length > 0 && expected.every((p) => open.uploads.has(p));
   }
@@ -465,7 +474,8 @@ export class Session extends EventEmitter<SessionEvents> {
           session: this.config.id,
           round: record.round,
           kind: this.strategy.knowledge,
-          target: target === null ? null : packTensor(target.values, target.shape, 'float32'),
+          // No copy: the envelope encoder below copies the bytes, and the target is not kept.
+          target: target === null ? null : packTensor(target.values, target.shape, 'float32', { copy: false }),
           counts: target?.counts,
           contributors: record.contributors.length,
         },

@@ -1,0 +1,164 @@
+/**
+ * 3. Codec: encode + decode throughput of prediction uploads (5,000×10 and 5,000×100; float32,
+ *    float16, uint8) against JSON of the same numbers, measured in the same run.
+ *
+ * Throughput is counted in the predictions' float32 size (rows × classes × 4 bytes), whatever
+ * the wire dtype, so that dtypes compare on the work done for the same knowledge.
+ */
+import {
+  clientMessages,
+  decodeEnvelope,
+  decodeMessage,
+  encodeEnvelope,
+  encodeMessage,
+  packTensor,
+  PROTOCOL_VERSION,
+  readContribution,
+  unpackTensor,
+  WIRE_DTYPES,
+  type ClientMessage,
+  type WireDtype,
+  type WireTensor,
+} from '../protocol/index.js';
+import { bytesText, figure, fmt, gbPerSecond, interleavedSync, median, softPredictions, timeSync, type Benchmark, type Figure, type Table } from './harness.js';
+import { legacyPackFloat32, legacyUnpackFloat32 } from './legacy.js';
+
+const SHAPES: Array<[number, number]> = [[5000, 10], [5000, 100]];
+const MAX_BYTES = 64 * 1024 * 1024;
+
+const HEADER = { v: PROTOCOL_VERSION as typeof PROTOCOL_VERSION, session: 'bench', round: 1, participant: 'p0', kind: 'reference-predictions' as const };
+
+function uploadMessage(values: WireTensor): ClientMessage<'upload'> {
+  return { ...HEADER, values };
+}
+
+export const codecBenchmark: Benchmark = {
+  id: 'codec',
+  title: '3. Codec',
+  async run({ quick, log }) {
+    const limits = { maxBytes: MAX_BYTES };
+    const batchMs = quick ? 80 : 150;
+    const time = (fn: () => unknown) => median(timeSync(fn, { warmup: 3, batchMs, batches: 5 }));
+    const stages: Table['rows'] = [];
+    const floors: Table['rows'] = [];
+    const comparisons: Table['rows'] = [];
+    const notes: string[] = [];
+    const summary: Table['rows'] = [];
+    const figures: Figure[] = [];
+    for (const [rows, classes] of SHAPES) {
+      const values = softPredictions(rows, classes, rows + classes);
+      const logical = values.byteLength;
+      const shape = [rows, classes];
+      const expectation = { kind: 'reference-predictions' as const, round: 1, numClasses: classes, rows };
+
+      // JSON of the same numbers: what the codec is judged against.
+      const asJson = () => JSON.stringify({ ...HEADER, values: { dtype: 'float32', shape, data: Array.from(values) } });
+      const jsonText = asJson();
+      const fromJson = () => Float32Array.from((JSON.parse(jsonText) as { values: { data: number[] } }).values.data);
+      const jsonEncodeMs = time(asJson);
+      const jsonDecodeMs = time(fromJson);
+      const jsonMs = jsonEncodeMs + jsonDecodeMs;
+      log(`  ${rows}×${classes} JSON: ${fmt(gbPerSecond(logical, jsonMs))} GB/s`);
+      summary.push([`${rows}×${classes}`, 'JSON', bytesText(Buffer.byteLength(jsonText)), fmt(jsonEncodeMs), fmt(jsonDecodeMs), fmt(gbPerSecond(logical, jsonMs)), '1×']);
+
+      for (const dtype of WIRE_DTYPES as readonly WireDtype[]) {
+        const packed = packTensor(values, shape, dtype);
+        const envelope = encodeMessage(clientMessages.upload, uploadMessage(packed), limits);
+        // The whole path an upload takes: the participant packs and encodes; the coordinator
+        // decodes, checks the schema, unpacks and checks the probabilities.
+        const encode = () => encodeMessage(clientMessages.upload, uploadMessage(packTensor(values, shape, dtype)), limits);
+        const decode = () => readContribution('p0', decodeMessage(clientMessages.upload, envelope, limits), expectation);
+        const encodeMs = time(encode);
+        const decodeMs = time(decode);
+        const total = encodeMs + decodeMs;
+        const rate = gbPerSecond(logical, total);
+        const jsonRate = gbPerSecond(logical, jsonMs);
+        summary.push([`${rows}×${classes}`, dtype, bytesText(envelope.byteLength), fmt(encodeMs), fmt(decodeMs), fmt(rate), `${fmt(rate / jsonRate)}×`]);
+        log(`  ${rows}×${classes} ${dtype}: ${fmt(rate)} GB/s, ${fmt(rate / jsonRate)}× JSON`);
+
+        // Stage by stage, to show where the time goes.
+        const plainEnvelope = uploadMessage(packed);
+        const packMs = time(() => packTensor(values, shape, dtype));
+        const envelopeEncodeMs = time(() => encodeEnvelope(plainEnvelope, limits));
+        const envelopeDecodeMs = time(() => decodeEnvelope(envelope, limits));
+        const decoded = decodeEnvelope(envelope, limits) as { values: WireTensor };
+        const unpackMs = time(() => unpackTensor(decoded.values, shape));
+        const codecMs = packMs + envelopeEncodeMs + envelopeDecodeMs + unpackMs;
+        // The least any codec that hands out fresh buffers must do: one new buffer holding the
+        // envelope's bytes, one new Float32Array holding the decoded values, each filled by memcpy.
+        const floorMs =
+          time(() => new Uint8Array(envelope.byteLength).set(envelope)) + time(() => new Float32Array(values.length).set(values));
+        floors.push([`${rows}×${classes}`, dtype, fmt(floorMs), fmt(total), `${fmt(total / floorMs)}×`, fmt(gbPerSecond(logical, floorMs))]);
+        if (dtype === 'float32') {
+          notes.push(
+            `${rows}×${classes} float32: of the ${fmt(total)} ms an upload costs end to end, tensor packing and unpacking (protocol/tensor.ts) take ${fmt(packMs + unpackMs)} ms, msgpack (protocol/codec.ts) ${fmt(envelopeEncodeMs + envelopeDecodeMs)} ms, and the rest — zod schemas (protocol/messages.ts) and the probability checks of readContribution (protocol/knowledge.ts) — about ${fmt(Math.max(0, total - packMs - unpackMs - envelopeEncodeMs - envelopeDecodeMs))} ms; allocating and filling the two buffers any copying codec must produce takes ${fmt(floorMs)} ms here.`,
+          );
+        }
+        stages.push([
+          `${rows}×${classes}`, dtype, fmt(packMs), fmt(envelopeEncodeMs), fmt(Math.max(0, encodeMs - packMs - envelopeEncodeMs)),
+          fmt(envelopeDecodeMs), fmt(unpackMs), fmt(Math.max(0, decodeMs - envelopeDecodeMs - unpackMs)), fmt(gbPerSecond(logical, codecMs)),
+        ]);
+        figures.push(figure({
+          id: `codec.${rows}x${classes}.${dtype}`,
+          label: `${rows.toLocaleString('en-US')}×${classes} ${dtype} upload, encode + decode (full message path)`,
+          value: rate, unit: 'GB/s',
+          baseline: { label: 'JSON of the same numbers', value: jsonRate, unit: 'GB/s' },
+          target: dtype === 'float32' ? { on: 'ratio', op: '>=', goal: 50 } : undefined,
+        }));
+        if (dtype === 'float32') {
+          // The tensor fixes against the code they replaced, interleaved: pack + envelope + unpack.
+          const size = rows * classes;
+          const fixes = interleavedSync({
+            after: () => unpackTensor((decodeEnvelope(encodeEnvelope(uploadMessage(packTensor(values, shape, dtype)), limits), limits) as { values: WireTensor }).values, shape),
+            before: () => legacyUnpackFloat32((decodeEnvelope(encodeEnvelope(uploadMessage(legacyPackFloat32(values, shape)), limits), limits) as { values: WireTensor }).values.data, size),
+          }, { batchMs: quick ? 40 : 80 });
+          comparisons.push([`${rows}×${classes}`, fmt(fixes.before!), fmt(fixes.after!), fmt(gbPerSecond(logical, fixes.before!)), fmt(gbPerSecond(logical, fixes.after!))]);
+          figures.push(figure({
+            id: `codec.${rows}x${classes}.float32.fix`,
+            label: `${rows.toLocaleString('en-US')}×${classes} float32 codec path (packTensor + msgpack + unpackTensor), now vs before the tensor fixes`,
+            value: gbPerSecond(logical, fixes.after!), unit: 'GB/s',
+            baseline: { label: 'the same path before (bench/legacy.ts)', value: gbPerSecond(logical, fixes.before!), unit: 'GB/s' },
+          }));
+          figures.push(figure({
+            id: `codec.${rows}x${classes}.float32.absolute`,
+            label: `${rows.toLocaleString('en-US')}×${classes} float32 upload, encode + decode throughput`,
+            value: rate, unit: 'GB/s',
+            target: { on: 'value', op: '>=', goal: 1 },
+          }));
+        }
+      }
+    }
+    return {
+      method: [
+        'Payload: softmax(z/3) rows of random logits (valid probabilities), as participants upload them.',
+        'Encode = packTensor + encodeMessage (zod schema check + msgpack); decode = decodeMessage (msgpack + zod) + readContribution (unpack, finiteness, simplex check) — everything the coordinator does to an upload before aggregating it.',
+        'JSON = JSON.stringify of the same message with the values as a number array; JSON.parse + Float32Array.from.',
+        'GB/s = rows × classes × 4 bytes / (encode + decode time); median of 5 timed batches per stage.',
+      ],
+      tables: [
+        {
+          caption: 'Encode + decode, full message path (ms per message)',
+          columns: ['payload', 'encoding', 'envelope size', 'encode ms', 'decode ms', 'GB/s', 'vs JSON'],
+          rows: summary,
+        },
+        {
+          caption: 'Where the time goes (ms per message): tensor packing, msgpack envelope, schema and knowledge checks',
+          columns: ['payload', 'dtype', 'packTensor', 'msgpack encode', 'schema (encode)', 'msgpack decode', 'unpackTensor', 'schema + simplex (decode)', 'codec-only GB/s'],
+          rows: stages,
+        },
+        {
+          caption: 'float32 codec path (packTensor + msgpack encode + decode + unpackTensor), before and after the finiteness-scan fix, interleaved in this run (ms per message)',
+          columns: ['payload', 'before ms', 'after ms', 'before GB/s', 'after GB/s'],
+          rows: comparisons,
+        },
+        {
+          caption: 'The floor: allocating and filling (memcpy) the two buffers every encode + decode must produce — the envelope and the decoded Float32Array — on this machine, in this run',
+          columns: ['payload', 'dtype', 'floor ms', 'full path ms', 'full path / floor', 'floor as GB/s'],
+          rows: floors,
+        },
+      ],
+      figures,
+      notes,
+    };
+  },
+};

@@ -1,0 +1,121 @@
+/**
+ * 6. Simulation scaling: wall time of the default simulation shape with 1 worker thread vs one
+ *    per core (2 here), same options otherwise, and memory per simulated participant.
+ */
+import { fork } from 'node:child_process';
+import os from 'node:os';
+import { DEFAULT_OPTIONS, type SimulationOptions, type SimulationResult } from '../simulations/simulate.js';
+import { bytesText, figure, fmt, type Benchmark, type Table } from './harness.js';
+import type { SimulationChildEvent } from './simulation-child.js';
+
+type ChildRun = Extract<SimulationChildEvent, { type: 'done' }>;
+
+/** One simulate() run in a fresh process (bench/simulation-child.ts), bounded by `timeoutMs`. */
+function simulateInChild(options: SimulationOptions, log: (line: string) => void, timeoutMs: number): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const child = fork(new URL('./simulation-child.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    let settled = false;
+    const finish = (error?: Error, run?: ChildRun) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (child.exitCode === null) child.kill();
+      if (error) reject(error);
+      else resolve(run!);
+    };
+    const timer = setTimeout(() => finish(new Error(`the simulation took longer than ${timeoutMs / 1000} s`)), timeoutMs);
+    child.on('message', (event: SimulationChildEvent) => {
+      if (event.type === 'ready') child.send(options);
+      else if (event.type === 'line') log(`    ${event.text.replace(/\n/g, '\n    ')}`);
+      else if (event.type === 'done') finish(undefined, event);
+      else finish(new Error(event.message));
+    });
+    child.on('exit', (code) => finish(new Error(`the simulation process exited with code ${code} before it finished`)));
+  });
+}
+
+/** Σ load / max per-worker load when participant i runs on worker i mod W: the best speed-up that assignment allows. */
+export function roundRobinBound(loads: number[], workers: number): number {
+  const per = new Array<number>(workers).fill(0);
+  loads.forEach((load, i) => (per[i % workers]! += load));
+  return loads.reduce((a, b) => a + b, 0) / Math.max(...per);
+}
+
+/** The same bound for a longest-processing-time-first assignment (the greedy balanced one). */
+export function balancedBound(loads: number[], workers: number): number {
+  const per = new Array<number>(workers).fill(0);
+  for (const load of [...loads].sort((a, b) => b - a)) {
+    const w = per.indexOf(Math.min(...per));
+    per[w]! += load;
+  }
+  return loads.reduce((a, b) => a + b, 0) / Math.max(...per);
+}
+
+export const simulationBenchmark: Benchmark = {
+  id: 'simulation',
+  title: '6. Simulation scaling',
+  async run({ quick, backend, log }) {
+    const rounds = quick ? 2 : 3;
+    const cores = os.availableParallelism?.() ?? os.cpus().length;
+    const perCore = Math.max(2, Math.min(cores, DEFAULT_OPTIONS.participants));
+    const base: SimulationOptions = { ...DEFAULT_OPTIONS, rounds, backend, out: '' };
+    const runs: Array<{ workers: number; seconds: number; peakRss: number; baseRss: number; coresUsed: number; load: number; result: SimulationResult }> = [];
+    for (const workers of [1, perCore]) {
+      log(`  default simulation shape, ${rounds} rounds, ${workers} worker thread(s), in a fresh process`);
+      const run = await simulateInChild({ ...base, workers }, log, 20 * 60_000);
+      runs.push({ workers, seconds: run.seconds, peakRss: run.peakRss, baseRss: run.baseRss, coresUsed: run.coresUsed, load: os.loadavg()[0]!, result: run.result });
+      log(`    ${fmt(run.seconds)} s, ${fmt(run.coresUsed)} cores used on average, load average ${fmt(os.loadavg()[0]!)}`);
+    }
+    const [one, many] = runs as [typeof runs[0], typeof runs[0]];
+    const sizes = one.result.data.labelMatrix.map((row) => row.reduce((a, b) => a + b, 0));
+    const n = DEFAULT_OPTIONS.participants;
+    const memoryRows: Table['rows'] = runs.map((r) => [
+      r.workers, `${fmt(r.seconds)} s`, fmt(r.coresUsed), fmt(r.load), bytesText(r.peakRss - r.baseRss), bytesText((r.peakRss - r.baseRss) / n),
+      r.result.runs.map((x) => `${x.algorithm} ${fmt(x.seconds)} s, mean acc ${fmt(100 * x.final.meanAccuracy)}%`).join('; '),
+    ]);
+    const rrBound = roundRobinBound(sizes, many.workers);
+    const lptBound = balancedBound(sizes, many.workers);
+    return {
+      method: [
+        `simulate() with the defaults (${n} participants, ${DEFAULT_OPTIONS.model}, Dirichlet α=0.3, ${DEFAULT_OPTIONS.algorithm} then the local-only baseline) but ${rounds} rounds instead of ${DEFAULT_OPTIONS.rounds}, the same for both runs; one run per worker count, one after the other.`,
+        'Each run in a fresh Node process (bench/simulation-child.ts). Memory per simulated participant: that process\'s peak RSS during simulate() (worker threads, coordinator and data included) minus its RSS just before, over the participants.',
+      ],
+      tables: [
+        {
+          caption: `Wall time and memory, ${rounds} rounds`,
+          columns: ['worker threads', 'wall time', 'cores used (CPU s / wall s)', 'load average after', 'peak RSS added', 'per participant', 'runs'],
+          rows: memoryRows,
+        },
+        {
+          caption: 'How evenly the work can split: private training samples per participant and the best speed-up an assignment allows (training load only)',
+          columns: ['participant', 'private samples', `worker (i mod ${many.workers})`],
+          rows: sizes.map((s, i) => [`p${i}`, s, i % many.workers]),
+        },
+      ],
+      figures: [
+        figure({
+          id: 'simulation.speedup',
+          label: `Simulation wall time, ${many.workers} workers vs 1 (default shape, ${rounds} rounds)`,
+          value: 1 / many.seconds, unit: 'runs/s',
+          baseline: { label: '1 worker', value: 1 / one.seconds, unit: 'runs/s' },
+          target: { on: 'ratio', op: '>=', goal: 1.7 },
+          note: `${fmt(one.seconds)} s → ${fmt(many.seconds)} s`,
+        }),
+        figure({
+          id: 'simulation.memory-per-participant',
+          label: `Memory per simulated participant (${many.workers} workers)`,
+          value: (many.peakRss - many.baseRss) / n / 2 ** 20, unit: 'MiB',
+        }),
+        figure({
+          id: 'simulation.memory-per-participant-1',
+          label: 'Memory per simulated participant (1 worker)',
+          value: (one.peakRss - one.baseRss) / n / 2 ** 20, unit: 'MiB',
+        }),
+      ],
+      notes: [
+        `Participants are assigned round-robin (participant i on worker i mod ${many.workers}); with these partition sizes (${sizes.join(', ')}) the training load allows at most ${fmt(rrBound)}× on ${many.workers} workers; a balanced (largest-first) assignment would allow ${fmt(lptBound)}×. Rounds are synchronous, so every round waits for the busier worker.`,
+        `The coordinator and the test-set bookkeeping run on the main thread, which shares the ${cores} cores with the workers. "Cores used" is this process's CPU time over wall time: with ${many.workers} workers it can approach ${many.workers} only when no other process wants the cores; it was ${fmt(many.coresUsed)} here (1 worker: ${fmt(one.coresUsed)}), so the speed-up this run could show is at most about ${fmt(many.coresUsed / one.coresUsed)}× from the cores it got.`,
+      ],
+    };
+  },
+};
