@@ -13,23 +13,8 @@
  * so — our step, not the paper's — each row is rescaled to sum 1, and falls back to uniform when
  * it sums to 0.
  */
-import { checkContributions, writeNormalisedRow, type Aggregator } from './aggregator.js';
-import { medianInPlace } from './order-statistics.js';
+import { checkContributions, type Aggregator } from './aggregator.js';
+import { coordinateWise, medianInPlace } from './order-statistics.js';
 
-export const median: Aggregator = (contributions, options) => {
-  const arrays = checkContributions('median', contributions, options);
-  const { rows, classes } = options;
-  const n = arrays.length;
-  const column = new Float64Array(n);
-  const rowValues = new Float64Array(classes);
-  const out = new Float32Array(rows * classes);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < classes; c++) {
-      const i = r * classes + c;
-      for (let k = 0; k < n; k++) column[k] = arrays[k]![i]!;
-      rowValues[c] = medianInPlace(column, n);
-    }
-    writeNormalisedRow(out, r, rowValues, classes);
-  }
-  return out;
-};
+export const median: Aggregator = (contributions, options) =>
+  coordinateWise(checkContributions('median', contributions, options), options.rows, options.classes, medianInPlace);

@@ -4,6 +4,8 @@
  */
 
 /** Below this many elements insertion sort beats partitioning. */
+import { writeNormalisedRow } from './aggregator.js';
+
 const INSERTION_SORT_BELOW = 16;
 
 /**
@@ -73,4 +75,30 @@ export function trimmedMeanInPlace(a: Float64Array, n: number, trim: number): nu
   let sum = 0;
   for (let i = trim; i < n - trim; i++) sum += a[i]!;
   return sum / (n - 2 * trim);
+}
+
+/**
+ * A coordinate-wise statistic over the contributions (Yin et al. 2018's median and trimmed
+ * mean): for every (row, class) the n participants' values are gathered into one reused
+ * float64 column, reduced by `statistic`, and each row is then rescaled to sum to 1.
+ */
+export function coordinateWise(
+  arrays: readonly Float32Array[],
+  rows: number,
+  classes: number,
+  statistic: (column: Float64Array, n: number) => number,
+): Float32Array {
+  const n = arrays.length;
+  const column = new Float64Array(n);
+  const rowValues = new Float64Array(classes);
+  const out = new Float32Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < classes; c++) {
+      const i = r * classes + c;
+      for (let k = 0; k < n; k++) column[k] = arrays[k]![i]!;
+      rowValues[c] = statistic(column, n);
+    }
+    writeNormalisedRow(out, r, rowValues, classes);
+  }
+  return out;
 }

@@ -13,28 +13,15 @@
  * row renormalisation is ours, not the paper's: trimming per coordinate breaks Σ_c = 1.
  * Default β = 0.1.
  */
-import { checkContributions, writeNormalisedRow, type Aggregator, type AggregatorOptions } from './aggregator.js';
-import { trimmedMeanInPlace } from './order-statistics.js';
+import { checkContributions, type Aggregator, type AggregatorOptions } from './aggregator.js';
+import { coordinateWise, trimmedMeanInPlace } from './order-statistics.js';
 
 export const TRIMMED_MEAN_DEFAULT_FRACTION = 0.1;
 
 export const trimmedMean: Aggregator = (contributions, options) => {
   const arrays = checkContributions('trimmed-mean', contributions, options);
-  const { rows, classes } = options;
-  const n = arrays.length;
-  const trim = trimCount(options, n);
-  const column = new Float64Array(n);
-  const rowValues = new Float64Array(classes);
-  const out = new Float32Array(rows * classes);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < classes; c++) {
-      const i = r * classes + c;
-      for (let k = 0; k < n; k++) column[k] = arrays[k]![i]!;
-      rowValues[c] = trimmedMeanInPlace(column, n, trim);
-    }
-    writeNormalisedRow(out, r, rowValues, classes);
-  }
-  return out;
+  const trim = trimCount(options, arrays.length);
+  return coordinateWise(arrays, options.rows, options.classes, (column, n) => trimmedMeanInPlace(column, n, trim));
 };
 
 /** ⌊β · n⌋ for the configured β, checked to leave at least one value per coordinate. */
