@@ -3,9 +3,9 @@
  * aggregators: no allocation per coordinate, average O(n) per selection.
  */
 
-/** Below this many elements insertion sort beats partitioning. */
 import { writeNormalisedRow } from './aggregator.js';
 
+/** Below this many elements insertion sort beats partitioning. */
 const INSERTION_SORT_BELOW = 16;
 
 /**
