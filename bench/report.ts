@@ -36,6 +36,13 @@ function figureRows(figures: Figure[]): string[] {
   return lines;
 }
 
+/**
+ * Figures whose measurement changed after bench/baseline.json was taken, so that before and after
+ * would not measure the same thing: simulation memory was the bench process's own RSS growth
+ * (which memory freed by earlier benchmarks hid), and is now a fresh process's.
+ */
+const METHOD_CHANGED = new Set(['simulation.memory-per-participant', 'simulation.memory-per-participant-1']);
+
 /** An earlier run's JSON (bench/baseline.json), kept to show figures before the fixes. */
 function beforeSection(report: RunReport, baselinePath: string): string[] {
   if (!existsSync(baselinePath)) return [];
@@ -50,7 +57,7 @@ function beforeSection(report: RunReport, baselinePath: string): string[] {
   for (const f of report.sections.flatMap((s) => s.figures)) {
     const b = old.get(f.id);
     // The training kernels are compared within this run (section 1): before and after side by side.
-    if (b === undefined || f.id.startsWith('training.')) continue;
+    if (b === undefined || f.id.startsWith('training.') || METHOD_CHANGED.has(f.id)) continue;
     rows.push(`| ${escape(f.label)} | ${valueText(b)} | ${ratioText(b.ratio)} | ${valueText(f)} | ${ratioText(f.ratio)} |`);
   }
   if (rows.length === 0) return [];

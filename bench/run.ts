@@ -2,12 +2,13 @@
  * `npm run bench`: every benchmark in one run, results printed as they come and written to
  * bench/RESULTS.md with a JSON copy beside it.
  *
- *   node dist/bench/run.js [--quick] [--only training,codec,…] [--backend wasm] [--out DIR]
+ *   node dist/bench/run.js [--quick] [--only training,codec,…] [--backend wasm] [--out DIR] [--render-only]
  *
+ * --render-only rewrites RESULTS.md from RESULTS.json without measuring anything.
  * --quick and --only write RESULTS-partial.md/.json instead, so a partial run never replaces
  * the full results.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +36,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   bytesToAccuracyBenchmark,
 ];
 
-const USAGE = `usage: node dist/bench/run.js [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(',')}] [--backend NAME] [--out DIR]
+const USAGE = `usage: node dist/bench/run.js [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(',')}] [--backend NAME] [--out DIR] [--render-only]
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -46,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
       only: { type: 'string' },
       backend: { type: 'string' },
       out: { type: 'string' },
+      'render-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -63,6 +65,13 @@ async function main(argv: string[]): Promise<number> {
   const outDir = values.out ?? fileURLToPath(new URL('../../bench/', import.meta.url));
   const partial = values.quick || only !== undefined;
   const name = partial ? 'RESULTS-partial' : 'RESULTS';
+  if (values['render-only']) {
+    // Rewrites the Markdown from the JSON of the last run: no measurement.
+    const report = JSON.parse(readFileSync(join(outDir, `${name}.json`), 'utf8')) as RunReport;
+    writeFileSync(join(outDir, `${name}.md`), renderMarkdown(report, join(outDir, 'baseline.json')));
+    process.stdout.write(`${join(outDir, `${name}.md`)} rendered from ${name}.json\n`);
+    return 0;
+  }
 
   const started = performance.now();
   const stamp = () => {
