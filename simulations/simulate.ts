@@ -269,6 +269,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   };
   const session = coordinator.createSession(config);
   const workerCount = Math.min(options.workers ?? n, n);
+  const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workerCount);
   progress.line(`\n[${options.algorithm}] ${n} participants in ${workerCount} worker threads, coordinator at ${coordinator.url}`);
   progress.line(header(n));
   // Personalised accuracy weighs each class by a site's own label share; the centralized model
@@ -293,10 +294,9 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
           learningRate: options.learningRate,
           epochs: options.epochs,
           batchSize: options.batchSize,
-          // Round-robin: participant i runs in worker i mod W.
           participants: tokens
             .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]! }))
-            .filter((p) => p.index % workerCount === w),
+            .filter((p) => assignment[p.index] === w),
           reference: reference.x,
           test,
         };
@@ -351,6 +351,23 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     totalBytes: { up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0) },
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * Which worker each participant runs in: largest private set first, each onto the least-loaded
+ * worker (Graham's LPT rule). Rounds are synchronous, so a round lasts as long as the busiest
+ * worker; round-robin on skewed shards left one worker idle much of the time (bench/RESULTS.md §6).
+ */
+export function balanceWorkers(sizes: readonly number[], workers: number): number[] {
+  const load = new Array<number>(workers).fill(0);
+  const assignment = new Array<number>(sizes.length).fill(0);
+  const order = sizes.map((size, index) => ({ size, index })).sort((a, b) => b.size - a.size || a.index - b.index);
+  for (const { size, index } of order) {
+    const w = load.indexOf(Math.min(...load));
+    assignment[index] = w;
+    load[w]! += size;
+  }
+  return assignment;
 }
 
 /** All shards in one data set: the centralized baseline's training data. */
