@@ -7,7 +7,7 @@
  * (server/async-exchange.ts) and serves the mean of the *others'* fresh ones on request.
  */
 import { aggregatorFor } from '../aggregators/index.js';
-import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
 
 export function codistillation(settings: StrategySettings): Strategy {
   const aggregator = aggregatorFor(settings.aggregator ?? 'mean');
@@ -18,9 +18,7 @@ export function codistillation(settings: StrategySettings): Strategy {
     // One go signal with the whole reference set; shards are cut from it by number.
     configureRound: () => ({ referenceIds: Array.from({ length: settings.referenceSize }, (_, i) => i) }),
     aggregate(contributions, learners, rows): Aggregate {
-      const ensemble = aggregator(contributions, { rows, classes: settings.numClasses, trimFraction: settings.trimFraction });
-      const target = { values: ensemble, shape: [rows, settings.numClasses] };
-      return { targets: new Map(learners.map((p) => [p, target])), ensemble };
+      return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
     },
   };
 }

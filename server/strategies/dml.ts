@@ -7,7 +7,7 @@
  */
 import { aggregatorFor, leaveOneOutAggregates } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
+import { aggregatorOptions, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
 
 export function dml(settings: StrategySettings): Strategy {
   const name = settings.aggregator ?? 'mean';
@@ -17,7 +17,7 @@ export function dml(settings: StrategySettings): Strategy {
     knowledge: 'reference-predictions',
     configureRound: sampleReferencePerRound(settings),
     aggregate(contributions, learners, rows): Aggregate {
-      const options = { rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction };
+      const options = aggregatorOptions(settings, rows);
       // One pass for all targets (for the mean: one float64 sum, each target (S − own)/(n − 1)).
       const others = contributions.length >= 2 ? leaveOneOutAggregates(name, contributions, options) : new Map<string, Float32Array>();
       const targets = new Map(

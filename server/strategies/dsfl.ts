@@ -7,7 +7,7 @@
  */
 import { aggregatorFor } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
 
 export function dsfl(settings: StrategySettings): Strategy {
   const aggregator = aggregatorFor(settings.aggregator ?? 'era');
@@ -16,11 +16,7 @@ export function dsfl(settings: StrategySettings): Strategy {
     knowledge: 'reference-predictions',
     configureRound: sampleReferencePerRound(settings),
     aggregate(contributions, learners, rows): Aggregate {
-      const global = aggregator(contributions, {
-        rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction,
-      });
-      const target = { values: global, shape: [rows, settings.numClasses] };
-      return { targets: new Map(learners.map((p) => [p, target])), ensemble: global };
+      return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
     },
   };
 }

@@ -5,7 +5,7 @@
  * here so that bytes and accuracy compare with the distillation algorithms on the same wire.
  */
 import { aggregatorFor } from '../aggregators/index.js';
-import type { Aggregate, Strategy } from './strategy.js';
+import { sameTargetForAll, type Aggregate, type Strategy } from './strategy.js';
 
 export function fedavg(): Strategy {
   const weighted = aggregatorFor('sample-weighted');
@@ -15,9 +15,7 @@ export function fedavg(): Strategy {
     configureRound: () => ({ referenceIds: [] }),
     aggregate(contributions, learners): Aggregate {
       const parameters = contributions[0]!.values.length;
-      const global = weighted(contributions, { rows: 1, classes: parameters });
-      const target = { values: global, shape: [parameters] };
-      return { targets: new Map(learners.map((p) => [p, target])), ensemble: global };
+      return sameTargetForAll(weighted(contributions, { rows: 1, classes: parameters }), [parameters], learners);
     },
   };
 }

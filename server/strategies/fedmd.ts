@@ -6,7 +6,7 @@
  */
 import { aggregatorFor } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import type { Aggregate, Strategy, StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
 
 export function fedmd(settings: StrategySettings): Strategy {
   const aggregator = aggregatorFor(settings.aggregator ?? 'mean-logits');
@@ -15,9 +15,7 @@ export function fedmd(settings: StrategySettings): Strategy {
     knowledge: 'reference-logits',
     configureRound: sampleReferencePerRound(settings),
     aggregate(contributions, learners, rows): Aggregate {
-      const consensus = aggregator(contributions, { rows, classes: settings.numClasses, trimFraction: settings.trimFraction });
-      const target = { values: consensus, shape: [rows, settings.numClasses] };
-      return { targets: new Map(learners.map((p) => [p, target])), ensemble: consensus };
+      return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
     },
   };
 }

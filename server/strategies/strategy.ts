@@ -52,3 +52,14 @@ export interface Strategy {
    */
   aggregate(contributions: readonly Contribution[], learners: readonly string[], rows: number): Aggregate;
 }
+
+/** The options an aggregator takes, from a strategy's settings, for a round of `rows` samples. */
+export function aggregatorOptions(settings: StrategySettings, rows: number) {
+  return { rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction };
+}
+
+/** One aggregate sent to every learner alike (DS-FL, FedMD, FedAvg, co-distillation's pull). */
+export function sameTargetForAll(values: Float32Array, shape: number[], learners: readonly string[]): Aggregate {
+  const target = { values, shape };
+  return { targets: new Map(learners.map((p) => [p, target])), ensemble: values };
+}
