@@ -94,18 +94,21 @@ export function timeSync(fn: () => unknown, options: { warmup?: number; batchMs?
   const { warmup = 3, batchMs = 150, batches = 5 } = options;
   for (let i = 0; i < warmup; i++) fn();
   const perCall: number[] = [];
-  for (let b = 0; b < batches; b++) {
-    let calls = 0;
-    const started = now();
-    let elapsed = 0;
-    do {
-      fn();
-      calls++;
-      elapsed = now() - started;
-    } while (elapsed < batchMs);
-    perCall.push(elapsed / calls);
-  }
+  for (let b = 0; b < batches; b++) perCall.push(timeBatch(fn, batchMs));
   return perCall;
+}
+
+/** Calls fn repeatedly for at least batchMs; milliseconds per call. */
+function timeBatch(fn: () => unknown, batchMs: number): number {
+  let calls = 0;
+  const started = now();
+  let elapsed = 0;
+  do {
+    fn();
+    calls++;
+    elapsed = now() - started;
+  } while (elapsed < batchMs);
+  return elapsed / calls;
 }
 
 /** Times an async function once per repetition, after `warmup` untimed calls. Milliseconds per call. */
@@ -154,18 +157,7 @@ export function interleavedSync(variants: Record<string, () => unknown>, options
   for (const name of names) for (let i = 0; i < 3; i++) variants[name]!();
   const perCall: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, [] as number[]]));
   for (let r = 0; r < rounds; r++) {
-    for (const name of names) {
-      const fn = variants[name]!;
-      let calls = 0;
-      const started = now();
-      let elapsed = 0;
-      do {
-        fn();
-        calls++;
-        elapsed = now() - started;
-      } while (elapsed < batchMs);
-      perCall[name]!.push(elapsed / calls);
-    }
+    for (const name of names) perCall[name]!.push(timeBatch(variants[name]!, batchMs));
   }
   return Object.fromEntries(names.map((n) => [n, median(perCall[n]!)]));
 }
