@@ -33,9 +33,13 @@ export function sumOf(vectors: readonly Float32Array[]): Float64Array {
 
 /** The mean (1/n) Σ_j p_j: the full ensemble. */
 export function meanOf(vectors: readonly Float32Array[]): Float32Array {
-  const sum = sumOf(vectors);
+  return meanFromSum(sumOf(vectors), vectors.length);
+}
+
+/** sum / n, rounded to float32: meanOf once the sum is known (a caller that needs the sum for more than the mean sums once). */
+export function meanFromSum(sum: Float64Array, n: number): Float32Array {
   const mean = new Float32Array(sum.length);
-  for (let i = 0; i < sum.length; i++) mean[i] = sum[i]! / vectors.length;
+  for (let i = 0; i < sum.length; i++) mean[i] = sum[i]! / n;
   return mean;
 }
 
@@ -47,10 +51,30 @@ export function meanOf(vectors: readonly Float32Array[]): Float32Array {
 export function leaveOneOutMeans(vectors: readonly Float32Array[]): Float32Array[] {
   const n = vectors.length;
   if (n < 2) throw new Error(`a leave-one-out mean needs at least 2 participants; got ${n}`);
-  const sum = sumOf(vectors);
+  return leaveOneOutFromSum(sumOf(vectors), vectors);
+}
+
+/** leaveOneOutMeans once S = sumOf(vectors) is known. */
+export function leaveOneOutFromSum(sum: Float64Array, vectors: readonly Float32Array[]): Float32Array[] {
+  const others = vectors.length - 1;
   return vectors.map((own) => {
     const target = new Float32Array(sum.length);
-    for (let i = 0; i < sum.length; i++) target[i] = (sum[i]! - own[i]!) / (n - 1);
+    for (let i = 0; i < sum.length; i++) target[i] = (sum[i]! - own[i]!) / others;
     return target;
   });
+}
+
+/**
+ * Index of the first NaN or ±Infinity in a float64 sum of float32 vectors, or −1. Such a sum is
+ * finite exactly when every value that went into it is: a NaN addend makes it NaN for good; a ±Inf
+ * addend makes it ±Inf or (meeting the opposite infinity) NaN, and nothing finite brings either
+ * back; and finite float32 addends cannot overflow float64 (|S| ≤ n · 2^128 < 2^1024 for any
+ * n < 2^896). So scanning the sum, P·C values, checks all n·P·C inputs for finiteness.
+ */
+export function firstNonFiniteSum(sum: Float64Array): number {
+  for (let i = 0; i < sum.length; i++) {
+    const s = sum[i]!;
+    if (s - s !== 0) return i;
+  }
+  return -1;
 }

@@ -11,6 +11,7 @@
  * participant's.
  */
 import { ErrorCode, ProtocolError } from '../../protocol/errors.js';
+import { firstNonFiniteSum, sumOf } from '../aggregate.js';
 
 /** One participant's contribution to a round: row-major [rows, classes] values plus optional metadata. */
 export interface Contribution {
@@ -33,6 +34,14 @@ export interface AggregatorOptions {
 
 /** Aggregates contributions into one row-major [rows, classes] array. */
 export type Aggregator = (contributions: readonly Contribution[], options: AggregatorOptions) => Float32Array;
+
+/**
+ * An aggregator after checkContributions: `arrays` are the contributions' values, already
+ * checked. What an aggregator checks of its own (counts, temperature, trim fraction) it still
+ * checks here. Leave-one-out aggregates check the whole set once and then call the core n times
+ * on subsets of it, which pass every check the whole set passed.
+ */
+export type AggregatorCore = (contributions: readonly Contribution[], arrays: readonly Float32Array[], options: AggregatorOptions) => Float32Array;
 
 /**
  * Checks what every aggregator needs: at least one contribution, distinct participants, a
@@ -76,6 +85,47 @@ export function checkContributions(
         );
       }
     }
+    arrays.push(values);
+  }
+  return arrays;
+}
+
+/** An aggregator from its core: checkContributions, then the core on the checked values. */
+export function withChecks(aggregator: string, core: AggregatorCore): Aggregator {
+  return (contributions, options) => core(contributions, checkContributions(aggregator, contributions, options), options);
+}
+
+/**
+ * checkContributions and sumOf in one pass over the values instead of two: the same checks, the
+ * same errors, the same sum. The per-value finiteness test becomes one scan of the float64 sum,
+ * which is finite exactly when every value is (firstNonFiniteSum). When anything is wrong —
+ * shape, a participant twice, a length, a NaN — checkContributions itself runs and throws the
+ * error it always threw, for the first contribution at fault.
+ */
+export function checkedSum(
+  aggregator: string,
+  contributions: readonly Contribution[],
+  options: AggregatorOptions,
+): { arrays: Float32Array[]; sum: Float64Array } {
+  const arrays = shapesHold(contributions, options);
+  if (arrays !== undefined) {
+    const sum = sumOf(arrays);
+    if (firstNonFiniteSum(sum) < 0) return { arrays, sum };
+  }
+  checkContributions(aggregator, contributions, options);
+  throw new Error(`${aggregator}: checkContributions accepted what its fused form refused (a bug)`);
+}
+
+/** The values arrays if checkContributions' checks other than finiteness all pass, else undefined: a test, no errors. */
+function shapesHold(contributions: readonly Contribution[], options: AggregatorOptions): Float32Array[] | undefined {
+  const { rows, classes } = options;
+  if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(classes) || classes < 1 || contributions.length === 0) return undefined;
+  const length = rows * classes;
+  const seen = new Set<string>();
+  const arrays: Float32Array[] = [];
+  for (const { participant, values } of contributions) {
+    if (seen.has(participant) || values.length !== length) return undefined;
+    seen.add(participant);
     arrays.push(values);
   }
   return arrays;

@@ -24,10 +24,9 @@
  * add nothing to H, and H is clamped to [0, ln C], its range on the simplex, so that values off
  * the simplex cannot widen the gate's range beyond [1/C, 1] either.
  */
-import { checkContributions, type Aggregator } from './aggregator.js';
+import { withChecks, type AggregatorCore } from './aggregator.js';
 
-export const entropyWeighted: Aggregator = (contributions, options) => {
-  const arrays = checkContributions('entropy-weighted', contributions, options);
+export const entropyWeightedCore: AggregatorCore = (_contributions, arrays, options) => {
   const { rows, classes } = options;
   const out = new Float32Array(rows * classes);
   const rowSums = new Float64Array(classes);
@@ -50,3 +49,5 @@ export const entropyWeighted: Aggregator = (contributions, options) => {
   }
   return out;
 };
+
+export const entropyWeighted = withChecks('entropy-weighted', entropyWeightedCore);

@@ -29,16 +29,20 @@
  * The softmax subtracts the row maximum first, so no T > 0 overflows.
  */
 import { sumOf } from '../aggregate.js';
-import { checkContributions, type Aggregator, type AggregatorOptions } from './aggregator.js';
+import { checkedSum, type Aggregator, type AggregatorCore, type AggregatorOptions } from './aggregator.js';
 
 /** DS-FL's temperature. */
 export const ERA_DEFAULT_TEMPERATURE = 0.1;
 
 export const era: Aggregator = (contributions, options) => {
-  const arrays = checkContributions('era', contributions, options);
+  const { arrays, sum } = checkedSum('era', contributions, options);
   const temperature = eraTemperature(options);
-  const sum = sumOf(arrays);
   return sharpenMeanRows(sum, 1 / arrays.length, options.classes, temperature);
+};
+
+export const eraCore: AggregatorCore = (_contributions, arrays, options) => {
+  const temperature = eraTemperature(options);
+  return sharpenMeanRows(sumOf(arrays), 1 / arrays.length, options.classes, temperature);
 };
 
 /** The temperature from the options, checked: 0 < T < 1 (T ≥ 1 never sharpens; see above). */

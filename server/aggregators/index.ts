@@ -2,16 +2,16 @@
  * The aggregator registry: one line per aggregator, plus the leave-one-out forms that DML-style
  * strategies send each participant (the aggregate of the *others*).
  */
-import { leaveOneOutMeans, sumOf } from '../aggregate.js';
-import { checkContributions, type Aggregator, type AggregatorOptions, type Contribution } from './aggregator.js';
-import { entropyWeighted } from './entropy-weighted.js';
-import { era } from './era.js';
-import { labelWeighted } from './label-weighted.js';
-import { meanLogits } from './mean-logits.js';
-import { mean } from './mean.js';
-import { median } from './median.js';
-import { sampleWeighted } from './sample-weighted.js';
-import { trimmedMean } from './trimmed-mean.js';
+import { leaveOneOutFromSum, meanFromSum } from '../aggregate.js';
+import { checkContributions, checkedSum, type Aggregator, type AggregatorCore, type AggregatorOptions, type Contribution } from './aggregator.js';
+import { entropyWeighted, entropyWeightedCore } from './entropy-weighted.js';
+import { era, eraCore } from './era.js';
+import { labelWeighted, labelWeightedCore } from './label-weighted.js';
+import { meanLogits, meanLogitsCore } from './mean-logits.js';
+import { mean, meanCore } from './mean.js';
+import { median, medianCore } from './median.js';
+import { sampleWeighted, sampleWeightedCore } from './sample-weighted.js';
+import { trimmedMean, trimmedMeanCore } from './trimmed-mean.js';
 
 export type { Aggregator, AggregatorOptions, Contribution } from './aggregator.js';
 export { ERA_DEFAULT_TEMPERATURE } from './era.js';
@@ -36,6 +36,18 @@ export const AGGREGATORS: Readonly<Record<AggregatorName, Aggregator>> = {
   era,
   median,
   'trimmed-mean': trimmedMean,
+};
+
+/** Each aggregator without checkContributions, for callers that checked the whole set once (leave-one-out). */
+const CORES: Readonly<Record<AggregatorName, AggregatorCore>> = {
+  mean: meanCore,
+  'mean-logits': meanLogitsCore,
+  'sample-weighted': sampleWeightedCore,
+  'label-weighted': labelWeightedCore,
+  'entropy-weighted': entropyWeightedCore,
+  era: eraCore,
+  median: medianCore,
+  'trimmed-mean': trimmedMeanCore,
 };
 
 export const AGGREGATOR_NAMES = Object.keys(AGGREGATORS) as readonly AggregatorName[];
@@ -69,51 +81,79 @@ export function aggregateExcluding(
   participant: string,
   options: AggregatorOptions,
 ): Float32Array {
-  const aggregate = aggregatorFor(name);
+  aggregatorFor(name);
+  const core = CORES[name as AggregatorName];
   // The whole set is checked, the left-out contribution included: a bad upload is refused the
-  // same way whichever target is being computed.
-  const arrays = checkContributions(name, contributions, options);
+  // same way whichever target is being computed. Once: the others pass every check the whole
+  // set passed, so the aggregator's core runs on them without checking them again.
+  const plain = PLAIN_MEANS.has(name);
+  const checked = plain ? checkedSum(name, contributions, options) : { arrays: checkContributions(name, contributions, options), sum: undefined };
+  const { arrays } = checked;
   const index = contributions.findIndex((c) => c.participant === participant);
-  if (index < 0) return aggregate(contributions, options);
+  if (index < 0) return checked.sum !== undefined ? meanFromSum(checked.sum, arrays.length) : core(contributions, arrays, options);
   if (arrays.length < 2) {
     throw new Error(`${name}: ${participant} is the only contributor; there is nobody else to aggregate`);
   }
-  if (PLAIN_MEANS.has(name)) {
-    const sum = sumOf(arrays);
+  if (checked.sum !== undefined) {
+    const { sum } = checked;
     const own = arrays[index]!;
     const others = arrays.length - 1;
     const target = new Float32Array(sum.length);
     for (let i = 0; i < sum.length; i++) target[i] = (sum[i]! - own[i]!) / others;
     return target;
   }
-  return aggregate(
-    contributions.filter((_, k) => k !== index),
-    options,
-  );
+  return core(without(contributions, index), without(arrays, index), options);
 }
 
 /**
  * Every participant's leave-one-out aggregate, keyed by participant. For the plain means all n
  * targets come from one float64 sum, O(n·P·C) in all (leaveOneOutMeans); other aggregators are
- * recomputed n times over n − 1 contributions, O(n²·P·C).
+ * recomputed n times over n − 1 contributions, O(n²·P·C), after one check of the whole set.
  */
 export function leaveOneOutAggregates(
   name: AggregatorName | string,
   contributions: readonly Contribution[],
   options: AggregatorOptions,
 ): Map<string, Float32Array> {
+  return leaveOneOutWithEnsemble(name, contributions, options, false).targets;
+}
+
+/**
+ * leaveOneOutAggregates and the aggregate of all contributions (what DML journals as its
+ * ensemble), from one check of the contributions and, for the plain means, one sum: the same
+ * targets and the same ensemble, to the bit, as leaveOneOutAggregates and then the aggregator.
+ */
+export function leaveOneOutAndEnsemble(
+  name: AggregatorName | string,
+  contributions: readonly Contribution[],
+  options: AggregatorOptions,
+): { targets: Map<string, Float32Array>; ensemble: Float32Array } {
+  const { targets, ensemble } = leaveOneOutWithEnsemble(name, contributions, options, true);
+  return { targets, ensemble: ensemble! };
+}
+
+function leaveOneOutWithEnsemble(
+  name: AggregatorName | string,
+  contributions: readonly Contribution[],
+  options: AggregatorOptions,
+  withEnsemble: boolean,
+): { targets: Map<string, Float32Array>; ensemble?: Float32Array } {
   aggregatorFor(name);
   if (contributions.length < 2) {
     throw new Error(`${name}: leave-one-out aggregates need at least 2 contributors; got ${contributions.length}`);
   }
   const targets = new Map<string, Float32Array>();
   if (PLAIN_MEANS.has(name)) {
-    const arrays = checkContributions(name, contributions, options);
-    leaveOneOutMeans(arrays).forEach((target, k) => targets.set(contributions[k]!.participant, target));
-    return targets;
+    const { arrays, sum } = checkedSum(name, contributions, options);
+    leaveOneOutFromSum(sum, arrays).forEach((target, k) => targets.set(contributions[k]!.participant, target));
+    return { targets, ensemble: withEnsemble ? meanFromSum(sum, arrays.length) : undefined };
   }
-  for (const { participant } of contributions) {
-    targets.set(participant, aggregateExcluding(name, contributions, participant, options));
-  }
-  return targets;
+  const core = CORES[name as AggregatorName];
+  const arrays = checkContributions(name, contributions, options);
+  contributions.forEach(({ participant }, k) => targets.set(participant, core(without(contributions, k), without(arrays, k), options)));
+  return { targets, ensemble: withEnsemble ? core(contributions, arrays, options) : undefined };
+}
+
+function without<T>(items: readonly T[], index: number): T[] {
+  return items.filter((_, k) => k !== index);
 }

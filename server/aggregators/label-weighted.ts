@@ -18,10 +18,9 @@
  * Every contribution must carry labelCounts: `classes` finite counts ≥ 0.
  */
 import { ErrorCode, ProtocolError } from '../../protocol/errors.js';
-import { checkContributions, writeNormalisedRow, type Aggregator } from './aggregator.js';
+import { withChecks, writeNormalisedRow, type AggregatorCore } from './aggregator.js';
 
-export const labelWeighted: Aggregator = (contributions, options) => {
-  const arrays = checkContributions('label-weighted', contributions, options);
+export const labelWeightedCore: AggregatorCore = (contributions, arrays, options) => {
   const { rows, classes } = options;
   const n = arrays.length;
   // weights[k·C + c] = w_kc; the class totals first, then each participant's share.
@@ -62,3 +61,5 @@ export const labelWeighted: Aggregator = (contributions, options) => {
   }
   return out;
 };
+
+export const labelWeighted = withChecks('label-weighted', labelWeightedCore);

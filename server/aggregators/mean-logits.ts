@@ -8,8 +8,13 @@
  * target, which is why it is a separate aggregator. Logits are unbounded, so nothing is
  * renormalised.
  */
-import { meanOf } from '../aggregate.js';
-import { checkContributions, type Aggregator } from './aggregator.js';
+import { meanFromSum, meanOf } from '../aggregate.js';
+import { checkedSum, type Aggregator, type AggregatorCore } from './aggregator.js';
 
-export const meanLogits: Aggregator = (contributions, options) =>
-  meanOf(checkContributions('mean-logits', contributions, options));
+export const meanLogitsCore: AggregatorCore = (_contributions, arrays) => meanOf(arrays);
+
+/** As the mean: the checks fused with the sum. */
+export const meanLogits: Aggregator = (contributions, options) => {
+  const { arrays, sum } = checkedSum('mean-logits', contributions, options);
+  return meanFromSum(sum, arrays.length);
+};

@@ -6,7 +6,14 @@
  * one float64 sum for all n targets). A mean of distributions is a distribution, so rows stay
  * on the simplex without renormalising.
  */
-import { meanOf } from '../aggregate.js';
-import { checkContributions, type Aggregator } from './aggregator.js';
+import { meanFromSum, meanOf } from '../aggregate.js';
+import { checkedSum, type Aggregator, type AggregatorCore } from './aggregator.js';
 
-export const mean: Aggregator = (contributions, options) => meanOf(checkContributions('mean', contributions, options));
+export const meanCore: AggregatorCore = (_contributions, arrays) => meanOf(arrays);
+
+// The checks fused with the sum (checkedSum): one pass over the values, where checking and then
+// summing took two; the mean is meanOf's, to the bit.
+export const mean: Aggregator = (contributions, options) => {
+  const { arrays, sum } = checkedSum('mean', contributions, options);
+  return meanFromSum(sum, arrays.length);
+};

@@ -13,8 +13,9 @@
  * so — our step, not the paper's — each row is rescaled to sum 1, and falls back to uniform when
  * it sums to 0.
  */
-import { checkContributions, type Aggregator } from './aggregator.js';
+import { withChecks, type AggregatorCore } from './aggregator.js';
 import { coordinateWise, medianInPlace } from './order-statistics.js';
 
-export const median: Aggregator = (contributions, options) =>
-  coordinateWise(checkContributions('median', contributions, options), options.rows, options.classes, medianInPlace);
+export const medianCore: AggregatorCore = (_contributions, arrays, options) => coordinateWise(arrays, options.rows, options.classes, medianInPlace);
+
+export const median = withChecks('median', medianCore);

@@ -8,10 +8,9 @@
  * the plain mean. Like the mean, it keeps rows on the simplex.
  */
 import { ErrorCode, ProtocolError } from '../../protocol/errors.js';
-import { checkContributions, type Aggregator } from './aggregator.js';
+import { withChecks, type AggregatorCore } from './aggregator.js';
 
-export const sampleWeighted: Aggregator = (contributions, options) => {
-  const arrays = checkContributions('sample-weighted', contributions, options);
+export const sampleWeightedCore: AggregatorCore = (contributions, arrays) => {
   let total = 0;
   for (const { participant, sampleCount } of contributions) {
     if (sampleCount === undefined) {
@@ -33,3 +32,5 @@ export const sampleWeighted: Aggregator = (contributions, options) => {
   });
   return new Float32Array(sum);
 };
+
+export const sampleWeighted = withChecks('sample-weighted', sampleWeightedCore);

@@ -13,16 +13,17 @@
  * row renormalisation is ours, not the paper's: trimming per coordinate breaks Σ_c = 1.
  * Default β = 0.1.
  */
-import { checkContributions, type Aggregator, type AggregatorOptions } from './aggregator.js';
+import { withChecks, type AggregatorCore, type AggregatorOptions } from './aggregator.js';
 import { coordinateWise, trimmedMeanInPlace } from './order-statistics.js';
 
 export const TRIMMED_MEAN_DEFAULT_FRACTION = 0.1;
 
-export const trimmedMean: Aggregator = (contributions, options) => {
-  const arrays = checkContributions('trimmed-mean', contributions, options);
+export const trimmedMeanCore: AggregatorCore = (_contributions, arrays, options) => {
   const trim = trimCount(options, arrays.length);
   return coordinateWise(arrays, options.rows, options.classes, (column, n) => trimmedMeanInPlace(column, n, trim));
 };
+
+export const trimmedMean = withChecks('trimmed-mean', trimmedMeanCore);
 
 /** ⌊β · n⌋ for the configured β, checked to leave at least one value per coordinate. */
 function trimCount(options: AggregatorOptions, n: number): number {

@@ -5,7 +5,7 @@
  * aggregate is the mean by default; any aggregator of server/aggregators can stand in (median
  * or trimmed mean against hostile peers, entropy-weighted for a gated ensemble, …).
  */
-import { aggregatorFor, leaveOneOutAggregates } from '../aggregators/index.js';
+import { aggregatorFor, leaveOneOutAndEnsemble } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
 import { aggregatorOptions, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
 
@@ -18,15 +18,19 @@ export function dml(settings: StrategySettings): Strategy {
     configureRound: sampleReferencePerRound(settings),
     aggregate(contributions, learners, rows): Aggregate {
       const options = aggregatorOptions(settings, rows);
-      // One pass for all targets (for the mean: one float64 sum, each target (S − own)/(n − 1)).
-      const others = contributions.length >= 2 ? leaveOneOutAggregates(name, contributions, options) : new Map<string, Float32Array>();
+      // The contributions are checked once and, for the mean, summed once: every target is
+      // (S − own)/(n − 1) and the ensemble S/n from that one float64 sum.
+      const { targets: others, ensemble } =
+        contributions.length >= 2
+          ? leaveOneOutAndEnsemble(name, contributions, options)
+          : { targets: new Map<string, Float32Array>(), ensemble: aggregator(contributions, options) };
       const targets = new Map(
         learners.map((p) => {
           const values = others.get(p);
           return [p, values === undefined ? null : { values, shape: [rows, settings.numClasses] }];
         }),
       );
-      return { targets, ensemble: aggregator(contributions, options) };
+      return { targets, ensemble };
     },
   };
 }
