@@ -7,7 +7,7 @@
  * here over the others that hold class c at all (a participant with no class-c sample has no
  * class-c mean to give). No reference set is needed: a few hundred bytes per round.
  */
-import type { Aggregate, Contribution, Strategy, StrategySettings } from './strategy.js';
+import type { Aggregate, Contribution, Strategy, StrategySettings, Target } from './strategy.js';
 
 export function fd(settings: StrategySettings): Strategy {
   const C = settings.numClasses;
@@ -16,14 +16,21 @@ export function fd(settings: StrategySettings): Strategy {
     knowledge: 'class-logits',
     configureRound: () => ({ referenceIds: [] }),
     aggregate(contributions, learners): Aggregate {
-      const targets = new Map(learners.map((p) => [p, classTeacher(contributions.filter((c) => c.participant !== p), C)]));
-      return { targets, ensemble: classTeacher(contributions, C)?.values ?? null };
+      const sums = classSums(contributions, C);
+      if (sums === undefined) {
+        // Counts that are not whole numbers, or a participant twice (never from a session): the
+        // teacher of each learner summed from scratch, O(n²), as FD's formula reads.
+        const targets = new Map(learners.map((p) => [p, classTeacher(contributions.filter((c) => c.participant !== p), C)]));
+        return { targets, ensemble: classTeacher(contributions, C)?.values ?? null };
+      }
+      const targets = new Map(learners.map((p) => [p, teacherWithout(sums, contributions, p, C)]));
+      return { targets, ensemble: contributions.length === 0 ? null : teacherWithout(sums, contributions, undefined, C)!.values };
     },
   };
 }
 
 /** Per class, the mean of the class-c logit vectors of the contributors holding class c. */
-function classTeacher(contributions: readonly Contribution[], C: number) {
+function classTeacher(contributions: readonly Contribution[], C: number): Target | null {
   if (contributions.length === 0) return null;
   const sum = new Float64Array(C * C);
   const holders = new Array<number>(C).fill(0);
@@ -41,6 +48,97 @@ function classTeacher(contributions: readonly Contribution[], C: number) {
   for (let c = 0; c < C; c++) {
     if (holders[c] === 0) continue;
     for (let k = 0; k < C; k++) values[c * C + k] = sum[c * C + k]! / holders[c]!;
+  }
+  return { values, shape: [C, C], counts };
+}
+
+/**
+ * What every learner's teacher is computed from, in one pass over all contributions:
+ *
+ *  - sum[c·C+k], holders[c], counts[c]: classTeacher's sums over everyone, in the same order;
+ *  - exact[c·C+k]: whether every float64 sum of any subset of the class-c holders' values at
+ *    (c, k), in any order, is exact. Then Σ_{j≠i} (each learner's sum, which classTeacher adds up
+ *    in contribution order) equals S − v_i to the bit, and one sum serves all n teachers, O(n)
+ *    instead of O(n²). Why the test below proves it: every float32 is an integer multiple of its
+ *    ulp, 2^(max(E,1) − 150) for biased exponent E, so all values at (c, k) are multiples of
+ *    q = 2^(minE − 150); every partial sum then is a multiple of q no larger than Σ|v|, which
+ *    float64 holds exactly while Σ|v| < 2^53·q. The float64 Σ|v| computed here may round low
+ *    by a relative n·2^−53, so the test asks for 2^52·q. Logits of ordinary size pass it by
+ *    far; an element that fails (a tiny value beside large ones) is summed for each learner as
+ *    classTeacher sums it.
+ *
+ * Undefined when counts are not safe integers (their sums would round) or a participant appears
+ * twice (classTeacher's filter would drop both).
+ */
+interface ClassSums {
+  sum: Float64Array;
+  exact: Uint8Array;
+  holders: number[];
+  counts: number[];
+  /** Per class, the indices of the contributions that hold it, in order. */
+  holderIndices: number[][];
+}
+
+function classSums(contributions: readonly Contribution[], C: number): ClassSums | undefined {
+  const seen = new Set<string>();
+  for (const { participant, labelCounts } of contributions) {
+    if (seen.has(participant)) return undefined;
+    seen.add(participant);
+    for (let c = 0; c < C; c++) if (!Number.isSafeInteger(labelCounts![c]!)) return undefined;
+  }
+  const sum = new Float64Array(C * C);
+  const absSum = new Float64Array(C * C);
+  const minExponent = new Int32Array(C * C).fill(255);
+  const holders = new Array<number>(C).fill(0);
+  const counts = new Array<number>(C).fill(0);
+  const holderIndices = Array.from({ length: C }, () => [] as number[]);
+  contributions.forEach(({ values, labelCounts }, j) => {
+    const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
+    for (let c = 0; c < C; c++) {
+      const n = labelCounts![c]!;
+      if (n === 0) continue;
+      holders[c]!++;
+      counts[c]! += n;
+      holderIndices[c]!.push(j);
+      for (let k = 0; k < C; k++) {
+        const e = c * C + k;
+        const v = values[e]!;
+        sum[e]! += v;
+        absSum[e]! += Math.abs(v);
+        if (v !== 0) minExponent[e] = Math.min(minExponent[e]!, Math.max((bits[e]! >>> 23) & 0xff, 1));
+      }
+    }
+  });
+  if (!counts.every((n) => Number.isSafeInteger(n))) return undefined;
+  const exact = new Uint8Array(C * C);
+  // A NaN or ±Inf makes absSum non-finite and fails the comparison: such an element is summed per learner.
+  for (let e = 0; e < C * C; e++) exact[e] = absSum[e]! < 2 ** (minExponent[e]! - 98) ? 1 : 0;
+  return { sum, exact, holders, counts, holderIndices };
+}
+
+/** classTeacher of the contributions other than `participant`'s (of all, when undefined), from the sums. */
+function teacherWithout(sums: ClassSums, contributions: readonly Contribution[], participant: string | undefined, C: number): Target | null {
+  const index = participant === undefined ? -1 : contributions.findIndex((c) => c.participant === participant);
+  if (contributions.length - (index >= 0 ? 1 : 0) === 0) return null;
+  const own = index >= 0 ? contributions[index]! : undefined;
+  const values = new Float32Array(C * C);
+  const counts = new Array<number>(C).fill(0);
+  for (let c = 0; c < C; c++) {
+    const mine = own === undefined ? 0 : own.labelCounts![c]!;
+    const holders = sums.holders[c]! - (mine !== 0 ? 1 : 0);
+    counts[c] = sums.counts[c]! - mine;
+    if (holders === 0) continue;
+    for (let k = 0; k < C; k++) {
+      const e = c * C + k;
+      let total: number;
+      if (mine === 0) total = sums.sum[e]!;
+      else if (sums.exact[e] === 1) total = sums.sum[e]! - own!.values[e]!;
+      else {
+        total = 0;
+        for (const j of sums.holderIndices[c]!) if (j !== index) total += contributions[j]!.values[e]!;
+      }
+      values[e] = total / holders;
+    }
   }
   return { values, shape: [C, C], counts };
 }
