@@ -23,8 +23,8 @@ export function fd(settings: StrategySettings): Strategy {
         const targets = new Map(learners.map((p) => [p, classTeacher(contributions.filter((c) => c.participant !== p), C)]));
         return { targets, ensemble: classTeacher(contributions, C)?.values ?? null };
       }
-      const targets = new Map(learners.map((p) => [p, teacherWithout(sums, contributions, p, C)]));
-      return { targets, ensemble: contributions.length === 0 ? null : teacherWithout(sums, contributions, undefined, C)!.values };
+      const targets = new Map(learners.map((p) => [p, teacherWithout(sums, contributions, sums.index.get(p) ?? -1, C)]));
+      return { targets, ensemble: contributions.length === 0 ? null : teacherWithout(sums, contributions, -1, C)!.values };
     },
   };
 }
@@ -77,13 +77,15 @@ interface ClassSums {
   counts: number[];
   /** Per class, the indices of the contributions that hold it, in order. */
   holderIndices: number[][];
+  /** Participant → index of its contribution. */
+  index: Map<string, number>;
 }
 
 function classSums(contributions: readonly Contribution[], C: number): ClassSums | undefined {
-  const seen = new Set<string>();
+  const index = new Map<string, number>();
   for (const { participant, labelCounts } of contributions) {
-    if (seen.has(participant)) return undefined;
-    seen.add(participant);
+    if (index.has(participant)) return undefined;
+    index.set(participant, index.size);
     for (let c = 0; c < C; c++) if (!Number.isSafeInteger(labelCounts![c]!)) return undefined;
   }
   const sum = new Float64Array(C * C);
@@ -113,12 +115,11 @@ function classSums(contributions: readonly Contribution[], C: number): ClassSums
   const exact = new Uint8Array(C * C);
   // A NaN or ±Inf makes absSum non-finite and fails the comparison: such an element is summed per learner.
   for (let e = 0; e < C * C; e++) exact[e] = absSum[e]! < 2 ** (minExponent[e]! - 98) ? 1 : 0;
-  return { sum, exact, holders, counts, holderIndices };
+  return { sum, exact, holders, counts, holderIndices, index };
 }
 
-/** classTeacher of the contributions other than `participant`'s (of all, when undefined), from the sums. */
-function teacherWithout(sums: ClassSums, contributions: readonly Contribution[], participant: string | undefined, C: number): Target | null {
-  const index = participant === undefined ? -1 : contributions.findIndex((c) => c.participant === participant);
+/** classTeacher of the contributions other than the one at `index` (of all, when −1), from the sums. */
+function teacherWithout(sums: ClassSums, contributions: readonly Contribution[], index: number, C: number): Target | null {
   if (contributions.length - (index >= 0 ? 1 : 0) === 0) return null;
   const own = index >= 0 ? contributions[index]! : undefined;
   const values = new Float32Array(C * C);
