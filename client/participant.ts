@@ -168,7 +168,8 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       const channel: AsyncChannel = {
         async push(shard, step, values) {
           const envelope = encodeMessage(clientMessages.push, {
-            ...header, shard, step, values: packTensor(values, [values.length / C, C], info.uploadDtype),
+            // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
+            ...header, shard, step, values: packTensor(values, [values.length / C, C], info.uploadDtype, { copy: false }),
           }, limits());
           readReply(replyMessages.ack, await request('push', envelope));
         },
@@ -227,7 +228,8 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
           round: round.round,
           participant: identity.participant,
           kind: round.knowledge,
-          values: packTensor(share.values, share.shape, identity.info.uploadDtype),
+          // No copy (float32): encodeMessage copies the bytes into the envelope at once.
+          values: packTensor(share.values, share.shape, identity.info.uploadDtype, { copy: false }),
           sampleCount: share.sampleCount,
           labelCounts: share.labelCounts,
         }, limits());
