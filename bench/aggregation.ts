@@ -14,6 +14,8 @@ import type { SessionConfig } from '../server/session.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ClientPool } from './client-pool.js';
 import { legacyLeaveOneOutMeans, legacyMeanOf } from './legacy.js';
+import { legacyDml, legacyFd, legacyLeaveOneOutAggregates, legacyMean } from './legacy-aggregation.js';
+import { AGGREGATORS, leaveOneOutAggregates, type AggregatorName } from '../server/aggregators/index.js';
 import { figure, fmt, gbPerSecond, interleavedSync, median, seededUniform, softPredictions, type Benchmark, type Figure, type Table } from './harness.js';
 
 const ROWS = 1000;
@@ -266,6 +268,65 @@ export const aggregationBenchmark: Benchmark = {
       }
       log(`  sum fix, n=${n}: meanOf ${fmt(t['meanOf before']!)} → ${fmt(t['meanOf after']!)} ms`);
     }
+
+    // Checks fused with the sum and done once per round (server/aggregators, the dml and fd
+    // strategies), against the code they replaced (bench/legacy-aggregation.ts), interleaved.
+    const checkRows: Table['rows'] = [];
+    const options = { rows: ROWS, classes: CLASSES };
+    const settings = { referenceSize: ROWS, referencePerRound: ROWS, seed: 1, numClasses: CLASSES };
+    const dmlStrategy = STRATEGIES.dml!(settings);
+    const fdStrategy = STRATEGIES.fd!(settings);
+    for (const n of quick ? COUNTS.slice(0, 2) : COUNTS) {
+      const predictions = contributionsFor('reference-predictions', n, fixCache);
+      const classLogits = contributionsFor('class-logits', n, fixCache);
+      const learners = predictions.map((c) => c.participant);
+      const t = interleavedSync({
+        'mean before': () => legacyMean(predictions, options),
+        'mean after': () => AGGREGATORS.mean(predictions, options),
+        'dml before': () => legacyDml('mean', predictions, learners, options),
+        'dml after': () => dmlStrategy.aggregate(predictions, learners, ROWS),
+        'fd before': () => legacyFd(classLogits, learners, CLASSES),
+        'fd after': () => fdStrategy.aggregate(classLogits, learners, 0),
+      }, { rounds: 5, batchMs: quick ? 60 : 150 });
+      for (const [f, what, input] of [
+        ['mean', 'mean aggregator: finiteness checked on the float64 sum vs on every value', predictions],
+        ['dml', 'dml strategy: contributions checked and summed once for all targets and the ensemble vs twice', predictions],
+        ['fd', 'fd strategy: every learner\'s class teacher from one exact sum (O(n)) vs summed per learner (O(n²))', classLogits],
+      ] as const) {
+        const before = t[`${f} before`]!;
+        const after = t[`${f} after`]!;
+        const bytes = input.reduce((a, c) => a + c.values.byteLength, 0);
+        checkRows.push([what, n, fmt(before), fmt(after), fmt(gbPerSecond(bytes, before)), fmt(gbPerSecond(bytes, after)), `${fmt(before / after)}×`]);
+        figures.push(figure({
+          id: `aggregation.${f}.check-fix.n${n}`,
+          label: `${what}, ${n} participants, same run`,
+          value: gbPerSecond(bytes, after), unit: 'GB/s',
+          baseline: { label: 'before (bench/legacy-aggregation.ts), interleaved', value: gbPerSecond(bytes, before), unit: 'GB/s' },
+        }));
+      }
+      log(`  check fix, n=${n}: mean ${fmt(t['mean before']!)} → ${fmt(t['mean after']!)} ms, dml ${fmt(t['dml before']!)} → ${fmt(t['dml after']!)} ms, fd ${fmt(t['fd before']!)} → ${fmt(t['fd after']!)} ms`);
+    }
+    // The other leave-one-out aggregates stay O(n²·P·C); what changed is that the whole set is
+    // checked once instead of 2n times. Small n: the old code takes seconds at 100.
+    const looNames: AggregatorName[] = ['sample-weighted', 'label-weighted', 'entropy-weighted', 'era', 'median', 'trimmed-mean'];
+    for (const n of quick ? [10] : [10, 30]) {
+      const predictions = contributionsFor('reference-predictions', n, fixCache);
+      const bytes = predictions.reduce((a, c) => a + c.values.byteLength, 0);
+      for (const name of looNames) {
+        const t = interleavedSync({
+          before: () => legacyLeaveOneOutAggregates(name, predictions, options),
+          after: () => leaveOneOutAggregates(name, predictions, options),
+        }, { rounds: 3, batchMs: quick ? 30 : 60 });
+        checkRows.push([`${name} leave-one-out (all n targets): the set checked once vs 2n times`, n, fmt(t.before!), fmt(t.after!), fmt(gbPerSecond(bytes, t.before!)), fmt(gbPerSecond(bytes, t.after!)), `${fmt(t.before! / t.after!)}×`]);
+        figures.push(figure({
+          id: `aggregation.loo.${name}.check-fix.n${n}`,
+          label: `${name} leave-one-out (all n targets), ${n} participants: contributions checked once vs 2n times, same run`,
+          value: gbPerSecond(bytes, t.after!), unit: 'GB/s',
+          baseline: { label: 'before (bench/legacy-aggregation.ts), interleaved', value: gbPerSecond(bytes, t.before!), unit: 'GB/s' },
+        }));
+      }
+      log(`  leave-one-out check fix, n=${n}: done`);
+    }
     fixCache.clear();
     const aggregators = await registeredAggregators();
     candidates.push(...aggregators.candidates);
@@ -346,7 +407,7 @@ export const aggregationBenchmark: Benchmark = {
     const looAt100 = results.find((r) => r.family === 'server/aggregate.ts' && r.name === 'leaveOneOutMeans' && r.n === 100);
     if (dmlAt100 && meanAt100 && looAt100) {
       notes.push(
-        `At 100 participants the dml strategy takes ${fmt(dmlAt100.ms)} ms where leaveOneOutMeans (every target) and meanOf (the ensemble) take ${fmt(looAt100.ms)} + ${fmt(meanAt100.ms)} ms: through server/aggregators it validates every value again (checkContributions, already done by readContribution on receipt) and sums everything twice (once for the targets, once for the ensemble mean). Its targets are n arrays as large as its input, so its GB/s cannot approach the mean's.`,
+        `At 100 participants the dml strategy takes ${fmt(dmlAt100.ms)} ms where leaveOneOutMeans (every target) and meanOf (the ensemble) take ${fmt(looAt100.ms)} + ${fmt(meanAt100.ms)} ms: it checks the contributions (on their float64 sum) and sums them once, then writes n targets, each a fresh array as large as one upload, so its GB/s cannot approach the mean's.`,
       );
     }
     const latencyRest = latency.serverMs.slice(1).map((s, i) => s - (latency.aggregateMs[i + 1] ?? 0));
@@ -365,6 +426,11 @@ export const aggregationBenchmark: Benchmark = {
           caption: 'server/aggregate.ts before and after the four-vectors-per-pass sum, interleaved in this run (ms per call)',
           columns: ['function', 'participants', 'before ms', 'after ms', 'before GB/s', 'after GB/s'],
           rows: fixRows,
+        },
+        {
+          caption: `Checks fused with the sum and done once per round, before and after, interleaved in this run (ms per call; GB/s of input; before = bench/legacy-aggregation.ts)`,
+          columns: ['function', 'participants', 'before ms', 'after ms', 'before GB/s', 'after GB/s', 'speed-up'],
+          rows: checkRows,
         },
         {
           caption: `Aggregation throughput (${ROWS}×${CLASSES} per participant unless noted)`,
