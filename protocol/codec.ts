@@ -43,6 +43,94 @@ export function encodeEnvelope(message: object, limits: CodecLimits = { maxBytes
   return bytes;
 }
 
+/** Tensors with at least this many bytes get them 4-byte aligned in the envelope; for smaller ones a copy costs nothing. */
+const ALIGN_FROM_BYTES = 1024;
+
+/**
+ * encodeEnvelope for a message carrying one large tensor (a field holding a plain object whose
+ * `data` is a Uint8Array of at least 1 KiB): the same decoded value, with the tensor written
+ * last and its bytes starting a multiple of 4 bytes from the start of the envelope. A receiver
+ * whose envelope starts at an aligned address (a fresh buffer: the WebSocket layer copies any
+ * message that arrived in more than one read into one) can then view float32 values in place
+ * instead of copying them (unpackTensor's `inPlace`).
+ *
+ * Still plain msgpack that any decoder reads: a map's entries have no order a reader may rely
+ * on, and the padding is non-minimal but valid headers — the tensor map as map16 instead of
+ * fixmap, the key "data" as str8 or str16 instead of fixstr, the bytes as bin32. Anything else
+ * (no such tensor, two of them, more than 14 fields, an envelope that would cross the limit only
+ * because of the padding) is left to encodeEnvelope, which also raises every error.
+ */
+export function encodeAlignedEnvelope(message: object, limits: CodecLimits = { maxBytes: DEFAULT_MAX_BYTES }): Uint8Array {
+  const maxBytes = checkLimits(limits);
+  if (!isPlainObject(message)) return encodeEnvelope(message, limits);
+  const entries = Object.entries(message).filter(([, v]) => v !== undefined);
+  const large = entries.filter(([, v]) => isPlainObject(v) && v.data instanceof Uint8Array && v.data.byteLength >= ALIGN_FROM_BYTES);
+  if (large.length !== 1 || entries.length > 14) return encodeEnvelope(message, limits);
+  const [key, tensor] = large[0] as [string, Record<string, unknown> & { data: Uint8Array }];
+  const { data, ...tensorHeader } = tensor;
+  let rest: Uint8Array;
+  let keyBytes: Uint8Array;
+  let tensorRest: Uint8Array;
+  try {
+    // Copied at once: msgpackr hands out views of a buffer it goes on writing into.
+    rest = packr.pack(Object.fromEntries(entries.filter(([k]) => k !== key))).slice();
+    keyBytes = packr.pack(key).slice();
+    tensorRest = packr.pack(tensorHeader).slice();
+  } catch {
+    return encodeEnvelope(message, limits);
+  }
+  // Both maps must have come out as fixmaps with room for one more entry.
+  const fields = rest[0]! - 0x80;
+  const tensorFields = tensorRest[0]! - 0x80;
+  if (fields < 0 || fields > 14 || tensorFields < 0 || tensorFields > 14) return encodeEnvelope(message, limits);
+  // [map header][other fields][key][tensor map header][tensor fields]["data"][bin32 header][bytes]
+  const fixed = 1 + (rest.length - 1) + keyBytes.length + (tensorRest.length - 1) + 5;
+  const padding = (4 - ((fixed + 1 + 5) % 4)) % 4;
+  const [mapHeader, dataKey] = ALIGNMENT_HEADERS[padding]!;
+  const start = fixed + mapHeader + dataKey;
+  const total = start + data.byteLength;
+  if (total > maxBytes) return encodeEnvelope(message, limits);
+  const out = allocateUninitialized(total);
+  let at = 0;
+  out[at++] = 0x80 + fields + 1;
+  out.set(rest.subarray(1), at);
+  at += rest.length - 1;
+  out.set(keyBytes, at);
+  at += keyBytes.length;
+  if (mapHeader === 1) out[at++] = 0x80 + tensorFields + 1;
+  else {
+    out.set([0xde, 0, tensorFields + 1], at);
+    at += 3;
+  }
+  out.set(tensorRest.subarray(1), at);
+  at += tensorRest.length - 1;
+  const name = [0x64, 0x61, 0x74, 0x61]; // "data"
+  if (dataKey === 5) out.set([0xa4, ...name], at);
+  else if (dataKey === 6) out.set([0xd9, 4, ...name], at);
+  else out.set([0xda, 0, 4, ...name], at);
+  at += dataKey;
+  out[at++] = 0xc6;
+  new DataView(out.buffer, out.byteOffset).setUint32(at, data.byteLength);
+  at += 4;
+  // Every byte of `out` is written: it was not zeroed.
+  if (at !== start) throw new ProtocolError(ErrorCode.Internal, `aligned envelope layout: header ends at ${at}, expected ${start}`);
+  out.set(data, at);
+  return out;
+}
+
+/**
+ * A byte array whose contents are not zeroed first, as msgpackr allocates its own: zeroing a
+ * fresh envelope costs a pass over its memory as long as the copy into it (Node's
+ * Buffer.allocUnsafeSlow, which has a buffer of its own, so the envelope starts it and is
+ * aligned). Where there is no Buffer (a browser), a zeroed Uint8Array.
+ */
+function allocateUninitialized(size: number): Uint8Array {
+  return typeof Buffer === 'function' ? Buffer.allocUnsafeSlow(size) : new Uint8Array(size);
+}
+
+/** Padding bytes needed → [tensor map header bytes (fixmap 1, map16 3), key "data" bytes (fixstr 5, str8 6, str16 7)]. */
+const ALIGNMENT_HEADERS: ReadonlyArray<readonly [1 | 3, 5 | 6 | 7]> = [[1, 5], [1, 6], [1, 7], [3, 6]];
+
 /** Decodes one envelope from Buffer/Uint8Array/ArrayBuffer bytes; anything else is E_MALFORMED. */
 export function decodeEnvelope(bytes: unknown, limits: CodecLimits = { maxBytes: DEFAULT_MAX_BYTES }): Record<string, unknown> {
   const maxBytes = checkLimits(limits);

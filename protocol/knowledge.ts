@@ -33,6 +33,7 @@ export function shardIds(referenceSize: number, shards: number, shard: number): 
 export interface Contribution {
   participant: string;
   kind: KnowledgeKind;
+  /** May view the received envelope's bytes (readContribution reads aligned float32 in place): the envelope must not change. */
   values: Float32Array;
   sampleCount?: number;
   labelCounts?: number[];
@@ -102,12 +103,14 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   let offSimplex = false;
   try {
     const shape = Array.isArray(upload.values?.shape) ? expectedShape(e, upload) : undefined;
+    // In place where the bytes are aligned (encodeMessage aligns large tensors): the receiver owns
+    // the envelope and nothing writes to it, so the copy would buy nothing.
     if (probabilities) {
-      values = decodeTensorValues(upload.values, shape);
+      values = decodeTensorValues(upload.values, shape, { inPlace: true });
       offSimplex = !isOnSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses, upload.values.scale));
       if (offSimplex) values = unpackTensor(upload.values, shape); // throws if a value is not finite
     } else {
-      values = unpackTensor(upload.values, shape);
+      values = unpackTensor(upload.values, shape, { inPlace: true });
     }
   } catch (error) {
     if (error instanceof ProtocolError) throw new ProtocolError(error.code, `${what}: ${error.toWire().message}`);

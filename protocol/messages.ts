@@ -7,7 +7,7 @@
  * the schema.
  */
 import { z } from 'zod';
-import { decodeEnvelope, encodeEnvelope, type CodecLimits } from './codec.js';
+import { decodeEnvelope, encodeAlignedEnvelope, encodeEnvelope, type CodecLimits } from './codec.js';
 import { ErrorCode, ProtocolError, type WireError } from './errors.js';
 import { KNOWLEDGE_KINDS, type KnowledgeKind } from './knowledge.js';
 import { WIRE_DTYPES, type WireTensor } from './tensor.js';
@@ -173,9 +173,13 @@ export interface ServerToClientEvents {
   end: (envelope: Envelope) => void;
 }
 
-/** Encodes after checking the message against its own schema: a sender never emits what a receiver would refuse. */
+/**
+ * Encodes after checking the message against its own schema: a sender never emits what a receiver
+ * would refuse. A large tensor's bytes are aligned in the envelope (encodeAlignedEnvelope), so that
+ * the receiver can read them in place.
+ */
 export function encodeMessage<S extends z.ZodType>(schema: S, message: z.infer<S>, limits?: CodecLimits): Uint8Array {
-  return encodeEnvelope(parseMessage(schema, message) as object, limits);
+  return encodeAlignedEnvelope(parseMessage(schema, message) as object, limits);
 }
 
 /** Decodes and validates one envelope: E_MALFORMED, E_TOO_LARGE, E_VERSION or E_SCHEMA on failure. */

@@ -85,12 +85,24 @@ export function packTensor(values: Float32Array, shape: readonly number[], dtype
   }
 }
 
+export interface UnpackOptions {
+  /**
+   * float32 only. `true` lets the result be a view of `t.data`'s bytes instead of a copy, when
+   * they sit at a 4-byte-aligned address and make up at least half of the buffer they are in
+   * (so that the view cannot keep a much larger buffer alive): for a receiver that owns the
+   * envelope and will not change it while the values are in use (the coordinator's uploads).
+   * Checks and values are the same either way.
+   */
+  inPlace?: boolean;
+}
+
 /**
  * Decodes and validates a tensor received from a peer. `data` may be a view at any byteOffset
- * (msgpackr hands out subarrays of the envelope), so it is copied before being viewed as floats.
+ * (msgpackr hands out subarrays of the envelope), so it is copied before being viewed as floats
+ * (unless told otherwise and aligned: see UnpackOptions).
  */
-export function unpackTensor(t: WireTensor, expectedShape?: readonly number[]): Float32Array {
-  const out = decodeTensorValues(t, expectedShape);
+export function unpackTensor(t: WireTensor, expectedShape?: readonly number[], options: UnpackOptions = {}): Float32Array {
+  const out = decodeTensorValues(t, expectedShape, options);
   // float32 bytes can encode NaN/±Inf directly, float16 bits too, and uint8 can overflow float32
   // when min/scale are huge: one scan of the decoded values covers all three.
   const bad = firstNonFinite(out);
@@ -105,7 +117,7 @@ export function unpackTensor(t: WireTensor, expectedShape?: readonly number[]): 
  * anyway (readContribution fuses it with the simplex check) and that must call unpackTensor, which
  * throws the exact error, when its scan finds anything wrong. Anyone else wants unpackTensor.
  */
-export function decodeTensorValues(t: WireTensor, expectedShape?: readonly number[]): Float32Array {
+export function decodeTensorValues(t: WireTensor, expectedShape?: readonly number[], options: UnpackOptions = {}): Float32Array {
   if (typeof t !== 'object' || t === null) throw new ProtocolError(ErrorCode.Schema, `tensor must be an object; got ${describe(t)}`);
   checkDtype(t.dtype);
   const size = checkShape(t.shape);
@@ -125,6 +137,12 @@ export function decodeTensorValues(t: WireTensor, expectedShape?: readonly numbe
     );
   }
 
+  if (
+    options.inPlace === true && t.dtype === 'float32' && HOST_IS_LITTLE_ENDIAN &&
+    t.data.byteOffset % 4 === 0 && 2 * bytes >= t.data.buffer.byteLength
+  ) {
+    return new Float32Array(t.data.buffer, t.data.byteOffset, size);
+  }
   const out = new Float32Array(size);
   switch (t.dtype) {
     case 'float32': {
