@@ -64,7 +64,9 @@ export const codecBenchmark: Benchmark = {
       // JSON and with the floor (A, B, C, …, A, …), so that load from elsewhere on the shared
       // machine falls on the codec and on what it is judged against alike.
       const dtypes = WIRE_DTYPES as readonly WireDtype[];
-      const envelopes = new Map(dtypes.map((dtype) => [dtype, encodeMessage(clientMessages.upload, uploadMessage(packTensor(values, shape, dtype)), limits)]));
+      // Decoded from a copy in a buffer of its own, as the coordinator receives it: the sender's
+      // envelope is a slice of the encoder's larger block.
+      const envelopes = new Map(dtypes.map((dtype) => [dtype, new Uint8Array(encodeMessage(clientMessages.upload, uploadMessage(packTensor(values, shape, dtype)), limits))]));
       const encodeOf = (dtype: WireDtype) => () => encodeMessage(clientMessages.upload, uploadMessage(packTensor(values, shape, dtype, { copy: false })), limits);
       const decodeOf = (dtype: WireDtype) => {
         const envelope = envelopes.get(dtype)!;
@@ -148,8 +150,10 @@ export const codecBenchmark: Benchmark = {
         // them for NaN/±Inf, then checked the simplex in a second pass (bench/legacy-codec.ts).
         const path = interleavedSync({
           // Before: encodeMessage was zod + encodeEnvelope (msgpackr's layout, bytes wherever they fell).
-          before: () => legacyReadPredictions(decodeMessage(clientMessages.upload, encodeEnvelope(clientMessages.upload.parse(uploadMessage(packTensor(values, shape, dtype))), limits), limits), expectation),
-          after: () => readContribution('p0', decodeMessage(clientMessages.upload, encode(), limits), expectation),
+          // Both sides decode a copy of the envelope in a buffer of its own, as a receiver gets it
+          // from the WebSocket layer (that copy is the network's, and costs both sides alike).
+          before: () => legacyReadPredictions(decodeMessage(clientMessages.upload, new Uint8Array(encodeEnvelope(clientMessages.upload.parse(uploadMessage(packTensor(values, shape, dtype))), limits)), limits), expectation),
+          after: () => readContribution('p0', decodeMessage(clientMessages.upload, new Uint8Array(encode()), limits), expectation),
         }, { batchMs: quick ? 40 : 80 });
         pathFixes.push([`${rows}×${classes}`, dtype, fmt(path.before!), fmt(path.after!), fmt(gbPerSecond(logical, path.before!)), fmt(gbPerSecond(logical, path.after!)), `${fmt(path.before! / path.after!)}×`]);
         figures.push(figure({
