@@ -159,6 +159,7 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
  * plus 40 µs for the finiteness scan (best of 9 × 30 calls, the 2-core machine under load 8).
  */
 export function isOnSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number): boolean {
+  if (numClasses >= WIDE_ROWS) return isOnSimplexWide(values, rows, numClasses, tolerance);
   const lo = -tolerance;
   const hi = 1 + tolerance;
   let ok = 1;
@@ -169,6 +170,63 @@ export function isOnSimplex(values: Float32Array, rows: number, numClasses: numb
       sum += p;
       ok &= Number(p >= lo) & Number(p <= hi);
     }
+    ok &= Number(Math.abs(sum - 1) <= tolerance);
+  }
+  return ok === 1;
+}
+
+/** From this many classes a row is summed in four interleaved parts (isOnSimplexWide). */
+const WIDE_ROWS = 16;
+
+/**
+ * isOnSimplex for long rows: summed one value after another, a row is a chain of dependent
+ * float64 additions (100 in a row of 100 classes), which the processor cannot overlap; four
+ * partial sums make four chains a quarter as long. They round differently from checkSimplex's
+ * sum, so the verdict is taken only when it cannot differ: both sums add the same m values, each
+ * in [−tol, 1 + tol], so each lies within (m − 1)·2^−53·m·(1 + tol) of the exact sum (the
+ * standard bound for recursive summation, Higham 2002, §4.2), and |s − 1| adds one more rounding
+ * of at most 2^−53·(m·(1 + tol) + 1). With `margin` twice the sum of those, a row whose |s − 1|
+ * is within margin of the tolerance is summed again, one value after another, as checkSimplex
+ * sums it. (A row holding a value out of range, NaN included, fails the value test anyway.)
+ */
+function isOnSimplexWide(values: Float32Array, rows: number, m: number, tolerance: number): boolean {
+  const lo = -tolerance;
+  const hi = 1 + tolerance;
+  const u = 2 ** -53;
+  const margin = 2 * (2 * (m - 1) * u * m * hi + 2 * u * (m * hi + 1));
+  const tail = m % 4;
+  let ok = 1;
+  for (let r = 0; r < rows; r++) {
+    const base = r * m;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let k = base;
+    for (const end = base + m - tail; k < end; k += 4) {
+      const a = values[k]!;
+      const b = values[k + 1]!;
+      const c = values[k + 2]!;
+      const d = values[k + 3]!;
+      s0 += a;
+      s1 += b;
+      s2 += c;
+      s3 += d;
+      ok &= Number(a >= lo) & Number(a <= hi) & Number(b >= lo) & Number(b <= hi) & Number(c >= lo) & Number(c <= hi) & Number(d >= lo) & Number(d <= hi);
+    }
+    for (; k < base + m; k++) {
+      const p = values[k]!;
+      s0 += p;
+      ok &= Number(p >= lo) & Number(p <= hi);
+    }
+    const deviation = Math.abs(s0 + s1 + (s2 + s3) - 1);
+    if (deviation <= tolerance - margin) continue;
+    if (deviation > tolerance + margin) {
+      ok = 0;
+      continue;
+    }
+    let sum = 0;
+    for (let i = base; i < base + m; i++) sum += values[i]!;
     ok &= Number(Math.abs(sum - 1) <= tolerance);
   }
   return ok === 1;
