@@ -287,7 +287,7 @@ export const aggregationBenchmark: Benchmark = {
         'dml after': () => dmlStrategy.aggregate(predictions, learners, ROWS),
         'fd before': () => legacyFd(classLogits, learners, CLASSES),
         'fd after': () => fdStrategy.aggregate(classLogits, learners, 0),
-      }, { rounds: 5, batchMs: quick ? 60 : 150 });
+      }, { rounds: quick ? 3 : 7, batchMs: quick ? 60 : 200 });
       for (const [f, what, input] of [
         ['mean', 'mean aggregator: finiteness checked on the float64 sum vs on every value', predictions],
         ['dml', 'dml strategy: contributions checked and summed once for all targets and the ensemble vs twice', predictions],
@@ -340,14 +340,19 @@ export const aggregationBenchmark: Benchmark = {
     for (const candidate of candidates) {
       let lastMs = 0;
       let lastN = 0;
+      // How the time grows with n, n^growth, from the last two sizes measured (at least linear).
+      let growth = 1;
       for (const n of counts) {
         if (candidate.maxParticipants !== undefined && n > candidate.maxParticipants) {
           skipped.push([candidate.family, candidate.name, n, `input would be ${fmt((n * MLP_PARAMETERS * 4) / 1e9)} GB`]);
           continue;
         }
-        // Anything super-linear that already took the budget at a smaller n would take minutes here.
-        if (lastMs > BUDGET_MS / (n / lastN)) {
-          skipped.push([candidate.family, candidate.name, n, `${fmt(lastMs)} ms at n=${lastN}; at least ${fmt((lastMs * n) / lastN / 1000)} s expected`]);
+        // Anything expected to take more than the budget at this n, extrapolated with the growth
+        // measured so far (the O(n²) leave-one-out aggregates grow as n², not n), would take minutes.
+        const expected = lastN > 0 ? lastMs * (n / lastN) ** growth : 0;
+        if (expected > BUDGET_MS) {
+          const how = growth > 1 ? `growing as n^${fmt(growth)} from the smaller sizes` : 'at least linearly';
+          skipped.push([candidate.family, candidate.name, n, `${fmt(lastMs)} ms at n=${lastN}; about ${fmt(expected / 1000)} s expected (${how})`]);
           continue;
         }
         const contributions = contributionsFor(candidate.kind, n, cache);
@@ -359,6 +364,7 @@ export const aggregationBenchmark: Benchmark = {
           skipped.push([candidate.family, candidate.name, n, `failed: ${(error as Error).message.slice(0, 160)}`]);
           break;
         }
+        if (lastN > 0 && lastMs > 0) growth = Math.max(1, Math.log(ms / lastMs) / Math.log(n / lastN));
         lastMs = ms;
         lastN = n;
         results.push({ family: candidate.family, name: candidate.name, n, bytes, ms, gbps: gbPerSecond(bytes, ms) });
