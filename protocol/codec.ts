@@ -45,10 +45,12 @@ export function encodeEnvelope(message: object, limits: CodecLimits = { maxBytes
 
 /** Tensors with at least this many bytes get them 4-byte aligned in the envelope; for smaller ones a copy costs nothing. */
 const ALIGN_FROM_BYTES = 1024;
+/** The dtypes a receiver reads in place when aligned (float32 values; float16 bits before the table lookup). */
+const ALIGNED_DTYPES: ReadonlySet<unknown> = new Set(['float32', 'float16']);
 
 /**
- * encodeEnvelope for a message carrying one large tensor (a field holding a plain object whose
- * `data` is a Uint8Array of at least 1 KiB): the same decoded value, with the tensor written
+ * encodeEnvelope for a message carrying one large float32 or float16 tensor (a field holding a
+ * plain object whose `data` is a Uint8Array of at least 1 KiB): the same decoded value, with the tensor written
  * last and its bytes starting a multiple of 4 bytes from the start of the envelope. A receiver
  * whose envelope starts at an aligned address (a fresh buffer: the WebSocket layer copies any
  * message that arrived in more than one read into one) can then view float32 values in place
@@ -64,7 +66,9 @@ export function encodeAlignedEnvelope(message: object, limits: CodecLimits = { m
   const maxBytes = checkLimits(limits);
   if (!isPlainObject(message)) return encodeEnvelope(message, limits);
   const entries = Object.entries(message).filter(([, v]) => v !== undefined);
-  const large = entries.filter(([, v]) => isPlainObject(v) && v.data instanceof Uint8Array && v.data.byteLength >= ALIGN_FROM_BYTES);
+  const large = entries.filter(
+    ([, v]) => isPlainObject(v) && v.data instanceof Uint8Array && v.data.byteLength >= ALIGN_FROM_BYTES && ALIGNED_DTYPES.has(v.dtype),
+  );
   if (large.length !== 1 || entries.length > 14) return encodeEnvelope(message, limits);
   const [key, tensor] = large[0] as [string, Record<string, unknown> & { data: Uint8Array }];
   const { data, ...tensorHeader } = tensor;
