@@ -258,7 +258,7 @@ describe('isOnSimplex', () => {
     const random = new SeededRandom(11);
     let accepted = 0;
     for (let trial = 0; trial < 20_000; trial++) {
-      const classes = trial % 2 === 0 ? 1 + random.int(6) : 14 + random.int(120);
+      const classes = trial % 2 === 0 ? 1 + random.int(7) : 8 + random.int(126);
       const rows = random.int(4);
       // Powers of two too, so that float32 values can sit exactly on −tol, 1 + tol and |sum − 1| = tol.
       const tol = [1e-3, 1e-6, 0.05, 2 ** -10, 0.125][random.int(5)]!;
