@@ -212,7 +212,7 @@ export const codecBenchmark: Benchmark = {
           rows: stages,
         },
         {
-          caption: 'Full message path before and after the fused finiteness + simplex check, the uncopied float32 pack and the aligned envelope read in place, interleaved in this run (ms per message; before = bench/legacy-codec.ts with msgpackr\'s envelope layout)',
+          caption: 'Full message path before and after the fused finiteness + simplex check, the uncopied float32 pack and the aligned envelope read in place, interleaved in this run (ms per message; before = bench/legacy-codec.ts with msgpackr\'s envelope layout; both sides decode a fresh copy of the envelope, as a receiver gets it, so both include that copy)',
           columns: ['payload', 'dtype', 'before ms', 'after ms', 'before GB/s', 'after GB/s', 'speed-up'],
           rows: pathFixes,
         },
