@@ -30,8 +30,12 @@ import {
   type ParticipantData,
   type Procedure,
   type RoundContext,
+  type Share,
   type Target,
+  type UploadContext,
+  type UploadHook,
 } from './procedures/index.js';
+import { GaussianUploads, type PrivacySettings, type PrivacySpent } from './privacy.js';
 import type { Student, TrainResult } from './student.js';
 
 export interface ParticipantOptions {
@@ -49,6 +53,16 @@ export interface ParticipantOptions {
   ca?: string;
   /** A teacher only shares knowledge: it never receives a target or trains. */
   role?: 'participant' | 'teacher';
+  /**
+   * Differential privacy for the uploads (client/privacy.ts): clipping, Gaussian noise and the
+   * (ε, δ) spent, reported with every round's metrics. Off when omitted.
+   */
+  privacy?: PrivacySettings;
+  /**
+   * Rewrites each upload before it is sent — the hook `privacy` installs; give one or the
+   * other. Simulations use it for hostile participants (simulations/attacks.ts).
+   */
+  uploadHook?: UploadHook;
   /** How long to wait for the coordinator to answer a request. */
   requestTimeoutMs?: number;
   onRound?: (result: RoundResult) => void;
@@ -68,6 +82,8 @@ export interface RoundResult {
   bytesDown: number;
   /** Live tensors after the round: must not grow from round to round. */
   numTensors: number;
+  /** The privacy spent up to and including this round, when the uploads are private. */
+  privacy?: PrivacySpent;
 }
 
 export interface ParticipantSummary {
@@ -79,7 +95,31 @@ export interface ParticipantSummary {
 
 type ParticipantSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
+/** The upload hook the options ask for: the Gaussian mechanism, a caller's hook, or none. */
+function uploadHookFor(options: ParticipantOptions): UploadHook | undefined {
+  if (options.privacy !== undefined && options.uploadHook !== undefined) {
+    throw new Error('privacy and uploadHook are the same hook point; give one of them (compose them in your own hook if you need both)');
+  }
+  return options.privacy === undefined ? options.uploadHook : new GaussianUploads(options.privacy);
+}
+
+/** Applies the hook, checking that it kept the upload's shape. */
+function rewritten(hook: UploadHook | undefined, share: Share, context: UploadContext): Share {
+  if (hook === undefined) return share;
+  const sent = hook.transform(share, context);
+  if (sent.values.length !== share.values.length) {
+    throw new Error(`upload hook: round ${context.round}: returned ${sent.values.length} values for a ${context.kind} share of ${share.values.length}`);
+  }
+  return sent;
+}
+
 export function runParticipant(options: ParticipantOptions): Promise<ParticipantSummary> {
+  let hook: UploadHook | undefined;
+  try {
+    hook = uploadHookFor(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const log = options.log ?? (() => {});
   const timeout = options.requestTimeoutMs ?? 60_000;
   const socket: ParticipantSocket = io(options.url, {
@@ -135,12 +175,13 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     const report = async (round: number, train: TrainResult, receivedTarget: boolean) => {
       const { participant, info } = identity!;
       const evaluation = options.evaluation === undefined ? undefined : await options.student.evaluate(options.evaluation);
+      const privacy = hook?.spent?.();
       const envelope = encodeMessage(clientMessages.report, {
         v: PROTOCOL_VERSION,
         session: info.session,
         round,
         participant,
-        metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms },
+        metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms, privacy },
       }, limits());
       readReply(replyMessages.ack, await request('report', envelope));
       const result: RoundResult = {
@@ -152,6 +193,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         bytesUp,
         bytesDown,
         numTensors: tf.memory().numTensors,
+        ...(privacy === undefined ? {} : { privacy }),
       };
       bytesUp = 0;
       bytesDown = 0;
@@ -166,9 +208,11 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       const C = info.numClasses;
       const header = { v: PROTOCOL_VERSION, session: info.session, participant } as const;
       const channel: AsyncChannel = {
-        async push(shard, step, values) {
+        async push(shard, step, predictions) {
+          const shape = [predictions.length / C, C];
+          const { values } = rewritten(hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
           const envelope = encodeMessage(clientMessages.push, {
-            ...header, shard, step, values: packTensor(values, [values.length / C, C], info.uploadDtype),
+            ...header, shard, step, values: packTensor(values, shape, info.uploadDtype),
           }, limits());
           readReply(replyMessages.ack, await request('push', envelope));
         },
@@ -219,8 +263,9 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         current = round;
         if (round.knowledge === 'none') return learnAndReport(round, null);
         if (identity.info.async !== undefined) return runAsync(round);
-        const share = await identity.procedure.share(context(round));
-        if (share === undefined) return;
+        const computed = await identity.procedure.share(context(round));
+        if (computed === undefined) return;
+        const share = rewritten(hook, computed, { kind: round.knowledge, numClasses: identity.info.numClasses, round: round.round });
         const upload = encodeMessage(clientMessages.upload, {
           v: PROTOCOL_VERSION,
           session: round.session,
