@@ -13,7 +13,9 @@
  *   - `scaled`:  the logits scaled by a factor s: softmax(s·z/T) = p^s / Σ_k p_k^s, computed
  *                from p as exp(s·(ln p − ln max p)) normalised. An over-sharpened (nearly
  *                one-hot) softmax that stays on the simplex and keeps the argmax: it pushes
- *                the participant's own mistakes with full confidence, and is otherwise mild.
+ *                the participant's own mistakes with full confidence. Against honest peers
+ *                sharing soft softmax(z/T) at T > 1 it is not mild: a few one-hot votes
+ *                outweigh many flat ones in a mean (experiments/poisoning/RESULTS.md).
  * For logit uploads (`reference-logits`, `class-logits`): `random` draws N(0, s²) with s the
  * standard deviation of the honest values (same scale, so not trivially spotted); `flipped`
  * permutes the class axis the same way; `scaled` multiplies every value by s — the unbounded
