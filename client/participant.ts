@@ -51,6 +51,12 @@ export interface ParticipantOptions {
   role?: 'participant' | 'teacher';
   /** How long to wait for the coordinator to answer a request. */
   requestTimeoutMs?: number;
+  /**
+   * Reconnection after the link drops or the coordinator restarts: attempts, then delays growing
+   * from `delayMs` to `maxDelayMs` (with jitter). Defaults: 30 attempts, 0.5 s to 5 s — about two
+   * minutes in which a restarted coordinator finds its participants again.
+   */
+  reconnect?: { attempts?: number; delayMs?: number; maxDelayMs?: number };
   onRound?: (result: RoundResult) => void;
   log?: (line: string) => void;
 }
@@ -79,13 +85,20 @@ export interface ParticipantSummary {
 
 type ParticipantSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
+/** The link to the coordinator dropped: what was being sent is lost, and the participant rejoins. */
+class LinkDropped extends Error {
+  override readonly name = 'LinkDropped';
+}
+
 export function runParticipant(options: ParticipantOptions): Promise<ParticipantSummary> {
   const log = options.log ?? (() => {});
   const timeout = options.requestTimeoutMs ?? 60_000;
   const socket: ParticipantSocket = io(options.url, {
     transports: ['websocket'],
     auth: { v: PROTOCOL_VERSION, token: options.token },
-    reconnectionAttempts: 10,
+    reconnectionAttempts: options.reconnect?.attempts ?? 30,
+    reconnectionDelay: options.reconnect?.delayMs ?? 500,
+    reconnectionDelayMax: options.reconnect?.maxDelayMs ?? 5_000,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
   });
 
@@ -105,16 +118,34 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       reject(error instanceof Error ? error : new Error(String(error)));
     };
     // Messages are handled one at a time, in arrival order: a target never overtakes its round.
+    // A round that closed, or a link that dropped, costs this round only: the coordinator tells a
+    // participant that (re)joins the round in progress.
     const enqueue = (task: () => Promise<void>) => {
       queue = queue.then(task).catch((error: unknown) => {
         if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) log(error.message);
+        else if (error instanceof LinkDropped) log(error.message);
         else fail(error);
       });
     };
+    /** Requests in flight: a dropped link fails them at once rather than at their timeout. */
+    const inFlight = new Set<(error: Error) => void>();
     const request = async (event: keyof ClientToServerEvents, envelope: Uint8Array): Promise<Uint8Array> => {
+      // Not buffered for the next connection: it would reach the coordinator before the rejoin.
+      if (!socket.connected) throw new LinkDropped(`${event} not sent: the link to the coordinator is down; waiting to rejoin`);
       bytesUp += envelope.byteLength;
-      return socket.timeout(timeout).emitWithAck(event, envelope);
+      let drop: (error: Error) => void = () => {};
+      const dropped = new Promise<never>((_, reject) => (drop = reject));
+      inFlight.add(drop);
+      try {
+        return await Promise.race([socket.timeout(timeout).emitWithAck(event, envelope), dropped]);
+      } finally {
+        inFlight.delete(drop);
+      }
     };
+    socket.on('disconnect', (reason) => {
+      for (const drop of inFlight) drop(new LinkDropped(`the link to the coordinator dropped (${reason}) before it answered; waiting to rejoin`));
+      if (!finished) log(`disconnected (${reason}); reconnecting`);
+    });
     const limits = () => ({ maxBytes: identity?.info.maxMessageBytes ?? 16 * 1024 * 1024 });
     const context = (round: ServerMessage<'round'>): RoundContext => ({
       info: identity!.info,
@@ -155,7 +186,10 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       };
       bytesUp = 0;
       bytesDown = 0;
-      results.push(result);
+      // A round run again (the coordinator restarted before it completed) replaces the first try.
+      const again = results.findIndex((r) => r.round === round);
+      if (again === -1) results.push(result);
+      else results[again] = result;
       options.onRound?.(result);
     };
 

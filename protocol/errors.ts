@@ -26,6 +26,8 @@ export const ErrorCode = {
   RoundClosed: 'E_ROUND_CLOSED',
   /** The participant has not joined the session it names. */
   NotJoined: 'E_NOT_JOINED',
+  /** The connection sent more messages than the coordinator's per-connection rate limit allows; slow down and retry. */
+  RateLimited: 'E_RATE_LIMITED',
   /** A bug on the answering side; the message says what failed. */
   Internal: 'E_INTERNAL',
 } as const;

@@ -3,6 +3,7 @@
  * other machines run `codistill client` against its URL with the tokens the config lists; the
  * coordinator runs the session and writes its round history to a file when it ends.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,7 +25,14 @@ const sessionFile = z
     algorithm: oneOf(Object.keys(STRATEGIES)),
     rounds: count(1),
     participants: z
-      .array(z.object({ id: z.string().regex(/^[A-Za-z0-9._:-]+$/), token: z.string().min(16, 'tokens must have at least 16 characters') }).strict())
+      .array(
+        z.object({
+          id: z.string().regex(/^[A-Za-z0-9._:-]+$/),
+          token: z.string().min(16, 'tokens must have at least 16 characters'),
+          /** The one role this token may join as; either when omitted. */
+          role: oneOf(['participant', 'teacher'] as const).optional(),
+        }).strict(),
+      )
       .min(1),
     minParticipants: count(1).optional(),
     minToStart: count(1).optional(),
@@ -75,11 +83,25 @@ export function readSessionConfig(path: string): SessionConfig {
 }
 
 const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.0.0.1] [--port 8080] [--out history.json]
-                        [--tls-cert cert.pem --tls-key key.pem]
+                        [--tls-cert cert.pem --tls-key key.pem] [--journal session.db]
   Runs a coordinator for one session; participants connect with codistill client.
+  --journal records every round in an SQLite file; started again on the same journal (after a
+  crash, a kill or a reboot) the coordinator resumes the session from its last completed round,
+  and participants rejoin by themselves.
   --host 0.0.0.0 listens on every interface: give it --tls-cert and --tls-key so that
   tokens and predictions travel encrypted (wss://).
 `;
+
+/** Fields in which a journalled session's config differs from the file's (tokens compared by hash). */
+function configChanges(journalled: SessionConfig, file: SessionConfig): string[] {
+  const canonical = (c: SessionConfig) => ({
+    ...c,
+    participants: c.participants.map((p) => ({ id: p.id, role: p.role, tokenHash: 'token' in p ? createHash('sha256').update(p.token).digest('hex') : p.tokenHash })),
+  });
+  const a: Record<string, unknown> = canonical(journalled);
+  const b: Record<string, unknown> = canonical(file);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+}
 
 export async function runServerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -92,6 +114,7 @@ export async function runServerCommand(args: string[]): Promise<number> {
       out: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      journal: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -116,10 +139,20 @@ export async function runServerCommand(args: string[]): Promise<number> {
     host: values.host ?? '127.0.0.1',
     port,
     maxMessageBytes: config.maxMessageBytes,
+    journal: values.journal,
     log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
   });
-  const session = coordinator.createSession(config);
-  process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds), waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
+  const resumed = coordinator.session(config.id);
+  if (resumed !== undefined) {
+    const changed = configChanges(resumed.config, config);
+    if (changed.length > 0) {
+      await coordinator.close();
+      throw new Error(`the journal ${values.journal} holds session ${config.id} with another config (${changed.join(', ')}): restore the original file, or start a new session id`);
+    }
+  }
+  const session = resumed ?? coordinator.createSession(config);
+  const from = resumed === undefined ? '' : ` resumed after round ${resumed.history.length},`;
+  process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds),${from} waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
   session.on('round', (r) => {
     const accuracies = Object.values(r.reports).map((m) => m.accuracy).filter((a): a is number => a !== undefined);
     const mean = accuracies.length > 0 ? ` mean reported accuracy ${(100 * accuracies.reduce((a, b) => a + b, 0) / accuracies.length).toFixed(1)}%` : '';

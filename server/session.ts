@@ -9,7 +9,6 @@
  * The session knows nothing of sockets: each participant is reached through a PeerLink, so the
  * state machine can be driven by the coordinator's transport or directly by a test.
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   ErrorCode,
@@ -29,14 +28,21 @@ import {
   PROTOCOL_VERSION,
 } from '../protocol/index.js';
 import { AsyncExchange, type AsyncSettings } from './async-exchange.js';
+import { valuesDigest, type SessionJournal } from './journal.js';
 import { createStrategy, type Strategy } from './strategies/index.js';
+
+/**
+ * One participant a session admits: its token, or (in a journal, or a config restored from one)
+ * the token's sha256 — and, optionally, the one role its token may join as.
+ */
+export type ParticipantEntry = { id: string; role?: Role } & ({ token: string } | { tokenHash: string });
 
 export interface SessionConfig {
   id: string;
   algorithm: string;
   rounds: number;
   /** Who may join, each with its own token (tokens are never shared between participants). */
-  participants: Array<{ id: string; token: string }>;
+  participants: ParticipantEntry[];
   /** Quorum: uploads needed to aggregate a round. */
   minParticipants: number;
   /** Participants that must have joined before round 1 opens; all listed ones when omitted. */
@@ -108,6 +114,8 @@ interface Checkpoint {
 interface OpenRound {
   record: RoundRecord;
   referenceIds: number[];
+  /** The round's announcement, resent to a participant that (re)joins while the round collects. */
+  announcement: Uint8Array;
   deadline: number;
   uploads: Map<string, Contribution>;
   /** Who still owes a training report (the contributors, once targets are out). */
@@ -123,10 +131,18 @@ export interface SessionEvents {
   end: [{ reason: string; rounds: RoundRecord[] }];
 }
 
+export interface SessionOptions {
+  /** Rounds already completed (a session resumed from its journal): the next round opened is the one after them. */
+  history?: RoundRecord[];
+  /** Where every aggregate and completed round is recorded before the session acts on it. */
+  journal?: SessionJournal;
+}
+
 export class Session extends EventEmitter<SessionEvents> {
   readonly config: Readonly<SessionConfig>;
   readonly strategy: Strategy;
-  readonly history: RoundRecord[] = [];
+  readonly history: RoundRecord[];
+  private readonly journal: SessionJournal | undefined;
   private phase: Phase = 'waiting';
   private open: OpenRound | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -140,10 +156,12 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly checkpoints = new Map<number, Checkpoint>();
   private readonly asyncBytes = { up: 0, down: 0 };
 
-  constructor(config: SessionConfig) {
+  constructor(config: SessionConfig, options: SessionOptions = {}) {
     super();
     checkConfig(config);
     this.config = config;
+    this.history = options.history ?? [];
+    this.journal = options.journal;
     this.strategy = createStrategy(config.algorithm, {
       referenceSize: config.referenceSize,
       referencePerRound: config.referencePerRound,
@@ -194,11 +212,32 @@ export class Session extends EventEmitter<SessionEvents> {
     if (role === 'teacher' && this.strategy.knowledge === 'none') {
       throw new ProtocolError(ErrorCode.Auth, `session ${this.config.id} exchanges nothing: a teacher has nothing to contribute`);
     }
+    const allowed = this.config.participants.find((p) => p.id === participant)?.role;
+    if (allowed !== undefined && allowed !== role) {
+      throw new ProtocolError(ErrorCode.Auth, `${participant}'s token is for a ${allowed} of session ${this.config.id}; it cannot join as a ${role}`);
+    }
+    const returning = !this.links.has(participant);
     this.links.set(participant, link);
     this.roles.set(participant, role);
     const reply: ReplyMessage<'joined'> = { v: PROTOCOL_VERSION, ok: true, participant, info: this.info, round: this.currentRound };
     // Start on the next turn, after the join has been answered.
     if (this.phase === 'waiting' && this.links.size >= this.minToStart) setImmediate(() => this.startIfReady());
+    // A round still collecting takes a (re)joining participant: it is told the round, after its join is answered.
+    const open = this.open;
+    if (this.phase === 'collecting' && open !== undefined) {
+      if (!open.members.has(participant)) {
+        open.members.add(participant);
+        open.record.participants.push(participant);
+      } else if (returning) {
+        open.departed--; // a member not connected left after the round opened, and is back
+      }
+      setImmediate(() => {
+        if (this.open === open && this.phase === 'collecting' && this.links.get(participant) === link) {
+          open.record.bytesDown += open.announcement.byteLength;
+          link.send('round', open.announcement);
+        }
+      });
+    }
     return reply;
   }
 
@@ -347,9 +386,24 @@ export class Session extends EventEmitter<SessionEvents> {
     this.asyncBytes.up = 0;
     this.asyncBytes.down = 0;
     record.closedAt = Date.now();
+    this.journal?.completed(record);
     this.history.push(record);
     this.emit('round', record);
     if (number >= this.config.rounds) this.end(`completed ${number} checkpoints`);
+  }
+
+  /**
+   * Stops the session's clock without ending it (the coordinator is shutting down and the
+   * journal keeps the session): a coordinator started on the same journal resumes it from its
+   * last completed round, and participants rejoin by themselves.
+   */
+  suspend(): void {
+    clearTimeout(this.timer);
+    for (const checkpoint of this.checkpoints.values()) clearTimeout(checkpoint.timer);
+    this.checkpoints.clear();
+    this.open = undefined;
+    this.links.clear();
+    this.phase = 'ended';
   }
 
   /** Ends the session now, telling every connected participant why. */
@@ -360,6 +414,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.checkpoints.clear();
     this.phase = 'ended';
     this.open = undefined;
+    this.journal?.ended(reason);
     this.broadcast('end', encodeMessage(serverMessages.end, { v: PROTOCOL_VERSION, session: this.config.id, reason, rounds: this.history.length }));
     this.emit('end', { reason, rounds: this.history });
   }
@@ -414,7 +469,6 @@ export class Session extends EventEmitter<SessionEvents> {
       openedAt: Date.now(),
       closedAt: 0,
     };
-    this.open = { record, referenceIds: plan.referenceIds, deadline, uploads: new Map(), owing: new Set(), members: new Set(participants), departed: 0 };
     const envelope = encodeMessage(serverMessages.round, {
       v: PROTOCOL_VERSION,
       session: this.config.id,
@@ -424,6 +478,9 @@ export class Session extends EventEmitter<SessionEvents> {
       temperature: this.config.temperature,
       deadline,
     });
+    this.open = {
+      record, referenceIds: plan.referenceIds, announcement: envelope, deadline, uploads: new Map(), owing: new Set(), members: new Set(participants), departed: 0,
+    };
     if (this.strategy.knowledge === 'none') {
       // Nothing to collect: everyone trains at once and reports.
       this.phase = 'training';
@@ -461,9 +518,13 @@ export class Session extends EventEmitter<SessionEvents> {
       return;
     }
     record.contributors = [...open.uploads.keys()];
-    const { targets, ensemble } = this.strategy.aggregate([...open.uploads.values()], this.learners(record.contributors), open.referenceIds.length);
-    if (ensemble !== null) {
-      record.ensembleDigest = createHash('sha256').update(new Uint8Array(ensemble.buffer, ensemble.byteOffset, ensemble.byteLength)).digest('hex');
+    const contributions = [...open.uploads.values()];
+    const { targets, ensemble } = this.strategy.aggregate(contributions, this.learners(record.contributors), open.referenceIds.length);
+    if (ensemble !== null) record.ensembleDigest = valuesDigest(ensemble);
+    // Journalled before any target leaves: what a participant learns from can always be recomputed.
+    if (this.journal !== undefined) {
+      const digests = new Map([...targets].map(([participant, target]) => [participant, target === null ? null : valuesDigest(target.values)]));
+      this.journal.aggregated(record.round, contributions, digests);
     }
     this.phase = 'training';
     for (const [participant, target] of targets) {
@@ -509,6 +570,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private finishRecord(): void {
     const open = this.open!;
     open.record.closedAt = Date.now();
+    this.journal?.completed(open.record);
     this.history.push(open.record);
     this.open = undefined;
     this.emit('round', open.record);
@@ -543,7 +605,7 @@ function checkConfig(c: SessionConfig): void {
   const problems: string[] = [];
   if (!Number.isInteger(c.rounds) || c.rounds < 1) problems.push(`rounds must be an integer ≥ 1 (got ${c.rounds})`);
   if (c.participants.length === 0) problems.push('participants must list at least one {id, token}');
-  if (new Set(c.participants.map((p) => p.token)).size !== c.participants.length) problems.push('every participant needs its own token');
+  if (new Set(c.participants.map((p) => ('token' in p ? p.token : p.tokenHash))).size !== c.participants.length) problems.push('every participant needs its own token');
   if (new Set(c.participants.map((p) => p.id)).size !== c.participants.length) problems.push('participant ids must be unique');
   if (!Number.isInteger(c.minParticipants) || c.minParticipants < 1 || c.minParticipants > c.participants.length) {
     problems.push(`minParticipants must be in [1, ${c.participants.length}] (got ${c.minParticipants})`);
