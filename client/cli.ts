@@ -32,6 +32,8 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --role ROLE           participant | teacher (contributes predictions, never trains) [participant]
   --backend NAME        node-gpu | node | wasm | cpu [automatic]
   --seed N              shuffling, validation split and weight initialisation [1]
+  --reconnect-attempts N  how often to try to reach the coordinator again after the link drops or it restarts,
+                        waiting 0.5 s, then up to 5 s between tries [30: about two minutes]
   --out FILE            this participant's round log [codistill-client-<session>.json]
 `;
 
@@ -102,7 +104,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     strict: true,
     options: {
       ...Object.fromEntries(
-        ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out']
+        ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out', 'reconnect-attempts']
           .map((name) => [name, { type: 'string' as const }]),
       ),
       help: { type: 'boolean' },
@@ -133,6 +135,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
   const learningRate = number('lr', 1e-3, (x) => x > 0, 'a number > 0');
   const validation = number('validation', 0.1, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
   const seed = number('seed', 1, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const reconnectAttempts = number('reconnect-attempts', 30, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
   const role = (v.role as string | undefined) ?? 'participant';
   if (role !== 'participant' && role !== 'teacher') throw new Error(`--role must be participant or teacher; got "${role}"`);
 
@@ -171,6 +174,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     evaluation,
     epochs,
     batchSize,
+    reconnect: { attempts: reconnectAttempts },
     log: (line) => process.stdout.write(`${line}\n`),
     onRound: (r) =>
       process.stdout.write(

@@ -173,7 +173,14 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         participant,
         metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms },
       }, limits());
-      readReply(replyMessages.ack, await request('report', envelope));
+      // The round happened here whether or not the report gets through (a link dropping before the
+      // ack, a round closed meanwhile): it is recorded either way, and the refusal then handled.
+      let refused: unknown;
+      try {
+        readReply(replyMessages.ack, await request('report', envelope));
+      } catch (error) {
+        refused = error;
+      }
       const result: RoundResult = {
         round,
         receivedTarget,
@@ -191,6 +198,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       if (again === -1) results.push(result);
       else results[again] = result;
       options.onRound?.(result);
+      if (refused !== undefined) throw refused;
     };
 
     /** Asynchronous sessions: the procedure runs at its own pace, pushing, pulling and reporting checkpoints. */

@@ -221,7 +221,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.roles.set(participant, role);
     const reply: ReplyMessage<'joined'> = { v: PROTOCOL_VERSION, ok: true, participant, info: this.info, round: this.currentRound };
     // Start on the next turn, after the join has been answered.
-    if (this.phase === 'waiting' && this.links.size >= this.minToStart) setImmediate(() => this.startIfReady());
+    if (this.phase === 'waiting' && this.links.size >= this.neededToOpen) setImmediate(() => this.startIfReady());
     // A round still collecting takes a (re)joining participant: it is told the round, after its join is answered.
     const open = this.open;
     if (this.phase === 'collecting' && open !== undefined) {
@@ -419,12 +419,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit('end', { reason, rounds: this.history });
   }
 
-  private get minToStart(): number {
+  /** Participants needed to open a round from waiting: minToStart for the first, the quorum to go on (after a restart, or once all had left). */
+  private get neededToOpen(): number {
+    if (this.history.length > 0) return this.config.minParticipants;
     return this.config.minToStart ?? this.config.participants.length;
   }
 
   private startIfReady(): void {
-    if (this.phase !== 'waiting' || this.links.size < this.minToStart) return;
+    if (this.phase !== 'waiting' || this.links.size < this.neededToOpen) return;
     if (this.exchange !== undefined) this.startAsync();
     else this.openRound(this.history.length + 1);
   }

@@ -21,6 +21,7 @@ import {
   type ServerToClientEvents,
 } from '../../protocol/index.js';
 import { Journal, valuesDigest } from '../../server/journal.js';
+import type { RoundRecord } from '../../server/session.js';
 import { createStrategy } from '../../server/strategies/index.js';
 import { SeededRandom } from '../../client/data/random.js';
 
@@ -131,11 +132,17 @@ export async function until(condition: () => boolean, what: string, ms = 20_000)
 
 /**
  * Reads a session back from its journal and checks every aggregated round: its contributions are
- * exactly what the listed contributors uploaded (scripted, so known), the strategy run again on
- * them gives the journalled ensemble digest and every learner's target digest, and — where
- * participants are given — each one received exactly that target.
+ * those of the round's contributors — exactly what they uploaded, where the uploads are scripted
+ * and so known — the strategy run again on them gives the journalled ensemble digest and every
+ * learner's target digest, and — where scripted participants are given — each one received
+ * exactly that target. Returns the journalled rounds.
  */
-export function expectJournalConsistent(path: string, session: string, participants: readonly ScriptedParticipant[] = []): void {
+export function expectJournalConsistent(
+  path: string,
+  session: string,
+  participants: readonly ScriptedParticipant[] = [],
+  options: { scripted: boolean } = { scripted: true },
+): RoundRecord[] {
   const journal = new Journal(path);
   try {
     const stored = journal.session(session);
@@ -150,7 +157,7 @@ export function expectJournalConsistent(path: string, session: string, participa
       if (record.failure !== undefined) continue;
       const contributions = journal.contributions(session, record.round);
       expect(contributions.map((c) => c.participant), `round ${record.round} contributors`).toEqual(record.contributors);
-      for (const c of contributions) {
+      for (const c of options.scripted ? contributions : []) {
         expect(valuesDigest(c.values), `${c.participant}'s journalled upload in round ${record.round}`)
           .toBe(valuesDigest(scriptedPredictions(c.participant, record.round, record.referenceCount)));
       }
@@ -167,6 +174,7 @@ export function expectJournalConsistent(path: string, session: string, participa
         }
       }
     }
+    return history;
   } finally {
     journal.close();
   }
