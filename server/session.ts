@@ -260,7 +260,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (open === undefined) return;
     if (this.phase === 'collecting') {
       open.uploads.delete(participant);
-      if (this.allUploaded()) this.aggregate();
+      if (this.readyEarly()) this.aggregate();
     } else if (this.phase === 'training') {
       open.owing.delete(participant);
       if (open.owing.size === 0) this.closeRound();
@@ -298,7 +298,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (contribution.kind === 'weights') this.parameters ??= contribution.values.length;
     open.uploads.set(participant, contribution);
     open.record.bytesUp += bytes;
-    if (this.allUploaded()) this.aggregate();
+    if (this.readyEarly()) this.aggregate();
   }
 
   /** A participant's training report for the round whose target it received. */
@@ -497,8 +497,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.arm(this.config.roundTimeoutMs, () => this.aggregate());
   }
 
-  private allUploaded(): boolean {
+  /**
+   * Whether the round can aggregate before its deadline: everyone connected has uploaded, and
+   * they are a quorum. Short of a quorum the round waits for its deadline, since a participant
+   * whose link dropped may yet rejoin and upload.
+   */
+  private readyEarly(): boolean {
     const open = this.open!;
+    if (open.uploads.size < this.config.minParticipants) return false;
     // Everyone expected has uploaded only if there are at least as many uploads as members still
     // connected, of whom there are at least members − departed: a constant-time "no" for every
     // upload but the last, instead of an O(participants) scan each time (O(n²) per round).

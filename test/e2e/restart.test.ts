@@ -5,43 +5,18 @@
  * surviving clients reconnect by themselves and the session completes every round; the journal
  * recomputes every aggregate.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
-import { expectJournalConsistent } from '../server/scripted-participant.js';
+import { expectJournalConsistent, startCli, waitForOutput, type RunningCommand } from '../server/fault-kit.js';
 import { writeCsv, writeIdxImages } from './site-files.js';
 
-const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
 const ROUNDS = 5;
 
-interface Running {
-  process: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[], env: Record<string, string> = {}): Running {
-  const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  return { process: child, output: () => out, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
-}
-
-async function waitFor(running: Running, pattern: RegExp, what: string, ms = 120_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pattern.test(running.output())) {
-    if (running.process.exitCode !== null || running.process.signalCode !== null) throw new Error(`${what}: the process ended first:\n${running.output()}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${running.output()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('a deployment under faults', () => {
-  const processes: Running[] = [];
+  const processes: RunningCommand[] = [];
   afterEach(() => {
     for (const p of processes) p.process.kill('SIGKILL');
   });
@@ -65,27 +40,27 @@ describe('a deployment under faults', () => {
     ].join('\n'));
 
     const serverArgs = (port: string) => ['server', '--config', join(dir, 'session.yaml'), '--port', port, '--journal', join(dir, 'journal.db'), '--out', join(dir, 'history.json')];
-    const first = start(serverArgs('0'));
+    const first = startCli(serverArgs('0'));
     processes.push(first);
-    await waitFor(first, /coordinator at http:\/\/127\.0\.0\.1:\d+/, 'the coordinator to listen');
+    await waitForOutput(first, /coordinator at http:\/\/127\.0\.0\.1:\d+/, 'the coordinator to listen');
     const url = /coordinator at (http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())![1]!;
     const clients = sites.map((k) => {
-      const client = start(['client', '--server', url, '--session', 'faults-e2e', '--data', join(dir, `site${k}.csv`),
+      const client = startCli(['client', '--server', url, '--session', 'faults-e2e', '--data', join(dir, `site${k}.csv`),
         '--reference', join(dir, 'reference-idx3-ubyte'), '--model', 'mlp', '--seed', String(k + 1), '--out', join(dir, `client${k}.json`)], { CODISTILL_TOKEN: tokens[k]! });
       processes.push(client);
       return client;
     });
 
     // Round 2 opens as round 1 completes: site-2 dies in it.
-    await waitFor(first, /round 1\/5: 3 contributors/, 'round 1');
+    await waitForOutput(first, /round 1\/5: 3 contributors/, 'round 1');
     clients[2]!.process.kill('SIGKILL');
     // Round 3 opens as round 2 completes: the coordinator dies in it.
-    await waitFor(first, /round 2\/5: /, 'round 2');
+    await waitForOutput(first, /round 2\/5: /, 'round 2');
     first.process.kill('SIGKILL');
     expect(await first.exited).toBeNull();
     expect(first.output()).toMatch(/site-2 left faults-e2e: transport close/);
 
-    const second = start(serverArgs(new URL(url).port));
+    const second = startCli(serverArgs(new URL(url).port));
     processes.push(second);
     expect(await second.exited).toBe(0);
     expect(second.output()).toMatch(/session faults-e2e resumed from the journal after round 2 of 5/);

@@ -15,7 +15,7 @@ import {
 import { Coordinator } from '../../server/coordinator.js';
 import { TokenBucket } from '../../server/rate-limit.js';
 import type { SessionConfig } from '../../server/session.js';
-import { CLASSES, refusalCode } from './scripted-participant.js';
+import { CLASSES, refusalCode } from './fault-kit.js';
 
 function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
   return {

@@ -5,16 +5,15 @@
  * completed with the right participants and that no round's aggregate differs from one
  * recomputed from the journal.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../server/coordinator.js';
 import { Journal } from '../../server/journal.js';
 import type { RoundRecord, SessionConfig } from '../../server/session.js';
-import { CLASSES, expectJournalConsistent, ScriptedParticipant, until, type Script } from './scripted-participant.js';
+import { CLASSES, expectJournalConsistent, freePort, ScriptedParticipant, startServer, until, type Script } from './fault-kit.js';
 
 const SESSION = 'faults';
 const REFERENCE = 6;
@@ -120,31 +119,6 @@ describe('faults, with a journal', () => {
     }
   });
 });
-
-const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** `codistill server` as its own process; resolves once it listens. */
-function startServer(args: string[]): Promise<{ process: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn('node', [CLI, 'server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', () => {
-      if (/coordinator at http:/.test(out)) resolve({ process: child, output: () => out, exited });
-    });
-    void exited.then((code) => reject(new Error(`codistill server exited with ${String(code)} before listening:\n${out}`)));
-  });
-}
 
 describe('a coordinator killed with SIGKILL mid-round', () => {
   const participants: ScriptedParticipant[] = [];

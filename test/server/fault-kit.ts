@@ -4,6 +4,9 @@
  * predictions that depend only on (participant, round) so that every aggregate can be
  * recomputed — and able to stall, drop its link, or die at a chosen moment.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { expect } from 'vitest';
 import {
@@ -65,7 +68,8 @@ export class ScriptedParticipant {
       transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token }, forceNew: true,
       reconnectionDelay: 100, reconnectionDelayMax: 500, reconnectionAttempts: 200,
     });
-    this.socket.on('connect', () => void this.join());
+    // A join cut short by the link dropping again is retried on the next connect.
+    this.socket.on('connect', () => void this.join().catch(() => {}));
     this.socket.on('round', (bytes) => void this.onRound(decodeMessage(serverMessages.round, bytes)));
     this.socket.on('target', (bytes) => void this.onTarget(decodeMessage(serverMessages.target, bytes)));
     this.socket.on('round-failed', (bytes) => this.failedRounds.push(decodeMessage(serverMessages['round-failed'], bytes).round));
@@ -178,4 +182,46 @@ export function expectJournalConsistent(
   } finally {
     journal.close();
   }
+}
+
+const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A `codistill` command as its own process, its stdout and stderr kept together. */
+export interface RunningCommand {
+  process: ChildProcess;
+  output: () => string;
+  /** The exit code; null when a signal ended it. */
+  exited: Promise<number | null>;
+}
+
+export function startCli(args: string[], env: Record<string, string> = {}): RunningCommand {
+  const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  return { process: child, output: () => out, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
+}
+
+export async function waitForOutput(running: RunningCommand, pattern: RegExp, what: string, ms = 120_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pattern.test(running.output())) {
+    if (running.process.exitCode !== null || running.process.signalCode !== null) throw new Error(`${what}: the process ended first:\n${running.output()}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${running.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** `codistill server` as its own process, once it listens. */
+export async function startServer(args: string[]): Promise<RunningCommand> {
+  const server = startCli(['server', ...args]);
+  await waitForOutput(server, /coordinator at http:/, 'the coordinator to listen', 30_000);
+  return server;
 }
