@@ -111,6 +111,12 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     let queue: Promise<void> = Promise.resolve();
     let finished = false;
 
+    const finish = (endReason: string) => {
+      if (finished) return;
+      finished = true;
+      socket.close();
+      resolve({ participant: identity!.participant, info: identity!.info, rounds: results, endReason });
+    };
     const fail = (error: unknown) => {
       if (finished) return;
       finished = true;
@@ -244,7 +250,13 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     socket.on('connect_error', (error) => {
       const code = (error as Error & { data?: { code?: string } }).data?.code;
       // Refusals are final; anything else (the server is not up yet, a dropped link) is retried by socket.io.
-      if (code === ErrorCode.Auth || code === ErrorCode.Version) fail(new ProtocolError(code, error.message.replace(/^E_[A-Z_]+: /, '')));
+      const reason = error.message.replace(/^E_[A-Z_]+: /, '');
+      // The session ended while this participant was away: its rounds are done.
+      if (code === ErrorCode.Session && identity !== undefined) {
+        log(`the session ended while this participant was away: ${reason}`);
+        finish(reason.replace(/^session \S+ has ended: /, ''));
+      }
+      else if (code === ErrorCode.Auth || code === ErrorCode.Version || code === ErrorCode.Session) fail(new ProtocolError(code, reason));
       // A certificate the participant does not trust will not change by retrying.
       const cause = (error as Error & { description?: { message?: string } }).description?.message ?? '';
       if (/certificate|self[- ]signed|SSL|TLS/i.test(cause)) {
@@ -297,11 +309,11 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     socket.on('end', (bytes) =>
       enqueue(async () => {
         const message = decodeMessage(serverMessages.end, bytes, limits());
-        if (finished) return;
-        finished = true;
-        socket.close();
-        if (identity === undefined) throw new Error(`session ${message.session} ended before this participant joined: ${message.reason}`);
-        resolve({ participant: identity.participant, info: identity.info, rounds: results, endReason: message.reason });
+        if (identity === undefined) {
+          fail(new Error(`session ${message.session} ended before this participant joined: ${message.reason}`));
+          return;
+        }
+        finish(message.reason);
       }),
     );
   });

@@ -88,6 +88,8 @@ const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.
   --journal records every round in an SQLite file; started again on the same journal (after a
   crash, a kill or a reboot) the coordinator resumes the session from its last completed round,
   and participants rejoin by themselves.
+  --linger S keeps listening S seconds after the session ends [5] when participants were away at
+  the end, so that those reconnecting are told it ended rather than finding no coordinator.
   --host 0.0.0.0 listens on every interface: give it --tls-cert and --tls-key so that
   tokens and predictions travel encrypted (wss://).
 `;
@@ -115,6 +117,7 @@ export async function runServerCommand(args: string[]): Promise<number> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       journal: { type: 'string' },
+      linger: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -122,6 +125,8 @@ export async function runServerCommand(args: string[]): Promise<number> {
     (values.help === true ? process.stdout : process.stderr).write(USAGE);
     return values.help === true ? 0 : 2;
   }
+  const linger = Number(values.linger ?? 5);
+  if (!(linger >= 0)) throw new Error(`--linger must be a number of seconds ≥ 0; got "${values.linger}"`);
   const port = Number(values.port ?? 8080);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer in [0, 65535]; got "${values.port}"`);
   const config = readSessionConfig(values.config);
@@ -159,10 +164,16 @@ export async function runServerCommand(args: string[]): Promise<number> {
     const failure = r.failure === undefined ? '' : ` FAILED ${r.failure.code}: ${r.failure.message}`;
     process.stdout.write(`round ${r.round}/${config.rounds}: ${r.contributors.length} contributors, ${Object.keys(r.reports).length} reports,${mean}, ${(r.bytesUp / 1024).toFixed(1)} KiB up, ${(r.bytesDown / 1024).toFixed(1)} KiB down${failure}\n`);
   });
-  const ended = await new Promise<{ reason: string }>((resolve) => session.once('end', resolve));
+  const ended = await new Promise<{ reason: string; away: number }>((resolve) =>
+    session.once('end', ({ reason }) => resolve({ reason, away: config.participants.length - session.connected.length })),
+  );
   const out = values.out ?? `${config.id}-history.json`;
   writeFileSync(out, `${JSON.stringify({ session: { ...config, participants: config.participants.map((p) => ({ id: p.id })) }, endReason: ended.reason, rounds: session.history }, null, 2)}\n`);
   process.stdout.write(`session ended: ${ended.reason}; history written to ${out}\n`);
+  if (ended.away > 0 && linger > 0) {
+    process.stdout.write(`${ended.away} participant(s) away at the end: listening ${linger} s more to tell them\n`);
+    await new Promise((resolve) => setTimeout(resolve, linger * 1000));
+  }
   await coordinator.close();
   return 0;
 }

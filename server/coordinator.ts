@@ -51,6 +51,9 @@ export interface RateLimit {
   burst: number;
 }
 
+/** Tokens of ended sessions remembered, to tell a returning participant its session is over. */
+const ENDED_KEPT = 100_000;
+
 export const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 };
 
 interface Identity {
@@ -71,6 +74,12 @@ export class Coordinator {
   private readonly sessions = new Map<string, Session>();
   /** sha256(token) → identity: tokens themselves are not kept. */
   private readonly identities = new Map<string, Identity>();
+  /**
+   * sha256(token) → how its session ended, for participants that were away at the end: they are
+   * told so at the handshake instead of being refused as strangers. The oldest are forgotten
+   * first past ENDED_KEPT tokens.
+   */
+  private readonly endings = new Map<string, string>();
   private readonly maxMessageBytes: number;
   private readonly log: (line: string) => void;
   private readonly journal: Journal | undefined;
@@ -152,8 +161,16 @@ export class Coordinator {
     const { config } = session;
     this.sessions.set(config.id, session);
     for (const p of config.participants) this.identities.set(entryKey(p), { session, participant: p.id });
-    session.once('end', () => {
-      for (const p of config.participants) this.identities.delete(entryKey(p));
+    session.once('end', ({ reason }) => {
+      for (const p of config.participants) {
+        const key = entryKey(p);
+        this.identities.delete(key);
+        this.endings.set(key, `session ${config.id} has ended: ${reason}`);
+      }
+      for (const key of this.endings.keys()) {
+        if (this.endings.size <= ENDED_KEPT) break;
+        this.endings.delete(key);
+      }
       this.sessions.delete(config.id);
     });
     return session;
@@ -202,6 +219,8 @@ export class Coordinator {
       throw new ProtocolError(ErrorCode.Auth, 'no token given: pass the participant token the session operator issued');
     }
     const identity = this.identities.get(tokenKey(auth.token));
+    const ending = this.endings.get(tokenKey(auth.token));
+    if (identity === undefined && ending !== undefined) throw new ProtocolError(ErrorCode.Session, ending);
     if (identity === undefined) throw new ProtocolError(ErrorCode.Auth, 'the token is not valid for any running session');
     return identity;
   }

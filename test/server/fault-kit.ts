@@ -74,6 +74,13 @@ export class ScriptedParticipant {
     this.socket.on('target', (bytes) => void this.onTarget(decodeMessage(serverMessages.target, bytes)));
     this.socket.on('round-failed', (bytes) => this.failedRounds.push(decodeMessage(serverMessages['round-failed'], bytes).round));
     this.socket.on('end', (bytes) => (this.ended = decodeMessage(serverMessages.end, bytes).reason));
+    // Away when the session ended: told so at the handshake when it comes back.
+    this.socket.on('connect_error', (error) => {
+      const data = (error as Error & { data?: { code?: string; message?: string } }).data;
+      if (data?.code !== 'E_SESSION') return;
+      this.ended = data.message?.replace(/^session \S+ has ended: /, '');
+      this.socket.io.reconnection(false);
+    });
   }
 
   private async join(): Promise<void> {
