@@ -29,9 +29,11 @@ const count = z.number().int().min(0).max(2 ** 31);
  * - `active`: connected and not holding anything up;
  * - `late`: connected, and the open round either aggregated without its upload or is waiting
  *   for it alone (every other member has delivered);
- * - `dropped`: took part in a round, and is no longer connected.
+ * - `dropped`: took part in a round, and is no longer connected (in an ended session: did not
+ *   take part in its last round);
+ * - `finished`: the session has ended, and this participant took part in its last round.
  */
-export const PARTICIPANT_STATES = ['pending', 'active', 'late', 'dropped'] as const;
+export const PARTICIPANT_STATES = ['pending', 'active', 'late', 'dropped', 'finished'] as const;
 export type ParticipantState = (typeof PARTICIPANT_STATES)[number];
 
 const participantStatus = z.object({

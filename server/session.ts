@@ -680,9 +680,12 @@ export class Session extends EventEmitter<SessionEvents> {
       const others = open.record.participants.filter((q) => q !== p && this.links.has(q));
       return others.length > 0 && others.every((q) => !owes(q));
     };
+    const lastRound = new Set(this.history.at(-1)?.participants ?? []);
     const participants = this.config.participants.map(({ id }): SessionStatus['participants'][number] => {
       const role = this.roles.get(id);
-      const state = this.links.has(id) ? (isLate(id) ? 'late' : 'active') : tookPart.has(id) ? 'dropped' : 'pending';
+      const state = this.phase === 'ended'
+        ? (lastRound.has(id) ? 'finished' : tookPart.has(id) ? 'dropped' : 'pending')
+        : this.links.has(id) ? (isLate(id) ? 'late' : 'active') : tookPart.has(id) ? 'dropped' : 'pending';
       return role === undefined ? { id, state } : { id, state, role };
     });
     const config: SessionStatus['config'] = {};

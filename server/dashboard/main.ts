@@ -55,7 +55,7 @@ function lineChart(title: string, series: Series[], rounds: number, yMax: number
   const H = 220;
   const L = 56;
   const R = 12;
-  const T = 26;
+  const T = 44;
   const B = 30;
   const x = (round: number) => L + ((round - 1) / Math.max(1, rounds - 1)) * (W - L - R);
   const y = (value: number) => T + (1 - value / yMax) * (H - T - B);
@@ -67,15 +67,18 @@ function lineChart(title: string, series: Series[], rounds: number, yMax: number
   const step = Math.max(1, Math.ceil(rounds / 10));
   for (let r = 1; r <= rounds; r += step) parts.push(`<text x="${x(r)}" y="${H - 12}" font-size="11" text-anchor="middle" fill="#5b6573">${r}</text>`);
   parts.push(`<text x="${W - R}" y="${H - 1}" font-size="10" text-anchor="end" fill="#7a828e">round</text>`);
-  series.forEach((s, i) => {
-    if (s.points.length === 0) return;
+  // The legend runs along one line between the title and the plot, each entry as wide as its name.
+  let lx = L;
+  for (const s of series) {
+    parts.push(`<rect x="${lx}" y="30" width="12" height="3" fill="${s.color}"/><text x="${lx + 16}" y="35" font-size="11" fill="#3b4552">${escape(s.name)}</text>`);
+    lx += 16 + 6.5 * s.name.length + 14;
+  }
+  for (const s of series) {
+    if (s.points.length === 0) continue;
     const path = s.points.map(([r, v]) => `${x(r).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     parts.push(`<polyline points="${path}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed === true ? ' stroke-dasharray="5 4"' : ''}/>`);
     for (const [r, v] of s.points) parts.push(`<circle cx="${x(r).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    const lx = L + 8 + (i % 4) * 118;
-    const ly = T + 8 + Math.floor(i / 4) * 14;
-    parts.push(`<rect x="${lx}" y="${ly - 8}" width="10" height="3" fill="${s.color}"/><text x="${lx + 14}" y="${ly - 4}" font-size="11" fill="#3b4552">${escape(s.name)}</text>`);
-  });
+  }
   parts.push('</svg>');
   return parts.join('');
 }
