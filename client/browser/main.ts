@@ -61,11 +61,20 @@ function describeShare(info: SessionInfo): string {
   }
 }
 
-async function referenceFrom(session: string, token: string, picked: File | undefined): Promise<{ bytes: Uint8Array; name: string }> {
+/**
+ * The reference set: the file the person picked, else the coordinator's for this session (on the
+ * participant token), else none — fine for algorithms without one (fd, fedavg, local); the
+ * session's procedure says so clearly when it needs one.
+ */
+async function referenceFrom(session: string, token: string, picked: File | undefined): Promise<{ bytes: Uint8Array; name: string } | undefined> {
   if (picked !== undefined) return { bytes: await fileBytes(picked.name, picked), name: picked.name };
   const response = await fetch(`/reference/${encodeURIComponent(session)}`, { headers: { authorization: `Bearer ${token}` }, cache: 'no-store' });
   const text = response.ok ? '' : (await response.text()).trim();
   if (response.status === 401) throw new Error(`E_AUTH: the coordinator refused this token (${text.replace(/^E_AUTH: /, '')}); check the token the operator gave you`);
+  if (response.status === 404) {
+    log(`no reference set: ${text}`);
+    return undefined;
+  }
   if (!response.ok) throw new Error(text || `the coordinator answered ${response.status} for the reference set`);
   const name = decodeURIComponent(response.headers.get('x-codistill-file') ?? 'reference');
   return { bytes: await fileBytes(name, await response.blob()), name };
@@ -108,8 +117,8 @@ async function join(): Promise<void> {
   setStatus('Loading the reference set…', 'reading');
   const referenceFile = $<HTMLInputElement>('reference').files?.[0];
   const source = await referenceFrom(session, token, referenceFile);
-  const reference = readReference(source.bytes, source.name, sampleSize, value('label') || 'label');
-  log(`reference set: ${source.name}, ${reference.samples} samples${referenceFile === undefined ? ' (from the coordinator)' : ' (picked)'}`);
+  const reference = source === undefined ? undefined : readReference(source.bytes, source.name, sampleSize, value('label') || 'label');
+  if (source !== undefined) log(`reference set: ${source.name}, ${reference!.samples} samples${referenceFile === undefined ? ' (from the coordinator)' : ' (picked)'}`);
 
   setStatus('Starting tfjs…', 'starting');
   const { backend, problems } = await selectBrowserBackend(new URL('wasm/', location.href).href);
@@ -125,7 +134,7 @@ async function join(): Promise<void> {
     session,
     token,
     student,
-    data: { train, reference: reference.features },
+    data: { train, reference: reference?.features },
     evaluation,
     epochs,
     batchSize: 32,

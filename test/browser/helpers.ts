@@ -5,6 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { buildWeb, type WebBuild } from '../../simulations/build-web.js';
 
@@ -72,4 +73,37 @@ export function writeIdxImages(path: string, x: Float32Array): void {
   bytes.writeUInt32BE(28, 12);
   for (let i = 0; i < x.length; i++) bytes[16 + i] = Math.round(x[i]! * 255);
   writeFileSync(path, bytes);
+}
+
+/** CRC-32 (ISO 3309, the polynomial PNG uses), for the chunk trailers below. */
+function crc32(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const b of bytes) {
+    crc ^= b;
+    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * A greyscale PNG (8-bit, no interlace) of one 28×28 digit, so that the page decodes a real image
+ * file: signature, IHDR, one IDAT of zlib-deflated scanlines (filter 0 each), IEND (PNG spec, W3C 2003).
+ */
+export function digitPng(pixels: Float32Array, side = 28): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(side, 0);
+  header.writeUInt32BE(side, 4);
+  header[8] = 8; // bit depth
+  header[9] = 0; // colour type: greyscale
+  const scanlines = Buffer.alloc(side * (side + 1));
+  for (let r = 0; r < side; r++) for (let c = 0; c < side; c++) scanlines[r * (side + 1) + 1 + c] = Math.round(pixels[r * side + c]! * 255);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(scanlines)), chunk('IEND', Buffer.alloc(0))]);
 }

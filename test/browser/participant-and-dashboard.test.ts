@@ -18,7 +18,7 @@ import { runParticipant, type ParticipantSummary } from '../../client/participan
 import { Student } from '../../client/student.js';
 import { Coordinator } from '../../server/coordinator.js';
 import type { SessionConfig } from '../../server/session.js';
-import { buildPages, launchChromium, screenshot, watchPage, writeDigitsCsv, writeIdxImages } from './helpers.js';
+import { buildPages, digitPng, launchChromium, screenshot, watchPage, writeDigitsCsv, writeIdxImages } from './helpers.js';
 
 const ROUNDS = 4;
 const REFERENCE = 300;
@@ -48,7 +48,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     await selectBackend('wasm');
     coordinator = await Coordinator.start({
       operators: [ADMIN, OBSERVER],
-      web: { root: build.out, references: { 'web-e2e': join(dir, 'reference-idx3-ubyte') } },
+      web: { root: build.out, references: { 'web-e2e': join(dir, 'reference-idx3-ubyte'), 'web-images': join(dir, 'reference-idx3-ubyte') } },
     });
     browser = await launchChromium();
   }, 180_000);
@@ -202,6 +202,45 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
       `${ROUNDS} rounds in ${(sessionMs / 1000).toFixed(1)} s; browser accuracy ${(100 * first).toFixed(1)}% → ${(100 * last).toFixed(1)}%; ` +
       `dashboard showed completed counts ${shown.join(' → ')}; the page sent ${(framesSent / 1024).toFixed(1)} KiB (its CSV is ${(statSync(csv).size / 1024).toFixed(0)} KiB)`);
     await Promise.all([page.close(), dashboard.close()]);
+  });
+
+  it('trains on picked images, labelled by their file names', { timeout: 200_000 }, async () => {
+    const session = coordinator.createSession({
+      id: 'web-images', algorithm: 'dml', rounds: 2, minParticipants: 2, numClasses: 10, referenceSize: REFERENCE,
+      referencePerRound: REFERENCE, temperature: 3, alpha: 0.5, uploadDtype: 'float32', roundTimeoutMs: 120_000,
+      trainTimeoutMs: 120_000, onRoundFailure: 'stop', seed: 5, maxMessageBytes: 1 << 20,
+      participants: [{ id: 'images', token: 'images-token-0123456789abc' }, { id: 'peer', token: 'peer-token-0123456789abcde' }],
+    });
+    // 400 real digits as PNG files named LABEL_index.png, as a person might have them.
+    const digits = rows(split.pool, 3000, 400);
+    const files = Array.from(digits.y, (label, i) => ({ name: `${label}_${i}.png`, mimeType: 'image/png', buffer: digitPng(digits.x.subarray(i * 784, (i + 1) * 784)) }));
+    const page = await browser.context.newPage();
+    const log = watchPage(page, 'participant');
+    await page.goto(`${coordinator.url}/participant/`);
+    await page.fill('#session', 'web-images');
+    await page.fill('#token', 'images-token-0123456789abc');
+    await page.selectOption('#model', 'cnn');
+    await page.fill('#epochs', '3');
+    await page.setInputFiles('#data', files);
+    await page.click('#join');
+    const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 9 }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 9 });
+    await runParticipant({
+      url: coordinator.url, session: 'web-images', token: 'peer-token-0123456789abcde', student, epochs: 1, batchSize: 32,
+      data: { train: rows(split.pool, 4000, 600), reference: split.reference.x },
+    }).finally(() => student.dispose());
+    await page.waitForFunction(() => document.body.dataset.state === 'ended' || document.body.dataset.state === 'error', null, { timeout: 60_000 });
+    await screenshot(page, 'participant-images');
+    expect(await page.evaluate(() => document.body.dataset.state), await page.textContent('#error') ?? '').toBe('ended');
+    expect(await page.textContent('#log')).toContain('private data: 400 images scaled to 28×28 grey levels, 10 classes');
+    const accuracies = await page.$$eval('#rounds tbody tr', (trs) => trs.map((tr) => Number((tr as HTMLElement).dataset.accuracy)));
+    expect(accuracies).toHaveLength(2);
+    // Images decoded with their right labels: the CNN (with codistill's wasm kernels for its
+    // gradients) on 360 of them is far above chance (10%), and better after round 2 than round 1.
+    expect(accuracies[1]).toBeGreaterThan(0.5);
+    expect(accuracies[1]).toBeGreaterThan(accuracies[0]!);
+    expect(session.history.map((r) => r.contributors.sort())).toEqual([['images', 'peer'], ['images', 'peer']]);
+    expect(log.errors).toEqual([]);
+    await page.close();
   });
 
   it('tells the person clearly what is wrong: a rejected token, a CSV row with the wrong number of fields', async () => {
