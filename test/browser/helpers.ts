@@ -2,7 +2,7 @@
  * What the browser tests share: the pages' build, a headless Chromium driven by playwright-core,
  * MNIST digits written as the files a person would pick, and a folder for screenshots.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -24,6 +24,7 @@ export async function buildPages(): Promise<WebBuild> {
  * browser's own connections are refused and slow everything down.
  */
 export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+  if (!existsSync(CHROMIUM)) throw new Error(`the browser tests need Chromium at ${CHROMIUM}: apt-get install -y --no-install-recommends chromium`);
   const profile = mkdtempSync(join(tmpdir(), 'codistill-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
