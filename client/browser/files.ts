@@ -37,7 +37,7 @@ export async function readPrivateData(
   files: readonly File[],
   options: { label: string; numClasses: number; imageSide: number },
 ): Promise<PrivateData> {
-  if (files.length === 0) throw new Error('pick your private data: one CSV file, or images with labels');
+  if (files.length === 0) throw new Error('pick your private data: one CSV file, images with labels, or a folder of images');
   const images = files.filter((f) => IMAGE.test(f.name));
   if (images.length === 0) {
     if (files.length > 1) throw new Error(`pick one CSV file (got ${files.length} files), or images`);

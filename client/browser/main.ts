@@ -49,9 +49,9 @@ function describeShare(info: SessionInfo): string {
   const never = 'never your files, labels or features';
   switch (info.knowledge) {
     case 'reference-predictions':
-      return `this page shares its model's soft predictions, softmax(z/T) at T = ${info.temperature}, on the session's ${info.referenceSize} reference samples (as ${info.uploadDtype}) — ${never}, and never the model's weights.`;
+      return `this page shares its model's soft predictions, softmax(z/T) at T = ${info.temperature}, on the reference samples each round names (of the session's ${info.referenceSize}, as ${info.uploadDtype}) — ${never}, and never the model's weights.`;
     case 'reference-logits':
-      return `this page shares its model's logits on the session's ${info.referenceSize} reference samples (as ${info.uploadDtype}) — ${never}, and never the model's weights.`;
+      return `this page shares its model's logits on the reference samples each round names (of the session's ${info.referenceSize}, as ${info.uploadDtype}) — ${never}, and never the model's weights.`;
     case 'class-logits':
       return `this page shares its model's mean logits per class over your data, and how many samples of each class you have — ${never}.`;
     case 'weights':
@@ -96,7 +96,10 @@ async function join(): Promise<void> {
   if (!(learningRate > 0)) throw new Error('the learning rate must be a number > 0');
 
   setStatus('Reading your files (in this page only)…', 'reading');
-  const data = await readPrivateData([...($<HTMLInputElement>('data').files ?? [])], { label: value('label') || 'label', numClasses, imageSide });
+  // Files picked one by one, else a picked folder (whose subfolders name the classes).
+  const picked = [...($<HTMLInputElement>('data').files ?? [])];
+  const files = picked.length > 0 ? picked : [...($<HTMLInputElement>('data-folder').files ?? [])];
+  const data = await readPrivateData(files, { label: value('label') || 'label', numClasses, imageSide });
   log(`private data: ${data.description}`);
   // A CSV row of side² values is an image to the CNN; the MLP takes the flat row.
   let sampleShape = data.sampleShape;
@@ -151,6 +154,7 @@ async function join(): Promise<void> {
       row.dataset.round = String(r.round);
       if (r.accuracy !== undefined) row.dataset.accuracy = String(r.accuracy);
       row.dataset.bytesUp = String(r.bytesUp);
+      row.dataset.tensors = String(r.numTensors);
       for (const cell of [String(r.round), r.receivedTarget ? 'yes' : 'no', r.train.loss.toFixed(4), percent(r.accuracy), kib(r.bytesUp), kib(r.bytesDown), `${(r.train.ms / 1000).toFixed(1)} s`]) {
         row.insertCell().textContent = cell;
       }

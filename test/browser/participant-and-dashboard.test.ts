@@ -5,7 +5,7 @@
  * input, beside two Node participants; the dashboard, signed in as an admin, shows the rounds
  * as they happen. Screenshots go to results/browser-tests/.
  */
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -156,10 +156,13 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
       round: Number((tr as HTMLElement).dataset.round),
       accuracy: Number((tr as HTMLElement).dataset.accuracy),
       bytesUp: Number((tr as HTMLElement).dataset.bytesUp),
+      tensors: Number((tr as HTMLElement).dataset.tensors),
       learned: tr.children[1]?.textContent,
     })));
     expect(pageRounds.map((r) => r.round)).toEqual([1, 2, 3, 4]);
     expect(pageRounds.every((r) => r.learned === 'yes')).toBe(true);
+    // tfjs in the page disposes what each round makes: the live tensor count does not grow.
+    expect(new Set(pageRounds.map((r) => r.tensors)).size).toBe(1);
     const first = pageRounds[0]!.accuracy;
     const last = pageRounds.at(-1)!.accuracy;
     // Real learning: better after the last round than after the first, and far above chance (10%).
@@ -168,7 +171,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     // The coordinator received the same accuracies the page shows.
     expect(session.history.map((r) => r.reports.browser?.accuracy)).toEqual(pageRounds.map((r) => r.accuracy));
     expect(session.history.every((r) => r.contributors.includes('browser'))).toBe(true);
-    expect(await page.textContent('#shares')).toMatch(/^As browser in web-e2e \(dml, 4 rounds\), this page shares its model's soft predictions, softmax\(z\/T\) at T = 3, on the session's 300 reference samples \(as float16\) — never your files/);
+    expect(await page.textContent('#shares')).toMatch(/^As browser in web-e2e \(dml, 4 rounds\), this page shares its model's soft predictions, softmax\(z\/T\) at T = 3, on the reference samples each round names \(of the session's 300, as float16\) — never your files/);
 
     // What left the page: its envelopes (plus socket.io framing and pings), nowhere near its data.
     const reportedUp = pageRounds.reduce((a, r) => a + r.bytesUp, 0);
@@ -204,16 +207,20 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     await Promise.all([page.close(), dashboard.close()]);
   });
 
-  it('trains on picked images, labelled by their file names', { timeout: 200_000 }, async () => {
+  it('trains on a picked folder of images, one subfolder per class', { timeout: 200_000 }, async () => {
     const session = coordinator.createSession({
       id: 'web-images', algorithm: 'dml', rounds: 2, minParticipants: 2, numClasses: 10, referenceSize: REFERENCE,
       referencePerRound: REFERENCE, temperature: 3, alpha: 0.5, uploadDtype: 'float32', roundTimeoutMs: 120_000,
       trainTimeoutMs: 120_000, onRoundFailure: 'stop', seed: 5, maxMessageBytes: 1 << 20,
       participants: [{ id: 'images', token: 'images-token-0123456789abc' }, { id: 'peer', token: 'peer-token-0123456789abcde' }],
     });
-    // 400 real digits as PNG files named LABEL_index.png, as a person might have them.
+    // 400 real digits as PNG files in digits/LABEL/, as a person might have them.
     const digits = rows(split.pool, 3000, 400);
-    const files = Array.from(digits.y, (label, i) => ({ name: `${label}_${i}.png`, mimeType: 'image/png', buffer: digitPng(digits.x.subarray(i * 784, (i + 1) * 784)) }));
+    const folder = join(dir, 'digits');
+    digits.y.forEach((label, i) => {
+      mkdirSync(join(folder, String(label)), { recursive: true });
+      writeFileSync(join(folder, String(label), `${i}.png`), digitPng(digits.x.subarray(i * 784, (i + 1) * 784)));
+    });
     const page = await browser.context.newPage();
     const log = watchPage(page, 'participant');
     await page.goto(`${coordinator.url}/participant/`);
@@ -221,7 +228,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     await page.fill('#token', 'images-token-0123456789abc');
     await page.selectOption('#model', 'cnn');
     await page.fill('#epochs', '3');
-    await page.setInputFiles('#data', files);
+    await page.setInputFiles('#data-folder', folder);
     await page.click('#join');
     const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 9 }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 9 });
     await runParticipant({
@@ -275,7 +282,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     // A row with one field too few: the message names the file, the line and both counts.
     const bad = join(dir, 'bad.csv');
     writeDigitsCsv(bad, sample.x, sample.y);
-    const { readFileSync, writeFileSync } = await import('node:fs');
+    const { readFileSync } = await import('node:fs');
     const lines = readFileSync(bad, 'utf8').split('\n');
     lines[3] = lines[3]!.split(',').slice(0, -1).join(',');
     writeFileSync(bad, lines.join('\n'));
@@ -285,6 +292,13 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     await page.waitForFunction(() => /E_CSV_FIELDS/.test(document.getElementById('error')?.textContent ?? ''));
     expect(await page.textContent('#error')).toBe('E_CSV_FIELDS: bad.csv line 4: 784 fields; the header (line 1) has 785');
     await screenshot(page, 'participant-bad-csv');
+
+    // Images picked one by one are labelled by their names; one without a label is named.
+    const png = digitPng(sample.x.subarray(0, 784));
+    await page.setInputFiles('#data', [{ name: '7_a.png', mimeType: 'image/png', buffer: png }, { name: 'holiday.png', mimeType: 'image/png', buffer: png }]);
+    await page.click('#join');
+    await page.waitForFunction(() => /holiday/.test(document.getElementById('error')?.textContent ?? ''));
+    expect(await page.textContent('#error')).toBe('holiday.png: no label: put images in one folder per class, or name them LABEL_anything.png');
     expect(log.errors).toEqual([]);
     await page.close();
   });
