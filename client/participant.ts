@@ -57,6 +57,8 @@ export interface ParticipantOptions {
    * minutes in which a restarted coordinator finds its participants again.
    */
   reconnect?: { attempts?: number; delayMs?: number; maxDelayMs?: number };
+  /** Called once the coordinator has accepted the join: what the session is and exchanges. */
+  onJoined?: (participant: string, info: SessionInfo) => void;
   onRound?: (result: RoundResult) => void;
   log?: (line: string) => void;
 }
@@ -245,6 +247,7 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         // Keep the procedure across reconnects: some carry state from share to learn.
         identity = { participant: joined.participant, info: joined.info, procedure: identity?.procedure ?? procedureFor(joined.info.algorithm) };
         log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})`);
+        options.onJoined?.(joined.participant, joined.info);
       }),
     );
     socket.on('connect_error', (error) => {

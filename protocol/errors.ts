@@ -20,6 +20,8 @@ export const ErrorCode = {
   Value: 'E_VALUE',
   /** Unknown or rejected token, or an action the role may not take. */
   Auth: 'E_AUTH',
+  /** A valid token whose role may not take this action (an observer asking to stop a session). */
+  Forbidden: 'E_FORBIDDEN',
   /** The named session does not exist or has ended. */
   Session: 'E_SESSION',
   /** An upload for a round that is not open (already aggregated, failed, or not yet begun). */

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { WIRE_DTYPES, DEFAULT_MAX_BYTES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from './aggregators/index.js';
 import { Coordinator } from './coordinator.js';
+import type { OperatorAccount } from './operator.js';
 import type { SessionConfig } from './session.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from './strategies/index.js';
 
@@ -82,8 +83,35 @@ export function readSessionConfig(path: string): SessionConfig {
   };
 }
 
+/** Observers and admins as an operator writes them: a list, or { operators: [...] }. */
+const operatorsFile = z.array(z.object({
+  id: z.string().regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
+  token: z.string().min(16, 'tokens must have at least 16 characters'),
+  role: oneOf(['observer', 'admin'] as const),
+}).strict()).min(1, 'list at least one operator');
+
+export function readOperators(path: string): OperatorAccount[] {
+  let raw: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    raw = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new Error(`cannot read operators file ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  const list = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'operators' in raw ? (raw as { operators: unknown }).operators : raw;
+  const parsed = operatorsFile.safeParse(list);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) =>
+      i.code === 'unrecognized_keys' ? `unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}` : `${i.path.join('.') || '(operators)'}: ${i.message}`,
+    );
+    throw new Error(`invalid operators file ${path}:\n  ${problems.join('\n  ')}`);
+  }
+  return parsed.data;
+}
+
 const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.0.0.1] [--port 8080] [--out history.json]
                         [--tls-cert cert.pem --tls-key key.pem] [--journal session.db]
+                        [--operators OPERATORS.(yaml|json)] [--web [--reference FILE]]
   Runs a coordinator for one session; participants connect with codistill client.
   --journal records every round in an SQLite file; started again on the same journal (after a
   crash, a kill or a reboot) the coordinator resumes the session from its last completed round,
@@ -92,6 +120,10 @@ const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.
   the end, so that those reconnecting are told it ended rather than finding no coordinator.
   --host 0.0.0.0 listens on every interface: give it --tls-cert and --tls-key so that
   tokens and predictions travel encrypted (wss://).
+  --operators FILE   observers and admins: [{ id, token, role: observer | admin }], for the dashboard
+  --web              serve the browser participant page (/participant/) and the dashboard
+                     (/dashboard/), built by npm run build
+  --reference FILE   the session's reference set (IDX or CSV), served to its browser participants
 `;
 
 /** Fields in which a journalled session's config differs from the file's (tokens compared by hash). */
@@ -118,6 +150,9 @@ export async function runServerCommand(args: string[]): Promise<number> {
       'tls-key': { type: 'string' },
       journal: { type: 'string' },
       linger: { type: 'string' },
+      operators: { type: 'string' },
+      web: { type: 'boolean' },
+      reference: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -139,6 +174,9 @@ export async function runServerCommand(args: string[]): Promise<number> {
     }
   };
   const tls = values['tls-cert'] === undefined ? undefined : { cert: read('tls-cert', values['tls-cert']), key: read('tls-key', values['tls-key']!) };
+  if (values.reference !== undefined && values.web !== true) throw new Error('--reference is served to browser participants: it goes with --web');
+  const operators = values.operators === undefined ? [] : readOperators(values.operators);
+  const web = values.web === true ? { references: values.reference === undefined ? {} : { [config.id]: values.reference } } : undefined;
   const coordinator = await Coordinator.start({
     tls,
     host: values.host ?? '127.0.0.1',
@@ -146,6 +184,8 @@ export async function runServerCommand(args: string[]): Promise<number> {
     maxMessageBytes: config.maxMessageBytes,
     journal: values.journal,
     log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
+    operators,
+    web,
   });
   const resumed = coordinator.session(config.id);
   if (resumed !== undefined) {
@@ -158,6 +198,7 @@ export async function runServerCommand(args: string[]): Promise<number> {
   const session = resumed ?? coordinator.createSession(config);
   const from = resumed === undefined ? '' : ` resumed after round ${resumed.history.length},`;
   process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds),${from} waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
+  if (web !== undefined) process.stdout.write(`browser participants: ${coordinator.url}/participant/  dashboard: ${coordinator.url}/dashboard/ (${operators.length} operators)\n`);
   session.on('round', (r) => {
     const accuracies = Object.values(r.reports).map((m) => m.accuracy).filter((a): a is number => a !== undefined);
     const mean = accuracies.length > 0 ? ` mean reported accuracy ${(100 * accuracies.reduce((a, b) => a + b, 0) / accuracies.length).toFixed(1)}%` : '';

@@ -24,8 +24,10 @@ import {
   type ServerToClientEvents,
 } from '../protocol/index.js';
 import { Journal } from './journal.js';
+import { checkOperators, OperatorDesk, type OperatorAccount } from './operator.js';
 import { TokenBucket } from './rate-limit.js';
 import { Session, type ParticipantEntry, type PeerLink, type SessionConfig } from './session.js';
+import { serveWeb, type WebOptions } from './web.js';
 
 export interface CoordinatorOptions {
   /** Interface to listen on; 127.0.0.1 unless a deployment says otherwise. */
@@ -44,6 +46,10 @@ export interface CoordinatorOptions {
   /** Per-connection limit on messages (token bucket); 'off' for none. Default: 100 per second, bursts of 200. */
   rateLimit?: RateLimit | 'off';
   log?: (line: string) => void;
+  /** Observers and admins, on the /operator namespace (server/operator.ts). */
+  operators?: OperatorAccount[];
+  /** Serve the browser participant and dashboard pages (server/web.ts). */
+  web?: WebOptions;
 }
 
 export interface RateLimit {
@@ -84,6 +90,7 @@ export class Coordinator {
   private readonly log: (line: string) => void;
   private readonly journal: Journal | undefined;
   private readonly rateLimit: RateLimit | undefined;
+  private readonly operators: OperatorDesk;
 
   private constructor(http: HttpServer, options: CoordinatorOptions, journal: Journal | undefined) {
     this.http = http;
@@ -109,6 +116,7 @@ export class Coordinator {
       }
     });
     this.io.on('connection', (socket) => this.attach(socket));
+    this.operators = new OperatorDesk(this.io as unknown as Server, options.operators ?? [], this.log);
   }
 
   static async start(options: CoordinatorOptions = {}): Promise<Coordinator> {
@@ -116,6 +124,7 @@ export class Coordinator {
     if (rate !== undefined && rate !== 'off' && !(rate.messagesPerSecond > 0 && rate.burst >= 1)) {
       throw new Error(`rateLimit needs messagesPerSecond > 0 and burst ≥ 1 (got ${rate.messagesPerSecond} and ${rate.burst})`);
     }
+    checkOperators(options.operators ?? []);
     // Opened before listening: a journal that cannot be read stops the start, before anyone connects.
     const journal = options.journal === undefined ? undefined : new Journal(options.journal);
     const http = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });
@@ -124,6 +133,7 @@ export class Coordinator {
     coordinator.resumeJournalled();
     const host = options.host ?? '127.0.0.1';
     try {
+      if (options.web !== undefined) serveWeb(http, options.web, (token) => coordinator.identities.get(tokenKey(token))?.session.config.id);
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
         http.listen(options.port ?? 0, host, () => resolve());
@@ -148,7 +158,7 @@ export class Coordinator {
       throw new Error(`session "${config.id}" allows ${config.maxMessageBytes}-byte messages; this coordinator takes at most ${this.maxMessageBytes}`);
     }
     for (const p of config.participants) {
-      if (this.identities.has(entryKey(p))) throw new Error(`participant ${p.id}'s token is already in use`);
+      if (this.identities.has(entryKey(p)) || this.operators.holds(entryKey(p))) throw new Error(`participant ${p.id}'s token is already in use`);
     }
     // The journal keeps token hashes only.
     const stored: SessionConfig = { ...config, participants: config.participants.map(({ id, role, ...secret }) => ({ id, role, tokenHash: entryKey({ id, ...secret }) })) };
@@ -173,6 +183,7 @@ export class Coordinator {
       }
       this.sessions.delete(config.id);
     });
+    this.operators.track(session);
     return session;
   }
 
@@ -203,6 +214,7 @@ export class Coordinator {
       if (this.journal === undefined) session.end('the coordinator is shutting down');
       else session.suspend();
     }
+    this.operators.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     this.http.closeAllConnections();
     this.journal?.close();

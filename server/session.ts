@@ -27,6 +27,7 @@ import {
   type WireError,
   PROTOCOL_VERSION,
 } from '../protocol/index.js';
+import type { SessionStatus } from '../protocol/operator.js';
 import { AsyncExchange, type AsyncSettings } from './async-exchange.js';
 import { valuesDigest, type SessionJournal } from './journal.js';
 import { createStrategy, type Strategy } from './strategies/index.js';
@@ -426,7 +427,7 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private startIfReady(): void {
-    if (this.phase !== 'waiting' || this.links.size < this.neededToOpen) return;
+    if (this.paused || this.phase !== 'waiting' || this.links.size < this.neededToOpen) return;
     if (this.exchange !== undefined) this.startAsync();
     else this.openRound(this.history.length + 1);
   }
@@ -590,7 +591,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.finishRecord();
     if (round >= this.config.rounds) {
       this.end(`completed ${round} rounds`);
-    } else if (this.links.size === 0) {
+    } else if (this.links.size === 0 || this.paused) {
       this.phase = 'waiting';
     } else {
       this.openRound(round + 1);
@@ -606,6 +607,109 @@ export class Session extends EventEmitter<SessionEvents> {
   private arm(ms: number, then: () => void): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(then, ms);
+  }
+
+  // ── Operator control and status (server/operator.ts): admins act, observers read ──
+
+  /** Set by pause(): the round in progress finishes, and no next round opens until resume(). */
+  private paused = false;
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Opens round 1 (or the next round) now with whoever has joined, without waiting for minToStart. */
+  start(): void {
+    this.requireNotEnded('start');
+    if (this.phase !== 'waiting') {
+      throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} is already running (round ${this.currentRound}); pause or stop it instead`);
+    }
+    if (this.links.size === 0) {
+      throw new ProtocolError(ErrorCode.Session, `no participant is connected to session ${this.config.id}: a round needs at least one`);
+    }
+    this.paused = false;
+    if (this.exchange !== undefined) this.startAsync();
+    else this.openRound(this.history.length + 1);
+  }
+
+  /** The round in progress runs to its end; the next one waits for resume() (or start()). */
+  pause(): void {
+    this.requireNotEnded('pause');
+    // Asynchronous participants run at their own pace once started: there is no round to hold back.
+    if (this.exchange !== undefined && this.phase === 'running') {
+      throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} is asynchronous and running: it cannot pause, only stop`);
+    }
+    this.paused = true;
+  }
+
+  /** Lifts a pause: the next round opens now if participants are connected (round 1 still waits for minToStart). */
+  resume(): void {
+    this.requireNotEnded('resume');
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.phase !== 'waiting') return;
+    if (this.history.length === 0) this.startIfReady();
+    else if (this.links.size > 0) this.openRound(this.history.length + 1);
+  }
+
+  /** Ends the session now; `by` names who stopped it, for the participants and the record. */
+  stop(by: string): void {
+    this.requireNotEnded('stop');
+    this.end(`stopped by ${by}`);
+  }
+
+  private requireNotEnded(action: string): void {
+    if (this.phase === 'ended') throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} has ended: nothing to ${action}`);
+  }
+
+  /** What an operator sees of this session: phase, participants' states, the rounds so far, the config without tokens. */
+  status(endReason?: string): SessionStatus {
+    const open = this.open;
+    const tookPart = new Set(this.history.flatMap((r) => r.participants));
+    for (const p of open?.record.participants ?? []) tookPart.add(p);
+    const owes = (p: string): boolean => {
+      if (open === undefined || !open.members.has(p) || this.phase === 'ended') return false;
+      if (this.phase === 'collecting') return !open.uploads.has(p);
+      return open.owing.has(p);
+    };
+    const isLate = (p: string): boolean => {
+      if (open === undefined || !open.members.has(p)) return false;
+      // The round aggregated without this member's upload: it missed the round.
+      if (this.phase === 'training' && this.strategy.knowledge !== 'none' && !open.record.contributors.includes(p)) return true;
+      if (!owes(p)) return false;
+      const others = open.record.participants.filter((q) => q !== p && this.links.has(q));
+      return others.length > 0 && others.every((q) => !owes(q));
+    };
+    const lastRound = new Set(this.history.at(-1)?.participants ?? []);
+    const participants = this.config.participants.map(({ id }): SessionStatus['participants'][number] => {
+      const role = this.roles.get(id);
+      const state = this.phase === 'ended'
+        ? (lastRound.has(id) ? 'finished' : tookPart.has(id) ? 'dropped' : 'pending')
+        : this.links.has(id) ? (isLate(id) ? 'late' : 'active') : tookPart.has(id) ? 'dropped' : 'pending';
+      return role === undefined ? { id, state } : { id, state, role };
+    });
+    const config: SessionStatus['config'] = {};
+    for (const [key, value] of Object.entries(this.config)) {
+      if (key === 'participants' || value === undefined) continue;
+      config[key] = typeof value === 'object' ? JSON.stringify(value) : (value as string | number | boolean);
+    }
+    config.participants = this.config.participants.map((p) => p.id).join(', ');
+    const history = this.history.map((r): SessionStatus['history'][number] => {
+      const accuracy: Record<string, number> = {};
+      for (const [p, m] of Object.entries(r.reports)) if (m.accuracy !== undefined) accuracy[p] = m.accuracy;
+      const summary: SessionStatus['history'][number] = {
+        round: r.round, participants: r.participants.length, contributors: r.contributors.length,
+        bytesUp: r.bytesUp, bytesDown: r.bytesDown, accuracy, openedAt: r.openedAt, closedAt: r.closedAt,
+      };
+      if (r.failure !== undefined) summary.failure = `${r.failure.code}: ${r.failure.message}`;
+      return summary;
+    });
+    const status: SessionStatus = {
+      id: this.config.id, algorithm: this.config.algorithm, phase: this.phase, paused: this.paused,
+      round: this.currentRound, rounds: this.config.rounds, config, participants, history,
+    };
+    if (endReason !== undefined) status.endReason = endReason;
+    return status;
   }
 }
 
