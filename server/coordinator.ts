@@ -129,10 +129,10 @@ export class Coordinator {
     const journal = options.journal === undefined ? undefined : new Journal(options.journal);
     const http = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });
     const coordinator = new Coordinator(http, options, journal);
-    // Resumed before listening: a participant reconnecting at once must find its session.
-    coordinator.resumeJournalled();
     const host = options.host ?? '127.0.0.1';
     try {
+      // Resumed before listening: a participant reconnecting at once must find its session.
+      coordinator.resumeJournalled();
       if (options.web !== undefined) serveWeb(http, options.web, (token) => coordinator.identities.get(tokenKey(token))?.session.config.id);
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
@@ -199,6 +199,10 @@ export class Coordinator {
         writer.ended('the coordinator restarted: asynchronous sessions do not resume; start a new session');
         this.log(`session ${config.id} (asynchronous) not resumed: ended in the journal`);
         continue;
+      }
+      const shared = config.participants.find((p) => this.operators.holds(entryKey(p)));
+      if (shared !== undefined) {
+        throw new Error(`the journal's session ${config.id}: participant ${shared.id}'s token is also an operator's; give the operator another token`);
       }
       this.register(session);
       this.log(`session ${config.id} resumed from the journal after round ${history.length} of ${config.rounds}`);
