@@ -38,6 +38,8 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --privacy-delta D     the δ at which the spent ε is reported [1e-5]
   --privacy-seed N      seed of the noise, for reproducible tests only — a known seed lets anyone
                         subtract the noise [drawn from the operating system]
+  --reconnect-attempts N  how often to try to reach the coordinator again after the link drops or it restarts,
+                        waiting 0.5 s, then up to 5 s between tries [30: about two minutes]
   --out FILE            this participant's round log [codistill-client-<session>.json]
 `;
 
@@ -109,7 +111,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     options: {
       ...Object.fromEntries(
         ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
-          'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed']
+          'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed']
           .map((name) => [name, { type: 'string' as const }]),
       ),
       help: { type: 'boolean' },
@@ -140,6 +142,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
   const learningRate = number('lr', 1e-3, (x) => x > 0, 'a number > 0');
   const validation = number('validation', 0.1, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
   const seed = number('seed', 1, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const reconnectAttempts = number('reconnect-attempts', 30, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
   const privacyFlags = ['privacy-clip', 'privacy-delta', 'privacy-seed'].filter((k) => v[k] !== undefined);
   if (v['privacy-noise'] === undefined && privacyFlags.length > 0) {
     throw new Error(`--${privacyFlags[0]} needs --privacy-noise Z, which turns differential privacy on`);
@@ -188,6 +191,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     evaluation,
     epochs,
     batchSize,
+    reconnect: { attempts: reconnectAttempts },
     ...(privacy === undefined ? {} : { privacy }),
     log: (line) => process.stdout.write(`${line}\n`),
     onRound: (r) =>

@@ -65,6 +65,14 @@ export interface ParticipantOptions {
   uploadHook?: UploadHook;
   /** How long to wait for the coordinator to answer a request. */
   requestTimeoutMs?: number;
+  /**
+   * Reconnection after the link drops or the coordinator restarts: attempts, then delays growing
+   * from `delayMs` to `maxDelayMs` (with jitter). Defaults: 30 attempts, 0.5 s to 5 s — about two
+   * minutes in which a restarted coordinator finds its participants again.
+   */
+  reconnect?: { attempts?: number; delayMs?: number; maxDelayMs?: number };
+  /** Called once the coordinator has accepted the join: what the session is and exchanges. */
+  onJoined?: (participant: string, info: SessionInfo) => void;
   onRound?: (result: RoundResult) => void;
   log?: (line: string) => void;
 }
@@ -94,6 +102,11 @@ export interface ParticipantSummary {
 }
 
 type ParticipantSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** The link to the coordinator dropped: what was being sent is lost, and the participant rejoins. */
+class LinkDropped extends Error {
+  override readonly name = 'LinkDropped';
+}
 
 /** The upload hook the options ask for: the Gaussian mechanism, a caller's hook, or none. */
 function uploadHookFor(options: ParticipantOptions): UploadHook | undefined {
@@ -125,7 +138,9 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
   const socket: ParticipantSocket = io(options.url, {
     transports: ['websocket'],
     auth: { v: PROTOCOL_VERSION, token: options.token },
-    reconnectionAttempts: 10,
+    reconnectionAttempts: options.reconnect?.attempts ?? 30,
+    reconnectionDelay: options.reconnect?.delayMs ?? 500,
+    reconnectionDelayMax: options.reconnect?.maxDelayMs ?? 5_000,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
   });
 
@@ -138,6 +153,12 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     let queue: Promise<void> = Promise.resolve();
     let finished = false;
 
+    const finish = (endReason: string) => {
+      if (finished) return;
+      finished = true;
+      socket.close();
+      resolve({ participant: identity!.participant, info: identity!.info, rounds: results, endReason });
+    };
     const fail = (error: unknown) => {
       if (finished) return;
       finished = true;
@@ -145,16 +166,34 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       reject(error instanceof Error ? error : new Error(String(error)));
     };
     // Messages are handled one at a time, in arrival order: a target never overtakes its round.
+    // A round that closed, or a link that dropped, costs this round only: the coordinator tells a
+    // participant that (re)joins the round in progress.
     const enqueue = (task: () => Promise<void>) => {
       queue = queue.then(task).catch((error: unknown) => {
         if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) log(error.message);
+        else if (error instanceof LinkDropped) log(error.message);
         else fail(error);
       });
     };
+    /** Requests in flight: a dropped link fails them at once rather than at their timeout. */
+    const inFlight = new Set<(error: Error) => void>();
     const request = async (event: keyof ClientToServerEvents, envelope: Uint8Array): Promise<Uint8Array> => {
+      // Not buffered for the next connection: it would reach the coordinator before the rejoin.
+      if (!socket.connected) throw new LinkDropped(`${event} not sent: the link to the coordinator is down; waiting to rejoin`);
       bytesUp += envelope.byteLength;
-      return socket.timeout(timeout).emitWithAck(event, envelope);
+      let drop: (error: Error) => void = () => {};
+      const dropped = new Promise<never>((_, reject) => (drop = reject));
+      inFlight.add(drop);
+      try {
+        return await Promise.race([socket.timeout(timeout).emitWithAck(event, envelope), dropped]);
+      } finally {
+        inFlight.delete(drop);
+      }
     };
+    socket.on('disconnect', (reason) => {
+      for (const drop of inFlight) drop(new LinkDropped(`the link to the coordinator dropped (${reason}) before it answered; waiting to rejoin`));
+      if (!finished) log(`disconnected (${reason}); reconnecting`);
+    });
     const limits = () => ({ maxBytes: identity?.info.maxMessageBytes ?? 16 * 1024 * 1024 });
     const context = (round: ServerMessage<'round'>): RoundContext => ({
       info: identity!.info,
@@ -183,7 +222,14 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         participant,
         metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms, privacy },
       }, limits());
-      readReply(replyMessages.ack, await request('report', envelope));
+      // The round happened here whether or not the report gets through (a link dropping before the
+      // ack, a round closed meanwhile): it is recorded either way, and the refusal then handled.
+      let refused: unknown;
+      try {
+        readReply(replyMessages.ack, await request('report', envelope));
+      } catch (error) {
+        refused = error;
+      }
       const result: RoundResult = {
         round,
         receivedTarget,
@@ -197,8 +243,12 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
       };
       bytesUp = 0;
       bytesDown = 0;
-      results.push(result);
+      // A round run again (the coordinator restarted before it completed) replaces the first try.
+      const again = results.findIndex((r) => r.round === round);
+      if (again === -1) results.push(result);
+      else results[again] = result;
       options.onRound?.(result);
+      if (refused !== undefined) throw refused;
     };
 
     /** Asynchronous sessions: the procedure runs at its own pace, pushing, pulling and reporting checkpoints. */
@@ -241,12 +291,19 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
         // Keep the procedure across reconnects: some carry state from share to learn.
         identity = { participant: joined.participant, info: joined.info, procedure: identity?.procedure ?? procedureFor(joined.info.algorithm) };
         log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})`);
+        options.onJoined?.(joined.participant, joined.info);
       }),
     );
     socket.on('connect_error', (error) => {
       const code = (error as Error & { data?: { code?: string } }).data?.code;
       // Refusals are final; anything else (the server is not up yet, a dropped link) is retried by socket.io.
-      if (code === ErrorCode.Auth || code === ErrorCode.Version) fail(new ProtocolError(code, error.message.replace(/^E_[A-Z_]+: /, '')));
+      const reason = error.message.replace(/^E_[A-Z_]+: /, '');
+      // The session ended while this participant was away: its rounds are done.
+      if (code === ErrorCode.Session && identity !== undefined) {
+        log(`the session ended while this participant was away: ${reason}`);
+        finish(reason.replace(/^session \S+ has ended: /, ''));
+      }
+      else if (code === ErrorCode.Auth || code === ErrorCode.Version || code === ErrorCode.Session) fail(new ProtocolError(code, reason));
       // A certificate the participant does not trust will not change by retrying.
       const cause = (error as Error & { description?: { message?: string } }).description?.message ?? '';
       if (/certificate|self[- ]signed|SSL|TLS/i.test(cause)) {
@@ -300,11 +357,11 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
     socket.on('end', (bytes) =>
       enqueue(async () => {
         const message = decodeMessage(serverMessages.end, bytes, limits());
-        if (finished) return;
-        finished = true;
-        socket.close();
-        if (identity === undefined) throw new Error(`session ${message.session} ended before this participant joined: ${message.reason}`);
-        resolve({ participant: identity.participant, info: identity.info, rounds: results, endReason: message.reason });
+        if (identity === undefined) {
+          fail(new Error(`session ${message.session} ended before this participant joined: ${message.reason}`));
+          return;
+        }
+        finish(message.reason);
       }),
     );
   });

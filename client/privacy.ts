@@ -48,7 +48,6 @@
  * seed (the CLI draws one from the OS unless --privacy-seed is given), since an observer who
  * knows the seed can subtract the noise.
  */
-import { randomInt } from 'node:crypto';
 import { SeededRandom } from './data/random.js';
 import type { Share, UploadContext, UploadHook } from './procedures/procedure.js';
 
@@ -174,7 +173,7 @@ export class GaussianUploads implements UploadHook {
 
   constructor(settings: PrivacySettings) {
     checkPrivacySettings(settings);
-    this.settings = { ...settings, seed: settings.seed ?? randomInt(0, 2 ** 32 - 1) };
+    this.settings = { ...settings, seed: settings.seed ?? unpredictableSeed() };
     this.random = new SeededRandom(this.settings.seed);
   }
 
@@ -239,4 +238,9 @@ export class GaussianUploads implements UploadHook {
     const { delta } = this.settings;
     return { epsilon: this.accountant.epsilon(delta), delta, rho: this.accountant.rho, releases: this.accountant.releases };
   }
+}
+
+/** A seed nobody can guess: Web Crypto, which Node and browsers share (a browser participant bundles this module). */
+function unpredictableSeed(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
 }
