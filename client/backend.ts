@@ -6,10 +6,7 @@
  * dynamic import; wasm ships with codistill and runs everywhere; cpu is the pure-JS last resort.
  */
 import * as tf from '@tensorflow/tfjs';
-import { wasmBatchMatMul } from './kernels/wasm-batch-mat-mul.js';
-import { wasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter.js';
-import { wasmConv2DBackpropInput } from './kernels/wasm-conv2d-backprop-input.js';
-import { wasmMaxPoolGrad } from './kernels/wasm-max-pool-grad.js';
+import { registerMissingKernels } from './kernels/index.js';
 
 export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -27,21 +24,6 @@ const CANDIDATES: Record<BackendName, Candidate> = {
   wasm: { module: '@tensorflow/tfjs-backend-wasm', tfName: 'wasm' },
   cpu: { tfName: 'cpu' },
 };
-
-let kernelsRegistered = false;
-
-/** Kernels the stock backends lack, get wrong or run slowly, registered once per process (or worker). */
-function registerMissingKernels(): void {
-  // Only once the wasm package has registered its own kernels: importing it later would put the
-  // stock ones back over ours (selectBackend('cpu') first, then 'wasm', as the tests do).
-  if (kernelsRegistered || tf.findBackendFactory('wasm') === null) return;
-  for (const kernel of [wasmConv2DBackpropFilter, wasmMaxPoolGrad, wasmBatchMatMul, wasmConv2DBackpropInput]) {
-    // Replacing a shipped kernel: tfjs warns on re-registration, so unregister it first.
-    if (tf.getKernel(kernel.kernelName, kernel.backendName) !== undefined) tf.unregisterKernel(kernel.kernelName, kernel.backendName);
-    tf.registerKernel(kernel);
-  }
-  kernelsRegistered = true;
-}
 
 async function tryBackend(name: BackendName): Promise<string | undefined> {
   const candidate = CANDIDATES[name];

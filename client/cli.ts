@@ -32,6 +32,14 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --role ROLE           participant | teacher (contributes predictions, never trains) [participant]
   --backend NAME        node-gpu | node | wasm | cpu [automatic]
   --seed N              shuffling, validation split and weight initialisation [1]
+  --privacy-noise Z     differential privacy on the uploads: clip, add Gaussian noise σ = Z·C, and report
+                        the (ε, δ) spent to the coordinator every round (off unless given; see README, Privacy)
+  --privacy-clip C      L2 clipping bound of each uploaded prediction row (FD: of each sample's logits) [1]
+  --privacy-delta D     the δ at which the spent ε is reported [1e-5]
+  --privacy-seed N      seed of the noise, for reproducible tests only — a known seed lets anyone
+                        subtract the noise [drawn from the operating system]
+  --reconnect-attempts N  how often to try to reach the coordinator again after the link drops or it restarts,
+                        waiting 0.5 s, then up to 5 s between tries [30: about two minutes]
   --out FILE            this participant's round log [codistill-client-<session>.json]
 `;
 
@@ -102,7 +110,8 @@ export async function runClientCommand(args: string[]): Promise<number> {
     strict: true,
     options: {
       ...Object.fromEntries(
-        ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out']
+        ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
+          'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed']
           .map((name) => [name, { type: 'string' as const }]),
       ),
       help: { type: 'boolean' },
@@ -133,6 +142,17 @@ export async function runClientCommand(args: string[]): Promise<number> {
   const learningRate = number('lr', 1e-3, (x) => x > 0, 'a number > 0');
   const validation = number('validation', 0.1, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
   const seed = number('seed', 1, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const reconnectAttempts = number('reconnect-attempts', 30, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const privacyFlags = ['privacy-clip', 'privacy-delta', 'privacy-seed'].filter((k) => v[k] !== undefined);
+  if (v['privacy-noise'] === undefined && privacyFlags.length > 0) {
+    throw new Error(`--${privacyFlags[0]} needs --privacy-noise Z, which turns differential privacy on`);
+  }
+  const privacy = v['privacy-noise'] === undefined ? undefined : {
+    noiseMultiplier: number('privacy-noise', 1, (x) => x > 0, 'a number > 0'),
+    clip: number('privacy-clip', 1, (x) => x > 0, 'a number > 0'),
+    delta: number('privacy-delta', 1e-5, (x) => x > 0 && x < 1, 'a number in (0, 1)'),
+    ...(v['privacy-seed'] === undefined ? {} : { seed: number('privacy-seed', 0, (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32, 'an integer in [0, 2^32)') }),
+  };
   const role = (v.role as string | undefined) ?? 'participant';
   if (role !== 'participant' && role !== 'teacher') throw new Error(`--role must be participant or teacher; got "${role}"`);
 
@@ -171,16 +191,20 @@ export async function runClientCommand(args: string[]): Promise<number> {
     evaluation,
     epochs,
     batchSize,
+    reconnect: { attempts: reconnectAttempts },
+    ...(privacy === undefined ? {} : { privacy }),
     log: (line) => process.stdout.write(`${line}\n`),
     onRound: (r) =>
       process.stdout.write(
         `round ${r.round}: ${r.receivedTarget ? 'learned from peers' : 'no peer target'}, loss ${r.train.loss.toFixed(4)}` +
-          `${r.accuracy === undefined ? '' : `, validation accuracy ${(100 * r.accuracy).toFixed(1)}%`}, ${(r.bytesUp / 1024).toFixed(1)} KiB sent, ${(r.bytesDown / 1024).toFixed(1)} KiB received\n`,
+          `${r.accuracy === undefined ? '' : `, validation accuracy ${(100 * r.accuracy).toFixed(1)}%`}, ${(r.bytesUp / 1024).toFixed(1)} KiB sent, ${(r.bytesDown / 1024).toFixed(1)} KiB received` +
+          `${r.privacy === undefined ? '' : `, privacy spent ε = ${r.privacy.epsilon.toFixed(3)} at δ = ${r.privacy.delta} (ρ = ${r.privacy.rho.toFixed(4)} after ${r.privacy.releases} noisy uploads)`}\n`,
       ),
   });
   const out = (v.out as string | undefined) ?? `codistill-client-${summary.info.session}.json`;
   writeFileSync(out, `${JSON.stringify({ participant: summary.participant, info: summary.info, endReason: summary.endReason, rounds: summary.rounds.map(({ evaluationProbs: _, ...r }) => r) }, null, 2)}\n`);
-  process.stdout.write(`session ended: ${summary.endReason}; round log written to ${out}\n`);
+  const spent = summary.rounds.at(-1)?.privacy;
+  process.stdout.write(`session ended: ${summary.endReason}${spent === undefined ? '' : `; privacy spent ε = ${spent.epsilon.toFixed(3)} at δ = ${spent.delta}`}; round log written to ${out}\n`);
   student.dispose();
   return 0;
 }

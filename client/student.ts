@@ -45,8 +45,24 @@ export interface Evaluation {
 
 const PREDICT_BATCH = 512;
 
-/** Lets socket.io's heartbeats and messages through between training steps. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/**
+ * Lets socket.io's heartbeats and messages through between training steps: a macrotask, so that
+ * I/O runs. Browsers have no setImmediate and clamp nested setTimeout(0) to 4 ms per step; a
+ * MessageChannel message is a macrotask without the clamp.
+ */
+const yieldToEventLoop: () => Promise<void> =
+  typeof setImmediate === 'function'
+    ? () => new Promise<void>((resolve) => setImmediate(resolve))
+    : (() => {
+        const channel = new MessageChannel();
+        const waiting: Array<() => void> = [];
+        // This branch runs in browsers only; Node's typings describe its own MessagePort.
+        (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => waiting.shift()?.();
+        return () => new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          channel.port2.postMessage(null);
+        });
+      })();
 
 export class Student {
   readonly model: tf.LayersModel;

@@ -20,12 +20,16 @@ export const ErrorCode = {
   Value: 'E_VALUE',
   /** Unknown or rejected token, or an action the role may not take. */
   Auth: 'E_AUTH',
+  /** A valid token whose role may not take this action (an observer asking to stop a session). */
+  Forbidden: 'E_FORBIDDEN',
   /** The named session does not exist or has ended. */
   Session: 'E_SESSION',
   /** An upload for a round that is not open (already aggregated, failed, or not yet begun). */
   RoundClosed: 'E_ROUND_CLOSED',
   /** The participant has not joined the session it names. */
   NotJoined: 'E_NOT_JOINED',
+  /** The connection sent more messages than the coordinator's per-connection rate limit allows; slow down and retry. */
+  RateLimited: 'E_RATE_LIMITED',
   /** A bug on the answering side; the message says what failed. */
   Internal: 'E_INTERNAL',
 } as const;

@@ -86,6 +86,13 @@ export const clientMessages = {
       loss: z.number().optional(),
       trainSamples: count.optional(),
       trainMs: z.number().min(0).optional(),
+      /**
+       * With differential privacy on the uploads (client/privacy.ts): what this participant has
+       * spent so far — zCDP ρ, the (ε, δ) it implies, and the number of noisy uploads.
+       */
+      privacy: z
+        .object({ epsilon: z.number().min(0), delta: z.number().gt(0).lt(1), rho: z.number().min(0), releases: count })
+        .optional(),
     }),
   }),
   /** Asynchronous sessions: the latest predictions of this participant on one reference shard. */

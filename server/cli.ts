@@ -3,6 +3,7 @@
  * other machines run `codistill client` against its URL with the tokens the config lists; the
  * coordinator runs the session and writes its round history to a file when it ends.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,6 +12,7 @@ import { z } from 'zod';
 import { WIRE_DTYPES, DEFAULT_MAX_BYTES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from './aggregators/index.js';
 import { Coordinator } from './coordinator.js';
+import type { OperatorAccount } from './operator.js';
 import type { SessionConfig } from './session.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from './strategies/index.js';
 
@@ -24,7 +26,14 @@ const sessionFile = z
     algorithm: oneOf(Object.keys(STRATEGIES)),
     rounds: count(1),
     participants: z
-      .array(z.object({ id: z.string().regex(/^[A-Za-z0-9._:-]+$/), token: z.string().min(16, 'tokens must have at least 16 characters') }).strict())
+      .array(
+        z.object({
+          id: z.string().regex(/^[A-Za-z0-9._:-]+$/),
+          token: z.string().min(16, 'tokens must have at least 16 characters'),
+          /** The one role this token may join as; either when omitted. */
+          role: oneOf(['participant', 'teacher'] as const).optional(),
+        }).strict(),
+      )
       .min(1),
     minParticipants: count(1).optional(),
     minToStart: count(1).optional(),
@@ -74,12 +83,59 @@ export function readSessionConfig(path: string): SessionConfig {
   };
 }
 
+/** Observers and admins as an operator writes them: a list, or { operators: [...] }. */
+const operatorsFile = z.array(z.object({
+  id: z.string().regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
+  token: z.string().min(16, 'tokens must have at least 16 characters'),
+  role: oneOf(['observer', 'admin'] as const),
+}).strict()).min(1, 'list at least one operator');
+
+export function readOperators(path: string): OperatorAccount[] {
+  let raw: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    raw = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new Error(`cannot read operators file ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  const list = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'operators' in raw ? (raw as { operators: unknown }).operators : raw;
+  const parsed = operatorsFile.safeParse(list);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) =>
+      i.code === 'unrecognized_keys' ? `unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}` : `${i.path.join('.') || '(operators)'}: ${i.message}`,
+    );
+    throw new Error(`invalid operators file ${path}:\n  ${problems.join('\n  ')}`);
+  }
+  return parsed.data;
+}
+
 const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.0.0.1] [--port 8080] [--out history.json]
-                        [--tls-cert cert.pem --tls-key key.pem]
+                        [--tls-cert cert.pem --tls-key key.pem] [--journal session.db]
+                        [--operators OPERATORS.(yaml|json)] [--web [--reference FILE]]
   Runs a coordinator for one session; participants connect with codistill client.
+  --journal records every round in an SQLite file; started again on the same journal (after a
+  crash, a kill or a reboot) the coordinator resumes the session from its last completed round,
+  and participants rejoin by themselves.
+  --linger S keeps listening S seconds after the session ends [5] when participants were away at
+  the end, so that those reconnecting are told it ended rather than finding no coordinator.
   --host 0.0.0.0 listens on every interface: give it --tls-cert and --tls-key so that
   tokens and predictions travel encrypted (wss://).
+  --operators FILE   observers and admins: [{ id, token, role: observer | admin }], for the dashboard
+  --web              serve the browser participant page (/participant/) and the dashboard
+                     (/dashboard/), built by npm run build
+  --reference FILE   the session's reference set (IDX or CSV), served to its browser participants
 `;
+
+/** Fields in which a journalled session's config differs from the file's (tokens compared by hash). */
+function configChanges(journalled: SessionConfig, file: SessionConfig): string[] {
+  const canonical = (c: SessionConfig) => ({
+    ...c,
+    participants: c.participants.map((p) => ({ id: p.id, role: p.role, tokenHash: 'token' in p ? createHash('sha256').update(p.token).digest('hex') : p.tokenHash })),
+  });
+  const a: Record<string, unknown> = canonical(journalled);
+  const b: Record<string, unknown> = canonical(file);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+}
 
 export async function runServerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -92,6 +148,11 @@ export async function runServerCommand(args: string[]): Promise<number> {
       out: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      journal: { type: 'string' },
+      linger: { type: 'string' },
+      operators: { type: 'string' },
+      web: { type: 'boolean' },
+      reference: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -99,6 +160,8 @@ export async function runServerCommand(args: string[]): Promise<number> {
     (values.help === true ? process.stdout : process.stderr).write(USAGE);
     return values.help === true ? 0 : 2;
   }
+  const linger = Number(values.linger ?? 5);
+  if (!(linger >= 0)) throw new Error(`--linger must be a number of seconds ≥ 0; got "${values.linger}"`);
   const port = Number(values.port ?? 8080);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer in [0, 65535]; got "${values.port}"`);
   const config = readSessionConfig(values.config);
@@ -111,25 +174,47 @@ export async function runServerCommand(args: string[]): Promise<number> {
     }
   };
   const tls = values['tls-cert'] === undefined ? undefined : { cert: read('tls-cert', values['tls-cert']), key: read('tls-key', values['tls-key']!) };
+  if (values.reference !== undefined && values.web !== true) throw new Error('--reference is served to browser participants: it goes with --web');
+  const operators = values.operators === undefined ? [] : readOperators(values.operators);
+  const web = values.web === true ? { references: values.reference === undefined ? {} : { [config.id]: values.reference } } : undefined;
   const coordinator = await Coordinator.start({
     tls,
     host: values.host ?? '127.0.0.1',
     port,
     maxMessageBytes: config.maxMessageBytes,
+    journal: values.journal,
     log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
+    operators,
+    web,
   });
-  const session = coordinator.createSession(config);
-  process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds), waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
+  const resumed = coordinator.session(config.id);
+  if (resumed !== undefined) {
+    const changed = configChanges(resumed.config, config);
+    if (changed.length > 0) {
+      await coordinator.close();
+      throw new Error(`the journal ${values.journal} holds session ${config.id} with another config (${changed.join(', ')}): restore the original file, or start a new session id`);
+    }
+  }
+  const session = resumed ?? coordinator.createSession(config);
+  const from = resumed === undefined ? '' : ` resumed after round ${resumed.history.length},`;
+  process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds),${from} waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
+  if (web !== undefined) process.stdout.write(`browser participants: ${coordinator.url}/participant/  dashboard: ${coordinator.url}/dashboard/ (${operators.length} operators)\n`);
   session.on('round', (r) => {
     const accuracies = Object.values(r.reports).map((m) => m.accuracy).filter((a): a is number => a !== undefined);
     const mean = accuracies.length > 0 ? ` mean reported accuracy ${(100 * accuracies.reduce((a, b) => a + b, 0) / accuracies.length).toFixed(1)}%` : '';
     const failure = r.failure === undefined ? '' : ` FAILED ${r.failure.code}: ${r.failure.message}`;
     process.stdout.write(`round ${r.round}/${config.rounds}: ${r.contributors.length} contributors, ${Object.keys(r.reports).length} reports,${mean}, ${(r.bytesUp / 1024).toFixed(1)} KiB up, ${(r.bytesDown / 1024).toFixed(1)} KiB down${failure}\n`);
   });
-  const ended = await new Promise<{ reason: string }>((resolve) => session.once('end', resolve));
+  const ended = await new Promise<{ reason: string; away: number }>((resolve) =>
+    session.once('end', ({ reason }) => resolve({ reason, away: config.participants.length - session.connected.length })),
+  );
   const out = values.out ?? `${config.id}-history.json`;
   writeFileSync(out, `${JSON.stringify({ session: { ...config, participants: config.participants.map((p) => ({ id: p.id })) }, endReason: ended.reason, rounds: session.history }, null, 2)}\n`);
   process.stdout.write(`session ended: ${ended.reason}; history written to ${out}\n`);
+  if (ended.away > 0 && linger > 0) {
+    process.stdout.write(`${ended.away} participant(s) away at the end: listening ${linger} s more to tell them\n`);
+    await new Promise((resolve) => setTimeout(resolve, linger * 1000));
+  }
   await coordinator.close();
   return 0;
 }

@@ -23,7 +23,11 @@ import {
   type ClientToServerEvents,
   type ServerToClientEvents,
 } from '../protocol/index.js';
-import { Session, type PeerLink, type SessionConfig } from './session.js';
+import { Journal } from './journal.js';
+import { checkOperators, OperatorDesk, type OperatorAccount } from './operator.js';
+import { TokenBucket } from './rate-limit.js';
+import { Session, type ParticipantEntry, type PeerLink, type SessionConfig } from './session.js';
+import { serveWeb, type WebOptions } from './web.js';
 
 export interface CoordinatorOptions {
   /** Interface to listen on; 127.0.0.1 unless a deployment says otherwise. */
@@ -34,8 +38,29 @@ export interface CoordinatorOptions {
   maxMessageBytes?: number;
   /** PEM certificate and key: the coordinator then speaks wss:// (HTTPS) only. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Path of the round journal (SQLite). Sessions and rounds are recorded there; a coordinator
+   * started on a journal resumes every session that had not ended, from its last completed round.
+   */
+  journal?: string;
+  /** Per-connection limit on messages (token bucket); 'off' for none. Default: 100 per second, bursts of 200. */
+  rateLimit?: RateLimit | 'off';
   log?: (line: string) => void;
+  /** Observers and admins, on the /operator namespace (server/operator.ts). */
+  operators?: OperatorAccount[];
+  /** Serve the browser participant and dashboard pages (server/web.ts). */
+  web?: WebOptions;
 }
+
+export interface RateLimit {
+  messagesPerSecond: number;
+  burst: number;
+}
+
+/** Tokens of ended sessions remembered, to tell a returning participant its session is over. */
+const ENDED_KEPT = 100_000;
+
+export const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 };
 
 interface Identity {
   session: Session;
@@ -45,22 +70,35 @@ interface Identity {
 type CoordinatorSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { identity: Identity }>;
 
 const tokenKey = (token: string) => createHash('sha256').update(token).digest('hex');
+const entryKey = (p: ParticipantEntry) => ('token' in p ? tokenKey(p.token) : p.tokenHash);
 
 export class Coordinator {
-  readonly url: string;
+  /** Where participants connect, known once listening. */
+  url = '';
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { identity: Identity }>;
   private readonly http: HttpServer;
   private readonly sessions = new Map<string, Session>();
   /** sha256(token) → identity: tokens themselves are not kept. */
   private readonly identities = new Map<string, Identity>();
+  /**
+   * sha256(token) → how its session ended, for participants that were away at the end: they are
+   * told so at the handshake instead of being refused as strangers. The oldest are forgotten
+   * first past ENDED_KEPT tokens.
+   */
+  private readonly endings = new Map<string, string>();
   private readonly maxMessageBytes: number;
   private readonly log: (line: string) => void;
+  private readonly journal: Journal | undefined;
+  private readonly rateLimit: RateLimit | undefined;
+  private readonly operators: OperatorDesk;
 
-  private constructor(http: HttpServer, url: string, maxMessageBytes: number, log: (line: string) => void) {
+  private constructor(http: HttpServer, options: CoordinatorOptions, journal: Journal | undefined) {
     this.http = http;
-    this.url = url;
-    this.maxMessageBytes = maxMessageBytes;
-    this.log = log;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_BYTES;
+    this.log = options.log ?? (() => {});
+    this.journal = journal;
+    this.rateLimit = options.rateLimit === 'off' ? undefined : (options.rateLimit ?? DEFAULT_RATE_LIMIT);
+    const maxMessageBytes = this.maxMessageBytes;
     this.io = new Server(http, {
       transports: ['websocket'],
       // socket.io drops a connection silently past this size; our own check (codec) answers
@@ -78,18 +116,40 @@ export class Coordinator {
       }
     });
     this.io.on('connection', (socket) => this.attach(socket));
+    this.operators = new OperatorDesk(this.io as unknown as Server, options.operators ?? [], this.log);
   }
 
   static async start(options: CoordinatorOptions = {}): Promise<Coordinator> {
+    const rate = options.rateLimit;
+    if (rate !== undefined && rate !== 'off' && !(rate.messagesPerSecond > 0 && rate.burst >= 1)) {
+      throw new Error(`rateLimit needs messagesPerSecond > 0 and burst ≥ 1 (got ${rate.messagesPerSecond} and ${rate.burst})`);
+    }
+    checkOperators(options.operators ?? []);
+    // Opened before listening: a journal that cannot be read stops the start, before anyone connects.
+    const journal = options.journal === undefined ? undefined : new Journal(options.journal);
     const http = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });
+    const coordinator = new Coordinator(http, options, journal);
     const host = options.host ?? '127.0.0.1';
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(options.port ?? 0, host, () => resolve());
-    });
+    try {
+      // Resumed before listening: a participant reconnecting at once must find its session.
+      coordinator.resumeJournalled();
+      if (options.web !== undefined) serveWeb(http, options.web, (token) => coordinator.identities.get(tokenKey(token))?.session.config.id);
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(options.port ?? 0, host, () => resolve());
+      });
+    } catch (error) {
+      journal?.close();
+      throw error;
+    }
     const { port } = http.address() as AddressInfo;
-    const scheme = options.tls === undefined ? 'http' : 'https';
-    return new Coordinator(http, `${scheme}://${host}:${port}`, options.maxMessageBytes ?? DEFAULT_MAX_BYTES, options.log ?? (() => {}));
+    coordinator.url = `${options.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
+    return coordinator;
+  }
+
+  /** The session by that name, if it is running here (created, or resumed from the journal). */
+  session(id: string): Session | undefined {
+    return this.sessions.get(id);
   }
 
   createSession(config: SessionConfig): Session {
@@ -98,22 +158,70 @@ export class Coordinator {
       throw new Error(`session "${config.id}" allows ${config.maxMessageBytes}-byte messages; this coordinator takes at most ${this.maxMessageBytes}`);
     }
     for (const p of config.participants) {
-      if (this.identities.has(tokenKey(p.token))) throw new Error(`participant ${p.id}'s token is already in use`);
+      if (this.identities.has(entryKey(p)) || this.operators.holds(entryKey(p))) throw new Error(`participant ${p.id}'s token is already in use`);
     }
-    const session = new Session(config);
+    // The journal keeps token hashes only.
+    const stored: SessionConfig = { ...config, participants: config.participants.map(({ id, role, ...secret }) => ({ id, role, tokenHash: entryKey({ id, ...secret }) })) };
+    const session = new Session(config, { journal: this.journal?.forSession(config.id) });
+    this.journal?.createSession(stored);
+    return this.register(session);
+  }
+
+  private register(session: Session): Session {
+    const { config } = session;
     this.sessions.set(config.id, session);
-    for (const p of config.participants) this.identities.set(tokenKey(p.token), { session, participant: p.id });
-    session.once('end', () => {
-      for (const p of config.participants) this.identities.delete(tokenKey(p.token));
+    for (const p of config.participants) this.identities.set(entryKey(p), { session, participant: p.id });
+    session.once('end', ({ reason }) => {
+      for (const p of config.participants) {
+        const key = entryKey(p);
+        this.identities.delete(key);
+        this.endings.set(key, `session ${config.id} has ended: ${reason}`);
+      }
+      for (const key of this.endings.keys()) {
+        if (this.endings.size <= ENDED_KEPT) break;
+        this.endings.delete(key);
+      }
       this.sessions.delete(config.id);
     });
+    this.operators.track(session);
     return session;
   }
 
+  /** Sessions the journal holds that had not ended: they go on from their last completed round as participants rejoin. */
+  private resumeJournalled(): void {
+    if (this.journal === undefined) return;
+    for (const stored of this.journal.unfinished()) {
+      const { config, history } = stored;
+      const writer = this.journal.forSession(config.id);
+      const session = new Session(config, { history, journal: writer });
+      if (session.strategy.mode === 'async') {
+        // Asynchronous participants keep their own step counts and shard stores; none of it is journalled.
+        writer.ended('the coordinator restarted: asynchronous sessions do not resume; start a new session');
+        this.log(`session ${config.id} (asynchronous) not resumed: ended in the journal`);
+        continue;
+      }
+      const shared = config.participants.find((p) => this.operators.holds(entryKey(p)));
+      if (shared !== undefined) {
+        throw new Error(`the journal's session ${config.id}: participant ${shared.id}'s token is also an operator's; give the operator another token`);
+      }
+      this.register(session);
+      this.log(`session ${config.id} resumed from the journal after round ${history.length} of ${config.rounds}`);
+    }
+  }
+
+  /**
+   * Stops listening. With a journal, running sessions are only suspended: a coordinator started
+   * again on the same journal resumes them. Without one they end, and participants are told why.
+   */
   async close(): Promise<void> {
-    for (const session of this.sessions.values()) session.end('the coordinator is shutting down');
+    for (const session of [...this.sessions.values()]) {
+      if (this.journal === undefined) session.end('the coordinator is shutting down');
+      else session.suspend();
+    }
+    this.operators.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     this.http.closeAllConnections();
+    this.journal?.close();
   }
 
   private authenticate(auth: Record<string, unknown>): Identity {
@@ -127,6 +235,8 @@ export class Coordinator {
       throw new ProtocolError(ErrorCode.Auth, 'no token given: pass the participant token the session operator issued');
     }
     const identity = this.identities.get(tokenKey(auth.token));
+    const ending = this.endings.get(tokenKey(auth.token));
+    if (identity === undefined && ending !== undefined) throw new ProtocolError(ErrorCode.Session, ending);
     if (identity === undefined) throw new ProtocolError(ErrorCode.Auth, 'the token is not valid for any running session');
     return identity;
   }
@@ -152,6 +262,16 @@ export class Coordinator {
       }
       if (typeof ack === 'function') ack(reply);
     };
+    const rate = this.rateLimit;
+    const bucket = rate === undefined ? undefined : new TokenBucket(rate.messagesPerSecond, rate.burst);
+    const requireWithinRate = (event: string) => {
+      if (bucket !== undefined && !bucket.take()) {
+        throw new ProtocolError(
+          ErrorCode.RateLimited,
+          `${participant} sent more than ${rate!.messagesPerSecond} messages a second (bursts of ${rate!.burst}); ${event} refused — slow down and retry`,
+        );
+      }
+    };
     const requireJoined = () => {
       if (!joined) throw new ProtocolError(ErrorCode.NotJoined, `${participant} must join session ${session.config.id} before sending anything else`);
     };
@@ -173,6 +293,7 @@ export class Coordinator {
       (socket.on.bind(socket) as (event: string, listener: (...args: unknown[]) => void) => void)(event, (...args) => {
         const ack = typeof args.at(-1) === 'function' ? args.pop() : undefined;
         answer(ack, () => {
+          requireWithinRate(event);
           if (args.length !== 1) {
             throw new ProtocolError(ErrorCode.Malformed, `a ${event} event carries exactly one binary envelope; got ${args.length} arguments`);
           }
@@ -183,9 +304,11 @@ export class Coordinator {
     socket.onAny((event: unknown, ...args: unknown[]) => {
       if (typeof event === 'string' && Object.hasOwn(clientMessages, event)) return;
       const ack = args.at(-1);
-      if (typeof ack !== 'function') return;
       const name = typeof event === 'string' ? JSON.stringify(event.length > 40 ? `${event.slice(0, 40)}…` : event) : String(event);
-      ack(refusal({ code: ErrorCode.Schema, message: `unknown event ${name}; a participant sends ${Object.keys(clientMessages).join(', ')}` }));
+      answer(ack, () => {
+        requireWithinRate(`unknown event ${name}`);
+        throw new ProtocolError(ErrorCode.Schema, `unknown event ${name}; a participant sends ${Object.keys(clientMessages).join(', ')}`);
+      });
     });
 
     listen('join', (bytes) => {

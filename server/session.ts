@@ -9,7 +9,6 @@
  * The session knows nothing of sockets: each participant is reached through a PeerLink, so the
  * state machine can be driven by the coordinator's transport or directly by a test.
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   ErrorCode,
@@ -28,15 +27,23 @@ import {
   type WireError,
   PROTOCOL_VERSION,
 } from '../protocol/index.js';
+import type { SessionStatus } from '../protocol/operator.js';
 import { AsyncExchange, type AsyncSettings } from './async-exchange.js';
+import { valuesDigest, type SessionJournal } from './journal.js';
 import { createStrategy, type Strategy } from './strategies/index.js';
+
+/**
+ * One participant a session admits: its token, or (in a journal, or a config restored from one)
+ * the token's sha256 — and, optionally, the one role its token may join as.
+ */
+export type ParticipantEntry = { id: string; role?: Role } & ({ token: string } | { tokenHash: string });
 
 export interface SessionConfig {
   id: string;
   algorithm: string;
   rounds: number;
   /** Who may join, each with its own token (tokens are never shared between participants). */
-  participants: Array<{ id: string; token: string }>;
+  participants: ParticipantEntry[];
   /** Quorum: uploads needed to aggregate a round. */
   minParticipants: number;
   /** Participants that must have joined before round 1 opens; all listed ones when omitted. */
@@ -108,6 +115,8 @@ interface Checkpoint {
 interface OpenRound {
   record: RoundRecord;
   referenceIds: number[];
+  /** The round's announcement, resent to a participant that (re)joins while the round collects. */
+  announcement: Uint8Array;
   deadline: number;
   uploads: Map<string, Contribution>;
   /** Who still owes a training report (the contributors, once targets are out). */
@@ -123,10 +132,18 @@ export interface SessionEvents {
   end: [{ reason: string; rounds: RoundRecord[] }];
 }
 
+export interface SessionOptions {
+  /** Rounds already completed (a session resumed from its journal): the next round opened is the one after them. */
+  history?: RoundRecord[];
+  /** Where every aggregate and completed round is recorded before the session acts on it. */
+  journal?: SessionJournal;
+}
+
 export class Session extends EventEmitter<SessionEvents> {
   readonly config: Readonly<SessionConfig>;
   readonly strategy: Strategy;
-  readonly history: RoundRecord[] = [];
+  readonly history: RoundRecord[];
+  private readonly journal: SessionJournal | undefined;
   private phase: Phase = 'waiting';
   private open: OpenRound | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -140,10 +157,12 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly checkpoints = new Map<number, Checkpoint>();
   private readonly asyncBytes = { up: 0, down: 0 };
 
-  constructor(config: SessionConfig) {
+  constructor(config: SessionConfig, options: SessionOptions = {}) {
     super();
     checkConfig(config);
     this.config = config;
+    this.history = options.history ?? [];
+    this.journal = options.journal;
     this.strategy = createStrategy(config.algorithm, {
       referenceSize: config.referenceSize,
       referencePerRound: config.referencePerRound,
@@ -194,11 +213,32 @@ export class Session extends EventEmitter<SessionEvents> {
     if (role === 'teacher' && this.strategy.knowledge === 'none') {
       throw new ProtocolError(ErrorCode.Auth, `session ${this.config.id} exchanges nothing: a teacher has nothing to contribute`);
     }
+    const allowed = this.config.participants.find((p) => p.id === participant)?.role;
+    if (allowed !== undefined && allowed !== role) {
+      throw new ProtocolError(ErrorCode.Auth, `${participant}'s token is for a ${allowed} of session ${this.config.id}; it cannot join as a ${role}`);
+    }
+    const returning = !this.links.has(participant);
     this.links.set(participant, link);
     this.roles.set(participant, role);
     const reply: ReplyMessage<'joined'> = { v: PROTOCOL_VERSION, ok: true, participant, info: this.info, round: this.currentRound };
     // Start on the next turn, after the join has been answered.
-    if (this.phase === 'waiting' && this.links.size >= this.minToStart) setImmediate(() => this.startIfReady());
+    if (this.phase === 'waiting' && this.links.size >= this.neededToOpen) setImmediate(() => this.startIfReady());
+    // A round still collecting takes a (re)joining participant: it is told the round, after its join is answered.
+    const open = this.open;
+    if (this.phase === 'collecting' && open !== undefined) {
+      if (!open.members.has(participant)) {
+        open.members.add(participant);
+        open.record.participants.push(participant);
+      } else if (returning) {
+        open.departed--; // a member not connected left after the round opened, and is back
+      }
+      setImmediate(() => {
+        if (this.open === open && this.phase === 'collecting' && this.links.get(participant) === link) {
+          open.record.bytesDown += open.announcement.byteLength;
+          link.send('round', open.announcement);
+        }
+      });
+    }
     return reply;
   }
 
@@ -221,7 +261,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (open === undefined) return;
     if (this.phase === 'collecting') {
       open.uploads.delete(participant);
-      if (this.allUploaded()) this.aggregate();
+      if (this.readyEarly()) this.aggregate();
     } else if (this.phase === 'training') {
       open.owing.delete(participant);
       if (open.owing.size === 0) this.closeRound();
@@ -259,7 +299,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (contribution.kind === 'weights') this.parameters ??= contribution.values.length;
     open.uploads.set(participant, contribution);
     open.record.bytesUp += bytes;
-    if (this.allUploaded()) this.aggregate();
+    if (this.readyEarly()) this.aggregate();
   }
 
   /** A participant's training report for the round whose target it received. */
@@ -347,9 +387,24 @@ export class Session extends EventEmitter<SessionEvents> {
     this.asyncBytes.up = 0;
     this.asyncBytes.down = 0;
     record.closedAt = Date.now();
+    this.journal?.completed(record);
     this.history.push(record);
     this.emit('round', record);
     if (number >= this.config.rounds) this.end(`completed ${number} checkpoints`);
+  }
+
+  /**
+   * Stops the session's clock without ending it (the coordinator is shutting down and the
+   * journal keeps the session): a coordinator started on the same journal resumes it from its
+   * last completed round, and participants rejoin by themselves.
+   */
+  suspend(): void {
+    clearTimeout(this.timer);
+    for (const checkpoint of this.checkpoints.values()) clearTimeout(checkpoint.timer);
+    this.checkpoints.clear();
+    this.open = undefined;
+    this.links.clear();
+    this.phase = 'ended';
   }
 
   /** Ends the session now, telling every connected participant why. */
@@ -360,16 +415,19 @@ export class Session extends EventEmitter<SessionEvents> {
     this.checkpoints.clear();
     this.phase = 'ended';
     this.open = undefined;
+    this.journal?.ended(reason);
     this.broadcast('end', encodeMessage(serverMessages.end, { v: PROTOCOL_VERSION, session: this.config.id, reason, rounds: this.history.length }));
     this.emit('end', { reason, rounds: this.history });
   }
 
-  private get minToStart(): number {
+  /** Participants needed to open a round from waiting: minToStart for the first, the quorum to go on (after a restart, or once all had left). */
+  private get neededToOpen(): number {
+    if (this.history.length > 0) return this.config.minParticipants;
     return this.config.minToStart ?? this.config.participants.length;
   }
 
   private startIfReady(): void {
-    if (this.phase !== 'waiting' || this.links.size < this.minToStart) return;
+    if (this.paused || this.phase !== 'waiting' || this.links.size < this.neededToOpen) return;
     if (this.exchange !== undefined) this.startAsync();
     else this.openRound(this.history.length + 1);
   }
@@ -414,7 +472,6 @@ export class Session extends EventEmitter<SessionEvents> {
       openedAt: Date.now(),
       closedAt: 0,
     };
-    this.open = { record, referenceIds: plan.referenceIds, deadline, uploads: new Map(), owing: new Set(), members: new Set(participants), departed: 0 };
     const envelope = encodeMessage(serverMessages.round, {
       v: PROTOCOL_VERSION,
       session: this.config.id,
@@ -424,6 +481,9 @@ export class Session extends EventEmitter<SessionEvents> {
       temperature: this.config.temperature,
       deadline,
     });
+    this.open = {
+      record, referenceIds: plan.referenceIds, announcement: envelope, deadline, uploads: new Map(), owing: new Set(), members: new Set(participants), departed: 0,
+    };
     if (this.strategy.knowledge === 'none') {
       // Nothing to collect: everyone trains at once and reports.
       this.phase = 'training';
@@ -438,8 +498,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.arm(this.config.roundTimeoutMs, () => this.aggregate());
   }
 
-  private allUploaded(): boolean {
+  /**
+   * Whether the round can aggregate before its deadline: everyone connected has uploaded, and
+   * they are a quorum. Short of a quorum the round waits for its deadline, since a participant
+   * whose link dropped may yet rejoin and upload.
+   */
+  private readyEarly(): boolean {
     const open = this.open!;
+    if (open.uploads.size < this.config.minParticipants) return false;
     // Everyone expected has uploaded only if there are at least as many uploads as members still
     // connected, of whom there are at least members − departed: a constant-time "no" for every
     // upload but the last, instead of an O(participants) scan each time (O(n²) per round).
@@ -461,9 +527,13 @@ export class Session extends EventEmitter<SessionEvents> {
       return;
     }
     record.contributors = [...open.uploads.keys()];
-    const { targets, ensemble } = this.strategy.aggregate([...open.uploads.values()], this.learners(record.contributors), open.referenceIds.length);
-    if (ensemble !== null) {
-      record.ensembleDigest = createHash('sha256').update(new Uint8Array(ensemble.buffer, ensemble.byteOffset, ensemble.byteLength)).digest('hex');
+    const contributions = [...open.uploads.values()];
+    const { targets, ensemble } = this.strategy.aggregate(contributions, this.learners(record.contributors), open.referenceIds.length);
+    if (ensemble !== null) record.ensembleDigest = valuesDigest(ensemble);
+    // Journalled before any target leaves: what a participant learns from can always be recomputed.
+    if (this.journal !== undefined) {
+      const digests = new Map([...targets].map(([participant, target]) => [participant, target === null ? null : valuesDigest(target.values)]));
+      this.journal.aggregated(record.round, contributions, digests);
     }
     this.phase = 'training';
     for (const [participant, target] of targets) {
@@ -509,6 +579,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private finishRecord(): void {
     const open = this.open!;
     open.record.closedAt = Date.now();
+    this.journal?.completed(open.record);
     this.history.push(open.record);
     this.open = undefined;
     this.emit('round', open.record);
@@ -520,7 +591,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.finishRecord();
     if (round >= this.config.rounds) {
       this.end(`completed ${round} rounds`);
-    } else if (this.links.size === 0) {
+    } else if (this.links.size === 0 || this.paused) {
       this.phase = 'waiting';
     } else {
       this.openRound(round + 1);
@@ -537,13 +608,116 @@ export class Session extends EventEmitter<SessionEvents> {
     clearTimeout(this.timer);
     this.timer = setTimeout(then, ms);
   }
+
+  // ── Operator control and status (server/operator.ts): admins act, observers read ──
+
+  /** Set by pause(): the round in progress finishes, and no next round opens until resume(). */
+  private paused = false;
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Opens round 1 (or the next round) now with whoever has joined, without waiting for minToStart. */
+  start(): void {
+    this.requireNotEnded('start');
+    if (this.phase !== 'waiting') {
+      throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} is already running (round ${this.currentRound}); pause or stop it instead`);
+    }
+    if (this.links.size === 0) {
+      throw new ProtocolError(ErrorCode.Session, `no participant is connected to session ${this.config.id}: a round needs at least one`);
+    }
+    this.paused = false;
+    if (this.exchange !== undefined) this.startAsync();
+    else this.openRound(this.history.length + 1);
+  }
+
+  /** The round in progress runs to its end; the next one waits for resume() (or start()). */
+  pause(): void {
+    this.requireNotEnded('pause');
+    // Asynchronous participants run at their own pace once started: there is no round to hold back.
+    if (this.exchange !== undefined && this.phase === 'running') {
+      throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} is asynchronous and running: it cannot pause, only stop`);
+    }
+    this.paused = true;
+  }
+
+  /** Lifts a pause: the next round opens now if participants are connected (round 1 still waits for minToStart). */
+  resume(): void {
+    this.requireNotEnded('resume');
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.phase !== 'waiting') return;
+    if (this.history.length === 0) this.startIfReady();
+    else if (this.links.size > 0) this.openRound(this.history.length + 1);
+  }
+
+  /** Ends the session now; `by` names who stopped it, for the participants and the record. */
+  stop(by: string): void {
+    this.requireNotEnded('stop');
+    this.end(`stopped by ${by}`);
+  }
+
+  private requireNotEnded(action: string): void {
+    if (this.phase === 'ended') throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} has ended: nothing to ${action}`);
+  }
+
+  /** What an operator sees of this session: phase, participants' states, the rounds so far, the config without tokens. */
+  status(endReason?: string): SessionStatus {
+    const open = this.open;
+    const tookPart = new Set(this.history.flatMap((r) => r.participants));
+    for (const p of open?.record.participants ?? []) tookPart.add(p);
+    const owes = (p: string): boolean => {
+      if (open === undefined || !open.members.has(p) || this.phase === 'ended') return false;
+      if (this.phase === 'collecting') return !open.uploads.has(p);
+      return open.owing.has(p);
+    };
+    const isLate = (p: string): boolean => {
+      if (open === undefined || !open.members.has(p)) return false;
+      // The round aggregated without this member's upload: it missed the round.
+      if (this.phase === 'training' && this.strategy.knowledge !== 'none' && !open.record.contributors.includes(p)) return true;
+      if (!owes(p)) return false;
+      const others = open.record.participants.filter((q) => q !== p && this.links.has(q));
+      return others.length > 0 && others.every((q) => !owes(q));
+    };
+    const lastRound = new Set(this.history.at(-1)?.participants ?? []);
+    const participants = this.config.participants.map(({ id }): SessionStatus['participants'][number] => {
+      const role = this.roles.get(id);
+      const state = this.phase === 'ended'
+        ? (lastRound.has(id) ? 'finished' : tookPart.has(id) ? 'dropped' : 'pending')
+        : this.links.has(id) ? (isLate(id) ? 'late' : 'active') : tookPart.has(id) ? 'dropped' : 'pending';
+      return role === undefined ? { id, state } : { id, state, role };
+    });
+    const config: SessionStatus['config'] = {};
+    for (const [key, value] of Object.entries(this.config)) {
+      if (key === 'participants' || value === undefined) continue;
+      config[key] = typeof value === 'object' ? JSON.stringify(value) : (value as string | number | boolean);
+    }
+    config.participants = this.config.participants.map((p) => p.id).join(', ');
+    const history = this.history.map((r): SessionStatus['history'][number] => {
+      const accuracy: Record<string, number> = {};
+      for (const [p, m] of Object.entries(r.reports)) if (m.accuracy !== undefined) accuracy[p] = m.accuracy;
+      const summary: SessionStatus['history'][number] = {
+        round: r.round, participants: r.participants.length, contributors: r.contributors.length,
+        bytesUp: r.bytesUp, bytesDown: r.bytesDown, accuracy, openedAt: r.openedAt, closedAt: r.closedAt,
+      };
+      if (r.failure !== undefined) summary.failure = `${r.failure.code}: ${r.failure.message}`;
+      return summary;
+    });
+    const status: SessionStatus = {
+      id: this.config.id, algorithm: this.config.algorithm, phase: this.phase, paused: this.paused,
+      round: this.currentRound, rounds: this.config.rounds, config, participants, history,
+    };
+    if (endReason !== undefined) status.endReason = endReason;
+    return status;
+  }
 }
 
 function checkConfig(c: SessionConfig): void {
   const problems: string[] = [];
   if (!Number.isInteger(c.rounds) || c.rounds < 1) problems.push(`rounds must be an integer ≥ 1 (got ${c.rounds})`);
   if (c.participants.length === 0) problems.push('participants must list at least one {id, token}');
-  if (new Set(c.participants.map((p) => p.token)).size !== c.participants.length) problems.push('every participant needs its own token');
+  if (new Set(c.participants.map((p) => ('token' in p ? p.token : p.tokenHash))).size !== c.participants.length) problems.push('every participant needs its own token');
   if (new Set(c.participants.map((p) => p.id)).size !== c.participants.length) problems.push('participant ids must be unique');
   if (!Number.isInteger(c.minParticipants) || c.minParticipants < 1 || c.minParticipants > c.participants.length) {
     problems.push(`minParticipants must be in [1, ${c.participants.length}] (got ${c.minParticipants})`);

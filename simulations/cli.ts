@@ -48,6 +48,13 @@ simulate options — each overrides the field of the same name in --config (defa
   --alpha X                 weight of the task loss; distillation gets 1 − alpha [the algorithm's]
   --temperature T           [the algorithm's]
   --aggregator NAME         ${AGGREGATOR_NAMES.join(' | ')} [the algorithm's]
+  --trim-fraction B         trimmed mean: the share β cut on each side, ⌊β·n⌋ of n values [0.1]
+  --privacy-noise Z         differential privacy on the uploads: Gaussian noise σ = Z·C (turns it on)
+  --privacy-clip C          L2 clipping bound of each prediction row (FD: of each sample's logits) [1]
+  --privacy-delta D         the δ at which the spent ε is reported [1e-5]
+  --attack KIND             experiments only: hostile participants send random | flipped | scaled uploads
+  --hostile N               how many participants are hostile (with --attack) [2]
+  --attack-scale S          the logit factor of --attack scaled [100]
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per participant]
@@ -70,6 +77,15 @@ const NUMERIC: Record<string, keyof SimulationOptions> = {
   alpha: 'alpha',
   temperature: 'temperature',
   workers: 'workers',
+  'trim-fraction': 'trimFraction',
+};
+/** Flags that set a field of a nested object: flag → [object field, its field, default when the object is new]. */
+const NESTED: Record<string, [keyof SimulationOptions, string, number | undefined]> = {
+  'privacy-noise': ['privacy', 'noiseMultiplier', undefined],
+  'privacy-clip': ['privacy', 'clip', 1],
+  'privacy-delta': ['privacy', 'delta', 1e-5],
+  hostile: ['attack', 'participants', 2],
+  'attack-scale': ['attack', 'scale', undefined],
 };
 const TEXT: Record<string, keyof SimulationOptions> = {
   algorithm: 'algorithm',
@@ -86,7 +102,7 @@ const TEXT: Record<string, keyof SimulationOptions> = {
  */
 export function parseSimulateArgs(args: string[]): SimulationOptions {
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, partition: { type: 'string' } };
-  for (const flag of [...Object.keys(NUMERIC), ...Object.keys(TEXT), 'dirichlet-alpha', 'classes-per-participant']) options[flag] = { type: 'string' };
+  for (const flag of [...Object.keys(NUMERIC), ...Object.keys(TEXT), ...Object.keys(NESTED), 'attack', 'dirichlet-alpha', 'classes-per-participant']) options[flag] = { type: 'string' };
   options['no-baseline'] = { type: 'boolean' };
   const { values } = parseArgs({ args, strict: true, options });
   const text = values as Record<string, string | boolean | undefined>;
@@ -99,6 +115,18 @@ export function parseSimulateArgs(args: string[]): SimulationOptions {
   }
   for (const [flag, field] of Object.entries(TEXT)) if (typeof text[flag] === 'string') merged[field] = text[flag];
   if (text['no-baseline'] === true) merged.baseline = false;
+  // --privacy-* and --attack/--hostile build or amend the nested objects; the schema then names
+  // whatever is missing or wrong (privacy.noiseMultiplier, attack.kind, …).
+  const asNumber = (raw: string) => (raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw);
+  if (typeof text.attack === 'string') merged.attack = { ...(merged.attack as object | undefined), kind: text.attack };
+  for (const [flag, [object, field]] of Object.entries(NESTED)) {
+    const raw = text[flag];
+    if (typeof raw === 'string') merged[object] = { ...(merged[object] as object | undefined), [field]: asNumber(raw) };
+  }
+  for (const [object, field, fallback] of Object.values(NESTED)) {
+    const nested = merged[object] as Record<string, unknown> | undefined;
+    if (nested !== undefined && fallback !== undefined && nested[field] === undefined) merged[object] = { ...nested, [field]: fallback };
+  }
   const partitionFlags = ['partition', 'dirichlet-alpha', 'classes-per-participant'].some((f) => text[f] !== undefined);
   if (partitionFlags) {
     const previous = merged.partition as Record<string, unknown>;

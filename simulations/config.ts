@@ -12,6 +12,7 @@ import { MODELS } from '../client/models.js';
 import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
+import { ATTACK_KINDS } from './attacks.js';
 import { CENTRALIZED, type SimulationOptions } from './simulate.js';
 
 const oneOf = <T extends string>(values: readonly T[]) =>
@@ -52,13 +53,32 @@ export const experimentSchema = z
     alpha: z.number({ error: 'must be a number' }).min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]').optional(),
     temperature: positive.optional(),
     aggregator: oneOf(AGGREGATOR_NAMES).optional(),
+    trimFraction: z.number({ error: 'must be a number' }).min(0, 'must be in [0, 0.5)').lt(0.5, 'must be in [0, 0.5)').optional(),
+    attack: z.object({ kind: oneOf(ATTACK_KINDS), participants: integer(0), scale: positive.optional() }).strict().optional(),
+    privacy: z.object({
+      clip: positive,
+      noiseMultiplier: positive,
+      delta: z.number({ error: 'must be a number' }).gt(0, 'must be in (0, 1)').lt(1, 'must be in (0, 1)'),
+    }).strict().optional(),
     uploadDtype: oneOf(WIRE_DTYPES),
     backend: oneOf(BACKENDS).optional(),
     workers: integer(1).optional(),
     baseline: z.boolean({ error: 'must be true or false' }),
     out: z.string(),
   })
-  .strict() satisfies z.ZodType<SimulationOptions>;
+  .strict()
+  .superRefine((config, context) => {
+    // Cross-field rules, each reported on the field a person would change.
+    if (config.attack !== undefined && config.attack.participants >= config.participants) {
+      context.addIssue({
+        code: 'custom', path: ['attack', 'participants'], input: config.attack.participants,
+        message: `must be fewer than participants (${config.participants}): at least one participant has to stay honest`,
+      });
+    }
+    if (config.attack !== undefined && config.algorithm === CENTRALIZED && config.attack.participants > 0) {
+      context.addIssue({ code: 'custom', path: ['attack'], message: 'centralized pools every shard into one participant: there is nobody to be hostile' });
+    }
+  }) satisfies z.ZodType<SimulationOptions>;
 
 /** Validates a merged config; throws one error listing every problem as `field: rule (got value)`. */
 export function validateExperiment(candidate: unknown, origin: string): SimulationOptions {

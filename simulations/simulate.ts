@@ -19,6 +19,7 @@ import { Coordinator } from '../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../server/session.js';
 import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
 import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn } from './metrics.js';
+import { hostileParticipants, type AttackSpec } from './attacks.js';
 import type { WorkerInput, WorkerOutput } from './worker.js';
 
 /** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
@@ -54,6 +55,15 @@ export interface SimulationOptions {
   aggregator?: string;
   uploadDtype: WireDtype;
   backend?: string;
+  /** Trimmed mean's fraction β cut on each side, ⌊β·n⌋ values of n; the aggregator's default (0.1) when omitted. */
+  trimFraction?: number;
+  /**
+   * Experiments only: this many participants (chosen by hostileParticipants from the seed) send
+   * adversarial uploads (simulations/attacks.ts). Accuracy means then cover honest participants only.
+   */
+  attack?: AttackSpec;
+  /** Differential privacy on every participant's uploads (client/privacy.ts), seeded per participant. */
+  privacy?: { clip: number; noiseMultiplier: number; delta: number };
   /** Worker threads the participants are spread over; one per participant when omitted. */
   workers?: number;
   /** Also run the local-only baseline on the same participants. */
@@ -82,8 +92,15 @@ export const DEFAULT_OPTIONS: SimulationOptions = {
 
 export interface RoundRow {
   round: number;
-  /** Each participant's accuracy on the held-out test set, in participant order. */
+  /** Each participant's accuracy on the held-out test set, in participant order (hostile ones included). */
   accuracy: number[];
+  /**
+   * Participants sending adversarial uploads (indices), empty in a clean run. Every mean of this
+   * row — meanAccuracy, meanPersonalized, ensembleAccuracy, consensusEntropy — is over the
+   * *honest* participants only.
+   */
+  hostile: number[];
+  /** Mean held-out accuracy of the honest participants. */
   meanAccuracy: number;
   /**
    * Each participant's accuracy on the test set reweighted to its own label distribution,
@@ -99,6 +116,11 @@ export interface RoundRow {
   consensusEntropy: number;
   /** Each participant's KL(participant ‖ consensus) on the test set, batch-mean, in nats. */
   klToConsensus: number[];
+  /**
+   * With private uploads: each participant's ε spent so far (at the configured δ), as it reported
+   * it to the coordinator; null for a participant that reported none. Null without privacy.
+   */
+  epsilon: Array<number | null> | null;
   /** Each participant's share of test predictions that changed since the previous round (null in round 1). */
   churn: number[] | null;
   /** Envelope bytes over the round, summed over participants, as counted by the coordinator. */
@@ -114,8 +136,14 @@ export interface RunResult {
   /** The session settings the run used (the algorithm's defaults unless overridden). */
   settings: { temperature: number; alpha: number; aggregator?: string; sharpenTemperature?: number };
   participants: number;
+  /** Hostile participants (indices); the accuracies in `final` and in every row are over the others. */
+  hostile: number[];
+  /** What the means are over, in words, for whoever reads the file. */
+  accuracyOver: string;
   rows: RoundRow[];
   final: { meanAccuracy: number; meanPersonalized: number; ensembleAccuracy: number };
+  /** With private uploads: each participant's final (ε, δ) spent. */
+  privacy?: { delta: number; epsilon: Array<number | null> };
   totalBytes: { up: number; down: number };
   seconds: number;
 }
@@ -260,6 +288,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     alpha: settings.alpha,
     aggregator: settings.aggregator,
     sharpenTemperature: settings.sharpenTemperature,
+    trimFraction: options.trimFraction,
     uploadDtype: options.uploadDtype,
     roundTimeoutMs: 10 * 60_000,
     trainTimeoutMs: 10 * 60_000,
@@ -268,10 +297,12 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     maxMessageBytes: 16 * 1024 * 1024,
   };
   const session = coordinator.createSession(config);
+  // The centralized baseline pools every shard into one participant: nobody there to be hostile.
+  const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
   const workerCount = Math.min(options.workers ?? n, n);
   const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workerCount);
   progress.line(`\n[${options.algorithm}] ${n} participants in ${workerCount} worker threads, coordinator at ${coordinator.url}`);
-  progress.line(header(n));
+  progress.line(header(n, hostile, options.privacy !== undefined));
   // Personalised accuracy weighs each class by a site's own label share; the centralized model
   // serves every site, so it is scored against each and averaged.
   const sites = data.labelMatrix.map((counts) => counts.map((c) => c / counts.reduce((a, b) => a + b, 0)));
@@ -294,8 +325,10 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
           learningRate: options.learningRate,
           epochs: options.epochs,
           batchSize: options.batchSize,
+          attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
+          privacy: options.privacy,
           participants: tokens
-            .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]! }))
+            .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) }))
             .filter((p) => assignment[p.index] === w),
           reference: reference.x,
           test,
@@ -321,7 +354,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
               if (reports.size < n) break;
               perRound.delete(message.round);
               const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
-              const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted);
+              const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
               previous = ordered.map((r) => r.testProbs);
               roundStarted = performance.now();
               rows.push(row);
@@ -337,17 +370,23 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     await coordinator.close();
   }
   const last = rows[rows.length - 1];
+  const honest = tokens.map((_, i) => i).filter((i) => !hostile.includes(i));
   return {
     algorithm: options.algorithm,
     backend,
     settings,
     participants: n,
+    hostile,
+    accuracyOver: hostile.length === 0
+      ? `all ${n} participants`
+      : `the ${honest.length} honest participants (${honest.map((i) => `p${i}`).join(', ')}); hostile ${hostile.map((i) => `p${i}`).join(', ')} (attack ${options.attack!.kind}) excluded`,
     rows,
     final: {
       meanAccuracy: last?.meanAccuracy ?? Number.NaN,
       meanPersonalized: last?.meanPersonalized ?? Number.NaN,
       ensembleAccuracy: last?.ensembleAccuracy ?? Number.NaN,
     },
+    ...(options.privacy === undefined || last?.epsilon == null ? {} : { privacy: { delta: options.privacy.delta, epsilon: last.epsilon } }),
     totalBytes: { up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0) },
     seconds: (performance.now() - started) / 1000,
   };
@@ -386,7 +425,12 @@ function pool(sets: readonly LabeledDataset[]): LabeledDataset {
   return { x, y, sampleShape: first.sampleShape, numClasses: first.numClasses };
 }
 
-function roundRow(
+/**
+ * One table row from every participant's report of the round. Hostile participants' accuracies
+ * are listed but left out of every mean and of the consensus: the question is how the honest
+ * ones fare. Exported for tests.
+ */
+export function roundRow(
   round: number,
   reports: Array<Extract<WorkerOutput, { type: 'round' }>>,
   previous: Float32Array[] | null,
@@ -394,9 +438,14 @@ function roundRow(
   history: readonly RoundRecord[],
   test: LabeledDataset,
   since: number,
+  hostile: readonly number[] = [],
+  ids: readonly string[] = reports.map((r) => `p${r.index}`),
 ): RoundRow {
   const c = test.numClasses;
-  const consensus = meanProbabilities(reports.map((r) => r.testProbs));
+  const isHonest = (i: number) => !hostile.includes(reports[i]!.index);
+  const honest = reports.filter((_, i) => isHonest(i));
+  if (honest.length === 0) throw new Error(`round ${round}: every participant is hostile; there is no honest accuracy to report`);
+  const consensus = meanProbabilities(honest.map((r) => r.testProbs));
   const personalized = reports.map((r, i) => {
     const perClass = perClassAccuracy(r.testProbs, test.y, c);
     const sites = sitesPerReport[i]!;
@@ -404,17 +453,23 @@ function roundRow(
   });
   const record = history.find((h) => h.round === round);
   const accuracies = reports.map((r) => r.accuracy);
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const honestMean = (xs: number[]) => {
+    const kept = xs.filter((_, i) => isHonest(i));
+    return kept.reduce((a, b) => a + b, 0) / kept.length;
+  };
+  const reported = reports.map((r) => record?.reports[ids[r.index] ?? `p${r.index}`]?.privacy?.epsilon ?? null);
   return {
     round,
     accuracy: accuracies,
-    meanAccuracy: mean(accuracies),
+    hostile: [...hostile],
+    meanAccuracy: honestMean(accuracies),
     personalized,
-    meanPersonalized: mean(personalized),
+    meanPersonalized: honestMean(personalized),
     ensembleAccuracy: accuracy(consensus, test.y, c),
     calibrationError: reports.map((r) => expectedCalibrationError(r.testProbs, test.y, c)),
     consensusEntropy: meanEntropy(consensus, c),
     klToConsensus: reports.map((r) => meanKl(r.testProbs, consensus, c)),
+    epsilon: reported.every((e) => e === null) ? null : reported,
     churn: previous === null ? null : reports.map((r, i) => predictionChurn(previous[i]!, r.testProbs, c)),
     bytesUp: record?.bytesUp ?? 0,
     bytesDown: record?.bytesDown ?? 0,
@@ -427,13 +482,16 @@ function roundRow(
 const pct = (x: number) => (100 * x).toFixed(1).padStart(6);
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`.padStart(11);
 
-function header(n: number): string {
-  const cols = Array.from({ length: n }, (_, i) => `p${i}`.padStart(6));
-  return `round ${cols.join(' ')}   mean  personal ensemble     bytes up   bytes down   time`;
+function header(n: number, hostile: readonly number[], privacy: boolean): string {
+  const cols = Array.from({ length: n }, (_, i) => `${hostile.includes(i) ? '*' : ''}p${i}`.padStart(6));
+  const note = hostile.length === 0 ? '' : '\n(* hostile: left out of mean, personal and ensemble, which are over the honest participants)';
+  return `round ${cols.join(' ')}   mean  personal ensemble     bytes up   bytes down   time${privacy ? '     ε max' : ''}${note}`;
 }
 
 function formatRow(row: RoundRow): string {
-  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s`;
+  const epsilons = (row.epsilon ?? []).filter((e): e is number => e !== null);
+  const epsilon = epsilons.length === 0 ? '' : Math.max(...epsilons).toFixed(2).padStart(10);
+  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s${epsilon}`;
 }
 
 export function formatSummary(result: SimulationResult): string {
@@ -443,6 +501,13 @@ export function formatSummary(result: SimulationResult): string {
       `  ${run.algorithm.padEnd(6)} mean ${pct(run.final.meanAccuracy)}%   personalised ${pct(run.final.meanPersonalized)}%   ensemble ${pct(run.final.ensembleAccuracy)}%   ` +
         `bytes up ${kib(run.totalBytes.up)}  down ${kib(run.totalBytes.down)}   ${run.seconds.toFixed(0)} s on ${run.backend}`,
     );
+  }
+  for (const run of result.runs) {
+    if (run.hostile.length > 0) lines.push(`  ${run.algorithm}: accuracy over ${run.accuracyOver}`);
+    const spent = run.privacy?.epsilon.filter((e): e is number => e !== null) ?? [];
+    if (spent.length > 0) {
+      lines.push(`  ${run.algorithm}: privacy spent per participant (ε at δ = ${run.privacy!.delta}): min ${Math.min(...spent).toFixed(3)}, max ${Math.max(...spent).toFixed(3)} [${spent.map((e) => e.toFixed(3)).join(' ')}]`);
+    }
   }
   if (result.gainOverLocal !== undefined) {
     lines.push(`  gain of ${result.options.algorithm} over local-only: ${result.gainOverLocal >= 0 ? '+' : ''}${result.gainOverLocal.toFixed(1)} points`);

@@ -9,12 +9,15 @@ import type { LabeledDataset } from '../client/data/dataset.js';
 import { createModel, type ModelName } from '../client/models.js';
 import { runParticipant } from '../client/participant.js';
 import { Student } from '../client/student.js';
+import { attackHook, type AttackKind } from './attacks.js';
 
 export interface SimulatedParticipant {
   index: number;
   token: string;
   seed: number;
   train: LabeledDataset;
+  /** Sends adversarial uploads (the input's attack) instead of honest ones. */
+  hostile: boolean;
 }
 
 export interface WorkerInput {
@@ -25,6 +28,10 @@ export interface WorkerInput {
   learningRate: number;
   epochs: number;
   batchSize: number;
+  /** What hostile participants do to their uploads. */
+  attack?: { kind: AttackKind; scale?: number };
+  /** Differential privacy on every honest participant's uploads, seeded with the participant's seed. */
+  privacy?: { clip: number; noiseMultiplier: number; delta: number };
   participants: SimulatedParticipant[];
   reference: Float32Array;
   test: LabeledDataset;
@@ -61,6 +68,8 @@ async function runOne(input: WorkerInput, p: SimulatedParticipant, post: (m: Wor
       evaluation: input.test,
       epochs: input.epochs,
       batchSize: input.batchSize,
+      ...(p.hostile && input.attack !== undefined ? { uploadHook: attackHook(input.attack, p.seed) } : {}),
+      ...(!p.hostile && input.privacy !== undefined ? { privacy: { ...input.privacy, seed: p.seed } } : {}),
       onRound: (r) => {
         const probs = r.evaluationProbs!;
         post({

@@ -21,7 +21,7 @@ export const fd = (): Procedure => ({
     }
     const values = new Float32Array(C * C);
     for (let c = 0; c < C; c++) if (labelCounts[c]! > 0) for (let k = 0; k < C; k++) values[c * C + k] = sums[c * C + k]! / labelCounts[c]!;
-    return { values, shape: [C, C], labelCounts, sampleCount: train.y.length };
+    return { values, shape: [C, C], labelCounts, sampleCount: train.y.length, records: { values: logits, labels: train.y } };
   },
   async learn(context, target) {
     const { train } = context.data;

@@ -8,7 +8,7 @@ import { fedmd } from './fedmd.js';
 import { local } from './local.js';
 import type { Procedure } from './procedure.js';
 
-export type { AsyncChannel, ParticipantData, Procedure, RoundContext, Share, Target } from './procedure.js';
+export type { AsyncChannel, ParticipantData, Procedure, RoundContext, Share, Target, UploadContext, UploadHook } from './procedure.js';
 export { targetShape } from './procedure.js';
 
 /** Each participant gets its own procedure instance: some keep state between share and learn. */

@@ -2,7 +2,7 @@
  * A client procedure: what a participant does in a round of its algorithm. It meets the
  * server's strategy only through protocol types.
  */
-import type { ServerMessage, SessionInfo } from '../../protocol/index.js';
+import type { KnowledgeKind, ServerMessage, SessionInfo } from '../../protocol/index.js';
 import type { LabeledDataset } from '../data/dataset.js';
 import type { Student, TrainResult } from '../student.js';
 
@@ -28,6 +28,32 @@ export interface Share {
   shape: number[];
   sampleCount?: number;
   labelCounts?: number[];
+  /**
+   * For a share that averages per-record vectors (FD's class-logits): those vectors, [n, C]
+   * row-major, with their labels, so that a privacy mechanism can clip each record before the
+   * mean. Never sent.
+   */
+  records?: { values: Float32Array; labels: Int32Array };
+}
+
+/** Which upload a hook is rewriting. */
+export interface UploadContext {
+  kind: KnowledgeKind;
+  numClasses: number;
+  /** The round (or, in asynchronous sessions, the checkpoint) the upload belongs to. */
+  round: number;
+}
+
+/**
+ * The one point where a participant's knowledge can be rewritten just before it is packed and
+ * sent: differential privacy (client/privacy.ts) and, in experiments only, hostile behaviour
+ * (simulations/attacks.ts) both plug in here.
+ */
+export interface UploadHook {
+  /** What to send instead of `share`: the same kind and shape. Must not modify `share`. */
+  transform(share: Share, context: UploadContext): Share;
+  /** The privacy spent so far, reported to the coordinator with every round's metrics. */
+  spent?(): { epsilon: number; delta: number; rho: number; releases: number };
 }
 
 /** What the coordinator sent back to learn from. */

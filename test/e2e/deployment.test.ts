@@ -10,29 +10,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
+import { writeCsv, writeIdxImages } from './site-files.js';
 
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
 const run = promisify(execFile);
-
-/** A CSV file with a header (label, p0…p783) for some MNIST rows. */
-function writeCsv(path: string, x: Float32Array, y: Int32Array): void {
-  const d = x.length / y.length;
-  const header = ['label', ...Array.from({ length: d }, (_, i) => `p${i}`)].join(',');
-  const rows = Array.from(y, (label, i) => [label, ...Array.from(x.subarray(i * d, (i + 1) * d), (v) => +v.toFixed(3))].join(','));
-  writeFileSync(path, `${header}\n${rows.join('\n')}\n`);
-}
-
-/** An IDX u8 images file [n, 28, 28]. */
-function writeIdxImages(path: string, x: Float32Array): void {
-  const n = x.length / 784;
-  const bytes = Buffer.alloc(16 + x.length);
-  bytes.writeUInt32BE(0x00000803, 0);
-  bytes.writeUInt32BE(n, 4);
-  bytes.writeUInt32BE(28, 8);
-  bytes.writeUInt32BE(28, 12);
-  for (let i = 0; i < x.length; i++) bytes[16 + i] = Math.round(x[i]! * 255);
-  writeFileSync(path, bytes);
-}
 
 describe('codistill server and codistill client', () => {
   it('run a DML session across processes on sites\' own files', { timeout: 400_000 }, async () => {
@@ -104,6 +85,6 @@ describe('codistill server and codistill client', () => {
     } finally {
       server.kill();
     }
-    expect(await fail(['--server', url, '--session', 's', '--data', join(dir, 'site.csv'), '--model', 'mlp', '--token', 'x'])).toMatch(/could not reach the coordinator at http:\/\/127\.0\.0\.1:\d+/);
+    expect(await fail(['--server', url, '--session', 's', '--data', join(dir, 'site.csv'), '--model', 'mlp', '--token', 'x', '--reconnect-attempts', '3'])).toMatch(/could not reach the coordinator at http:\/\/127\.0\.0\.1:\d+/);
   });
 });

@@ -72,4 +72,35 @@ describe('three participants over real sockets', () => {
     expect(new Set([...counts, liveWithStudents])).toEqual(new Set([liveWithStudents]));
     expect(tf.memory().numTensors).toBeLessThan(liveWithStudents);
   });
+
+  it('tells a participant that was away when the session ended, once it reconnects, that its session is over', async () => {
+    const split = splitDataset(loadMnist(), { test: 200, reference: 100 }, 3);
+    const tokens = ['q0', 'q1'].map((id) => ({ id, token: `token-${id}-${Math.random()}` }));
+    const session = coordinator.createSession({
+      id: 'e2e-away', algorithm: 'dml', rounds: 2, participants: tokens, minParticipants: 1, numClasses: 10, referenceSize: 100,
+      referencePerRound: 100, temperature: 3, alpha: 0.5, uploadDtype: 'float32', roundTimeoutMs: 60_000, trainTimeoutMs: 60_000,
+      onRoundFailure: 'stop', seed: 3, maxMessageBytes: 1 << 20,
+    });
+    // As the last round completes, q1's link drops (the transport, not a goodbye): the end goes out while it is away.
+    session.on('round', (record) => {
+      if (record.round !== 2) return;
+      const io = (coordinator as unknown as { io: { of(n: string): { sockets: Map<string, { data: { identity: { participant: string } }; conn: { close(): void } }> } } }).io;
+      for (const socket of io.of('/').sockets.values()) if (socket.data.identity.participant === 'q1') socket.conn.close();
+    });
+    const logs: string[] = [];
+    const summaries = await Promise.all(tokens.map(({ token }, i) => {
+      const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 50 + i }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: i });
+      return runParticipant({
+        url: coordinator.url, session: 'e2e-away', token, student, epochs: 1, batchSize: 32, reconnect: { delayMs: 50 },
+        data: { train: subset(split.pool, Array.from({ length: 200 }, (_, k) => 200 * i + k)), reference: split.reference.x },
+        log: (line) => i === 1 && logs.push(line),
+      }).finally(() => student.dispose());
+    }));
+    for (const summary of summaries) {
+      expect(summary.endReason).toBe('completed 2 rounds');
+      expect(summary.rounds.map((r) => r.round)).toEqual([1, 2]);
+    }
+    expect(logs).toContainEqual(expect.stringMatching(/^disconnected \(transport close\); reconnecting$/));
+    expect(logs).toContainEqual('the session ended while this participant was away: session e2e-away has ended: completed 2 rounds');
+  });
 });
