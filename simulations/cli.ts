@@ -57,7 +57,7 @@ simulate options — each overrides the field of the same name in --config (defa
   --attack-scale S          the logit factor of --attack scaled [100]
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
-  --workers N               worker threads to spread participants over [one per participant]
+  --workers N               worker threads to spread participants over [one per core]
   --no-baseline             skip the local-only baseline run
   --out DIR                 where the run's files go [results/<algorithm>-seed<seed>-<time>/]
 `;

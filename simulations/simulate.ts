@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { subset, type LabeledDataset } from '../client/data/dataset.js';
@@ -64,7 +65,7 @@ export interface SimulationOptions {
   attack?: AttackSpec;
   /** Differential privacy on every participant's uploads (client/privacy.ts), seeded per participant. */
   privacy?: { clip: number; noiseMultiplier: number; delta: number };
-  /** Worker threads the participants are spread over; one per participant when omitted. */
+  /** Worker threads the participants are spread over; one per core (at most one per participant) when omitted. */
   workers?: number;
   /** Also run the local-only baseline on the same participants. */
   baseline: boolean;
@@ -299,7 +300,8 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   const session = coordinator.createSession(config);
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
-  const workerCount = Math.min(options.workers ?? n, n);
+  // One wasm thread per core: more threads than cores only take turns (bench/RESULTS.md §6).
+  const workerCount = Math.min(options.workers ?? availableParallelism(), n);
   const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workerCount);
   progress.line(`\n[${options.algorithm}] ${n} participants in ${workerCount} worker threads, coordinator at ${coordinator.url}`);
   progress.line(header(n, hostile, options.privacy !== undefined));
