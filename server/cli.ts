@@ -55,22 +55,30 @@ const sessionFile = z
   })
   .strict();
 
-export function readSessionConfig(path: string): SessionConfig {
+/**
+ * Reads a YAML or JSON file and checks it against its schema; the errors name the file, and each
+ * bad field with its rule. `unwrap` picks the checked part out of what was read.
+ */
+function readChecked<S extends z.ZodType>(path: string, what: string, schema: S, unwrap: (raw: unknown) => unknown = (raw) => raw): z.infer<S> {
   let raw: unknown;
   try {
     const text = readFileSync(path, 'utf8');
     raw = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
   } catch (error) {
-    throw new Error(`cannot read session config ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    throw new Error(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
   }
-  const parsed = sessionFile.safeParse(raw, { reportInput: true });
+  const parsed = schema.safeParse(unwrap(raw), { reportInput: true });
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) =>
-      i.code === 'unrecognized_keys' ? `unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}` : `${i.path.join('.') || '(config)'}: ${i.message}`,
+      i.code === 'unrecognized_keys' ? `unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}` : `${i.path.join('.') || `(${what})`}: ${i.message}`,
     );
-    throw new Error(`invalid session config ${path}:\n  ${problems.join('\n  ')}`);
+    throw new Error(`invalid ${what} ${path}:\n  ${problems.join('\n  ')}`);
   }
-  const c = parsed.data;
+  return parsed.data;
+}
+
+export function readSessionConfig(path: string): SessionConfig {
+  const c = readChecked(path, 'session config', sessionFile);
   const defaults = ALGORITHM_DEFAULTS[c.algorithm]!;
   return {
     ...c,
@@ -91,22 +99,8 @@ const operatorsFile = z.array(z.object({
 }).strict()).min(1, 'list at least one operator');
 
 export function readOperators(path: string): OperatorAccount[] {
-  let raw: unknown;
-  try {
-    const text = readFileSync(path, 'utf8');
-    raw = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
-  } catch (error) {
-    throw new Error(`cannot read operators file ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
-  }
-  const list = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'operators' in raw ? (raw as { operators: unknown }).operators : raw;
-  const parsed = operatorsFile.safeParse(list);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) =>
-      i.code === 'unrecognized_keys' ? `unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}` : `${i.path.join('.') || '(operators)'}: ${i.message}`,
-    );
-    throw new Error(`invalid operators file ${path}:\n  ${problems.join('\n  ')}`);
-  }
-  return parsed.data;
+  const unwrap = (raw: unknown) => (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'operators' in raw ? (raw as { operators: unknown }).operators : raw);
+  return readChecked(path, 'operators file', operatorsFile, unwrap);
 }
 
 const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.0.0.1] [--port 8080] [--out history.json]

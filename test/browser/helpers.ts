@@ -56,25 +56,8 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return path;
 }
 
-/** A CSV a site could export: a header (label, p0…p783), one digit per row, grey levels to 3 decimals. */
-export function writeDigitsCsv(path: string, x: Float32Array, y: Int32Array): void {
-  const d = x.length / y.length;
-  const header = ['label', ...Array.from({ length: d }, (_, i) => `p${i}`)].join(',');
-  const rows = Array.from(y, (label, i) => [label, ...Array.from(x.subarray(i * d, (i + 1) * d), (v) => +v.toFixed(3))].join(','));
-  writeFileSync(path, `${header}\n${rows.join('\n')}\n`);
-}
-
-/** An IDX u8 images file [n, 28, 28], as the MNIST distribution has them. */
-export function writeIdxImages(path: string, x: Float32Array): void {
-  const n = x.length / 784;
-  const bytes = Buffer.alloc(16 + x.length);
-  bytes.writeUInt32BE(0x00000803, 0);
-  bytes.writeUInt32BE(n, 4);
-  bytes.writeUInt32BE(28, 8);
-  bytes.writeUInt32BE(28, 12);
-  for (let i = 0; i < x.length; i++) bytes[16 + i] = Math.round(x[i]! * 255);
-  writeFileSync(path, bytes);
-}
+/** A CSV a site could export, and an IDX images file: the same writers as the deployment tests. */
+export { writeCsv as writeDigitsCsv, writeIdxImages } from '../e2e/site-files.js';
 
 /** CRC-32 (ISO 3309, the polynomial PNG uses), for the chunk trailers below. */
 function crc32(bytes: Uint8Array): number {
