@@ -30,6 +30,7 @@ import {
 import type { SessionStatus } from '../protocol/operator.js';
 import { AsyncExchange, type AsyncSettings } from './async-exchange.js';
 import { valuesDigest, type SessionJournal } from './journal.js';
+import { TRIMMED_MEAN_DEFAULT_FRACTION } from './aggregators/index.js';
 import { createStrategy, type Strategy } from './strategies/index.js';
 
 /**
@@ -731,6 +732,17 @@ function checkConfig(c: SessionConfig): void {
     if (!(Number.isInteger(a.exchangeEvery) && a.exchangeEvery >= 1)) problems.push(`async.exchangeEvery must be an integer ≥ 1 (got ${a.exchangeEvery})`);
     if (!(Number.isInteger(a.burnInSteps) && a.burnInSteps >= 0)) problems.push(`async.burnInSteps must be an integer ≥ 0 (got ${a.burnInSteps})`);
     if (!(a.stalenessMs > 0)) problems.push(`async.stalenessMs must be > 0 (got ${a.stalenessMs})`);
+  }
+  if (c.aggregator === 'trimmed-mean') {
+    // A leave-one-out target combines the n − 1 others: a fraction that cuts none of them is the plain mean, silently.
+    const fraction = c.trimFraction ?? TRIMMED_MEAN_DEFAULT_FRACTION;
+    const others = c.participants.length - 1;
+    if (others >= 3 && Math.floor(fraction * others + 1e-9) === 0) {
+      problems.push(
+        `trimFraction ${fraction} trims ⌊${fraction} × ${others}⌋ = 0 of the ${others} other participants' values: the trimmed mean would be the plain mean; ` +
+          `set trimFraction ≥ ${(Math.ceil((1 / others) * 1000) / 1000).toFixed(3)} (or use aggregator mean)`,
+      );
+    }
   }
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);
