@@ -102,3 +102,51 @@ export function coordinateWise(
   }
   return out;
 }
+
+/**
+ * Every leave-one-out coordinate-wise median at once: for each participant k, the median over
+ * the others, rows renormalised — the same values, bit for bit, as coordinateWise(medianInPlace)
+ * run n times on the n − 1 others (but for the sign of a zero where a column's middle holds both
+ * −0 and +0: quickselect returns either), in O(n log n) per coordinate instead of O(n²).
+ *
+ * Each column is sorted once. Leaving out participant k removes one copy of its value v from the
+ * sorted column; which copy does not matter (equal values are the same number, and -0 is told
+ * apart from +0 by Object.is), so the others' sorted column is the sorted column with position
+ * rank(v) skipped, and its middle value(s) are read straight off.
+ */
+export function leaveOneOutMedians(arrays: readonly Float32Array[], rows: number, classes: number): Float32Array[] {
+  const n = arrays.length;
+  const sorted = new Float64Array(n);
+  const rowValues = Array.from({ length: n }, () => new Float64Array(classes));
+  const out = Array.from({ length: n }, () => new Float32Array(rows * classes));
+  const m = n - 1;
+  const upper = m >>> 1;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < classes; c++) {
+      const i = r * classes + c;
+      for (let k = 0; k < n; k++) sorted[k] = arrays[k]![i]!;
+      sorted.sort();
+      for (let k = 0; k < n; k++) {
+        const rank = rankOf(sorted, arrays[k]![i]!);
+        // The others' sorted column at position j is sorted[j] before the gap, sorted[j + 1] after it.
+        const at = (j: number) => sorted[j < rank ? j : j + 1]!;
+        rowValues[k]![c] = m % 2 === 1 ? at(upper) : (at(upper - 1) + at(upper)) / 2;
+      }
+    }
+    for (let k = 0; k < n; k++) writeNormalisedRow(out[k]!, r, rowValues[k]!, classes);
+  }
+  return out;
+}
+
+/** A position of v in the ascending `sorted` holding exactly v (Object.is: -0 and +0 apart). */
+function rankOf(sorted: Float64Array, v: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  while (!Object.is(sorted[lo], v)) lo++;
+  return lo;
+}
