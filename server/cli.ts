@@ -3,7 +3,6 @@
  * other machines run `codistill client` against its URL with the tokens the config lists; the
  * coordinator runs the session and writes its round history to a file when it ends.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,6 +13,7 @@ import { AGGREGATOR_NAMES } from './aggregators/index.js';
 import { Coordinator } from './coordinator.js';
 import type { OperatorAccount } from './operator.js';
 import type { SessionConfig } from './session.js';
+import { withTokenHashes } from './tokens.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from './strategies/index.js';
 
 const count = (min: number) => z.number({ error: 'must be a number' }).int('must be an integer').min(min, `must be ≥ ${min}`);
@@ -122,12 +122,8 @@ const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.
 
 /** Fields in which a journalled session's config differs from the file's (tokens compared by hash). */
 function configChanges(journalled: SessionConfig, file: SessionConfig): string[] {
-  const canonical = (c: SessionConfig) => ({
-    ...c,
-    participants: c.participants.map((p) => ({ id: p.id, role: p.role, tokenHash: 'token' in p ? createHash('sha256').update(p.token).digest('hex') : p.tokenHash })),
-  });
-  const a: Record<string, unknown> = canonical(journalled);
-  const b: Record<string, unknown> = canonical(file);
+  const a: Record<string, unknown> = { ...withTokenHashes(journalled) };
+  const b: Record<string, unknown> = { ...withTokenHashes(file) };
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }
 

@@ -4,7 +4,6 @@
  * It never trains and never imports tfjs; a bad message is answered with an error code and
  * changes nothing.
  */
-import { createHash } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -26,7 +25,8 @@ import {
 import { Journal } from './journal.js';
 import { checkOperators, OperatorDesk, type OperatorAccount } from './operator.js';
 import { TokenBucket } from './rate-limit.js';
-import { Session, type ParticipantEntry, type PeerLink, type SessionConfig } from './session.js';
+import { Session, type PeerLink, type SessionConfig } from './session.js';
+import { entryTokenHash, hashToken, withTokenHashes } from './tokens.js';
 import { serveWeb, type WebOptions } from './web.js';
 
 export interface CoordinatorOptions {
@@ -69,8 +69,6 @@ interface Identity {
 
 type CoordinatorSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { identity: Identity }>;
 
-const tokenKey = (token: string) => createHash('sha256').update(token).digest('hex');
-const entryKey = (p: ParticipantEntry) => ('token' in p ? tokenKey(p.token) : p.tokenHash);
 
 export class Coordinator {
   /** Where participants connect, known once listening. */
@@ -133,7 +131,7 @@ export class Coordinator {
     try {
       // Resumed before listening: a participant reconnecting at once must find its session.
       coordinator.resumeJournalled();
-      if (options.web !== undefined) serveWeb(http, options.web, (token) => coordinator.identities.get(tokenKey(token))?.session.config.id);
+      if (options.web !== undefined) serveWeb(http, options.web, (token) => coordinator.identities.get(hashToken(token))?.session.config.id);
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
         http.listen(options.port ?? 0, host, () => resolve());
@@ -158,22 +156,20 @@ export class Coordinator {
       throw new Error(`session "${config.id}" allows ${config.maxMessageBytes}-byte messages; this coordinator takes at most ${this.maxMessageBytes}`);
     }
     for (const p of config.participants) {
-      if (this.identities.has(entryKey(p)) || this.operators.holds(entryKey(p))) throw new Error(`participant ${p.id}'s token is already in use`);
+      if (this.identities.has(entryTokenHash(p)) || this.operators.holds(entryTokenHash(p))) throw new Error(`participant ${p.id}'s token is already in use`);
     }
-    // The journal keeps token hashes only.
-    const stored: SessionConfig = { ...config, participants: config.participants.map(({ id, role, ...secret }) => ({ id, role, tokenHash: entryKey({ id, ...secret }) })) };
     const session = new Session(config, { journal: this.journal?.forSession(config.id) });
-    this.journal?.createSession(stored);
+    this.journal?.createSession(withTokenHashes(config));
     return this.register(session);
   }
 
   private register(session: Session): Session {
     const { config } = session;
     this.sessions.set(config.id, session);
-    for (const p of config.participants) this.identities.set(entryKey(p), { session, participant: p.id });
+    for (const p of config.participants) this.identities.set(entryTokenHash(p), { session, participant: p.id });
     session.once('end', ({ reason }) => {
       for (const p of config.participants) {
-        const key = entryKey(p);
+        const key = entryTokenHash(p);
         this.identities.delete(key);
         this.endings.set(key, `session ${config.id} has ended: ${reason}`);
       }
@@ -200,7 +196,7 @@ export class Coordinator {
         this.log(`session ${config.id} (asynchronous) not resumed: ended in the journal`);
         continue;
       }
-      const shared = config.participants.find((p) => this.operators.holds(entryKey(p)));
+      const shared = config.participants.find((p) => this.operators.holds(entryTokenHash(p)));
       if (shared !== undefined) {
         throw new Error(`the journal's session ${config.id}: participant ${shared.id}'s token is also an operator's; give the operator another token`);
       }
@@ -234,8 +230,8 @@ export class Coordinator {
     if (typeof auth.token !== 'string' || auth.token.length === 0) {
       throw new ProtocolError(ErrorCode.Auth, 'no token given: pass the participant token the session operator issued');
     }
-    const identity = this.identities.get(tokenKey(auth.token));
-    const ending = this.endings.get(tokenKey(auth.token));
+    const identity = this.identities.get(hashToken(auth.token));
+    const ending = this.endings.get(hashToken(auth.token));
     if (identity === undefined && ending !== undefined) throw new ProtocolError(ErrorCode.Session, ending);
     if (identity === undefined) throw new ProtocolError(ErrorCode.Auth, 'the token is not valid for any running session');
     return identity;

@@ -8,7 +8,6 @@
  * token cannot upload predictions. Observers receive every session's status as it changes;
  * admins may also start, pause, resume and stop sessions.
  */
-import { createHash } from 'node:crypto';
 import type { Namespace, Server, Socket } from 'socket.io';
 import {
   encodeEnvelope,
@@ -32,6 +31,7 @@ import {
   type SessionStatus,
 } from '../protocol/operator.js';
 import type { Session } from './session.js';
+import { hashToken } from './tokens.js';
 
 export interface OperatorAccount {
   id: string;
@@ -52,7 +52,6 @@ const REFRESH_MS = 250;
 /** Ended sessions stay on the dashboard; only the latest ones, so a long-lived coordinator does not grow. */
 const KEEP_ENDED = 50;
 
-const tokenKey = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** Refuses a list of operators with a bad id, role or token, or two sharing an id or a token. */
 export function checkOperators(accounts: readonly OperatorAccount[]): void {
@@ -85,7 +84,7 @@ export class OperatorDesk {
   constructor(io: Server, accounts: readonly OperatorAccount[], log: (line: string) => void) {
     this.log = log;
     checkOperators(accounts);
-    for (const a of accounts) this.accounts.set(tokenKey(a.token), { id: a.id, role: a.role });
+    for (const a of accounts) this.accounts.set(hashToken(a.token), { id: a.id, role: a.role });
 
     this.namespace = io.of(OPERATOR_NAMESPACE) as unknown as typeof this.namespace;
     this.namespace.use((socket, next) => {
@@ -132,7 +131,7 @@ export class OperatorDesk {
     if (typeof auth.token !== 'string' || auth.token.length === 0) {
       throw new ProtocolError(ErrorCode.Auth, 'no token given: pass the observer or admin token the coordinator operator issued');
     }
-    const operator = this.accounts.get(tokenKey(auth.token));
+    const operator = this.accounts.get(hashToken(auth.token));
     if (operator === undefined) {
       throw new ProtocolError(ErrorCode.Auth, 'the token is not an operator token of this coordinator (participant tokens open only the participants\' namespace)');
     }
