@@ -30,7 +30,7 @@ import {
 import type { SessionStatus } from '../protocol/operator.js';
 import { AsyncExchange, type AsyncSettings } from './async-exchange.js';
 import { valuesDigest, type SessionJournal } from './journal.js';
-import { TRIMMED_MEAN_DEFAULT_FRACTION } from './aggregators/index.js';
+import { TRIMMED_MEAN_DEFAULT_FRACTION, trimmedPerSide } from './aggregators/index.js';
 import { createStrategy, type Strategy } from './strategies/index.js';
 
 /**
@@ -400,22 +400,14 @@ export class Session extends EventEmitter<SessionEvents> {
    * last completed round, and participants rejoin by themselves.
    */
   suspend(): void {
-    clearTimeout(this.timer);
-    for (const checkpoint of this.checkpoints.values()) clearTimeout(checkpoint.timer);
-    this.checkpoints.clear();
-    this.open = undefined;
+    this.stopClock();
     this.links.clear();
-    this.phase = 'ended';
   }
 
   /** Ends the session now, telling every connected participant why. */
   end(reason: string): void {
     if (this.phase === 'ended') return;
-    clearTimeout(this.timer);
-    for (const checkpoint of this.checkpoints.values()) clearTimeout(checkpoint.timer);
-    this.checkpoints.clear();
-    this.phase = 'ended';
-    this.open = undefined;
+    this.stopClock();
     this.journal?.ended(reason);
     this.broadcast('end', encodeMessage(serverMessages.end, { v: PROTOCOL_VERSION, session: this.config.id, reason, rounds: this.history.length }));
     this.emit('end', { reason, rounds: this.history });
@@ -427,8 +419,22 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.config.minToStart ?? this.config.participants.length;
   }
 
+  /** No timer left running, no round open: the session takes nothing more. */
+  private stopClock(): void {
+    clearTimeout(this.timer);
+    for (const checkpoint of this.checkpoints.values()) clearTimeout(checkpoint.timer);
+    this.checkpoints.clear();
+    this.phase = 'ended';
+    this.open = undefined;
+  }
+
   private startIfReady(): void {
     if (this.paused || this.phase !== 'waiting' || this.links.size < this.neededToOpen) return;
+    this.openNext();
+  }
+
+  /** Starts an asynchronous session, or opens the round after the last completed one. */
+  private openNext(): void {
     if (this.exchange !== undefined) this.startAsync();
     else this.openRound(this.history.length + 1);
   }
@@ -629,8 +635,7 @@ export class Session extends EventEmitter<SessionEvents> {
       throw new ProtocolError(ErrorCode.Session, `no participant is connected to session ${this.config.id}: a round needs at least one`);
     }
     this.paused = false;
-    if (this.exchange !== undefined) this.startAsync();
-    else this.openRound(this.history.length + 1);
+    this.openNext();
   }
 
   /** The round in progress runs to its end; the next one waits for resume() (or start()). */
@@ -650,7 +655,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.paused = false;
     if (this.phase !== 'waiting') return;
     if (this.history.length === 0) this.startIfReady();
-    else if (this.links.size > 0) this.openRound(this.history.length + 1);
+    else if (this.links.size > 0) this.openNext();
   }
 
   /** Ends the session now; `by` names who stopped it, for the participants and the record. */
@@ -737,7 +742,7 @@ function checkConfig(c: SessionConfig): void {
     // A leave-one-out target combines the n − 1 others: a fraction that cuts none of them is the plain mean, silently.
     const fraction = c.trimFraction ?? TRIMMED_MEAN_DEFAULT_FRACTION;
     const others = c.participants.length - 1;
-    if (others >= 3 && Math.floor(fraction * others + 1e-9) === 0) {
+    if (others >= 3 && trimmedPerSide(fraction, others) === 0) {
       problems.push(
         `trimFraction ${fraction} trims ⌊${fraction} × ${others}⌋ = 0 of the ${others} other participants' values: the trimmed mean would be the plain mean; ` +
           `set trimFraction ≥ ${(Math.ceil((1 / others) * 1000) / 1000).toFixed(3)} (or use aggregator mean)`,

@@ -16,7 +16,7 @@ import { trimmedMean, trimmedMeanCore } from './trimmed-mean.js';
 
 export type { Aggregator, AggregatorOptions, Contribution } from './aggregator.js';
 export { ERA_DEFAULT_TEMPERATURE } from './era.js';
-export { TRIMMED_MEAN_DEFAULT_FRACTION } from './trimmed-mean.js';
+export { TRIMMED_MEAN_DEFAULT_FRACTION, trimmedPerSide } from './trimmed-mean.js';
 
 export type AggregatorName =
   | 'mean'

@@ -31,6 +31,11 @@ function trimCount(options: AggregatorOptions, n: number): number {
   if (!(fraction >= 0 && fraction < 0.5)) {
     throw new Error(`trimmed-mean: trimFraction must lie in [0, 0.5) — the share dropped on each side; got ${fraction}`);
   }
+  return trimmedPerSide(fraction, n);
+}
+
+/** How many of n values a fraction β trims on each side: ⌊β·n⌋, leaving at least one value. */
+export function trimmedPerSide(fraction: number, n: number): number {
   // β < 1/2 gives 2t ≤ 2βn < n, except where the allowance rounds βn up to exactly n/2.
   return Math.min(Math.floor(fraction * n + 1e-9), Math.floor((n - 1) / 2));
 }
