@@ -127,16 +127,16 @@ export class Journal {
   /** The writer a running session uses. */
   forSession(id: string): SessionJournal {
     const db = this.db;
-    const clearRound = db.transaction((round: number) => {
-      db.prepare(`DELETE FROM contributions WHERE session = ? AND round = ?`).run(id, round);
-      db.prepare(`DELETE FROM targets WHERE session = ? AND round = ?`).run(id, round);
-    });
+    const deleteContributions = db.prepare(`DELETE FROM contributions WHERE session = ? AND round = ?`);
+    const deleteTargets = db.prepare(`DELETE FROM targets WHERE session = ? AND round = ?`);
     const insertContribution = db.prepare(
       `INSERT INTO contributions (session, round, seq, participant, kind, data, sample_count, label_counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertTarget = db.prepare(`INSERT INTO targets (session, round, participant, digest) VALUES (?, ?, ?, ?)`);
     const aggregated = db.transaction((round: number, contributions: readonly Contribution[], digests: ReadonlyMap<string, string | null>) => {
-      clearRound(round);
+      // A round run again (after a restart) replaces its first aggregate.
+      deleteContributions.run(id, round);
+      deleteTargets.run(id, round);
       contributions.forEach((c, seq) => {
         const bytes = Buffer.from(c.values.buffer, c.values.byteOffset, c.values.byteLength);
         insertContribution.run(id, round, seq, c.participant, c.kind, bytes, c.sampleCount ?? null, c.labelCounts === undefined ? null : JSON.stringify(c.labelCounts));
