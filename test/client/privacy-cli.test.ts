@@ -3,23 +3,18 @@
  * client process on its own CSV file uploading FD class logits with clipping and noise, and the
  * (ε, δ) spent reported to the coordinator and printed round by round.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
+import { writeCsv } from '../e2e/site-files.js';
+import { startServer } from '../server/fault-kit.js';
 
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
 const run = promisify(execFile);
-
-function writeCsv(path: string, x: Float32Array, y: Int32Array): void {
-  const d = x.length / y.length;
-  const header = ['label', ...Array.from({ length: d }, (_, i) => `p${i}`)].join(',');
-  const rows = Array.from(y, (label, i) => [label, ...Array.from(x.subarray(i * d, (i + 1) * d), (v) => +v.toFixed(3))].join(','));
-  writeFileSync(path, `${header}\n${rows.join('\n')}\n`);
-}
 
 describe('codistill client with differential privacy', () => {
   it('uploads noisy class logits the coordinator accepts, and reports and prints ε growing each round', async () => {
@@ -31,16 +26,8 @@ describe('codistill client with differential privacy', () => {
       'id: private', 'algorithm: fd', 'rounds: 2', 'numClasses: 10', 'participants:',
       '  - { id: a, token: the-token-of-site-a-0123 }', '  - { id: b, token: the-token-of-site-b-0123 }', '',
     ].join('\n'));
-    const server = spawn('node', [CLI, 'server', '--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'history.json')]);
-    const url = await new Promise<string>((resolve) => {
-      let out = '';
-      server.stdout.on('data', (b: Buffer) => {
-        out += b.toString();
-        const match = /coordinator at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (match) resolve(match[1]!);
-      });
-    });
-    const serverDone = new Promise((resolve) => server.on('close', resolve));
+    const server = await startServer(['--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'history.json')]);
+    const { url } = server;
     const client = (token: string, extra: string[]) =>
       run('node', [CLI, 'client', '--server', url, '--session', 'private', '--data', join(dir, 'site.csv'), '--model', 'mlp', '--validation', '0',
         '--out', join(dir, `${token.slice(14, 15)}.json`), ...extra], { env: { ...process.env, CODISTILL_TOKEN: token }, timeout: 300_000 });
@@ -51,9 +38,9 @@ describe('codistill client with differential privacy', () => {
         client('the-token-of-site-a-0123', ['--privacy-noise', '1', '--privacy-clip', '5', '--privacy-delta', '1e-6', '--privacy-seed', '3']),
         client('the-token-of-site-b-0123', []),
       ]);
-      await serverDone;
+      await server.exited;
     } finally {
-      server.kill();
+      server.process.kill();
     }
     // Validation 0: all 200 rows train, so the smallest class held is counted from them. With
     // σ = zC and Δ = 2C/n_min, ρ = 2/(z² n_min²) per round; ε = ρ + 2√(ρ ln 10⁶).

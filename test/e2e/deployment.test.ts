@@ -3,13 +3,14 @@
  * processes on their own CSV data and a shared IDX reference file — the commands a site runs,
  * as separate processes over loopback sockets.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
+import { startServer } from '../server/fault-kit.js';
 import { writeCsv, writeIdxImages } from './site-files.js';
 
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
@@ -31,30 +32,21 @@ describe('codistill server and codistill client', () => {
       'participants:', ...tokens.map((t, k) => `  - { id: site-${k}, token: ${t} }`),
     ].join('\n'));
 
-    const server = spawn('node', [CLI, 'server', '--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'history.json')]);
-    const serverExited = new Promise((resolve) => server.on('exit', resolve));
-    let serverOut = '';
-    server.stdout.on('data', (b: Buffer) => (serverOut += b.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      server.stdout.on('data', () => {
-        const match = /coordinator at (http:\/\/127\.0\.0\.1:\d+)/.exec(serverOut);
-        if (match) resolve(match[1]!);
-      });
-      void serverExited.then((code) => reject(new Error(`server exited with ${String(code)}: ${serverOut}`)));
-    });
+    const server = await startServer(['--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'history.json')]);
+    const { url } = server;
     const client = (k: number) => run('node', [
       CLI, 'client', '--server', url, '--session', 'deploy-test', '--data', join(dir, `site${k}.csv`),
       '--reference', join(dir, 'reference-idx3-ubyte'), '--model', 'mlp', '--out', join(dir, `client${k}.json`),
     ], { env: { ...process.env, CODISTILL_TOKEN: tokens[k] }, timeout: 300_000 });
     const [c0, c1] = await Promise.all([client(0), client(1)]);
-    await serverExited;
+    await server.exited;
 
     for (const c of [c0, c1]) {
       expect(c.stdout).toMatch(/participant on \w+: 360 private samples \(40 held out for validation\), 200 reference samples, model mlp/);
       expect(c.stdout).toMatch(/round 1: learned from peers, loss \d+\.\d+, validation accuracy \d+\.\d%/);
       expect(c.stdout).toMatch(/session ended: completed 2 rounds/);
     }
-    expect(serverOut).toMatch(/round 2\/2: 2 contributors, 2 reports/);
+    expect(server.output()).toMatch(/round 2\/2: 2 contributors, 2 reports/);
     const history = JSON.parse(readFileSync(join(dir, 'history.json'), 'utf8')) as { rounds: unknown[]; session: { participants: Array<Record<string, unknown>> } };
     expect(history.rounds).toHaveLength(2);
     // Tokens are secrets: the history names participants without them.
@@ -70,20 +62,13 @@ describe('codistill server and codistill client', () => {
     const split = splitDataset(loadMnist(), { test: 0, reference: 0 }, 1);
     writeCsv(join(dir, 'site.csv'), split.pool.x.subarray(0, 784 * 50), split.pool.y.subarray(0, 50));
     writeFileSync(join(dir, 'session.yaml'), 'id: s\nalgorithm: fd\nrounds: 1\nnumClasses: 10\nparticipants:\n  - { id: a, token: the-real-token-0123456789 }\n');
-    const server = spawn('node', [CLI, 'server', '--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'h.json')]);
-    const url = await new Promise<string>((resolve) => {
-      let out = '';
-      server.stdout.on('data', (b: Buffer) => {
-        out += b.toString();
-        const match = /coordinator at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (match) resolve(match[1]!);
-      });
-    });
+    const server = await startServer(['--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'h.json')]);
+    const { url } = server;
     try {
       expect(await fail(['--server', url, '--session', 's', '--data', join(dir, 'site.csv'), '--model', 'mlp'], { CODISTILL_TOKEN: 'a-wrong-token-0123456789' }))
         .toMatch(/E_AUTH: the token is not valid for any running session/);
     } finally {
-      server.kill();
+      server.process.kill();
     }
     expect(await fail(['--server', url, '--session', 's', '--data', join(dir, 'site.csv'), '--model', 'mlp', '--token', 'x', '--reconnect-attempts', '3'])).toMatch(/could not reach the coordinator at http:\/\/127\.0\.0\.1:\d+/);
   });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
-import { expectJournalConsistent, startCli, waitForOutput, type RunningCommand } from '../server/fault-kit.js';
+import { expectJournalConsistent, startCli, startServer, waitForOutput, type RunningCommand } from '../server/fault-kit.js';
 import { writeCsv, writeIdxImages } from './site-files.js';
 
 const ROUNDS = 5;
@@ -39,11 +39,10 @@ describe('a deployment under faults', () => {
       'participants:', ...tokens.map((t, k) => `  - { id: site-${k}, token: ${t} }`),
     ].join('\n'));
 
-    const serverArgs = (port: string) => ['server', '--config', join(dir, 'session.yaml'), '--port', port, '--journal', join(dir, 'journal.db'), '--out', join(dir, 'history.json')];
-    const first = startCli(serverArgs('0'));
+    const serverArgs = (port: string) => ['--config', join(dir, 'session.yaml'), '--port', port, '--journal', join(dir, 'journal.db'), '--out', join(dir, 'history.json')];
+    const first = await startServer(serverArgs('0'));
     processes.push(first);
-    await waitForOutput(first, /coordinator at http:\/\/127\.0\.0\.1:\d+/, 'the coordinator to listen');
-    const url = /coordinator at (http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())![1]!;
+    const { url } = first;
     const clients = sites.map((k) => {
       const client = startCli(['client', '--server', url, '--session', 'faults-e2e', '--data', join(dir, `site${k}.csv`),
         '--reference', join(dir, 'reference-idx3-ubyte'), '--model', 'mlp', '--seed', String(k + 1), '--out', join(dir, `client${k}.json`)], { CODISTILL_TOKEN: tokens[k]! });
@@ -60,7 +59,7 @@ describe('a deployment under faults', () => {
     expect(await first.exited).toBeNull();
     expect(first.output()).toMatch(/site-2 left faults-e2e: transport close/);
 
-    const second = startCli(serverArgs(new URL(url).port));
+    const second = await startServer(serverArgs(new URL(url).port));
     processes.push(second);
     expect(await second.exited).toBe(0);
     expect(second.output()).toMatch(/session faults-e2e resumed from the journal after round 2 of 5/);

@@ -226,9 +226,10 @@ export async function waitForOutput(running: RunningCommand, pattern: RegExp, wh
   }
 }
 
-/** `codistill server` as its own process, once it listens. */
-export async function startServer(args: string[]): Promise<RunningCommand> {
+/** `codistill server` as its own process, once it listens, with the URL it printed. */
+export async function startServer(args: string[]): Promise<RunningCommand & { url: string }> {
   const server = startCli(['server', ...args]);
-  await waitForOutput(server, /coordinator at http:/, 'the coordinator to listen', 30_000);
-  return server;
+  const listening = /coordinator at (https?:\/\/[^\s:]+:\d+)/;
+  await waitForOutput(server, listening, 'the coordinator to listen', 30_000);
+  return { ...server, url: listening.exec(server.output())![1]! };
 }
