@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { datasetSize, sampleLength, type LabeledDataset } from './data/dataset.js';
 import { SeededRandom } from './data/random.js';
 import { distillationLoss, kdLoss, logitMatchingLoss, temperedSoftmax } from './losses.js';
+import { Adam } from './optimizer.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -68,7 +69,7 @@ export class Student {
   readonly model: tf.LayersModel;
   readonly sampleShape: number[];
   readonly numClasses: number;
-  private readonly optimizer: tf.Optimizer;
+  private readonly optimizer: Adam;
   private readonly variables: tf.Variable[];
   private readonly random: SeededRandom;
 
@@ -76,7 +77,7 @@ export class Student {
     this.model = model;
     this.sampleShape = options.sampleShape;
     this.numClasses = options.numClasses;
-    this.optimizer = tf.train.adam(options.learningRate);
+    this.optimizer = new Adam(options.learningRate);
     // Explicit: without a list, minimize() would take every trainable variable in the process,
     // including other students' when several share one (as in the tests).
     this.variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -191,8 +192,7 @@ export class Student {
       for (let start = 0; start < n; start += batchSize) {
         const batch = order.slice(start, start + batchSize);
         const loss = tf.tidy(() => {
-          const cost = this.optimizer.minimize(prepare(batch), true, this.variables);
-          return cost!.dataSync()[0]!;
+          return this.optimizer.minimize(prepare(batch), this.variables).dataSync()[0]!;
         });
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${steps + 1}`);
         lossSum += loss * batch.length;

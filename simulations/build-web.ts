@@ -32,7 +32,7 @@ export interface WebBuild {
 }
 
 /** The repository root: the nearest folder above this module with a package.json (source or dist/ build alike). */
-function repositoryRoot(): string {
+export function repositoryRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);

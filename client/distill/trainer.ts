@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { datasetSize, sampleLength, type LabeledDataset } from '../data/dataset.js';
 import { SeededRandom } from '../data/random.js';
+import { Adam } from '../optimizer.js';
 import type { FeatureModel } from './models.js';
 import { DistillError, type LossInputs, type ModelOutputs } from './types.js';
 import type { WeightedSumLoss } from './weighted-sum.js';
@@ -169,7 +170,7 @@ export async function fit(student: FeatureModel, loss: WeightedSumLoss, data: La
   });
 
   const variables = options.variables ?? [...student.trainableVariables(), ...loss.variables()];
-  const optimizer = tf.train.adam(options.learningRate);
+  const optimizer = new Adam(options.learningRate);
   const random = new SeededRandom(options.seed);
   const order = Array.from({ length: n }, (_, i) => i);
   const reports: EpochReport[] = [];
@@ -191,10 +192,9 @@ export async function fit(student: FeatureModel, loss: WeightedSumLoss, data: La
               for (const [label, part] of Object.entries(parts)) stepParts[label] = part.dataSync()[0]!;
               return total;
             },
-            true,
             variables,
           );
-          return cost!.dataSync()[0]!;
+          return cost.dataSync()[0]!;
         });
         if (!Number.isFinite(value)) throw new Error(`training diverged: loss is ${value} at epoch ${epoch}, samples ${start}–${start + batch.length}`);
         lossSum += value * batch.length;

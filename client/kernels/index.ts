@@ -3,6 +3,7 @@
  * runs — Node (backend.ts) and the browser bundle (browser/backend.ts) alike.
  */
 import * as tf from '@tensorflow/tfjs';
+import { wasmAdam } from './wasm-adam.js';
 import { wasmBatchMatMul } from './wasm-batch-mat-mul.js';
 import { wasmConv2DBackpropFilter } from './wasm-conv2d-backprop-filter.js';
 import { wasmConv2DBackpropInput } from './wasm-conv2d-backprop-input.js';
@@ -15,7 +16,7 @@ export function registerMissingKernels(): void {
   // Only once the wasm package has registered its own kernels: importing it later would put the
   // stock ones back over ours (selectBackend('cpu') first, then 'wasm', as the tests do).
   if (kernelsRegistered || tf.findBackendFactory('wasm') === null) return;
-  for (const kernel of [wasmConv2DBackpropFilter, wasmMaxPoolGrad, wasmBatchMatMul, wasmConv2DBackpropInput]) {
+  for (const kernel of [wasmConv2DBackpropFilter, wasmMaxPoolGrad, wasmBatchMatMul, wasmConv2DBackpropInput, wasmAdam]) {
     // Replacing a shipped kernel: tfjs warns on re-registration, so unregister it first.
     if (tf.getKernel(kernel.kernelName, kernel.backendName) !== undefined) tf.unregisterKernel(kernel.kernelName, kernel.backendName);
     tf.registerKernel(kernel);
