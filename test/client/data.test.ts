@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { describe, it, expect } from 'vitest';
 import { datasetSize, labelCounts, subset, type LabeledDataset } from '../../client/data/dataset.js';
-import { loadMnist, splitDataset } from '../../client/data/mnist.js';
+import { loadMnist, readDigitFile, splitDataset } from '../../client/data/mnist.js';
 import { partition, type Partition, type PartitionSpec } from '../../client/data/partition.js';
 import { SeededRandom } from '../../client/data/random.js';
 
@@ -41,6 +43,32 @@ describe('loadMnist', () => {
     }
     expect(min).toBe(0);
     expect(max).toBe(1);
+  });
+
+  it('reads every package file to the same float32 values as JSON.parse, bit for bit', () => {
+    const require = createRequire(import.meta.url);
+    for (let digit = 0; digit < 10; digit++) {
+      const file = require.resolve(`mnist/src/digits/${digit}.json`);
+      const bytes = readFileSync(file);
+      const expected = Float32Array.from((JSON.parse(bytes.toString('utf8')) as { data: number[] }).data);
+      const read = readDigitFile(bytes, file);
+      expect(read.length, `digit ${digit}`).toBe(expected.length);
+      expect(Buffer.from(read.buffer).equals(Buffer.from(expected.buffer)), `digit ${digit}: bytes differ`).toBe(true);
+    }
+  });
+
+  it('falls back to JSON.parse for number forms the fast reader does not take, and names a wrong file', () => {
+    const read = (text: string) => Array.from(readDigitFile(new TextEncoder().encode(text), 'test.json'));
+    const f = (x: number) => Math.fround(x);
+    expect(read('{ "data": [0,0.5, 1 ,0.125]}\n')).toEqual([0, 0.5, 1, 0.125]);
+    expect(read('{"data":[]}')).toEqual([]);
+    // Exponents, signs, 16+ digits: JSON.parse's values.
+    expect(read('{ "data": [1e-3, -0.5, 0.12345678901234567, 2] }')).toEqual([f(1e-3), -0.5, f(0.12345678901234567), 2]);
+    // Another field, trailing text or bad syntax: the fallback decides.
+    expect(read('{ "other": [1], "data": [0.25] }')).toEqual([0.25]);
+    expect(() => read('{ "data": [0.5] } x')).toThrow(SyntaxError);
+    expect(() => read('{ "data": "zero" }')).toThrow(/E_DATA: test.json should hold \{ data: number\[\] \}/);
+    expect(() => read('{ "data": [0.5, "1"] }')).toThrow(/non-numbers/);
   });
 
   it('has the per-digit counts of the package files, interleaved rather than grouped', () => {
