@@ -2,7 +2,7 @@
  * A simulation on one machine: a coordinator and N participants in worker threads, talking over
  * real loopback sockets — the same code a deployment runs. The same participants (data, initial
  * weights, seeds) then run the local-only baseline, so the difference between the two runs is
- * what the exchange of knowledge adds.
+ * what the exchange of knowledge adds. Both runs use the same worker threads (simulations/pool.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -232,13 +232,20 @@ export function prepareData(options: SimulationOptions, progress: Progress): Pre
 export async function simulate(options: SimulationOptions, progress: Progress): Promise<SimulationResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const data = prepareData(options, progress);
   const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
+  // The workers start first, so that their tfjs start-up overlaps loading the data here.
+  const pool = new WorkerPool(Math.max(...algorithms.map((a) => workerCount(options, a === CENTRALIZED ? 1 : options.participants))), options.backend);
   const runs: RunResult[] = [];
-  for (const algorithm of algorithms) {
-    // Overrides (α, T, aggregator) are for the algorithm under study, not for the baseline.
-    const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined };
-    runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress));
+  let data: PreparedData;
+  try {
+    data = prepareData(options, progress);
+    for (const algorithm of algorithms) {
+      // Overrides (α, T, aggregator) are for the algorithm under study, not for the baseline.
+      const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined };
+      runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool));
+    }
+  } finally {
+    await pool.close();
   }
   const result: SimulationResult = {
     options,
