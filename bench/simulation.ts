@@ -78,7 +78,7 @@ export const simulationBenchmark: Benchmark = {
     const rrBound = roundRobinBound(sizes, many.workers);
     const lptBound = balancedBound(sizes, many.workers);
     const assignment = balanceWorkers(sizes, many.workers);
-    // Rounds after the first of each run: no worker start-up, no warm-up.
+    // Rounds after the first of each run: no warm-up, and nothing left of the workers' start-up.
     const steady = (r: { result: SimulationResult }) => r.result.runs.reduce((total, run) => total + run.rows.slice(1).reduce((a, row) => a + row.seconds, 0), 0);
     const firsts = (r: { result: SimulationResult }) => r.result.runs.reduce((total, run) => total + (run.rows[0]?.seconds ?? 0), 0);
     return {
@@ -119,7 +119,7 @@ export const simulationBenchmark: Benchmark = {
         }),
       ],
       notes: [
-        `Where the time goes: rounds 2 and later took ${fmt(steady(one))} s with 1 worker and ${fmt(steady(many))} s with ${many.workers} (${fmt(steady(one) / steady(many))}×); the first round of each run, which includes starting the workers and warming tfjs up, took ${fmt(firsts(one))} s and ${fmt(firsts(many))} s (${fmt(firsts(one) / firsts(many))}×); the rest of the wall time (process start, loading and partitioning the data, writing results) ${fmt(one.seconds - steady(one) - firsts(one))} s and ${fmt(many.seconds - steady(many) - firsts(many))} s.`,
+        `Where the time goes: rounds 2 and later took ${fmt(steady(one))} s with 1 worker and ${fmt(steady(many))} s with ${many.workers} (${fmt(steady(one) / steady(many))}×); the first round of each run, which warms tfjs up (and in the first run waits for whatever of the workers' start-up loading the data did not hide: the workers start once, before the data, and serve both runs), took ${fmt(firsts(one))} s and ${fmt(firsts(many))} s (${fmt(firsts(one) / firsts(many))}×); the rest of the wall time (process start, loading and partitioning the data while the workers start, writing results) ${fmt(one.seconds - steady(one) - firsts(one))} s and ${fmt(many.seconds - steady(many) - firsts(many))} s.`,
         `simulate() assigns participants largest first onto the least-loaded worker; with these partition sizes (${sizes.join(', ')}) the training load allows at most ${fmt(lptBound)}× on ${many.workers} workers (round-robin would allow ${fmt(rrBound)}×), and each participant also predicts on the reference and test sets every round whatever its size, which the busier worker does for more participants. Rounds are synchronous, so every round waits for the busier worker.`,
         `The coordinator and the test-set bookkeeping run on the main thread, which shares the ${cores} cores with the workers. "Cores used" is this process's CPU time over wall time: with ${many.workers} workers it can approach ${many.workers} only when no other process wants the cores; it was ${fmt(many.coresUsed)} here (1 worker: ${fmt(one.coresUsed)}), so the speed-up this run could show is at most about ${fmt(many.coresUsed / one.coresUsed)}× from the cores it got.`,
       ],

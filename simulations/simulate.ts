@@ -2,13 +2,12 @@
  * A simulation on one machine: a coordinator and N participants in worker threads, talking over
  * real loopback sockets — the same code a deployment runs. The same participants (data, initial
  * weights, seeds) then run the local-only baseline, so the difference between the two runs is
- * what the exchange of knowledge adds.
+ * what the exchange of knowledge adds. Both runs use the same worker threads (simulations/pool.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { subset, type LabeledDataset } from '../client/data/dataset.js';
 import { loadCsv } from '../client/data/csv.js';
 import { loadIdxFolder } from '../client/data/idx.js';
@@ -21,7 +20,8 @@ import type { RoundRecord, SessionConfig } from '../server/session.js';
 import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
 import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn } from './metrics.js';
 import { hostileParticipants, type AttackSpec } from './attacks.js';
-import type { WorkerInput, WorkerOutput } from './worker.js';
+import { WorkerPool, type RoundReport } from './pool.js';
+import type { WorkerJob } from './worker.js';
 
 /** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
 export const CENTRALIZED = 'centralized';
@@ -232,13 +232,20 @@ export function prepareData(options: SimulationOptions, progress: Progress): Pre
 export async function simulate(options: SimulationOptions, progress: Progress): Promise<SimulationResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const data = prepareData(options, progress);
   const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
+  // The workers start first, so that their tfjs start-up overlaps loading the data here.
+  const pool = new WorkerPool(Math.max(...algorithms.map((a) => workerCount(options, a === CENTRALIZED ? 1 : options.participants))), options.backend);
   const runs: RunResult[] = [];
-  for (const algorithm of algorithms) {
-    // Overrides (α, T, aggregator) are for the algorithm under study, not for the baseline.
-    const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined };
-    runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress));
+  let data: PreparedData;
+  try {
+    data = prepareData(options, progress);
+    for (const algorithm of algorithms) {
+      // Overrides (α, T, aggregator) are for the algorithm under study, not for the baseline.
+      const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined };
+      runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool));
+    }
+  } finally {
+    await pool.close();
   }
   const result: SimulationResult = {
     options,
@@ -255,11 +262,18 @@ export async function simulate(options: SimulationOptions, progress: Progress): 
   return result;
 }
 
+/** Worker threads for a run of n participants: one per core unless told, at most one per participant. */
+function workerCount(options: SimulationOptions, n: number): number {
+  // One wasm thread per core: more threads than cores only take turns (bench/RESULTS.md §6).
+  return Math.min(options.workers ?? availableParallelism(), n);
+}
+
 /**
  * Runs one algorithm on prepared data: a fresh coordinator and session, participants in worker
- * threads, one table row per round. `centralized` pools every shard into one participant.
+ * threads, one table row per round. `centralized` pools every shard into one participant. The
+ * workers are the given pool's first ones, or a pool of its own that it closes at the end.
  */
-export async function runAlgorithm(options: SimulationOptions, data: PreparedData, progress: Progress): Promise<RunResult> {
+export async function runAlgorithm(options: SimulationOptions, data: PreparedData, progress: Progress, pool?: WorkerPool): Promise<RunResult> {
   const started = performance.now();
   const centralized = options.algorithm === CENTRALIZED;
   const algorithm = centralized ? 'local' : options.algorithm;
@@ -271,8 +285,15 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     ...(options.alpha === undefined ? {} : { alpha: options.alpha }),
     ...(options.aggregator === undefined ? {} : { aggregator: options.aggregator }),
   };
-  const trainSets = centralized ? [pool(data.trainSets)] : data.trainSets;
+  const trainSets = centralized ? [pooled(data.trainSets)] : data.trainSets;
   const n = trainSets.length;
+  const workers = workerCount(options, n);
+  if (pool !== undefined && (pool.size < workers || pool.backend !== options.backend)) {
+    throw new Error(
+      `this run needs ${workers} worker threads on backend ${options.backend ?? '(automatic)'}; ` +
+        `the pool has ${pool.size} on ${pool.backend ?? '(automatic)'}`,
+    );
+  }
   const { test, reference } = data;
   const coordinator = await Coordinator.start({ host: '127.0.0.1', port: 0 });
   const tokens = Array.from({ length: n }, (_, i) => ({ id: `p${i}`, token: randomBytes(24).toString('hex') }));
@@ -300,75 +321,51 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   const session = coordinator.createSession(config);
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
-  // One wasm thread per core: more threads than cores only take turns (bench/RESULTS.md §6).
-  const workerCount = Math.min(options.workers ?? availableParallelism(), n);
-  const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workerCount);
-  progress.line(`\n[${options.algorithm}] ${n} participants in ${workerCount} worker threads, coordinator at ${coordinator.url}`);
+  const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workers);
+  progress.line(`\n[${options.algorithm}] ${n} participants in ${workers} worker threads, coordinator at ${coordinator.url}`);
   progress.line(header(n, hostile, options.privacy !== undefined));
   // Personalised accuracy weighs each class by a site's own label share; the centralized model
   // serves every site, so it is scored against each and averaged.
   const sites = data.labelMatrix.map((counts) => counts.map((c) => c / counts.reduce((a, b) => a + b, 0)));
 
   const rows: RoundRow[] = [];
-  const perRound = new Map<number, Map<number, Extract<WorkerOutput, { type: 'round' }>>>();
-  let backend = 'unknown';
+  const perRound = new Map<number, Map<number, RoundReport>>();
   let roundStarted = performance.now();
   let previous: Float32Array[] | null = null;
-  const workers: Worker[] = [];
+  const onRound = (message: RoundReport) => {
+    const reports = perRound.get(message.round) ?? new Map<number, RoundReport>();
+    reports.set(message.index, message);
+    perRound.set(message.round, reports);
+    if (reports.size < n) return;
+    perRound.delete(message.round);
+    const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
+    const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
+    previous = ordered.map((r) => r.testProbs);
+    roundStarted = performance.now();
+    rows.push(row);
+    progress.line(formatRow(row));
+  };
+  const jobs = Array.from({ length: workers }, (_, w): WorkerJob => ({
+    url: coordinator.url,
+    session: config.id,
+    model: options.model,
+    learningRate: options.learningRate,
+    epochs: options.epochs,
+    batchSize: options.batchSize,
+    attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
+    privacy: options.privacy,
+    participants: tokens
+      .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) }))
+      .filter((p) => assignment[p.index] === w),
+    reference: reference.x,
+    test,
+  }));
+  const own = pool ?? new WorkerPool(workers, options.backend);
+  let backend: string;
   try {
-    await new Promise<void>((resolve, reject) => {
-      let done = 0;
-      for (let w = 0; w < workerCount; w++) {
-        const input: WorkerInput = {
-          url: coordinator.url,
-          session: config.id,
-          backend: options.backend,
-          model: options.model,
-          learningRate: options.learningRate,
-          epochs: options.epochs,
-          batchSize: options.batchSize,
-          attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
-          privacy: options.privacy,
-          participants: tokens
-            .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) }))
-            .filter((p) => assignment[p.index] === w),
-          reference: reference.x,
-          test,
-        };
-        const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: input });
-        workers.push(worker);
-        worker.on('error', (error) => reject(new Error(`worker ${w} crashed: ${error.message}`)));
-        worker.on('message', (message: WorkerOutput) => {
-          switch (message.type) {
-            case 'ready':
-              backend = message.backend;
-              break;
-            case 'error':
-              reject(new Error(`participant p${message.index} failed: ${message.message}`));
-              break;
-            case 'done':
-              if (++done === n) resolve();
-              break;
-            case 'round': {
-              const reports = perRound.get(message.round) ?? new Map();
-              reports.set(message.index, message);
-              perRound.set(message.round, reports);
-              if (reports.size < n) break;
-              perRound.delete(message.round);
-              const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
-              const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
-              previous = ordered.map((r) => r.testProbs);
-              roundStarted = performance.now();
-              rows.push(row);
-              progress.line(formatRow(row));
-              break;
-            }
-          }
-        });
-      }
-    });
+    backend = await own.run(jobs, onRound);
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    if (pool === undefined) await own.close();
     await coordinator.close();
   }
   const last = rows[rows.length - 1];
@@ -412,7 +409,7 @@ export function balanceWorkers(sizes: readonly number[], workers: number): numbe
 }
 
 /** All shards in one data set: the centralized baseline's training data. */
-function pool(sets: readonly LabeledDataset[]): LabeledDataset {
+function pooled(sets: readonly LabeledDataset[]): LabeledDataset {
   const first = sets[0]!;
   const x = new Float32Array(sets.reduce((a, s) => a + s.x.length, 0));
   const y = new Int32Array(sets.reduce((a, s) => a + s.y.length, 0));
@@ -434,7 +431,7 @@ function pool(sets: readonly LabeledDataset[]): LabeledDataset {
  */
 export function roundRow(
   round: number,
-  reports: Array<Extract<WorkerOutput, { type: 'round' }>>,
+  reports: RoundReport[],
   previous: Float32Array[] | null,
   sitesPerReport: number[][][],
   history: readonly RoundRecord[],

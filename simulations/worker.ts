@@ -2,7 +2,12 @@
  * Simulated participants in one worker thread. The wasm backend is single-threaded, so
  * participants sharing a thread take turns; the simulation gives each worker its own event loop
  * and tfjs, and spreads participants over as many workers as asked (one each by default).
+ *
+ * A worker starts its backend as soon as it starts, before it has any work, then runs the jobs
+ * its pool (simulations/pool.ts) sends, one after another: a job is one run's participants on
+ * this worker.
  */
+import * as tf from '@tensorflow/tfjs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../client/backend.js';
 import type { LabeledDataset } from '../client/data/dataset.js';
@@ -16,14 +21,18 @@ export interface SimulatedParticipant {
   token: string;
   seed: number;
   train: LabeledDataset;
-  /** Sends adversarial uploads (the input's attack) instead of honest ones. */
+  /** Sends adversarial uploads (the job's attack) instead of honest ones. */
   hostile: boolean;
 }
 
-export interface WorkerInput {
+/** What a worker is started with: the backend to force, automatic when omitted. */
+export interface WorkerStart {
+  backend?: string;
+}
+
+export interface WorkerJob {
   url: string;
   session: string;
-  backend?: string;
   model: ModelName;
   learningRate: number;
   epochs: number;
@@ -38,7 +47,8 @@ export interface WorkerInput {
 }
 
 export type WorkerOutput =
-  | { type: 'ready'; backend: string }
+  /** Once, when the backend has started; numTensors is the count every job must leave behind. */
+  | { type: 'ready'; backend: string; numTensors: number }
   | {
       type: 'round';
       index: number;
@@ -51,25 +61,27 @@ export type WorkerOutput =
       numTensors: number;
     }
   | { type: 'done'; index: number; endReason: string }
-  | { type: 'error'; index: number; message: string };
+  | { type: 'error'; index: number; message: string }
+  /** After every participant of a job is done: the worker waits for the next job. */
+  | { type: 'idle'; numTensors: number };
 
-async function runOne(input: WorkerInput, p: SimulatedParticipant, post: (m: WorkerOutput, t?: ArrayBuffer[]) => void): Promise<void> {
+async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerOutput, t?: ArrayBuffer[]) => void): Promise<void> {
   try {
     const { sampleShape, numClasses } = p.train;
-    const student = new Student(createModel({ name: input.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
-      sampleShape, numClasses, learningRate: input.learningRate, seed: p.seed,
+    const student = new Student(createModel({ name: job.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
+      sampleShape, numClasses, learningRate: job.learningRate, seed: p.seed,
     });
     const summary = await runParticipant({
-      url: input.url,
-      session: input.session,
+      url: job.url,
+      session: job.session,
       token: p.token,
       student,
-      data: { train: p.train, reference: input.reference },
-      evaluation: input.test,
-      epochs: input.epochs,
-      batchSize: input.batchSize,
-      ...(p.hostile && input.attack !== undefined ? { uploadHook: attackHook(input.attack, p.seed) } : {}),
-      ...(!p.hostile && input.privacy !== undefined ? { privacy: { ...input.privacy, seed: p.seed } } : {}),
+      data: { train: p.train, reference: job.reference },
+      evaluation: job.test,
+      epochs: job.epochs,
+      batchSize: job.batchSize,
+      ...(p.hostile && job.attack !== undefined ? { uploadHook: attackHook(job.attack, p.seed) } : {}),
+      ...(!p.hostile && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
       onRound: (r) => {
         const probs = r.evaluationProbs!;
         post({
@@ -85,17 +97,24 @@ async function runOne(input: WorkerInput, p: SimulatedParticipant, post: (m: Wor
   }
 }
 
-async function main(input: WorkerInput): Promise<void> {
-  const post = (message: WorkerOutput, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(message, transfer);
-  let backend: string;
+async function runJob(job: WorkerJob, backend: Promise<string>, post: (m: WorkerOutput, t?: ArrayBuffer[]) => void): Promise<void> {
   try {
-    backend = await selectBackend(input.backend);
+    await backend;
   } catch (error) {
-    for (const p of input.participants) post({ type: 'error', index: p.index, message: (error as Error).message });
+    for (const p of job.participants) post({ type: 'error', index: p.index, message: (error as Error).message });
     return;
   }
-  post({ type: 'ready', backend });
-  await Promise.all(input.participants.map((p) => runOne(input, p, post)));
+  await Promise.all(job.participants.map((p) => runOne(job, p, post)));
+  post({ type: 'idle', numTensors: tf.memory().numTensors });
 }
 
-if (parentPort !== null) void main(workerData as WorkerInput);
+if (parentPort !== null) {
+  const port = parentPort;
+  const post = (message: WorkerOutput, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+  // Started before any job arrives, so that importing tfjs and initialising the backend overlap
+  // the main thread's work (loading the data). A backend that fails is reported by each job, per
+  // participant.
+  const backend = selectBackend((workerData as WorkerStart).backend);
+  backend.then((name) => post({ type: 'ready', backend: name, numTensors: tf.memory().numTensors }), () => {});
+  port.on('message', (job: WorkerJob) => void runJob(job, backend, post));
+}
