@@ -78,3 +78,66 @@ export function distillationLoss(batch: DistillationBatch, alpha: number, temper
     return tf.add(tf.mul(task, alpha), tf.mul(soft, 1 - alpha)) as tf.Scalar;
   });
 }
+
+/**
+ * The participant's loss on one batch of rows, labeled and soft-target rows stacked, as one
+ * weighted cross-entropy: with s_r = 1 on labeled rows and 1/T on soft ones,
+ *   L = −Σ_r Σ_k W_rk · log softmax(s_r·z_r)_k + Σ_soft (1−α)T²/S · Σ_k q_rk log q_rk,
+ * where W is α/P at each labeled row's label and (1−α)T²/S · q on soft rows (P labeled rows, S
+ * soft). That is distillationLoss term for term (a soft batch alone is kdLoss, a labeled one
+ * crossEntropy), computed from targets the step already holds in memory: one softmax instead of
+ * two, and about half the kernels of the training step (test/client/losses.test.ts checks the
+ * values and gradients against distillationLoss and kdLoss).
+ */
+export interface StackedTargets {
+  /** [rows, 1]: 1 on labeled rows, 1/T on soft rows. */
+  rowScale: Float32Array;
+  /** [rows, classes]: the weights W above. */
+  weights: Float32Array;
+  /** Σ over soft rows of (1−α)T²/S · Σ_k q log q: the target's entropy term, which has no gradient. */
+  constant: number;
+}
+
+/**
+ * Fills the weights for P labeled rows (first) and S soft rows (after them), reusing `into`'s
+ * buffers. With no soft rows the task loss has weight 1; with no labeled rows the KD term has.
+ */
+export function stackTargets(
+  labels: ArrayLike<number>,
+  probs: ArrayLike<number>,
+  classes: number,
+  alpha: number,
+  temperature: number,
+  into: StackedTargets,
+): StackedTargets {
+  const p = labels.length;
+  const s = probs.length / classes;
+  const taskWeight = s === 0 ? 1 : alpha;
+  const softWeight = p === 0 ? 1 : 1 - alpha;
+  const { rowScale, weights } = into;
+  weights.fill(0, 0, (p + s) * classes);
+  for (let r = 0; r < p; r++) {
+    rowScale[r] = 1;
+    weights[r * classes + labels[r]!] = taskWeight / p;
+  }
+  const w = (softWeight * temperature * temperature) / s;
+  let constant = 0;
+  for (let r = 0; r < s; r++) {
+    rowScale[p + r] = 1 / temperature;
+    for (let k = 0; k < classes; k++) {
+      const q = probs[r * classes + k]!;
+      weights[(p + r) * classes + k] = w * q;
+      if (q > 0) constant += w * q * Math.log(q);
+    }
+  }
+  into.constant = s === 0 ? 0 : constant;
+  return into;
+}
+
+/** L above, for logits [rows, classes] and targets from stackTargets. */
+export function stackedDistillationLoss(logits: tf.Tensor2D, targets: { rowScale: tf.Tensor2D; weights: tf.Tensor2D; constant: number }): tf.Scalar {
+  return tf.tidy(() => {
+    const logP = tf.logSoftmax(tf.mul(logits, targets.rowScale));
+    return tf.sub(targets.constant, tf.sum(tf.mul(targets.weights, logP))) as tf.Scalar;
+  });
+}

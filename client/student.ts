@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { datasetSize, sampleLength, type LabeledDataset } from './data/dataset.js';
 import { SeededRandom } from './data/random.js';
-import { distillationLoss, kdLoss, logitMatchingLoss, temperedSoftmax } from './losses.js';
+import { logitMatchingLoss, stackedDistillationLoss, stackTargets, temperedSoftmax, type StackedTargets } from './losses.js';
 import { Adam } from './optimizer.js';
 
 export interface TrainOptions {
@@ -92,7 +92,8 @@ export class Student {
    * Trains for `options.epochs` passes over the labeled data (or over the soft targets when
    * there is no labeled data). With both, each step takes a labeled batch and an equally sized
    * batch of soft-target samples cycling through them, and descends
-   * α·CE + (1 − α)·T²·KL(target ‖ softmax(z/T)); with soft targets alone, the KD term alone.
+   * α·CE + (1 − α)·T²·KL(target ‖ softmax(z/T)); with soft targets alone, the KD term alone
+   * (client/losses.ts, stackedDistillationLoss: distillationLoss in one pass).
    */
   async train(sources: TrainingSources, options: TrainOptions): Promise<TrainResult> {
     const { labeled, soft } = sources;
@@ -110,6 +111,7 @@ export class Student {
     const xBuffer = new Float32Array(2 * b * d);
     const yBuffer = new Int32Array(b);
     const qBuffer = new Float32Array(b * c);
+    const stacked: StackedTargets = { rowScale: new Float32Array(2 * b), weights: new Float32Array(2 * b * c), constant: 0 };
     // Soft-target rows for each step, from their own shuffled cycle when labeled data drives the epoch.
     const softOrder = Array.from({ length: softCount }, (_, i) => i);
     let softCursor = softCount;
@@ -138,21 +140,16 @@ export class Student {
         xBuffer.set(soft!.x.subarray(j * d, (j + 1) * d), (pb + k) * d);
         qBuffer.set(soft!.probs.subarray(j * c, (j + 1) * c), k * c);
       });
-      const sb = softRows.length;
-      const x = tf.tensor(xBuffer.subarray(0, (pb + sb) * d), [pb + sb, ...this.sampleShape]);
-      const labels = tf.tensor1d(yBuffer.subarray(0, pb), 'int32');
-      const target = sb > 0 ? tf.tensor2d(qBuffer.subarray(0, sb * c), [sb, c]) : undefined;
-      return () => {
-        // One forward pass over labeled and soft rows together, split afterwards.
-        const logits = this.model.apply(x, { training: true }) as tf.Tensor2D;
-        const softLogits = sb > 0 ? logits.slice([pb, 0], [sb, c]) : undefined;
-        if (pb === 0) return kdLoss(softLogits!, target!, options.temperature);
-        return distillationLoss(
-          { privateLogits: logits.slice([0, 0], [pb, c]), labels, referenceLogits: softLogits, target },
-          options.alpha,
-          options.temperature,
-        );
+      const rows = pb + softRows.length;
+      // Labeled and soft rows go through the model together, and the loss takes them in one pass.
+      stackTargets(yBuffer.subarray(0, pb), qBuffer.subarray(0, softRows.length * c), c, options.alpha, options.temperature, stacked);
+      const x = tf.tensor(xBuffer.subarray(0, rows * d), [rows, ...this.sampleShape]);
+      const targets = {
+        rowScale: tf.tensor2d(stacked.rowScale.subarray(0, rows), [rows, 1]),
+        weights: tf.tensor2d(stacked.weights.subarray(0, rows * c), [rows, c]),
+        constant: stacked.constant,
       };
+      return () => stackedDistillationLoss(this.model.apply(x, { training: true }) as tf.Tensor2D, targets);
     });
   }
 

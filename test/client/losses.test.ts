@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
-import { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss } from '../../client/losses.js';
+import { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stackedDistillationLoss, stackTargets } from '../../client/losses.js';
 
 const LOGITS = [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]];
 const TARGET = [[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]]; // a zero entry: 0·log 0 must count as 0
@@ -92,4 +92,52 @@ describe('losses against golden values', () => {
     expectRelative(both!, GOLDEN.distillation);
     expectRelative(taskOnly!, GOLDEN.crossEntropy);
   });
+
+  /** The stacked form on rows [labeled…, soft…]: its value and its gradient with respect to those logits. */
+  function stacked(logits: number[][], labels: number[], target: number[][], alpha: number, T: number): { value: number; grad: number[][] } {
+    const c = logits[0]!.length;
+    const rows = logits.length;
+    const into = { rowScale: new Float32Array(rows), weights: new Float32Array(rows * c), constant: 0 };
+    const t = stackTargets(labels, target.flat(), c, alpha, T, into);
+    return tf.tidy(() => {
+      const targets = { rowScale: tf.tensor2d(t.rowScale, [rows, 1]), weights: tf.tensor2d(t.weights, [rows, c]), constant: t.constant };
+      const { value, grads } = tf.valueAndGrads((z: tf.Tensor) => stackedDistillationLoss(z as tf.Tensor2D, targets))([tf.tensor2d(logits)]);
+      return { value: value.dataSync()[0]!, grad: grads[0]!.arraySync() as number[][] };
+    });
+  }
+
+  it('the stacked one-pass form has the golden values: α·CE + (1−α)·T²·KL, CE alone, KD alone', () => {
+    // Rows: LOGITS as the labeled rows, then LOGITS again as the soft rows (as the golden's batch).
+    expectRelative(stacked([...LOGITS, ...LOGITS], LABELS, TARGET, 0.3, 2).value, GOLDEN.distillation);
+    expectRelative(stacked(LOGITS, LABELS, [], 0.3, 2).value, GOLDEN.crossEntropy);
+    for (const T of [1, 2, 4]) {
+      const kd = stacked(LOGITS, [], TARGET, 0.3, T);
+      expectRelative(kd.value, GOLDEN.kd[T]!);
+      expectRelative(kd.grad[0]![0]!, GOLDEN.kdGradient[T]![0]!);
+      expectRelative(kd.grad[1]![1]!, GOLDEN.kdGradient[T]![1]!);
+    }
+  });
+
+  for (const backend of ['cpu', 'wasm']) {
+    it(`${backend}: the stacked form gives distillationLoss's value and gradients on a training-sized batch`, async () => {
+      expect(await selectBackend(backend)).toBe(backend);
+      const [p, s, c, alpha, T] = [64, 64, 10, 0.5, 3];
+      const logits = tf.tidy(() => tf.randomNormal([p + s, c], 0, 3, 'float32', 5).arraySync() as number[][]);
+      const labels = Array.from({ length: p }, (_, i) => (i * 7) % c);
+      const target = tf.tidy(() => tf.softmax(tf.randomNormal([s, c], 0, 2, 'float32', 6)).arraySync() as number[][]);
+      target[0] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // zeros in a target: 0·log 0 counts as 0
+      const ours = stacked(logits, labels, target, alpha, T);
+      const reference = tf.tidy(() => {
+        const f = (z: tf.Tensor) => distillationLoss({
+          privateLogits: z.slice([0, 0], [p, c]) as tf.Tensor2D, labels: tf.tensor1d(labels, 'int32'),
+          referenceLogits: z.slice([p, 0], [s, c]) as tf.Tensor2D, target: tf.tensor2d(target),
+        }, alpha, T);
+        const { value, grads } = tf.valueAndGrads(f)([tf.tensor2d(logits)]);
+        return { value: value.dataSync()[0]!, grad: grads[0]!.arraySync() as number[][] };
+      });
+      expectRelative(ours.value, reference.value);
+      const scale = Math.max(...reference.grad.flat().map(Math.abs));
+      ours.grad.flat().forEach((g, i) => expect(Math.abs(g - reference.grad.flat()[i]!) / scale).toBeLessThan(1e-5));
+    });
+  }
 });
