@@ -5,16 +5,31 @@
  * (loading and partitioning the data) and is paid once per simulation, not once per run.
  */
 import { Worker } from 'node:worker_threads';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { WorkerJob, WorkerOutput, WorkerStart } from './worker.js';
 
 export type RoundReport = Extract<WorkerOutput, { type: 'round' }>;
 
+/** What a run on the pool reports besides its rounds. */
+export interface PoolRun {
+  backend: string;
+  /**
+   * Each worker's busy time over its job, in seconds: the time its event loop was not idle
+   * (training, predicting, encoding — waiting for the coordinator excluded). The same work takes
+   * longer when the workers slow each other down, which the simulation benchmark measures.
+   */
+  busySeconds: number[];
+}
+
 interface Run {
   onRound: (report: RoundReport) => void;
-  resolve: (backend: string) => void;
+  resolve: (run: PoolRun) => void;
   reject: (error: Error) => void;
   /** Workers of this run that have not finished their job yet. */
   busy: number;
+  /** Each worker's event-loop utilisation when its job was sent, and its busy seconds once done. */
+  since: EventLoopUtilization[];
+  busySeconds: number[];
 }
 
 export class WorkerPool {
@@ -48,18 +63,19 @@ export class WorkerPool {
 
   /**
    * Runs one job per worker, `jobs[w]` on worker w (fewer jobs than workers leave the rest idle),
-   * passing every round report on as it arrives; resolves with the backend once every job is
-   * done. The first participant error or worker crash rejects the run and closes the pool: the
+   * passing every round report on as it arrives; resolves with the backend and each worker's
+   * busy time once every job is done. The first participant error or worker crash rejects the run and closes the pool: the
    * other participants are then mid-job, and their workers can run nothing else.
    */
-  run(jobs: readonly WorkerJob[], onRound: (report: RoundReport) => void): Promise<string> {
+  run(jobs: readonly WorkerJob[], onRound: (report: RoundReport) => void): Promise<PoolRun> {
     if (this.closedBecause !== undefined) return Promise.reject(new Error(`the worker pool runs no more jobs: ${this.closedBecause}`));
     if (this.current !== undefined) return Promise.reject(new Error('the worker pool is already running jobs; runs on one pool go one after another'));
     if (jobs.length === 0 || jobs.length > this.size) {
       return Promise.reject(new Error(`a run needs 1 to ${this.size} jobs on this pool of ${this.size} workers (got ${jobs.length})`));
     }
     return new Promise((resolve, reject) => {
-      this.current = { onRound, resolve, reject, busy: jobs.length };
+      const since = jobs.map((_, w) => this.workers[w]!.performance.eventLoopUtilization());
+      this.current = { onRound, resolve, reject, busy: jobs.length, since, busySeconds: jobs.map(() => 0) };
       jobs.forEach((job, w) => this.workers[w]!.postMessage(job));
     });
   }
@@ -87,10 +103,12 @@ export class WorkerPool {
       case 'idle': {
         this.tensors[w]!.push(message.numTensors);
         const run = this.current;
-        if (run === undefined || --run.busy > 0) break;
+        if (run === undefined) break;
+        run.busySeconds[w] = this.workers[w]!.performance.eventLoopUtilization(run.since[w]).active / 1000;
+        if (--run.busy > 0) break;
         this.current = undefined;
         // Messages from one worker arrive in order: 'ready' came before any of its jobs ended.
-        run.resolve(this.backends[w]!);
+        run.resolve({ backend: this.backends[w]!, busySeconds: run.busySeconds });
         break;
       }
     }

@@ -20,7 +20,7 @@ import type { RoundRecord, SessionConfig } from '../server/session.js';
 import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
 import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn } from './metrics.js';
 import { hostileParticipants, type AttackSpec } from './attacks.js';
-import { WorkerPool, type RoundReport } from './pool.js';
+import { WorkerPool, type PoolRun, type RoundReport } from './pool.js';
 import type { WorkerJob } from './worker.js';
 
 /** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
@@ -146,6 +146,8 @@ export interface RunResult {
   /** With private uploads: each participant's final (ε, δ) spent. */
   privacy?: { delta: number; epsilon: Array<number | null> };
   totalBytes: { up: number; down: number };
+  /** Each worker thread's busy time over the run (simulations/pool.ts): the work done, waits excluded. */
+  workerBusySeconds: number[];
   seconds: number;
 }
 
@@ -361,9 +363,9 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     test,
   }));
   const own = pool ?? new WorkerPool(workers, options.backend);
-  let backend: string;
+  let done: PoolRun;
   try {
-    backend = await own.run(jobs, onRound);
+    done = await own.run(jobs, onRound);
   } finally {
     if (pool === undefined) await own.close();
     await coordinator.close();
@@ -372,7 +374,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   const honest = tokens.map((_, i) => i).filter((i) => !hostile.includes(i));
   return {
     algorithm: options.algorithm,
-    backend,
+    backend: done.backend,
     settings,
     participants: n,
     hostile,
@@ -387,6 +389,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     },
     ...(options.privacy === undefined || last?.epsilon == null ? {} : { privacy: { delta: options.privacy.delta, epsilon: last.epsilon } }),
     totalBytes: { up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0) },
+    workerBusySeconds: done.busySeconds,
     seconds: (performance.now() - started) / 1000,
   };
 }
