@@ -29,8 +29,8 @@ const SMALL: SimulationOptions = {
   ...DEFAULT_OPTIONS, participants: 2, rounds: 2, testSize: 200, referenceSize: 100, referencePerRound: 100, privateSize: 600, workers: 2, seed: 3,
 };
 const quiet = { line: () => {} };
-/** A run's numbers: everything but wall times. */
-const numbers = ({ seconds: _, rows, ...run }: RunResult) => ({ ...run, rows: rows.map(({ seconds: __, ...row }) => row) });
+/** A run's numbers: everything but timings (wall seconds, the workers' busy time). */
+const numbers = ({ seconds: _, workerBusySeconds: __, rows, ...run }: RunResult) => ({ ...run, rows: rows.map(({ seconds: ___, ...row }) => row) });
 
 describe('the simulation worker pool', () => {
   it('starts the workers once, before the data is ready, and runs the algorithm and the baseline on them', async () => {
@@ -65,6 +65,9 @@ describe('the simulation worker pool', () => {
     expect(threads.started).toBe(2);
     expect(reused.map((r) => r.rows.length)).toEqual([2, 2, 2]);
     expect(reused.map(numbers)).toEqual(fresh.map(numbers));
+    // Each worker a run used reports its busy time: some, and no more than the run's wall time.
+    expect(reused.map((r) => r.workerBusySeconds.length)).toEqual([2, 1, 2]);
+    for (const r of reused) for (const busy of r.workerBusySeconds) expect(busy > 0 && busy <= r.seconds, `${r.algorithm}: busy ${busy} s of ${r.seconds} s`).toBe(true);
     // Worker 0 ran all three jobs, worker 1 the two with two participants; each count is the one
     // its worker started with.
     expect(pool.tensors.map((counts) => counts.length)).toEqual([4, 3]);
