@@ -320,7 +320,14 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     seed: options.seed,
     maxMessageBytes: 16 * 1024 * 1024,
   };
-  const session = coordinator.createSession(config);
+  let session: ReturnType<Coordinator['createSession']>;
+  try {
+    session = coordinator.createSession(config);
+  } catch (error) {
+    // A refused config (say, a trimmed mean that trims nothing) must not leave the coordinator listening.
+    await coordinator.close();
+    throw error;
+  }
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
   const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workers);

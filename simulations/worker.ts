@@ -66,9 +66,10 @@ export type WorkerOutput =
   | { type: 'idle'; numTensors: number };
 
 async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerOutput, t?: ArrayBuffer[]) => void): Promise<void> {
+  let student: Student | undefined;
   try {
     const { sampleShape, numClasses } = p.train;
-    const student = new Student(createModel({ name: job.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
+    student = new Student(createModel({ name: job.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
       sampleShape, numClasses, learningRate: job.learningRate, seed: p.seed,
     });
     const summary = await runParticipant({
@@ -90,10 +91,12 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
         }, [probs.buffer as ArrayBuffer]);
       },
     });
-    student.dispose();
     post({ type: 'done', index: p.index, endReason: summary.endReason });
   } catch (error) {
     post({ type: 'error', index: p.index, message: error instanceof Error ? error.message : String(error) });
+  } finally {
+    // Also after a failure: the worker may outlive this job, and its tensors would stay behind.
+    student?.dispose();
   }
 }
 

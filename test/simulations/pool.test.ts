@@ -96,4 +96,17 @@ describe('the simulation worker pool', () => {
     await vi.waitFor(() => expect(pool.threadIds.filter((id) => threads.live.has(id))).toEqual([]));
     await expect(pool.run([nobody], () => {})).rejects.toThrow(/the worker pool runs no more jobs: worker 1 crashed/);
   });
+
+  it('a session config the coordinator refuses leaves no coordinator listening and starts no worker', async () => {
+    const options = { ...SMALL, participants: 4 };
+    const data = prepareData(options, quiet);
+    const servers = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+    const before = servers();
+    threads.started = 0;
+    // With 4 participants each target has 3 other values: β = 0.1 trims ⌊0.3⌋ = 0 of them.
+    await expect(runAlgorithm({ ...options, aggregator: 'trimmed-mean', trimFraction: 0.1 }, data, quiet)).rejects.toThrow(/trimFraction 0.1 trims/);
+    // A closed server's handle goes on the next turns of the loop; an open one stays.
+    await vi.waitFor(() => expect(servers()).toBe(before), { timeout: 2000 });
+    expect(threads.started).toBe(0);
+  });
 });
