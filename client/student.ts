@@ -84,6 +84,11 @@ export class Student {
     this.random = new SeededRandom(options.seed);
   }
 
+  /** Whether training runs codistill's fused Adam kernel (wasm) rather than tfjs's; known after the first step. */
+  get fusedOptimizer(): boolean {
+    return this.optimizer.fused;
+  }
+
   get sampleSize(): number {
     return this.sampleShape.reduce((a, b) => a * b, 1);
   }

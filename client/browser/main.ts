@@ -165,6 +165,8 @@ async function join(): Promise<void> {
       setStatus(`Round ${r.round} done: validation accuracy ${percent(r.accuracy)}. Waiting for the next round…`, 'running');
     },
   });
+  // Which Adam trained it: the fused wasm kernel, or tfjs's where that kernel cannot bind (client/optimizer.ts).
+  document.body.dataset.fusedAdam = String(student.fusedOptimizer);
   student.dispose();
   setStatus(`Session ended: ${summary.endReason}.`, 'ended');
   log(`session ended: ${summary.endReason}`);

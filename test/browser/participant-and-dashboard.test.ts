@@ -148,6 +148,8 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     expect(await page.evaluate(() => document.body.dataset.state), await page.textContent('#error') ?? '').toBe('ended');
     expect(await page.textContent('#status')).toBe(`Session ended: completed ${ROUNDS} rounds.`);
     expect(await page.evaluate(() => document.body.dataset.backend)).toBe('wasm');
+    // The page's student trained with the fused Adam kernel, bound to the browser's wasm memory.
+    expect(await page.evaluate(() => document.body.dataset.fusedAdam)).toBe('true');
     expect(pageLog.errors).toEqual([]);
     expect(dashboardLog.errors).toEqual([]);
 
