@@ -150,3 +150,50 @@ function rankOf(sorted: Float64Array, v: number): number {
   while (!Object.is(sorted[lo], v)) lo++;
   return lo;
 }
+
+/**
+ * Every leave-one-out coordinate-wise trimmed mean at once: for each participant k, the mean of
+ * the others' values after dropping `trim` from each side (trim for n − 1 values), rows
+ * renormalised — in O(n log n) per coordinate instead of O(n²).
+ *
+ * Each column is sorted once. Without participant k, whose value sits at position p of the sorted
+ * column, the others' kept block is the full column's block sorted[trim .. m − trim] (m = n − 1,
+ * one value more than is kept) minus one value: sorted[trim] if p < trim, sorted[m − trim] if
+ * p > m − trim, else sorted[p] itself. So each target is (B − that value) / (m − 2·trim), with
+ * B summed once in double-double (Knuth's two-sum) so that the subtraction loses nothing when
+ * the removed value dwarfs the rest (a block of 1e-20s and one 0.99). The definition sums the
+ * kept values in quickselect's order instead; the two agree to float64 rounding, so a float32
+ * result may differ from it in its last bit (test/server/trimmed-leave-one-out.test.ts).
+ */
+export function leaveOneOutTrimmedMeans(arrays: readonly Float32Array[], rows: number, classes: number, trim: number): Float32Array[] {
+  const n = arrays.length;
+  const m = n - 1;
+  const kept = m - 2 * trim;
+  if (!(n >= 2 && trim >= 0 && kept >= 1)) throw new Error(`trimmed-mean: cannot keep ${kept} of the ${m} others' values with ${trim} trimmed on each side`);
+  const sorted = new Float64Array(n);
+  const rowValues = Array.from({ length: n }, () => new Float64Array(classes));
+  const out = Array.from({ length: n }, () => new Float32Array(rows * classes));
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < classes; c++) {
+      const i = r * classes + c;
+      for (let k = 0; k < n; k++) sorted[k] = arrays[k]![i]!;
+      sorted.sort();
+      let hi = 0;
+      let lo = 0;
+      for (let j = trim; j <= m - trim; j++) {
+        const v = sorted[j]!;
+        const s = hi + v;
+        const back = s - hi;
+        lo += hi - (s - back) + (v - back);
+        hi = s;
+      }
+      for (let k = 0; k < n; k++) {
+        const p = rankOf(sorted, arrays[k]![i]!);
+        const removed = sorted[p < trim ? trim : p > m - trim ? m - trim : p]!;
+        rowValues[k]![c] = (hi - removed + lo) / kept;
+      }
+    }
+    for (let k = 0; k < n; k++) writeNormalisedRow(out[k]!, r, rowValues[k]!, classes);
+  }
+  return out;
+}

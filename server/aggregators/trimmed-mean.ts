@@ -26,7 +26,7 @@ export const trimmedMeanCore: AggregatorCore = (_contributions, arrays, options)
 export const trimmedMean = withChecks('trimmed-mean', trimmedMeanCore);
 
 /** ⌊β · n⌋ for the configured β, checked to leave at least one value per coordinate. */
-function trimCount(options: AggregatorOptions, n: number): number {
+export function trimCount(options: AggregatorOptions, n: number): number {
   const fraction = options.trimFraction ?? TRIMMED_MEAN_DEFAULT_FRACTION;
   if (!(fraction >= 0 && fraction < 0.5)) {
     throw new Error(`trimmed-mean: trimFraction must lie in [0, 0.5) — the share dropped on each side; got ${fraction}`);
