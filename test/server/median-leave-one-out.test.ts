@@ -11,26 +11,17 @@ import type { Contribution } from '../../protocol/index.js';
 import { leaveOneOutAggregates } from '../../server/aggregators/index.js';
 import { medianCore } from '../../server/aggregators/median.js';
 import { leaveOneOutMedians } from '../../server/aggregators/order-statistics.js';
+import { columnContributions } from './column-contributions.js';
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 /** The bits with −0 read as +0. */
 const bitsUpToZeroSign = (a: Float32Array) => bits(a.map((v) => (v === 0 ? 0 : v)));
 
+/** Coarse values make ties common; some exact zeros, a few −0 and tiny negatives. */
 function contributions(n: number, rows: number, classes: number, random: SeededRandom, negativeZeros = false): Contribution[] {
-  return Array.from({ length: n }, (_, k) => {
-    const values = new Float32Array(rows * classes);
-    for (let r = 0; r < rows; r++) {
-      let sum = 0;
-      for (let c = 0; c < classes; c++) {
-        // Coarse values make ties common; some exact zeros, a few -0 and tiny negatives.
-        const u = random.next();
-        const v = u < 0.15 ? 0 : u < 0.2 ? (negativeZeros ? -0 : 0) : u < 0.23 ? -1e-5 : Math.round(random.next() * 8) / 8;
-        values[r * classes + c] = v;
-        sum += Math.max(v, 0);
-      }
-      if (sum === 0) values[r * classes] = 1;
-    }
-    return { participant: `p${k}`, kind: 'reference-predictions', values };
+  return columnContributions(n, rows, classes, random, (r) => {
+    const u = r.next();
+    return u < 0.15 ? 0 : u < 0.2 ? (negativeZeros ? -0 : 0) : u < 0.23 ? -1e-5 : Math.round(r.next() * 8) / 8;
   });
 }
 

@@ -12,22 +12,13 @@ import type { Contribution } from '../../protocol/index.js';
 import { leaveOneOutAggregates } from '../../server/aggregators/index.js';
 import { leaveOneOutTrimmedMeans } from '../../server/aggregators/order-statistics.js';
 import { trimmedMeanCore, trimmedPerSide } from '../../server/aggregators/trimmed-mean.js';
+import { columnContributions } from './column-contributions.js';
 
+/** Coarse values make ties common; exact zeros, tiny negatives, and tiny positives beside near-ones. */
 function contributions(n: number, rows: number, classes: number, random: SeededRandom): Contribution[] {
-  return Array.from({ length: n }, (_, k) => {
-    const values = new Float32Array(rows * classes);
-    for (let r = 0; r < rows; r++) {
-      let sum = 0;
-      for (let c = 0; c < classes; c++) {
-        // Coarse values make ties common; exact zeros, tiny negatives, and tiny positives beside near-ones.
-        const u = random.next();
-        const v = u < 0.15 ? 0 : u < 0.18 ? -1e-5 : u < 0.3 ? 1e-20 * (1 + random.int(3)) : u < 0.4 ? 0.99 : Math.round(random.next() * 8) / 8;
-        values[r * classes + c] = v;
-        sum += Math.max(v, 0);
-      }
-      if (sum === 0) values[r * classes] = 1;
-    }
-    return { participant: `p${k}`, kind: 'reference-predictions', values };
+  return columnContributions(n, rows, classes, random, (r) => {
+    const u = r.next();
+    return u < 0.15 ? 0 : u < 0.18 ? -1e-5 : u < 0.3 ? 1e-20 * (1 + r.int(3)) : u < 0.4 ? 0.99 : Math.round(r.next() * 8) / 8;
   });
 }
 
