@@ -19,7 +19,8 @@ interface ProbeThread {
   run(units: number): Promise<number>;
 }
 
-function startThread(start: ProbeStart): Promise<ProbeThread> {
+/** Starts one probe thread and waits until it has warmed up. */
+export function startThread(start: ProbeStart): Promise<ProbeThread> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./parallel-probe-worker.js', import.meta.url), { workerData: start });
     let pending: ((ms: number) => void) | undefined;

@@ -94,9 +94,6 @@ export class WorkerPool {
       case 'round':
         this.current?.onRound(message);
         break;
-      case 'done':
-        // A job ends with its worker's 'idle', after every one of its participants is done.
-        break;
       case 'error':
         void this.stop(new Error(`participant p${message.index} failed: ${message.message}`));
         break;

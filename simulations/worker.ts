@@ -60,7 +60,6 @@ export type WorkerOutput =
       trainMs: number;
       numTensors: number;
     }
-  | { type: 'done'; index: number; endReason: string }
   | { type: 'error'; index: number; message: string }
   /** After every participant of a job is done: the worker waits for the next job. */
   | { type: 'idle'; numTensors: number };
@@ -72,7 +71,7 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
     student = new Student(createModel({ name: job.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
       sampleShape, numClasses, learningRate: job.learningRate, seed: p.seed,
     });
-    const summary = await runParticipant({
+    await runParticipant({
       url: job.url,
       session: job.session,
       token: p.token,
@@ -91,7 +90,6 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
         }, [probs.buffer as ArrayBuffer]);
       },
     });
-    post({ type: 'done', index: p.index, endReason: summary.endReason });
   } catch (error) {
     post({ type: 'error', index: p.index, message: error instanceof Error ? error.message : String(error) });
   } finally {

@@ -152,15 +152,14 @@ function leaveOneOutWithEnsemble(
   }
   const core = CORES[name as AggregatorName];
   const arrays = checkContributions(name, contributions, options);
-  if (name === 'median') {
-    // Sorted once per coordinate rather than selected n times: the same medians, in O(n log n).
-    leaveOneOutMedians(arrays, options.rows, options.classes).forEach((target, k) => targets.set(contributions[k]!.participant, target));
-    return { targets, ensemble: withEnsemble ? core(contributions, arrays, options) : undefined };
-  }
-  if (name === 'trimmed-mean') {
-    // Sorted once per coordinate, each target one subtraction from the kept block's sum: O(n log n).
-    const trim = trimCount(options, arrays.length - 1);
-    leaveOneOutTrimmedMeans(arrays, options.rows, options.classes, trim).forEach((target, k) => targets.set(contributions[k]!.participant, target));
+  // The median and the trimmed mean: sorted once per coordinate rather than selected n times, O(n log n).
+  const sorted = name === 'median'
+    ? leaveOneOutMedians(arrays, options.rows, options.classes)
+    : name === 'trimmed-mean'
+      ? leaveOneOutTrimmedMeans(arrays, options.rows, options.classes, trimCount(options, arrays.length - 1))
+      : undefined;
+  if (sorted !== undefined) {
+    sorted.forEach((target, k) => targets.set(contributions[k]!.participant, target));
     return { targets, ensemble: withEnsemble ? core(contributions, arrays, options) : undefined };
   }
   contributions.forEach(({ participant }, k) => targets.set(participant, core(without(contributions, k), without(arrays, k), options)));

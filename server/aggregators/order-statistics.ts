@@ -115,23 +115,37 @@ export function coordinateWise(
  * rank(v) skipped, and its middle value(s) are read straight off.
  */
 export function leaveOneOutMedians(arrays: readonly Float32Array[], rows: number, classes: number): Float32Array[] {
+  const m = arrays.length - 1;
+  const upper = m >>> 1;
+  return leaveOneOutSorted(arrays, rows, classes, (sorted) => (rank) => {
+    // The others' sorted column at position j is sorted[j] before the gap, sorted[j + 1] after it.
+    const at = (j: number) => sorted[j < rank ? j : j + 1]!;
+    return m % 2 === 1 ? at(upper) : (at(upper - 1) + at(upper)) / 2;
+  });
+}
+
+/**
+ * The skeleton of the sorted leave-one-out statistics: each coordinate's column of the n values
+ * is sorted once, `statistic` prepares what it needs from it and answers, for the position of the
+ * participant left out, the others' statistic; rows are then renormalised per participant.
+ */
+function leaveOneOutSorted(
+  arrays: readonly Float32Array[],
+  rows: number,
+  classes: number,
+  statistic: (sorted: Float64Array) => (rank: number) => number,
+): Float32Array[] {
   const n = arrays.length;
   const sorted = new Float64Array(n);
   const rowValues = Array.from({ length: n }, () => new Float64Array(classes));
   const out = Array.from({ length: n }, () => new Float32Array(rows * classes));
-  const m = n - 1;
-  const upper = m >>> 1;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < classes; c++) {
       const i = r * classes + c;
       for (let k = 0; k < n; k++) sorted[k] = arrays[k]![i]!;
       sorted.sort();
-      for (let k = 0; k < n; k++) {
-        const rank = rankOf(sorted, arrays[k]![i]!);
-        // The others' sorted column at position j is sorted[j] before the gap, sorted[j + 1] after it.
-        const at = (j: number) => sorted[j < rank ? j : j + 1]!;
-        rowValues[k]![c] = m % 2 === 1 ? at(upper) : (at(upper - 1) + at(upper)) / 2;
-      }
+      const without = statistic(sorted);
+      for (let k = 0; k < n; k++) rowValues[k]![c] = without(rankOf(sorted, arrays[k]![i]!));
     }
     for (let k = 0; k < n; k++) writeNormalisedRow(out[k]!, r, rowValues[k]!, classes);
   }
@@ -170,30 +184,16 @@ export function leaveOneOutTrimmedMeans(arrays: readonly Float32Array[], rows: n
   const m = n - 1;
   const kept = m - 2 * trim;
   if (!(n >= 2 && trim >= 0 && kept >= 1)) throw new Error(`trimmed-mean: cannot keep ${kept} of the ${m} others' values with ${trim} trimmed on each side`);
-  const sorted = new Float64Array(n);
-  const rowValues = Array.from({ length: n }, () => new Float64Array(classes));
-  const out = Array.from({ length: n }, () => new Float32Array(rows * classes));
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < classes; c++) {
-      const i = r * classes + c;
-      for (let k = 0; k < n; k++) sorted[k] = arrays[k]![i]!;
-      sorted.sort();
-      let hi = 0;
-      let lo = 0;
-      for (let j = trim; j <= m - trim; j++) {
-        const v = sorted[j]!;
-        const s = hi + v;
-        const back = s - hi;
-        lo += hi - (s - back) + (v - back);
-        hi = s;
-      }
-      for (let k = 0; k < n; k++) {
-        const p = rankOf(sorted, arrays[k]![i]!);
-        const removed = sorted[p < trim ? trim : p > m - trim ? m - trim : p]!;
-        rowValues[k]![c] = (hi - removed + lo) / kept;
-      }
+  return leaveOneOutSorted(arrays, rows, classes, (sorted) => {
+    let hi = 0;
+    let lo = 0;
+    for (let j = trim; j <= m - trim; j++) {
+      const v = sorted[j]!;
+      const s = hi + v;
+      const back = s - hi;
+      lo += hi - (s - back) + (v - back);
+      hi = s;
     }
-    for (let k = 0; k < n; k++) writeNormalisedRow(out[k]!, r, rowValues[k]!, classes);
-  }
-  return out;
+    return (p) => (hi - sorted[p < trim ? trim : p > m - trim ? m - trim : p]! + lo) / kept;
+  });
 }
