@@ -125,7 +125,7 @@ export const simulationBenchmark: Benchmark = {
         }),
         figure({
           id: 'simulation.parallel-ceiling',
-          label: `Parallel ceiling: the same participant rounds in ${2} threads at once vs 1 thread (no coordinator, an even split; ${probeSamples} private samples a round)`,
+          label: `Parallel ceiling: the same participant rounds in 2 threads at once vs 1 thread (no coordinator, an even split; ${probeSamples} private samples a round)`,
           value: 1 / median(ceiling.twoThreads), unit: 'runs/s',
           baseline: { label: '1 thread', value: 1 / median(ceiling.oneThread), unit: 'runs/s' },
           note: `${fmt(median(ceiling.oneThread) / 1000)} s → ${fmt(median(ceiling.twoThreads) / 1000)} s, medians of ${ceiling.oneThread.length}`,

@@ -130,7 +130,7 @@ export function stackTargets(
       if (q > 0) constant += w * q * Math.log(q);
     }
   }
-  into.constant = s === 0 ? 0 : constant;
+  into.constant = constant;
   return into;
 }
 

@@ -297,7 +297,6 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     );
   }
   const { test, reference } = data;
-  const coordinator = await Coordinator.start({ host: '127.0.0.1', port: 0 });
   const tokens = Array.from({ length: n }, (_, i) => ({ id: `p${i}`, token: randomBytes(24).toString('hex') }));
   const config: SessionConfig = {
     id: `sim-${options.algorithm}-${options.seed}`,
@@ -320,61 +319,58 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     seed: options.seed,
     maxMessageBytes: 16 * 1024 * 1024,
   };
-  let session: ReturnType<Coordinator['createSession']>;
-  try {
-    session = coordinator.createSession(config);
-  } catch (error) {
-    // A refused config (say, a trimmed mean that trims nothing) must not leave the coordinator listening.
-    await coordinator.close();
-    throw error;
-  }
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
   const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workers);
-  progress.line(`\n[${options.algorithm}] ${n} participants in ${workers} worker threads, coordinator at ${coordinator.url}`);
-  progress.line(header(n, hostile, options.privacy !== undefined));
   // Personalised accuracy weighs each class by a site's own label share; the centralized model
   // serves every site, so it is scored against each and averaged.
   const sites = data.labelMatrix.map((counts) => counts.map((c) => c / counts.reduce((a, b) => a + b, 0)));
 
   const rows: RoundRow[] = [];
   const perRound = new Map<number, Map<number, RoundReport>>();
-  let roundStarted = performance.now();
   let previous: Float32Array[] | null = null;
-  const onRound = (message: RoundReport) => {
-    const reports = perRound.get(message.round) ?? new Map<number, RoundReport>();
-    reports.set(message.index, message);
-    perRound.set(message.round, reports);
-    if (reports.size < n) return;
-    perRound.delete(message.round);
-    const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
-    const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
-    previous = ordered.map((r) => r.testProbs);
-    roundStarted = performance.now();
-    rows.push(row);
-    progress.line(formatRow(row));
-  };
-  const jobs = Array.from({ length: workers }, (_, w): WorkerJob => ({
-    url: coordinator.url,
-    session: config.id,
-    model: options.model,
-    learningRate: options.learningRate,
-    epochs: options.epochs,
-    batchSize: options.batchSize,
-    attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
-    privacy: options.privacy,
-    participants: tokens
-      .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) }))
-      .filter((p) => assignment[p.index] === w),
-    reference: reference.x,
-    test,
-  }));
-  const own = pool ?? new WorkerPool(workers, options.backend);
+  const coordinator = await Coordinator.start({ host: '127.0.0.1', port: 0 });
+  let own: WorkerPool | undefined;
   let done: PoolRun;
+  // Everything from here on closes the coordinator, whatever throws: a refused session config
+  // (say, a trimmed mean that trims nothing) must not leave it listening.
   try {
+    const session = coordinator.createSession(config);
+    progress.line(`\n[${options.algorithm}] ${n} participants in ${workers} worker threads, coordinator at ${coordinator.url}`);
+    progress.line(header(n, hostile, options.privacy !== undefined));
+    let roundStarted = performance.now();
+    const onRound = (message: RoundReport) => {
+      const reports = perRound.get(message.round) ?? new Map<number, RoundReport>();
+      reports.set(message.index, message);
+      perRound.set(message.round, reports);
+      if (reports.size < n) return;
+      perRound.delete(message.round);
+      const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
+      const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
+      previous = ordered.map((r) => r.testProbs);
+      roundStarted = performance.now();
+      rows.push(row);
+      progress.line(formatRow(row));
+    };
+    const jobs = Array.from({ length: workers }, (_, w): WorkerJob => ({
+      url: coordinator.url,
+      session: config.id,
+      model: options.model,
+      learningRate: options.learningRate,
+      epochs: options.epochs,
+      batchSize: options.batchSize,
+      attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
+      privacy: options.privacy,
+      participants: tokens
+        .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) }))
+        .filter((p) => assignment[p.index] === w),
+      reference: reference.x,
+      test,
+    }));
+    own = pool ?? new WorkerPool(workers, options.backend);
     done = await own.run(jobs, onRound);
   } finally {
-    if (pool === undefined) await own.close();
+    if (pool === undefined) await own?.close();
     await coordinator.close();
   }
   const last = rows[rows.length - 1];

@@ -70,7 +70,6 @@ export function readDigitFile(bytes: Uint8Array, file: string): Float32Array {
   return Float32Array.from(data as number[]);
 }
 
-/** 10⁰ … 10²², each exact: parsed from its literal, which is correctly rounded (and Math.pow need not be). */
 /**
  * The numbers from `start` (just after the '[') to the closing `] }`, or undefined at anything
  * but plain numbers, commas and whitespace. One pass, one branch per byte in the common case.
@@ -120,6 +119,7 @@ function fastNumbers(bytes: Uint8Array, start: number): Float32Array | undefined
   return values.slice(0, count);
 }
 
+/** 10⁰ … 10²², each exact: parsed from its literal, which is correctly rounded (and Math.pow need not be). */
 const POWERS_OF_TEN = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
 
 function checkDigitValues(values: Float32Array, digit: number, file: string): Float32Array {
