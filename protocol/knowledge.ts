@@ -15,6 +15,37 @@ import { decodeTensorValues, unpackTensor, type WireDtype, type WireTensor } fro
 
 export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-logits', 'class-logits', 'weights'] as const;
 export type KnowledgeKind = (typeof KNOWLEDGE_KINDS)[number];
+/** What a session exchanges: a kind of knowledge, or nothing (local training). */
+export type Knowledge = KnowledgeKind | 'none';
+
+/** What fixes a tensor's shape in a round: its reference rows, the classes, the model's parameter count. */
+export interface ShapeContext {
+  /** Reference samples in the round (reference kinds). */
+  rows: number;
+  numClasses: number;
+  /** Parameters of the model whose weights are exchanged (weights), once known. */
+  parameters?: number;
+}
+
+/**
+ * The shape of a tensor of this knowledge — an upload and the target sent back alike. Decided
+ * here once: the strategy packs its targets in this shape, and the participant unpacks them
+ * against it. The shape of weights is known only to who holds the model (or has seen one upload).
+ */
+export function knowledgeShape(knowledge: Knowledge, context: ShapeContext): number[] {
+  switch (knowledge) {
+    case 'reference-predictions':
+    case 'reference-logits':
+      return [context.rows, context.numClasses];
+    case 'class-logits':
+      return [context.numClasses, context.numClasses];
+    case 'weights':
+      if (context.parameters === undefined) throw new Error('the shape of weights needs the parameter count');
+      return [context.parameters];
+    case 'none':
+      return [0];
+  }
+}
 
 /**
  * The reference ids of one shard in an asynchronous session: the reference set cut into
@@ -73,19 +104,14 @@ function simplexTolerance(dtype: WireDtype, numClasses: number, scale: number | 
 }
 
 function expectedShape(e: KnowledgeExpectation, upload: RawUpload): number[] {
-  switch (e.kind) {
-    case 'reference-predictions':
-    case 'reference-logits':
-      return [e.rows, e.numClasses];
-    case 'class-logits':
-      return [e.numClasses, e.numClasses];
-    case 'weights':
-      // Any flat vector until the session has seen one; the same length ever after.
-      if (upload.values.shape.length !== 1) {
-        throw new ProtocolError(ErrorCode.Shape, `weights travel as one flat vector; got shape [${upload.values.shape.join(',')}]`);
-      }
-      return [e.parameters ?? upload.values.shape[0]!];
+  if (e.kind === 'weights' && e.parameters === undefined) {
+    // Any flat vector until the session has seen one; the same length ever after.
+    if (upload.values.shape.length !== 1) {
+      throw new ProtocolError(ErrorCode.Shape, `weights travel as one flat vector; got shape [${upload.values.shape.join(',')}]`);
+    }
+    return [upload.values.shape[0]!];
   }
+  return knowledgeShape(e.kind, e);
 }
 
 /** Validates an upload against the session's expectation and decodes it. Throws a ProtocolError naming what is wrong. */

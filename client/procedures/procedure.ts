@@ -2,7 +2,7 @@
  * A client procedure: what a participant does in a round of its algorithm. It meets the
  * server's strategy only through protocol types.
  */
-import type { KnowledgeKind, ServerMessage, SessionInfo } from '../../protocol/index.js';
+import { knowledgeShape, type KnowledgeKind, type ServerMessage, type SessionInfo } from '../../protocol/index.js';
 import type { LabeledDataset } from '../data/dataset.js';
 import type { Student, TrainResult } from '../student.js';
 
@@ -94,20 +94,13 @@ export function referenceFeatures(context: RoundContext, ids: readonly number[] 
   return out;
 }
 
-/** The shape a target of this session must have, to check what arrives. */
+/** The shape a target of this session must have, as protocol decides it for the session's knowledge. */
 export function targetShape(context: RoundContext): number[] {
-  const C = context.info.numClasses;
-  switch (context.info.knowledge) {
-    case 'reference-predictions':
-    case 'reference-logits':
-      return [context.round.referenceIds.length, C];
-    case 'class-logits':
-      return [C, C];
-    case 'weights':
-      return [context.student.model.countParams()];
-    case 'none':
-      return [0];
-  }
+  return knowledgeShape(context.info.knowledge, {
+    rows: context.round.referenceIds.length,
+    numClasses: context.info.numClasses,
+    parameters: context.info.knowledge === 'weights' ? context.student.model.countParams() : undefined,
+  });
 }
 
 /** Training options for the round from the session and the participant's settings. */

@@ -2,10 +2,10 @@
  * A server strategy: how a session configures each round and aggregates the knowledge that
  * arrives. It meets the participant's procedure only through protocol types.
  */
-import type { Contribution, KnowledgeKind } from '../../protocol/index.js';
+import type { Contribution, Knowledge } from '../../protocol/index.js';
 
 export type { Contribution };
-export type Knowledge = KnowledgeKind | 'none';
+export type { Knowledge } from '../../protocol/index.js';
 
 export interface RoundPlan {
   /** Reference sample ids every participant predicts on (empty when no reference set is used). */
