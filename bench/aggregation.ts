@@ -7,11 +7,11 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'socket.io';
-import type { Contribution } from '../protocol/index.js';
-import { leaveOneOutMeans, meanOf } from '../server/aggregate.js';
+import type { Contribution, KnowledgeKind } from '../protocol/index.js';
+import { leaveOneOutMeans, meanOf } from '../server/aggregators/sums.js';
 import { Coordinator } from '../server/coordinator.js';
 import type { SessionConfig } from '../server/session.js';
-import { STRATEGIES } from '../server/strategies/index.js';
+import { createStrategy, STRATEGIES } from '../server/strategies/index.js';
 import { ClientPool } from './client-pool.js';
 import { legacyLeaveOneOutMeans, legacyMeanOf } from './legacy.js';
 import { legacyDml, legacyFd, legacyLeaveOneOutAggregates, legacyMean } from './legacy-aggregation.js';
@@ -27,7 +27,7 @@ const BUDGET_MS = 4000;
 /** Parameters of the MLP student, for FedAvg-style weight uploads. */
 const MLP_PARAMETERS = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10;
 
-type Kind = Contribution['kind'];
+type Kind = KnowledgeKind;
 
 interface Candidate {
   family: string;
@@ -96,8 +96,8 @@ async function registeredAggregators(): Promise<{ candidates: Candidate[]; found
 
 function registeredStrategies(notes: string[]): Candidate[] {
   const candidates: Candidate[] = [];
-  for (const [name, make] of Object.entries(STRATEGIES)) {
-    const strategy = make({ referenceSize: ROWS, referencePerRound: ROWS, seed: 1, numClasses: CLASSES });
+  for (const name of Object.keys(STRATEGIES)) {
+    const strategy = createStrategy(name, { referenceSize: ROWS, referencePerRound: ROWS, seed: 1, numClasses: CLASSES });
     if (strategy.knowledge === 'none') {
       notes.push(`Strategy ${name} exchanges nothing (knowledge "none"): nothing to aggregate.`);
       continue;
@@ -274,8 +274,8 @@ export const aggregationBenchmark: Benchmark = {
     const checkRows: Table['rows'] = [];
     const options = { rows: ROWS, classes: CLASSES };
     const settings = { referenceSize: ROWS, referencePerRound: ROWS, seed: 1, numClasses: CLASSES };
-    const dmlStrategy = STRATEGIES.dml!(settings);
-    const fdStrategy = STRATEGIES.fd!(settings);
+    const dmlStrategy = createStrategy('dml', settings);
+    const fdStrategy = createStrategy('fd', settings);
     for (const n of quick ? COUNTS.slice(0, 2) : COUNTS) {
       const predictions = contributionsFor('reference-predictions', n, fixCache);
       const classLogits = contributionsFor('class-logits', n, fixCache);

@@ -6,7 +6,7 @@
  * call, exactly as the old code called them; fd's classTeacher is copied verbatim.
  * Nothing outside bench/ and test/ uses these.
  */
-import { leaveOneOutMeans, meanOf, sumOf } from '../server/aggregate.js';
+import { leaveOneOutMeans, meanOf, sumOf } from '../server/aggregators/sums.js';
 import { checkContributions } from '../server/aggregators/aggregator.js';
 import { eraCore } from '../server/aggregators/era.js';
 import { AGGREGATORS, aggregatorFor, type Aggregator, type AggregatorName, type AggregatorOptions, type Contribution } from '../server/aggregators/index.js';

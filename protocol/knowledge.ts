@@ -60,10 +60,13 @@ export function shardIds(referenceSize: number, shards: number, shard: number): 
   return Array.from({ length: end - start }, (_, i) => start + i);
 }
 
-/** An upload after validation: decoded values and the counts that came with them. */
+/**
+ * One participant's knowledge after validation: decoded values (row-major, in the shape its
+ * kind fixes) and the counts that came with them. The one type the coordinator hands its
+ * sessions, the aggregators read and the journal stores.
+ */
 export interface Contribution {
   participant: string;
-  kind: KnowledgeKind;
   /** May view the received envelope's bytes (readContribution reads aligned float32 in place): the envelope must not change. */
   values: Float32Array;
   sampleCount?: number;
@@ -142,7 +145,7 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
     if (error instanceof ProtocolError) throw new ProtocolError(error.code, `${what}: ${error.toWire().message}`);
     throw error;
   }
-  const contribution: Contribution = { participant, kind: upload.kind, values };
+  const contribution: Contribution = { participant, values };
   if (upload.sampleCount !== undefined) contribution.sampleCount = upload.sampleCount;
   if (upload.labelCounts !== undefined) {
     if (upload.labelCounts.length !== e.numClasses) {

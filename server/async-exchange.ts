@@ -4,7 +4,8 @@
  * (participant, shard) — bounded by participants × reference set — and forgets a participant
  * entirely when it leaves.
  */
-import { ErrorCode, ProtocolError, readContribution, shardIds, type Contribution, type WireTensor } from '../protocol/index.js';
+import { ErrorCode, ProtocolError, shardIds, type Contribution } from '../protocol/index.js';
+import type { AsyncSettings } from './session-config.js';
 import type { Strategy } from './strategies/index.js';
 
 interface Entry {
@@ -13,12 +14,7 @@ interface Entry {
   at: number;
 }
 
-export interface AsyncSettings {
-  shards: number;
-  exchangeEvery: number;
-  burnInSteps: number;
-  stalenessMs: number;
-}
+export type { AsyncSettings };
 
 export interface Ensemble {
   values: Float32Array;
@@ -40,14 +36,8 @@ export class AsyncExchange {
     return shardIds(this.referenceSize, this.settings.shards, shard).length;
   }
 
-  /** Validates and stores a participant's predictions on a shard, replacing its older ones. */
-  push(participant: string, shard: number, step: number, values: WireTensor, now = Date.now()): void {
-    const contribution = readContribution(participant, { kind: 'reference-predictions', values }, {
-      kind: 'reference-predictions',
-      round: 0,
-      numClasses: this.numClasses,
-      rows: this.rows(shard),
-    });
+  /** Stores a participant's predictions on a shard (decoded and checked by the coordinator), replacing its older ones. */
+  push(participant: string, shard: number, step: number, contribution: Contribution, now = Date.now()): void {
     const entries = this.latest.get(shard) ?? new Map<string, Entry>();
     const previous = entries.get(participant);
     if (previous !== undefined && previous.step > step) {

@@ -25,9 +25,11 @@ import {
 import { Journal } from './journal.js';
 import { checkOperators, OperatorDesk, type OperatorAccount } from './operator.js';
 import { TokenBucket } from './rate-limit.js';
-import { Session, type PeerLink, type SessionConfig } from './session.js';
+import { Session } from './session.js';
+import type { SessionConfig } from './session-config.js';
 import { entryTokenHash, hashToken, withTokenHashes } from './tokens.js';
 import { serveWeb, type WebOptions } from './web.js';
+import { encodeEnsembleReply, encodeOutgoing, readPush, readUpload, type PeerLink } from './wire.js';
 
 export interface CoordinatorOptions {
   /** Interface to listen on; 127.0.0.1 unless a deployment says otherwise. */
@@ -310,8 +312,15 @@ export class Coordinator {
     listen('join', (bytes) => {
       const message = decodeMessage(clientMessages.join, bytes, limits);
       requireSession(message.session);
-      link = { send: (event, envelope) => socket.emit(event, envelope) };
-      const reply = session.join(participant, link, message.role);
+      const ownLink: PeerLink = {
+        send: (event, outgoing) => {
+          const envelope = encodeOutgoing(event, outgoing, limits.maxBytes);
+          (socket.emit as (event: string, envelope: Uint8Array) => boolean)(event, envelope);
+          return envelope.byteLength;
+        },
+      };
+      link = ownLink;
+      const reply = session.join(participant, ownLink, message.role);
       joined = true;
       this.log(`${participant} joined ${session.config.id}`);
       return encodeEnvelope(reply);
@@ -328,10 +337,24 @@ export class Coordinator {
         requireSelf(message.participant);
         return handle(message, byteLength(bytes));
       });
-    request('upload', (message, size) => (session.upload(participant, message, size), ok));
+    // The codec is the coordinator's: the session is asked what an upload must hold, is handed
+    // the decoded contribution, and answers in decoded values that are encoded here.
+    request('upload', (message, size) => {
+      const expectation = session.expectUpload(participant, message.round);
+      if (expectation !== null) session.upload(participant, message.round, readUpload(participant, message, expectation), size);
+      return ok;
+    });
     request('report', (message, size) => (session.report(participant, message, size), ok));
-    request('push', (message, size) => (session.push(participant, message, size), ok));
-    request('pull', (message, size) => session.pull(participant, message, size));
+    request('push', (message, size) => {
+      const contribution = readPush(participant, message, session.expectPush(participant, message.shard));
+      session.push(participant, message.shard, message.step, contribution, size);
+      return ok;
+    });
+    request('pull', (message, size) => {
+      const reply = encodeEnsembleReply(session.pull(participant, message.shard, size), limits.maxBytes);
+      session.replied(reply.byteLength);
+      return reply;
+    });
     socket.on('disconnect', (reason) => {
       if (!joined) return;
       this.log(`${participant} left ${session.config.id}: ${reason}`);

@@ -14,17 +14,13 @@
  * participants chose to share; never their data). Contributions of a round that was aggregated
  * but never completed are discarded when the round is run again.
  */
-import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Contribution, KnowledgeKind } from '../protocol/index.js';
-import type { RoundRecord, SessionConfig } from './session.js';
+import type { RoundRecord, SessionConfig } from './session-config.js';
+
+export { valuesDigest } from './session-config.js';
 
 const SCHEMA_VERSION = 1;
-
-/** sha256 of a tensor's float32 bytes: how records name an aggregate or a target so that it can be recomputed and compared. */
-export function valuesDigest(values: Float32Array): string {
-  return createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
-}
 
 /** A session as journalled: its config without tokens, and how far it got. */
 export interface StoredSession {
@@ -38,7 +34,7 @@ export interface StoredSession {
 /** What a session tells its journal, in the order it happens. */
 export interface SessionJournal {
   /** A round's aggregate is computed: its contributions (in aggregation order) and what each learner will receive. */
-  aggregated(round: number, contributions: readonly Contribution[], targetDigests: ReadonlyMap<string, string | null>): void;
+  aggregated(round: number, kind: KnowledgeKind, contributions: readonly Contribution[], targetDigests: ReadonlyMap<string, string | null>): void;
   /** A round is over (completed or failed): the session goes on from here after a restart. */
   completed(record: RoundRecord): void;
   ended(reason: string): void;
@@ -50,7 +46,6 @@ export interface JournalOptions {
 
 interface ContributionRow {
   participant: string;
-  kind: string;
   data: Buffer;
   sample_count: number | null;
   label_counts: string | null;
@@ -133,20 +128,20 @@ export class Journal {
       `INSERT INTO contributions (session, round, seq, participant, kind, data, sample_count, label_counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertTarget = db.prepare(`INSERT INTO targets (session, round, participant, digest) VALUES (?, ?, ?, ?)`);
-    const aggregated = db.transaction((round: number, contributions: readonly Contribution[], digests: ReadonlyMap<string, string | null>) => {
+    const aggregated = db.transaction((round: number, kind: KnowledgeKind, contributions: readonly Contribution[], digests: ReadonlyMap<string, string | null>) => {
       // A round run again (after a restart) replaces its first aggregate.
       deleteContributions.run(id, round);
       deleteTargets.run(id, round);
       contributions.forEach((c, seq) => {
         const bytes = Buffer.from(c.values.buffer, c.values.byteOffset, c.values.byteLength);
-        insertContribution.run(id, round, seq, c.participant, c.kind, bytes, c.sampleCount ?? null, c.labelCounts === undefined ? null : JSON.stringify(c.labelCounts));
+        insertContribution.run(id, round, seq, c.participant, kind, bytes, c.sampleCount ?? null, c.labelCounts === undefined ? null : JSON.stringify(c.labelCounts));
       });
       for (const [participant, digest] of digests) insertTarget.run(id, round, participant, digest);
     });
     const completed = db.prepare(`INSERT OR REPLACE INTO rounds (session, round, record) VALUES (?, ?, ?)`);
     const ended = db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?`);
     return {
-      aggregated: (round, contributions, digests) => aggregated(round, contributions, digests),
+      aggregated: (round, kind, contributions, digests) => aggregated(round, kind, contributions, digests),
       completed: (record) => completed.run(id, record.round, JSON.stringify(record)),
       ended: (reason) => ended.run(Date.now(), reason, id),
     };
@@ -156,13 +151,13 @@ export class Journal {
   contributions(session: string, round: number): Contribution[] {
     const rows = this.db
       .prepare<[string, number], ContributionRow>(
-        `SELECT participant, kind, data, sample_count, label_counts FROM contributions WHERE session = ? AND round = ? ORDER BY seq`,
+        `SELECT participant, data, sample_count, label_counts FROM contributions WHERE session = ? AND round = ? ORDER BY seq`,
       )
       .all(session, round);
     return rows.map((r) => {
       // Copied into a buffer of its own: SQLite's may sit at an offset a Float32Array cannot view.
       const values = new Float32Array(new Uint8Array(r.data).buffer);
-      const c: Contribution = { participant: r.participant, kind: r.kind as KnowledgeKind, values };
+      const c: Contribution = { participant: r.participant, values };
       if (r.sample_count !== null) c.sampleCount = r.sample_count;
       if (r.label_counts !== null) c.labelCounts = JSON.parse(r.label_counts) as number[];
       return c;

@@ -3,7 +3,7 @@
  * session's config all name a token by its hash, so that nothing stored lets anyone in.
  */
 import { createHash } from 'node:crypto';
-import type { ParticipantEntry, SessionConfig } from './session.js';
+import type { ParticipantEntry, SessionConfig } from './session-config.js';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');

@@ -11,17 +11,11 @@
  * participant's.
  */
 import { ErrorCode, ProtocolError } from '../../protocol/errors.js';
-import { firstNonFiniteSum, sumOf } from '../aggregate.js';
+import type { Contribution } from '../../protocol/knowledge.js';
+import { firstNonFiniteSum, sumOf } from './sums.js';
 
-/** One participant's contribution to a round: row-major [rows, classes] values plus optional metadata. */
-export interface Contribution {
-  participant: string;
-  values: Float32Array;
-  /** Size of the participant's private training set (sample-weighted aggregation). */
-  sampleCount?: number;
-  /** Per class, how many private training samples the participant holds (label-weighted aggregation). */
-  labelCounts?: number[];
-}
+/** One participant's contribution: its decoded values plus optional metadata (protocol's one Contribution type). */
+export type { Contribution };
 
 export interface AggregatorOptions {
   rows: number;
@@ -42,6 +36,47 @@ export type Aggregator = (contributions: readonly Contribution[], options: Aggre
  * on subsets of it, which pass every check the whole set passed.
  */
 export type AggregatorCore = (contributions: readonly Contribution[], arrays: readonly Float32Array[], options: AggregatorOptions) => Float32Array;
+
+/**
+ * Every contributor's leave-one-out aggregate at once, faster than the core run n times (one
+ * sort per coordinate for the median and the trimmed mean), checking the contributions itself;
+ * with the aggregate of all when `withEnsemble`.
+ */
+export type LeaveOneOut = (
+  contributions: readonly Contribution[],
+  options: AggregatorOptions,
+  withEnsemble: boolean,
+) => { targets: Float32Array[]; ensemble?: Float32Array };
+
+/** What the settings of a session that uses an aggregator must satisfy, beyond each value's own range. */
+export interface AggregatorSettings {
+  trimFraction?: number;
+  participants: number;
+}
+
+/**
+ * One aggregator, as the registry (index.ts) knows it: a file exports one of these, and the
+ * registry lists it on one line. Strategies, leave-one-out targets, config checks and secure
+ * aggregation read these fields instead of special-casing names.
+ */
+export interface AggregatorDescriptor {
+  readonly name: string;
+  /** The aggregate of all contributions, checked. */
+  readonly aggregate: Aggregator;
+  /** The aggregate of values already checked (leave-one-out calls it on subsets of a checked set). */
+  readonly core: AggregatorCore;
+  /**
+   * The aggregate is the plain mean of the values: every leave-one-out target is (S − own)/(n − 1)
+   * from one float64 sum (Zhang et al. 2018's trick), with the checks fused into that sum.
+   */
+  readonly plainMean: boolean;
+  /** A faster leave-one-out than n runs of the core, where the aggregator has one. */
+  readonly leaveOneOut?: LeaveOneOut;
+  /** Reads each contribution's values, not only their (weighted) sums: impossible where the coordinator sees only sums. */
+  readonly needsIndividualValues: boolean;
+  /** Problems with a session's settings for this aggregator (a trim fraction that trims nothing, …). */
+  readonly configProblems?: (settings: AggregatorSettings) => string[];
+}
 
 /**
  * Checks what every aggregator needs: at least one contribution, distinct participants, a

@@ -24,7 +24,7 @@
  * add nothing to H, and H is clamped to [0, ln C], its range on the simplex, so that values off
  * the simplex cannot widen the gate's range beyond [1/C, 1] either.
  */
-import { withChecks, type AggregatorCore } from './aggregator.js';
+import { withChecks, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
 
 export const entropyWeightedCore: AggregatorCore = (_contributions, arrays, options) => {
   const { rows, classes } = options;
@@ -51,3 +51,5 @@ export const entropyWeightedCore: AggregatorCore = (_contributions, arrays, opti
 };
 
 export const entropyWeighted = withChecks('entropy-weighted', entropyWeightedCore);
+
+export const entropyWeightedAggregator = { name: 'entropy-weighted', aggregate: entropyWeighted, core: entropyWeightedCore, plainMean: false, needsIndividualValues: true } as const satisfies AggregatorDescriptor;

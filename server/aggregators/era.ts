@@ -28,8 +28,8 @@
  * p̄ = (0.5, 0.5/999, …) T = 0.1 leaves only 0.13 on the top class. Choose T with C in mind.
  * The softmax subtracts the row maximum first, so no T > 0 overflows.
  */
-import { sumOf } from '../aggregate.js';
-import { checkedSum, type Aggregator, type AggregatorCore, type AggregatorOptions } from './aggregator.js';
+import { sumOf } from './sums.js';
+import { checkedSum, type Aggregator, type AggregatorCore, type AggregatorOptions, type AggregatorDescriptor } from './aggregator.js';
 
 /** DS-FL's temperature. */
 export const ERA_DEFAULT_TEMPERATURE = 0.1;
@@ -71,3 +71,5 @@ function sharpenMeanRows(sum: Float64Array, scale: number, classes: number, temp
   }
   return out;
 }
+
+export const eraAggregator = { name: 'era', aggregate: era, core: eraCore, plainMean: false, needsIndividualValues: false } as const satisfies AggregatorDescriptor;

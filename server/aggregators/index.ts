@@ -1,73 +1,65 @@
 /**
- * The aggregator registry: one line per aggregator, plus the leave-one-out forms that DML-style
- * strategies send each participant (the aggregate of the *others*).
+ * The aggregator registry: one line per aggregator (each file exports its descriptor), plus the
+ * leave-one-out forms that DML-style strategies send each participant (the aggregate of the
+ * *others*), derived from the descriptors.
  */
-import { leaveOneOutFromSum, meanFromSum } from '../aggregate.js';
-import { checkContributions, checkedSum, type Aggregator, type AggregatorCore, type AggregatorOptions, type Contribution } from './aggregator.js';
-import { entropyWeighted, entropyWeightedCore } from './entropy-weighted.js';
-import { era, eraCore } from './era.js';
-import { labelWeighted, labelWeightedCore } from './label-weighted.js';
-import { meanLogits, meanLogitsCore } from './mean-logits.js';
-import { mean, meanCore } from './mean.js';
-import { median, medianCore } from './median.js';
-import { sampleWeighted, sampleWeightedCore } from './sample-weighted.js';
-import { leaveOneOutMedians, leaveOneOutTrimmedMeans } from './order-statistics.js';
-import { trimCount, trimmedMean, trimmedMeanCore } from './trimmed-mean.js';
+import { checkContributions, checkedSum, type AggregatorDescriptor, type AggregatorOptions, type AggregatorSettings, type Contribution } from './aggregator.js';
+import { entropyWeightedAggregator } from './entropy-weighted.js';
+import { eraAggregator } from './era.js';
+import { labelWeightedAggregator } from './label-weighted.js';
+import { meanLogitsAggregator } from './mean-logits.js';
+import { meanAggregator } from './mean.js';
+import { medianAggregator } from './median.js';
+import { sampleWeightedAggregator } from './sample-weighted.js';
+import { leaveOneOutFromSum, meanFromSum } from './sums.js';
+import { trimmedMeanAggregator } from './trimmed-mean.js';
 
-export type { Aggregator, AggregatorOptions, Contribution } from './aggregator.js';
+export type { Aggregator, AggregatorDescriptor, AggregatorOptions, Contribution } from './aggregator.js';
 export { ERA_DEFAULT_TEMPERATURE } from './era.js';
 export { TRIMMED_MEAN_DEFAULT_FRACTION, trimmedPerSide } from './trimmed-mean.js';
 
-export type AggregatorName =
-  | 'mean'
-  | 'mean-logits'
-  | 'sample-weighted'
-  | 'label-weighted'
-  | 'entropy-weighted'
-  | 'era'
-  | 'median'
-  | 'trimmed-mean';
+const DESCRIPTORS = [
+  meanAggregator,
+  meanLogitsAggregator,
+  sampleWeightedAggregator,
+  labelWeightedAggregator,
+  entropyWeightedAggregator,
+  eraAggregator,
+  medianAggregator,
+  trimmedMeanAggregator,
+] as const;
 
-export const AGGREGATORS: Readonly<Record<AggregatorName, Aggregator>> = {
-  mean,
-  'mean-logits': meanLogits,
-  'sample-weighted': sampleWeighted,
-  'label-weighted': labelWeighted,
-  'entropy-weighted': entropyWeighted,
-  era,
-  median,
-  'trimmed-mean': trimmedMean,
-};
+export type AggregatorName = (typeof DESCRIPTORS)[number]['name'];
 
-/** Each aggregator without checkContributions, for callers that checked the whole set once (leave-one-out). */
-const CORES: Readonly<Record<AggregatorName, AggregatorCore>> = {
-  mean: meanCore,
-  'mean-logits': meanLogitsCore,
-  'sample-weighted': sampleWeightedCore,
-  'label-weighted': labelWeightedCore,
-  'entropy-weighted': entropyWeightedCore,
-  era: eraCore,
-  median: medianCore,
-  'trimmed-mean': trimmedMeanCore,
-};
+const BY_NAME: ReadonlyMap<string, AggregatorDescriptor> = new Map(DESCRIPTORS.map((d) => [d.name, d]));
 
-export const AGGREGATOR_NAMES = Object.keys(AGGREGATORS) as readonly AggregatorName[];
+export const AGGREGATORS = Object.fromEntries(DESCRIPTORS.map((d) => [d.name, d.aggregate])) as Readonly<Record<AggregatorName, AggregatorDescriptor['aggregate']>>;
+
+export const AGGREGATOR_NAMES: readonly AggregatorName[] = DESCRIPTORS.map((d) => d.name);
 
 export function isAggregatorName(name: string): name is AggregatorName {
-  // Object.hasOwn, not `in`: "constructor" or "toString" must not pass for an aggregator.
-  return Object.hasOwn(AGGREGATORS, name);
+  // A Map, not an object's keys: "constructor" or "toString" must not pass for an aggregator.
+  return BY_NAME.has(name);
+}
+
+/** The descriptor of the aggregator called `name`, or an error that lists the names there are. */
+export function aggregatorDescriptor(name: string): AggregatorDescriptor {
+  const descriptor = BY_NAME.get(name);
+  if (descriptor === undefined) throw new Error(`unknown aggregator "${name}"; choose one of ${AGGREGATOR_NAMES.join(', ')}`);
+  return descriptor;
 }
 
 /** The aggregator called `name`, or an error that lists the names there are. */
-export function aggregatorFor(name: string): Aggregator {
-  if (!isAggregatorName(name)) {
-    throw new Error(`unknown aggregator "${name}"; choose one of ${AGGREGATOR_NAMES.join(', ')}`);
-  }
-  return AGGREGATORS[name];
+export function aggregatorFor(name: string): AggregatorDescriptor['aggregate'] {
+  return aggregatorDescriptor(name).aggregate;
 }
 
-/** Aggregators whose aggregate is the plain mean of the values, so that S − own works. */
-const PLAIN_MEANS: ReadonlySet<string> = new Set<AggregatorName>(['mean', 'mean-logits']);
+/** What is wrong with a session's settings for the aggregator `name` (an unknown name included). */
+export function aggregatorConfigProblems(name: string, settings: AggregatorSettings): string[] {
+  const descriptor = BY_NAME.get(name);
+  if (descriptor === undefined) return [`unknown aggregator "${name}"; choose one of ${AGGREGATOR_NAMES.join(', ')}`];
+  return descriptor.configProblems?.(settings) ?? [];
+}
 
 /**
  * The aggregate of every contribution except `participant`'s: what a DML-style strategy sends
@@ -82,16 +74,14 @@ export function aggregateExcluding(
   participant: string,
   options: AggregatorOptions,
 ): Float32Array {
-  aggregatorFor(name);
-  const core = CORES[name as AggregatorName];
+  const descriptor = aggregatorDescriptor(name);
   // The whole set is checked, the left-out contribution included: a bad upload is refused the
   // same way whichever target is being computed. Once: the others pass every check the whole
   // set passed, so the aggregator's core runs on them without checking them again.
-  const plain = PLAIN_MEANS.has(name);
-  const checked = plain ? checkedSum(name, contributions, options) : { arrays: checkContributions(name, contributions, options), sum: undefined };
+  const checked = descriptor.plainMean ? checkedSum(name, contributions, options) : { arrays: checkContributions(name, contributions, options), sum: undefined };
   const { arrays } = checked;
   const index = contributions.findIndex((c) => c.participant === participant);
-  if (index < 0) return checked.sum !== undefined ? meanFromSum(checked.sum, arrays.length) : core(contributions, arrays, options);
+  if (index < 0) return checked.sum !== undefined ? meanFromSum(checked.sum, arrays.length) : descriptor.core(contributions, arrays, options);
   if (arrays.length < 2) {
     throw new Error(`${name}: ${participant} is the only contributor; there is nobody else to aggregate`);
   }
@@ -103,14 +93,15 @@ export function aggregateExcluding(
     for (let i = 0; i < sum.length; i++) target[i] = (sum[i]! - own[i]!) / others;
     return target;
   }
-  return core(without(contributions, index), without(arrays, index), options);
+  return descriptor.core(without(contributions, index), without(arrays, index), options);
 }
 
 /**
  * Every participant's leave-one-out aggregate, keyed by participant. For the plain means all n
- * targets come from one float64 sum, O(n·P·C) in all (leaveOneOutMeans); the median and the
- * trimmed mean from one sort per coordinate, O(n log n·P·C); the other aggregators are
- * recomputed n times over n − 1 contributions, O(n²·P·C), after one check of the whole set.
+ * targets come from one float64 sum, O(n·P·C) in all (leaveOneOutMeans); an aggregator with a
+ * leave-one-out of its own (the median and the trimmed mean: one sort per coordinate,
+ * O(n log n·P·C)) uses it; the others are recomputed n times over n − 1 contributions,
+ * O(n²·P·C), after one check of the whole set.
  */
 export function leaveOneOutAggregates(
   name: AggregatorName | string,
@@ -140,30 +131,22 @@ function leaveOneOutWithEnsemble(
   options: AggregatorOptions,
   withEnsemble: boolean,
 ): { targets: Map<string, Float32Array>; ensemble?: Float32Array } {
-  aggregatorFor(name);
+  const descriptor = aggregatorDescriptor(name);
   if (contributions.length < 2) {
     throw new Error(`${name}: leave-one-out aggregates need at least 2 contributors; got ${contributions.length}`);
   }
-  const targets = new Map<string, Float32Array>();
-  if (PLAIN_MEANS.has(name)) {
+  const byParticipant = (list: readonly Float32Array[]) => new Map(list.map((target, k) => [contributions[k]!.participant, target]));
+  if (descriptor.plainMean) {
     const { arrays, sum } = checkedSum(name, contributions, options);
-    leaveOneOutFromSum(sum, arrays).forEach((target, k) => targets.set(contributions[k]!.participant, target));
-    return { targets, ensemble: withEnsemble ? meanFromSum(sum, arrays.length) : undefined };
+    return { targets: byParticipant(leaveOneOutFromSum(sum, arrays)), ensemble: withEnsemble ? meanFromSum(sum, arrays.length) : undefined };
   }
-  const core = CORES[name as AggregatorName];
+  if (descriptor.leaveOneOut !== undefined) {
+    const { targets, ensemble } = descriptor.leaveOneOut(contributions, options, withEnsemble);
+    return { targets: byParticipant(targets), ensemble };
+  }
   const arrays = checkContributions(name, contributions, options);
-  // The median and the trimmed mean: sorted once per coordinate rather than selected n times, O(n log n).
-  const sorted = name === 'median'
-    ? leaveOneOutMedians(arrays, options.rows, options.classes)
-    : name === 'trimmed-mean'
-      ? leaveOneOutTrimmedMeans(arrays, options.rows, options.classes, trimCount(options, arrays.length - 1))
-      : undefined;
-  if (sorted !== undefined) {
-    sorted.forEach((target, k) => targets.set(contributions[k]!.participant, target));
-    return { targets, ensemble: withEnsemble ? core(contributions, arrays, options) : undefined };
-  }
-  contributions.forEach(({ participant }, k) => targets.set(participant, core(without(contributions, k), without(arrays, k), options)));
-  return { targets, ensemble: withEnsemble ? core(contributions, arrays, options) : undefined };
+  const targets = contributions.map((_, k) => descriptor.core(without(contributions, k), without(arrays, k), options));
+  return { targets: byParticipant(targets), ensemble: withEnsemble ? descriptor.core(contributions, arrays, options) : undefined };
 }
 
 function without<T>(items: readonly T[], index: number): T[] {

@@ -18,7 +18,7 @@
  * Every contribution must carry labelCounts: `classes` finite counts ≥ 0.
  */
 import { ErrorCode, ProtocolError } from '../../protocol/errors.js';
-import { withChecks, writeNormalisedRow, type AggregatorCore } from './aggregator.js';
+import { withChecks, writeNormalisedRow, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
 
 export const labelWeightedCore: AggregatorCore = (contributions, arrays, options) => {
   const { rows, classes } = options;
@@ -63,3 +63,5 @@ export const labelWeightedCore: AggregatorCore = (contributions, arrays, options
 };
 
 export const labelWeighted = withChecks('label-weighted', labelWeightedCore);
+
+export const labelWeightedAggregator = { name: 'label-weighted', aggregate: labelWeighted, core: labelWeightedCore, plainMean: false, needsIndividualValues: false } as const satisfies AggregatorDescriptor;

@@ -8,8 +8,8 @@
  * target, which is why it is a separate aggregator. Logits are unbounded, so nothing is
  * renormalised.
  */
-import { meanFromSum, meanOf } from '../aggregate.js';
-import { checkedSum, type Aggregator, type AggregatorCore } from './aggregator.js';
+import { meanFromSum, meanOf } from './sums.js';
+import { checkedSum, type Aggregator, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
 
 export const meanLogitsCore: AggregatorCore = (_contributions, arrays) => meanOf(arrays);
 
@@ -18,3 +18,5 @@ export const meanLogits: Aggregator = (contributions, options) => {
   const { arrays, sum } = checkedSum('mean-logits', contributions, options);
   return meanFromSum(sum, arrays.length);
 };
+
+export const meanLogitsAggregator = { name: 'mean-logits', aggregate: meanLogits, core: meanLogitsCore, plainMean: true, needsIndividualValues: false } as const satisfies AggregatorDescriptor;

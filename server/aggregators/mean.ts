@@ -6,8 +6,8 @@
  * one float64 sum for all n targets). A mean of distributions is a distribution, so rows stay
  * on the simplex without renormalising.
  */
-import { meanFromSum, meanOf } from '../aggregate.js';
-import { checkedSum, type Aggregator, type AggregatorCore } from './aggregator.js';
+import { meanFromSum, meanOf } from './sums.js';
+import { checkedSum, type Aggregator, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
 
 export const meanCore: AggregatorCore = (_contributions, arrays) => meanOf(arrays);
 
@@ -17,3 +17,5 @@ export const mean: Aggregator = (contributions, options) => {
   const { arrays, sum } = checkedSum('mean', contributions, options);
   return meanFromSum(sum, arrays.length);
 };
+
+export const meanAggregator = { name: 'mean', aggregate: mean, core: meanCore, plainMean: true, needsIndividualValues: false } as const satisfies AggregatorDescriptor;

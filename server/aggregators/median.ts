@@ -13,9 +13,25 @@
  * so — our step, not the paper's — each row is rescaled to sum 1, and falls back to uniform when
  * it sums to 0.
  */
-import { withChecks, type AggregatorCore } from './aggregator.js';
-import { coordinateWise, medianInPlace } from './order-statistics.js';
+import { checkContributions, withChecks, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
+import { coordinateWise, leaveOneOutMedians, medianInPlace } from './order-statistics.js';
 
 export const medianCore: AggregatorCore = (_contributions, arrays, options) => coordinateWise(arrays, options.rows, options.classes, medianInPlace);
 
 export const median = withChecks('median', medianCore);
+
+export const medianAggregator = {
+  name: 'median',
+  aggregate: median,
+  core: medianCore,
+  plainMean: false,
+  // One sort per coordinate serves all n targets, O(n log n), instead of n selections.
+  leaveOneOut: (contributions, options, withEnsemble) => {
+    const arrays = checkContributions('median', contributions, options);
+    return {
+      targets: leaveOneOutMedians(arrays, options.rows, options.classes),
+      ensemble: withEnsemble ? medianCore(contributions, arrays, options) : undefined,
+    };
+  },
+  needsIndividualValues: true,
+} as const satisfies AggregatorDescriptor;

@@ -8,7 +8,7 @@
  * the plain mean. Like the mean, it keeps rows on the simplex.
  */
 import { ErrorCode, ProtocolError } from '../../protocol/errors.js';
-import { withChecks, type AggregatorCore } from './aggregator.js';
+import { withChecks, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
 
 export const sampleWeightedCore: AggregatorCore = (contributions, arrays) => {
   let total = 0;
@@ -34,3 +34,5 @@ export const sampleWeightedCore: AggregatorCore = (contributions, arrays) => {
 };
 
 export const sampleWeighted = withChecks('sample-weighted', sampleWeightedCore);
+
+export const sampleWeightedAggregator = { name: 'sample-weighted', aggregate: sampleWeighted, core: sampleWeightedCore, plainMean: false, needsIndividualValues: false } as const satisfies AggregatorDescriptor;

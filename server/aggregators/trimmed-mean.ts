@@ -13,8 +13,8 @@
  * row renormalisation is ours, not the paper's: trimming per coordinate breaks Σ_c = 1.
  * Default β = 0.1.
  */
-import { withChecks, type AggregatorCore, type AggregatorOptions } from './aggregator.js';
-import { coordinateWise, trimmedMeanInPlace } from './order-statistics.js';
+import { checkContributions, withChecks, type AggregatorCore, type AggregatorDescriptor, type AggregatorOptions } from './aggregator.js';
+import { coordinateWise, leaveOneOutTrimmedMeans, trimmedMeanInPlace } from './order-statistics.js';
 
 export const TRIMMED_MEAN_DEFAULT_FRACTION = 0.1;
 
@@ -39,3 +39,29 @@ export function trimmedPerSide(fraction: number, n: number): number {
   // β < 1/2 gives 2t ≤ 2βn < n, except where the allowance rounds βn up to exactly n/2.
   return Math.min(Math.floor(fraction * n + 1e-9), Math.floor((n - 1) / 2));
 }
+
+export const trimmedMeanAggregator = {
+  name: 'trimmed-mean',
+  aggregate: trimmedMean,
+  core: trimmedMeanCore,
+  plainMean: false,
+  // One sort per coordinate serves all n targets; each trims ⌊β(n − 1)⌋ of its n − 1 others.
+  leaveOneOut: (contributions, options, withEnsemble) => {
+    const arrays = checkContributions('trimmed-mean', contributions, options);
+    return {
+      targets: leaveOneOutTrimmedMeans(arrays, options.rows, options.classes, trimCount(options, arrays.length - 1)),
+      ensemble: withEnsemble ? trimmedMeanCore(contributions, arrays, options) : undefined,
+    };
+  },
+  needsIndividualValues: true,
+  configProblems: ({ trimFraction, participants }) => {
+    // A leave-one-out target combines the n − 1 others: a fraction that cuts none of them is the plain mean, silently.
+    const fraction = trimFraction ?? TRIMMED_MEAN_DEFAULT_FRACTION;
+    const others = participants - 1;
+    if (others < 3 || trimmedPerSide(fraction, others) > 0) return [];
+    return [
+      `trimFraction ${fraction} trims ⌊${fraction} × ${others}⌋ = 0 of the ${others} other participants' values: the trimmed mean would be the plain mean; ` +
+        `set trimFraction ≥ ${(Math.ceil((1 / others) * 1000) / 1000).toFixed(3)} (or use aggregator mean)`,
+    ];
+  },
+} as const satisfies AggregatorDescriptor;

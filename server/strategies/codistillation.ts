@@ -7,18 +7,23 @@
  * (server/async-exchange.ts) and serves the mean of the *others'* fresh ones on request.
  */
 import { aggregatorFor } from '../aggregators/index.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds, type StrategySettings } from './strategy.js';
 
-export function codistillation(settings: StrategySettings): Strategy {
-  const aggregator = aggregatorFor(settings.aggregator ?? 'mean');
-  return {
-    name: 'codistillation',
-    knowledge: 'reference-predictions',
-    mode: 'async',
-    // One go signal with the whole reference set; shards are cut from it by number.
-    configureRound: () => ({ referenceIds: Array.from({ length: settings.referenceSize }, (_, i) => i) }),
-    aggregate(contributions, learners, rows): Aggregate {
-      return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
-    },
-  };
-}
+export const codistillation: StrategyDescriptor = {
+  name: 'codistillation',
+  mode: 'async',
+  knowledge: 'reference-predictions',
+  // Anil et al. distill towards the others' stale predictions after a burn-in.
+  defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
+  summary: "asynchronous co-distillation towards the others' stale predictions on reference shards (Anil et al. 2018)",
+  create(settings): StrategyRounds {
+    const aggregator = aggregatorFor(settings.aggregator ?? 'mean');
+    return {
+      // One go signal with the whole reference set; shards are cut from it by number.
+      configureRound: () => ({ referenceIds: Array.from({ length: settings.referenceSize }, (_, i) => i) }),
+      aggregate(contributions, learners, rows): Aggregate {
+        return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
+      },
+    };
+  },
+};

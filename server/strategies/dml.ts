@@ -7,30 +7,36 @@
  */
 import { aggregatorFor, leaveOneOutAndEnsemble } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import { aggregatorOptions, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
+import { aggregatorOptions, type Aggregate, type StrategyDescriptor, type StrategyRounds, type StrategySettings } from './strategy.js';
 
-export function dml(settings: StrategySettings): Strategy {
-  const name = settings.aggregator ?? 'mean';
-  const aggregator = aggregatorFor(name);
-  return {
-    name: 'dml',
-    knowledge: 'reference-predictions',
-    configureRound: sampleReferencePerRound(settings),
-    aggregate(contributions, learners, rows): Aggregate {
-      const options = aggregatorOptions(settings, rows);
-      // The contributions are checked once and, for the mean, summed once: every target is
-      // (S − own)/(n − 1) and the ensemble S/n from that one float64 sum.
-      const { targets: others, ensemble } =
-        contributions.length >= 2
-          ? leaveOneOutAndEnsemble(name, contributions, options)
-          : { targets: new Map<string, Float32Array>(), ensemble: aggregator(contributions, options) };
-      const targets = new Map(
-        learners.map((p) => {
-          const values = others.get(p);
-          return [p, values === undefined ? null : { values, shape: [rows, settings.numClasses] }];
-        }),
-      );
-      return { targets, ensemble };
-    },
-  };
-}
+export const dml: StrategyDescriptor = {
+  name: 'dml',
+  mode: 'sync',
+  knowledge: 'reference-predictions',
+  // Hinton et al.'s soft targets at T = 3, equal weight on labels and peers.
+  defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
+  summary: "deep mutual learning across nodes: each learns from the others' soft predictions on reference samples (Zhang et al. 2018)",
+  create(settings): StrategyRounds {
+    const name = settings.aggregator ?? 'mean';
+    const aggregator = aggregatorFor(name);
+    return {
+      configureRound: sampleReferencePerRound(settings),
+      aggregate(contributions, learners, rows): Aggregate {
+        const options = aggregatorOptions(settings, rows);
+        // The contributions are checked once and, for the mean, summed once: every target is
+        // (S − own)/(n − 1) and the ensemble S/n from that one float64 sum.
+        const { targets: others, ensemble } =
+          contributions.length >= 2
+            ? leaveOneOutAndEnsemble(name, contributions, options)
+            : { targets: new Map<string, Float32Array>(), ensemble: aggregator(contributions, options) };
+        const targets = new Map(
+          learners.map((p) => {
+            const values = others.get(p);
+            return [p, values === undefined ? null : { values, shape: [rows, settings.numClasses] }];
+          }),
+        );
+        return { targets, ensemble };
+      },
+    };
+  },
+};

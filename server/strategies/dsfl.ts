@@ -7,16 +7,22 @@
  */
 import { aggregatorFor } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds, type StrategySettings } from './strategy.js';
 
-export function dsfl(settings: StrategySettings): Strategy {
-  const aggregator = aggregatorFor(settings.aggregator ?? 'era');
-  return {
-    name: 'dsfl',
-    knowledge: 'reference-predictions',
-    configureRound: sampleReferencePerRound(settings),
-    aggregate(contributions, learners, rows): Aggregate {
-      return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
-    },
-  };
-}
+export const dsfl: StrategyDescriptor = {
+  name: 'dsfl',
+  mode: 'sync',
+  knowledge: 'reference-predictions',
+  // DS-FL predicts at T = 1 and sharpens the mean with ERA at T = 0.1 (Itahara et al.).
+  defaults: { temperature: 1, alpha: 0, aggregator: 'era', sharpenTemperature: 0.1 },
+  summary: "DS-FL: one global soft label per reference sample, sharpened by entropy reduction (Itahara et al. 2021)",
+  create(settings): StrategyRounds {
+    const aggregator = aggregatorFor(settings.aggregator ?? 'era');
+    return {
+      configureRound: sampleReferencePerRound(settings),
+      aggregate(contributions, learners, rows): Aggregate {
+        return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
+      },
+    };
+  },
+};

@@ -7,27 +7,33 @@
  * here over the others that hold class c at all (a participant with no class-c sample has no
  * class-c mean to give). No reference set is needed: a few hundred bytes per round.
  */
-import type { Aggregate, Contribution, Strategy, StrategySettings, Target } from './strategy.js';
+import type { Aggregate, Contribution, StrategyDescriptor, StrategyRounds, StrategySettings, Target } from './strategy.js';
 
-export function fd(settings: StrategySettings): Strategy {
-  const C = settings.numClasses;
-  return {
-    name: 'fd',
-    knowledge: 'class-logits',
-    configureRound: () => ({ referenceIds: [] }),
-    aggregate(contributions, learners): Aggregate {
-      const sums = classSums(contributions, C);
-      if (sums === undefined) {
-        // Counts that are not whole numbers, or a participant twice (never from a session): the
-        // teacher of each learner summed from scratch, O(n²), as FD's formula reads.
-        const targets = new Map(learners.map((p) => [p, classTeacher(contributions.filter((c) => c.participant !== p), C)]));
-        return { targets, ensemble: classTeacher(contributions, C)?.values ?? null };
-      }
-      const targets = new Map(learners.map((p) => [p, teacherWithout(sums, contributions, sums.index.get(p) ?? -1, C)]));
-      return { targets, ensemble: contributions.length === 0 ? null : teacherWithout(sums, contributions, -1, C)!.values };
-    },
-  };
-}
+export const fd: StrategyDescriptor = {
+  name: 'fd',
+  mode: 'sync',
+  knowledge: 'class-logits',
+  // Jeong et al. distill towards the others' per-class logits; T = 1 keeps their logit scale.
+  defaults: { temperature: 1, alpha: 0.5 },
+  summary: "federated distillation: per-class mean logits, no shared data (Jeong et al. 2018)",
+  create(settings): StrategyRounds {
+    const C = settings.numClasses;
+    return {
+      configureRound: () => ({ referenceIds: [] }),
+      aggregate(contributions, learners): Aggregate {
+        const sums = classSums(contributions, C);
+        if (sums === undefined) {
+          // Counts that are not whole numbers, or a participant twice (never from a session): the
+          // teacher of each learner summed from scratch, O(n²), as FD's formula reads.
+          const targets = new Map(learners.map((p) => [p, classTeacher(contributions.filter((c) => c.participant !== p), C)]));
+          return { targets, ensemble: classTeacher(contributions, C)?.values ?? null };
+        }
+        const targets = new Map(learners.map((p) => [p, teacherWithout(sums, contributions, sums.index.get(p) ?? -1, C)]));
+        return { targets, ensemble: contributions.length === 0 ? null : teacherWithout(sums, contributions, -1, C)!.values };
+      },
+    };
+  },
+};
 
 /** Per class, the mean of the class-c logit vectors of the contributors holding class c. */
 function classTeacher(contributions: readonly Contribution[], C: number): Target | null {

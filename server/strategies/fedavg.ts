@@ -5,17 +5,22 @@
  * here so that bytes and accuracy compare with the distillation algorithms on the same wire.
  */
 import { aggregatorFor } from '../aggregators/index.js';
-import { sameTargetForAll, type Aggregate, type Strategy } from './strategy.js';
+import { sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds } from './strategy.js';
 
-export function fedavg(): Strategy {
-  const weighted = aggregatorFor('sample-weighted');
-  return {
-    name: 'fedavg',
-    knowledge: 'weights',
-    configureRound: () => ({ referenceIds: [] }),
-    aggregate(contributions, learners): Aggregate {
-      const parameters = contributions[0]!.values.length;
-      return sameTargetForAll(weighted(contributions, { rows: 1, classes: parameters }), [parameters], learners);
-    },
-  };
-}
+export const fedavg: StrategyDescriptor = {
+  name: 'fedavg',
+  mode: 'sync',
+  knowledge: 'weights',
+  defaults: { temperature: 1, alpha: 1 },
+  summary: "the FedAvg baseline: the sample-weighted average of model weights (McMahan et al. 2017)",
+  create(): StrategyRounds {
+    const weighted = aggregatorFor('sample-weighted');
+    return {
+      configureRound: () => ({ referenceIds: [] }),
+      aggregate(contributions, learners): Aggregate {
+        const parameters = contributions[0]!.values.length;
+        return sameTargetForAll(weighted(contributions, { rows: 1, classes: parameters }), [parameters], learners);
+      },
+    };
+  },
+};

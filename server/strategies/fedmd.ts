@@ -6,16 +6,22 @@
  */
 import { aggregatorFor } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type Strategy, type StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds, type StrategySettings } from './strategy.js';
 
-export function fedmd(settings: StrategySettings): Strategy {
-  const aggregator = aggregatorFor(settings.aggregator ?? 'mean-logits');
-  return {
-    name: 'fedmd',
-    knowledge: 'reference-logits',
-    configureRound: sampleReferencePerRound(settings),
-    aggregate(contributions, learners, rows): Aggregate {
-      return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
-    },
-  };
-}
+export const fedmd: StrategyDescriptor = {
+  name: 'fedmd',
+  mode: 'sync',
+  knowledge: 'reference-logits',
+  // FedMD digests raw logits (T unused) and revisits on labels alone (α unused).
+  defaults: { temperature: 1, alpha: 1, aggregator: 'mean-logits' },
+  summary: "FedMD: digest the consensus logits on public samples, then revisit private data (Li & Wang 2019)",
+  create(settings): StrategyRounds {
+    const aggregator = aggregatorFor(settings.aggregator ?? 'mean-logits');
+    return {
+      configureRound: sampleReferencePerRound(settings),
+      aggregate(contributions, learners, rows): Aggregate {
+        return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
+      },
+    };
+  },
+};

@@ -1,4 +1,4 @@
-/** The strategy registry: one line per algorithm. */
+/** The strategy registry: one line per algorithm; every table of algorithms derives from it. */
 import { codistillation } from './codistillation.js';
 import { dml } from './dml.js';
 import { dsfl } from './dsfl.js';
@@ -6,48 +6,32 @@ import { fd } from './fd.js';
 import { fedavg } from './fedavg.js';
 import { fedmd } from './fedmd.js';
 import { local } from './local.js';
-import type { Strategy, StrategySettings } from './strategy.js';
+import type { AlgorithmDefaults, Strategy, StrategyDescriptor, StrategySettings } from './strategy.js';
 
-export type { Aggregate, Knowledge, RoundPlan, Strategy, StrategySettings, Target } from './strategy.js';
+export type { Aggregate, AlgorithmDefaults, Knowledge, RoundPlan, Strategy, StrategyDescriptor, StrategySettings, Target } from './strategy.js';
 
-export const STRATEGIES: Record<string, (settings: StrategySettings) => Strategy> = {
-  dml,
-  codistillation,
-  fd,
-  fedmd,
-  dsfl,
-  fedavg,
-  local,
-};
+const DESCRIPTORS: readonly StrategyDescriptor[] = [dml, codistillation, fd, fedmd, dsfl, fedavg, local];
 
-/** Each algorithm's session defaults: the settings its paper uses or that we measured to work. */
-export interface AlgorithmDefaults {
-  temperature: number;
-  alpha: number;
-  aggregator?: string;
-  sharpenTemperature?: number;
+/** Every algorithm's descriptor, by name. */
+export const STRATEGIES: Readonly<Record<string, StrategyDescriptor>> = Object.fromEntries(DESCRIPTORS.map((d) => [d.name, d]));
+
+/** The algorithms' names, in the registry's order. */
+export const ALGORITHM_NAMES: readonly string[] = DESCRIPTORS.map((d) => d.name);
+
+/** Each algorithm's session defaults (from its descriptor). */
+export const ALGORITHM_DEFAULTS: Readonly<Record<string, AlgorithmDefaults>> = Object.fromEntries(DESCRIPTORS.map((d) => [d.name, d.defaults]));
+
+/** The descriptor of `algorithm`, or an error that lists the algorithms there are. */
+export function strategyDescriptor(algorithm: string): StrategyDescriptor {
+  // Object.hasOwn: "constructor" must not pass for an algorithm.
+  const descriptor = Object.hasOwn(STRATEGIES, algorithm) ? STRATEGIES[algorithm] : undefined;
+  if (descriptor === undefined) {
+    throw new Error(`unknown algorithm "${algorithm}"; choose one of ${ALGORITHM_NAMES.join(', ')}`);
+  }
+  return descriptor;
 }
 
-export const ALGORITHM_DEFAULTS: Record<string, AlgorithmDefaults> = {
-  // Hinton et al.'s soft targets at T = 3, equal weight on labels and peers.
-  dml: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
-  // Jeong et al. distill towards the others' per-class logits; T = 1 keeps their logit scale.
-  // Anil et al. distill towards the others' stale predictions after a burn-in.
-  codistillation: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
-  fd: { temperature: 1, alpha: 0.5 },
-  // FedMD digests raw logits (T unused) and revisits on labels alone (α unused).
-  fedmd: { temperature: 1, alpha: 1, aggregator: 'mean-logits' },
-  // DS-FL predicts at T = 1 and sharpens the mean with ERA at T = 0.1 (Itahara et al.).
-  dsfl: { temperature: 1, alpha: 0, aggregator: 'era', sharpenTemperature: 0.1 },
-  fedavg: { temperature: 1, alpha: 1 },
-  local: { temperature: 1, alpha: 1 },
-};
-
 export function createStrategy(algorithm: string, settings: StrategySettings): Strategy {
-  // Object.hasOwn: "constructor" must not pass for an algorithm.
-  const make = Object.hasOwn(STRATEGIES, algorithm) ? STRATEGIES[algorithm] : undefined;
-  if (make === undefined) {
-    throw new Error(`unknown algorithm "${algorithm}"; choose one of ${Object.keys(STRATEGIES).join(', ')}`);
-  }
-  return make(settings);
+  const { name, knowledge, mode, create } = strategyDescriptor(algorithm);
+  return { name, knowledge, mode, ...create(settings) };
 }

@@ -40,17 +40,45 @@ export interface StrategySettings {
   trimFraction?: number;
 }
 
-export interface Strategy {
-  readonly name: string;
-  readonly knowledge: Knowledge;
-  /** Synchronous rounds with a barrier (the default), or asynchronous exchange (co-distillation). */
-  readonly mode?: 'sync' | 'async';
+/** What a strategy does each round; its descriptor says what it is. */
+export interface StrategyRounds {
   configureRound(round: number): RoundPlan;
   /**
    * Aggregates one round's validated contributions. `learners` are the contributors that get a
    * target (teacher-only participants contribute but never learn).
    */
   aggregate(contributions: readonly Contribution[], learners: readonly string[], rows: number): Aggregate;
+}
+
+/** Each algorithm's session defaults: the settings its paper uses or that we measured to work. */
+export interface AlgorithmDefaults {
+  temperature: number;
+  alpha: number;
+  aggregator?: string;
+  sharpenTemperature?: number;
+}
+
+/**
+ * One algorithm's server side, as the registry (index.ts) knows it: a strategy file exports one
+ * of these and the registry lists it on one line. The session picks its mode from it; the CLIs'
+ * choices, a config's defaults and the README's table all derive from the descriptors.
+ */
+export interface StrategyDescriptor {
+  readonly name: string;
+  /** Synchronous rounds with a barrier, or asynchronous exchange with checkpoints (co-distillation). */
+  readonly mode: 'sync' | 'async';
+  readonly knowledge: Knowledge;
+  readonly defaults: AlgorithmDefaults;
+  /** One line for tables and --help: the method and its source. */
+  readonly summary: string;
+  create(settings: StrategySettings): StrategyRounds;
+}
+
+/** A strategy at work in a session: its descriptor's identity and its rounds. */
+export interface Strategy extends StrategyRounds {
+  readonly name: string;
+  readonly knowledge: Knowledge;
+  readonly mode: 'sync' | 'async';
 }
 
 /** The options an aggregator takes, from a strategy's settings, for a round of `rows` samples. */

@@ -9,8 +9,9 @@ import { selectBackend } from '../../client/backend.js';
 import { createModel } from '../../client/models.js';
 import { Student } from '../../client/student.js';
 import { clientMessages, decodeMessage, encodeMessage, packTensor, PROTOCOL_VERSION, type WireTensor } from '../../protocol/index.js';
-import { leaveOneOutMeans, meanOf, sumOf } from '../../server/aggregate.js';
+import { leaveOneOutMeans, meanOf, sumOf } from '../../server/aggregators/sums.js';
 import { Session, type PeerLink, type SessionConfig } from '../../server/session.js';
+import { readUpload } from '../../server/wire.js';
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -82,13 +83,15 @@ describe('a round waits for every connected participant, with the constant-time 
   const upload = (session: Session, participant: string, values: number[]) => {
     const predictions: WireTensor = packTensor(Float32Array.from(values), [2, 2], 'float32');
     const bytes = encodeMessage(clientMessages.upload, { v: PROTOCOL_VERSION, session: 's', round: 1, participant, kind: 'reference-predictions', values: predictions });
-    session.upload(participant, decodeMessage(clientMessages.upload, bytes), bytes.byteLength);
+    const message = decodeMessage(clientMessages.upload, bytes);
+    const expectation = session.expectUpload(participant, message.round);
+    if (expectation !== null) session.upload(participant, message.round, readUpload(participant, message, expectation), bytes.byteLength);
   };
 
   it('counts a participant that left and came back as owing its upload, and one that left for good as not', async () => {
     const session = new Session(config);
     const targets: string[] = [];
-    const link = (id: string): PeerLink => ({ send: (event) => void (event === 'target' && targets.push(id)) });
+    const link = (id: string): PeerLink => ({ send: (event) => (event === 'target' && targets.push(id), 0) });
     for (const id of ids) session.join(id, link(id));
     await new Promise((resolve) => setImmediate(resolve));
     expect(session.currentRound).toBe(1);
@@ -106,7 +109,7 @@ describe('a round waits for every connected participant, with the constant-time 
   it('aggregates as soon as the last participant still connected uploads', async () => {
     const session = new Session(config);
     const targets: string[] = [];
-    for (const id of ids) session.join(id, { send: (event) => void (event === 'target' && targets.push(id)) });
+    for (const id of ids) session.join(id, { send: (event) => (event === 'target' && targets.push(id), 0) });
     await new Promise((resolve) => setImmediate(resolve));
     upload(session, 'p0', [0.5, 0.5, 0.2, 0.8]);
     upload(session, 'p2', [0.6, 0.4, 0.3, 0.7]);

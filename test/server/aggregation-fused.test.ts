@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../client/data/random.js';
 import { legacyAggregateExcluding, legacyAggregator, legacyDml, legacyFd, legacyLeaveOneOutAggregates } from '../../bench/legacy-aggregation.js';
-import { firstNonFiniteSum, sumOf } from '../../server/aggregate.js';
+import { firstNonFiniteSum, sumOf } from '../../server/aggregators/sums.js';
 import { checkContributions, checkedSum } from '../../server/aggregators/aggregator.js';
 import {
   AGGREGATOR_NAMES,

@@ -5,7 +5,7 @@
  * detail sit beside them. Relative tolerance 1e-5.
  */
 import { describe, expect, it } from 'vitest';
-import { leaveOneOutMeans, meanOf } from '../../server/aggregate.js';
+import { leaveOneOutMeans, meanOf } from '../../server/aggregators/sums.js';
 import {
   AGGREGATOR_NAMES,
   AGGREGATORS,

@@ -21,7 +21,7 @@ import {
   type ServerToClientEvents,
   type WireTensor,
 } from '../../protocol/index.js';
-import { leaveOneOutMeans } from '../../server/aggregate.js';
+import { leaveOneOutMeans } from '../../server/aggregators/sums.js';
 import { Coordinator } from '../../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../../server/session.js';
 

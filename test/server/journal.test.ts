@@ -35,9 +35,9 @@ describe('journal', () => {
     const values = new Float32Array([1e-45, -0, 3.4028234663852886e38, 0.1, 1 / 3, 2 ** -126]);
     const unaligned = new Float32Array(new ArrayBuffer(values.byteLength + 4), 4, values.length);
     unaligned.set(values);
-    writer.aggregated(1, [{ participant: 'b', kind: 'reference-predictions', values: unaligned, sampleCount: 7, labelCounts: [1, 2, 4] }, { participant: 'a', kind: 'reference-predictions', values }], new Map([['a', 'd1'], ['b', null]]));
+    writer.aggregated(1, 'reference-predictions', [{ participant: 'b', values: unaligned, sampleCount: 7, labelCounts: [1, 2, 4] }, { participant: 'a', values }], new Map([['a', 'd1'], ['b', null]]));
     writer.completed(record(1));
-    writer.aggregated(2, [{ participant: 'a', kind: 'reference-predictions', values }], new Map([['a', 'x']]));
+    writer.aggregated(2, 'reference-predictions', [{ participant: 'a', values }], new Map([['a', 'x']]));
     journal.close();
 
     const again = new Journal(file);
@@ -53,7 +53,7 @@ describe('journal', () => {
     expect(again.targetDigests('s1', 1)).toEqual(new Map([['a', 'd1'], ['b', null]]));
     // Round 2 run again: its first aggregate is replaced, not added to.
     const writer2 = again.forSession('s1');
-    writer2.aggregated(2, [{ participant: 'b', kind: 'reference-predictions', values }], new Map([['b', 'y']]));
+    writer2.aggregated(2, 'reference-predictions', [{ participant: 'b', values }], new Map([['b', 'y']]));
     expect(again.contributions('s1', 2).map((c) => c.participant)).toEqual(['b']);
     expect(again.targetDigests('s1', 2)).toEqual(new Map([['b', 'y']]));
     writer2.ended('completed 2 rounds');

@@ -6,7 +6,7 @@ import { createStrategy } from '../../server/strategies/index.js';
 
 const settings = { referenceSize: 4, referencePerRound: 4, seed: 1, numClasses: 2 };
 const c = (participant: string, values: number[], extra: Partial<Contribution> = {}): Contribution => ({
-  participant, kind: 'class-logits', values: new Float32Array(values), ...extra,
+  participant, values: new Float32Array(values), ...extra,
 });
 
 describe('strategies', () => {
@@ -31,14 +31,14 @@ describe('strategies', () => {
 
   it('fedavg: every learner gets the sample-weighted mean of the weights', () => {
     const fedavg = createStrategy('fedavg', settings);
-    const w = (participant: string, values: number[], sampleCount: number): Contribution => ({ participant, kind: 'weights', values: new Float32Array(values), sampleCount });
+    const w = (participant: string, values: number[], sampleCount: number): Contribution => ({ participant, values: new Float32Array(values), sampleCount });
     const { targets } = fedavg.aggregate([w('a', [1, 2, 3], 1), w('b', [4, 5, 6], 3)], ['a', 'b'], 0);
     expect([...targets.get('a')!.values]).toEqual([3.25, 4.25, 5.25]);
     expect(targets.get('b')!.values).toBe(targets.get('a')!.values);
   });
 
   it('dsfl and fedmd: one global target for everyone, own contribution included', () => {
-    const p = (participant: string, values: number[]): Contribution => ({ participant, kind: 'reference-predictions', values: new Float32Array(values) });
+    const p = (participant: string, values: number[]): Contribution => ({ participant, values: new Float32Array(values) });
     const contributions = [p('a', [0.9, 0.1]), p('b', [0.6, 0.4])];
     const dsfl = createStrategy('dsfl', { ...settings, sharpenTemperature: 0.1 }).aggregate(contributions, ['a', 'b'], 1);
     const era = aggregatorFor('era')(contributions, { rows: 1, classes: 2, temperature: 0.1 });

@@ -1,8 +1,8 @@
 /** Golden values for the aggregation math (float64 by hand), and its invariants. */
 import { describe, expect, it } from 'vitest';
-import { leaveOneOutMeans, meanOf, sumOf } from '../../server/aggregate.js';
+import { leaveOneOutMeans, meanOf, sumOf } from '../../server/aggregators/sums.js';
 import { referenceIdsForRound } from '../../server/strategies/reference-ids.js';
-import { dml } from '../../server/strategies/dml.js';
+import { createStrategy } from '../../server/strategies/index.js';
 
 // Three participants, two reference samples, three classes.
 const P = [
@@ -67,8 +67,8 @@ describe('aggregation math', () => {
   });
 
   it('the dml strategy sends leave-one-out targets to learners only, and none to a lone participant', () => {
-    const strategy = dml({ referenceSize: 2, referencePerRound: 2, seed: 1, numClasses: 3 });
-    const contribution = (participant: string, values: Float32Array) => ({ participant, kind: 'reference-predictions' as const, values });
+    const strategy = createStrategy('dml', { referenceSize: 2, referencePerRound: 2, seed: 1, numClasses: 3 });
+    const contribution = (participant: string, values: Float32Array) => ({ participant, values });
     const alone = strategy.aggregate([contribution('p0', P[0]!)], ['p0'], 2);
     expect(alone.targets.get('p0')).toBeNull();
     // c is a teacher: it contributes to a's and b's targets but gets none itself.

@@ -1,0 +1,160 @@
+/**
+ * Asynchronous exchange, the mode of co-distillation (Anil et al. 2018): one go signal, then
+ * participants push predictions on reference shards and pull the others' ensemble at their own
+ * pace (the store: server/async-exchange.ts). `rounds` counts checkpoints, at which each
+ * participant reports whenever it gets there; a checkpoint closes when every learner has
+ * reported, or at the training deadline.
+ */
+import { ErrorCode, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation } from '../protocol/index.js';
+import { AsyncExchange } from './async-exchange.js';
+import type { Phase, SessionHost, SessionMode } from './session.js';
+import type { AsyncSettings, RoundRecord } from './session-config.js';
+import type { EnsembleReply } from './wire.js';
+
+/** A checkpoint: reports arrive whenever each participant gets there. */
+interface Checkpoint {
+  record: RoundRecord;
+  owing: Set<string>;
+  timer: NodeJS.Timeout;
+}
+
+export class AsyncRun implements SessionMode {
+  phase: Phase = 'waiting';
+  readonly members: readonly string[] = [];
+  private readonly exchange: AsyncExchange;
+  private readonly checkpoints = new Map<number, Checkpoint>();
+  /** Bytes since the last checkpoint: pushes and pulls have no round of their own. */
+  private readonly bytes = { up: 0, down: 0 };
+
+  constructor(
+    private readonly session: SessionHost,
+    readonly settings: AsyncSettings,
+  ) {
+    this.exchange = new AsyncExchange(session.strategy, settings, session.config.referenceSize, session.config.numClasses);
+  }
+
+  get currentRound(): number {
+    return this.session.history.length;
+  }
+
+  /** Asynchronous sessions start once: one go signal, then participants run at their own pace. */
+  openNext(): void {
+    const { config, strategy } = this.session;
+    this.phase = 'running';
+    const plan = strategy.configureRound(1);
+    this.bytes.down += this.session.broadcast('round', {
+      session: config.id, round: 1, knowledge: strategy.knowledge, referenceIds: plan.referenceIds, temperature: config.temperature,
+      deadline: Date.now() + config.trainTimeoutMs,
+    });
+  }
+
+  joined(): void {}
+
+  left(participant: string): void {
+    this.exchange.forget(participant);
+    for (const [number, checkpoint] of [...this.checkpoints]) {
+      checkpoint.owing.delete(participant);
+      if (checkpoint.owing.size === 0) this.closeCheckpoint(number);
+    }
+  }
+
+  expectUpload(): KnowledgeExpectation | null {
+    throw new ProtocolError(ErrorCode.Schema, `session ${this.session.config.id} is asynchronous: push and pull predictions instead of uploading them`);
+  }
+
+  upload(): void {
+    throw new ProtocolError(ErrorCode.Schema, `session ${this.session.config.id} is asynchronous: push and pull predictions instead of uploading them`);
+  }
+
+  expectPush(_participant: string, shard: number): KnowledgeExpectation {
+    this.requireRunning('push');
+    return { kind: 'reference-predictions', round: 0, numClasses: this.session.config.numClasses, rows: this.exchange.rows(shard) };
+  }
+
+  push(participant: string, shard: number, step: number, contribution: Contribution, bytes: number): void {
+    this.requireRunning('push');
+    this.exchange.push(participant, shard, step, contribution);
+    this.bytes.up += bytes;
+  }
+
+  pull(participant: string, shard: number, bytes: number): EnsembleReply {
+    this.requireRunning('pull');
+    const rows = this.exchange.rows(shard);
+    const ensemble = this.exchange.ensembleFor(participant, shard);
+    this.bytes.up += bytes;
+    return {
+      shard,
+      target: ensemble === null ? null : { values: ensemble.values, shape: [rows, this.session.config.numClasses] },
+      contributors: ensemble?.contributors ?? 0,
+      oldestMs: ensemble?.oldestMs ?? 0,
+    };
+  }
+
+  replied(bytes: number): void {
+    this.bytes.down += bytes;
+  }
+
+  report(participant: string, message: ClientMessage<'report'>, bytes: number): void {
+    const { config, history } = this.session;
+    const number = message.round;
+    if (this.phase !== 'running' || number > config.rounds || history.some((r) => r.round === number)) {
+      throw new ProtocolError(ErrorCode.RoundClosed, `checkpoint ${number} takes no more reports`);
+    }
+    let checkpoint = this.checkpoints.get(number);
+    if (checkpoint === undefined) {
+      const participants = this.session.learners(this.session.links.keys());
+      checkpoint = {
+        record: {
+          round: number, participants, contributors: participants, referenceCount: config.referenceSize, bytesUp: 0, bytesDown: 0,
+          reports: {}, ensembleDigest: null, openedAt: Date.now(), closedAt: 0,
+        },
+        owing: new Set(participants),
+        // A participant that stalls must not hold the others' checkpoint forever.
+        timer: setTimeout(() => this.closeCheckpoint(number), config.trainTimeoutMs),
+      };
+      this.checkpoints.set(number, checkpoint);
+    }
+    if (!checkpoint.owing.delete(participant)) return;
+    checkpoint.record.reports[participant] = message.metrics;
+    this.bytes.up += bytes;
+    if (checkpoint.owing.size === 0) this.closeCheckpoint(number);
+  }
+
+  checkPausable(): void {
+    // Asynchronous participants run at their own pace once started: there is no round to hold back.
+    if (this.phase === 'running') {
+      throw new ProtocolError(ErrorCode.Session, `session ${this.session.config.id} is asynchronous and running: it cannot pause, only stop`);
+    }
+  }
+
+  stop(): void {
+    for (const checkpoint of this.checkpoints.values()) clearTimeout(checkpoint.timer);
+    this.checkpoints.clear();
+    this.phase = 'ended';
+  }
+
+  isLate(): boolean {
+    return false;
+  }
+
+  private requireRunning(what: string): void {
+    if (this.phase !== 'running') {
+      throw new ProtocolError(ErrorCode.RoundClosed, `session ${this.session.config.id} is ${this.phase === 'ended' ? 'over' : 'not running yet'}: no ${what}`);
+    }
+  }
+
+  private closeCheckpoint(number: number): void {
+    const checkpoint = this.checkpoints.get(number);
+    if (checkpoint === undefined) return;
+    clearTimeout(checkpoint.timer);
+    this.checkpoints.delete(number);
+    const { record } = checkpoint;
+    // Each checkpoint takes the bytes since the last.
+    record.bytesUp = this.bytes.up;
+    record.bytesDown = this.bytes.down;
+    this.bytes.up = 0;
+    this.bytes.down = 0;
+    this.session.completed(record);
+    if (number >= this.session.config.rounds) this.session.end(`completed ${number} checkpoints`);
+  }
+}

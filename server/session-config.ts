@@ -1,0 +1,113 @@
+/**
+ * What a session is configured with and what it records: the server's shared types, the config
+ * checks, and the digests by which records name an aggregate. The session, the journal, the
+ * coordinator and the CLI all read these; this file reads only protocol and the registries.
+ */
+import { createHash } from 'node:crypto';
+import type { ClientMessage, WireDtype, WireError } from '../protocol/index.js';
+import { aggregatorConfigProblems } from './aggregators/index.js';
+
+export type Role = 'participant' | 'teacher';
+
+/**
+ * One participant a session admits: its token, or (in a journal, or a config restored from one)
+ * the token's sha256 — and, optionally, the one role its token may join as.
+ */
+export type ParticipantEntry = { id: string; role?: Role } & ({ token: string } | { tokenHash: string });
+
+/** Asynchronous exchange (co-distillation): reference shards, how often to exchange, burn-in, staleness bound. */
+export interface AsyncSettings {
+  shards: number;
+  exchangeEvery: number;
+  burnInSteps: number;
+  stalenessMs: number;
+}
+
+export const DEFAULT_ASYNC: AsyncSettings = { shards: 5, exchangeEvery: 20, burnInSteps: 20, stalenessMs: 120_000 };
+
+export interface SessionConfig {
+  id: string;
+  algorithm: string;
+  rounds: number;
+  /** Who may join, each with its own token (tokens are never shared between participants). */
+  participants: ParticipantEntry[];
+  /** Quorum: uploads needed to aggregate a round. */
+  minParticipants: number;
+  /** Participants that must have joined before round 1 opens; all listed ones when omitted. */
+  minToStart?: number;
+  numClasses: number;
+  /** Size of the shared reference set every participant can read, addressed by id 0…size−1. */
+  referenceSize: number;
+  /** Reference samples per round (all of them when ≥ referenceSize). */
+  referencePerRound: number;
+  temperature: number;
+  alpha: number;
+  uploadDtype: WireDtype;
+  /** How prediction-based strategies combine contributions (server/aggregators); each strategy has a default. */
+  aggregator?: string;
+  /** ERA's sharpening temperature (DS-FL). */
+  sharpenTemperature?: number;
+  /** Trimmed mean's fraction cut on each side. */
+  trimFraction?: number;
+  /** How long a round waits for uploads before aggregating what it has (if a quorum). */
+  roundTimeoutMs: number;
+  /** How long a round waits for training reports after the targets went out. */
+  trainTimeoutMs: number;
+  /** Asynchronous exchange settings (co-distillation); defaults when the algorithm is asynchronous and this is omitted. */
+  async?: AsyncSettings;
+  /** What a round that cannot reach its quorum does to the session. */
+  onRoundFailure: 'continue' | 'stop';
+  seed: number;
+  maxMessageBytes: number;
+}
+
+export type ParticipantMetrics = ClientMessage<'report'>['metrics'];
+
+export interface RoundRecord {
+  round: number;
+  /** Participants connected when the round opened. */
+  participants: string[];
+  /** Participants whose upload went into the aggregate. */
+  contributors: string[];
+  referenceCount: number;
+  /** Envelope bytes received from participants (uploads and reports) and sent to them (round, target). */
+  bytesUp: number;
+  bytesDown: number;
+  reports: Record<string, ParticipantMetrics>;
+  /** sha256 of the ensemble mean's float32 bytes: lets a journal or a test recompute and compare. */
+  ensembleDigest: string | null;
+  openedAt: number;
+  closedAt: number;
+  failure?: WireError;
+}
+
+/** sha256 of a tensor's float32 bytes: how records name an aggregate or a target so that it can be recomputed and compared. */
+export function valuesDigest(values: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
+}
+
+/** Throws one error listing everything wrong with a session config. */
+export function checkSessionConfig(c: SessionConfig): void {
+  const problems: string[] = [];
+  if (!Number.isInteger(c.rounds) || c.rounds < 1) problems.push(`rounds must be an integer ≥ 1 (got ${c.rounds})`);
+  if (c.participants.length === 0) problems.push('participants must list at least one {id, token}');
+  if (new Set(c.participants.map((p) => ('token' in p ? p.token : p.tokenHash))).size !== c.participants.length) problems.push('every participant needs its own token');
+  if (new Set(c.participants.map((p) => p.id)).size !== c.participants.length) problems.push('participant ids must be unique');
+  if (!Number.isInteger(c.minParticipants) || c.minParticipants < 1 || c.minParticipants > c.participants.length) {
+    problems.push(`minParticipants must be in [1, ${c.participants.length}] (got ${c.minParticipants})`);
+  }
+  if (c.minToStart !== undefined && !(Number.isInteger(c.minToStart) && c.minToStart >= 1 && c.minToStart <= c.participants.length)) {
+    problems.push(`minToStart must be in [1, ${c.participants.length}] (got ${c.minToStart})`);
+  }
+  if (c.async !== undefined) {
+    const a = c.async;
+    if (!(Number.isInteger(a.shards) && a.shards >= 1 && a.shards <= c.referenceSize)) problems.push(`async.shards must be in [1, ${c.referenceSize}] (got ${a.shards})`);
+    if (!(Number.isInteger(a.exchangeEvery) && a.exchangeEvery >= 1)) problems.push(`async.exchangeEvery must be an integer ≥ 1 (got ${a.exchangeEvery})`);
+    if (!(Number.isInteger(a.burnInSteps) && a.burnInSteps >= 0)) problems.push(`async.burnInSteps must be an integer ≥ 0 (got ${a.burnInSteps})`);
+    if (!(a.stalenessMs > 0)) problems.push(`async.stalenessMs must be > 0 (got ${a.stalenessMs})`);
+  }
+  if (c.aggregator !== undefined) problems.push(...aggregatorConfigProblems(c.aggregator, { trimFraction: c.trimFraction, participants: c.participants.length }));
+  if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
+  if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);
+  if (problems.length > 0) throw new Error(`invalid session config "${c.id}": ${problems.join('; ')}`);
+}

@@ -1,0 +1,295 @@
+/**
+ * Synchronous rounds with a barrier, the mode of every algorithm but co-distillation.
+ *
+ *   waiting ──(quorum joined)──► collecting ──(all uploaded, or deadline with quorum)──► training
+ *      ▲                              │ deadline without quorum: round fails                 │
+ *      │                              ▼                                                       │
+ *      └──────────── next round ◄──────────── (all contributors reported, or deadline) ◄─────┘
+ */
+import { ErrorCode, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
+import type { Phase, SessionHost, SessionMode } from './session.js';
+import { valuesDigest, type RoundRecord } from './session-config.js';
+import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
+
+interface OpenRound {
+  record: RoundRecord;
+  referenceIds: number[];
+  /** The round's announcement, resent to a participant that (re)joins while the round collects. */
+  announcement: Outgoing['round'];
+  uploads: Map<string, Contribution>;
+  /** Who still owes a training report (the contributors, once targets are out). */
+  owing: Set<string>;
+  /** record.participants as a set: membership is checked on every upload. */
+  members: Set<string>;
+  /** Members that left since the round opened (some may have rejoined). */
+  departed: number;
+}
+
+export class SyncRounds implements SessionMode {
+  phase: Phase = 'waiting';
+  private open: OpenRound | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Parameter count of the model whose weights this session exchanges, fixed by the first upload (FedAvg). */
+  private parameters: number | undefined;
+
+  constructor(private readonly session: SessionHost) {}
+
+  get currentRound(): number {
+    return this.open?.record.round ?? this.session.history.length;
+  }
+
+  get members(): readonly string[] {
+    return this.open?.record.participants ?? [];
+  }
+
+  openNext(): void {
+    this.openRound(this.session.history.length + 1);
+  }
+
+  joined(participant: string, link: PeerLink, returning: boolean): void {
+    // A round still collecting takes a (re)joining participant: it is told the round, after its join is answered.
+    const open = this.open;
+    if (this.phase !== 'collecting' || open === undefined) return;
+    if (!open.members.has(participant)) {
+      open.members.add(participant);
+      open.record.participants.push(participant);
+    } else if (returning) {
+      open.departed--; // a member not connected left after the round opened, and is back
+    }
+    setImmediate(() => {
+      if (this.open === open && this.phase === 'collecting' && this.session.links.get(participant) === link) {
+        open.record.bytesDown += link.send('round', open.announcement);
+      }
+    });
+  }
+
+  left(participant: string): void {
+    const open = this.open;
+    if (open === undefined) return;
+    if (open.members.has(participant)) open.departed++;
+    if (this.phase === 'collecting') {
+      open.uploads.delete(participant);
+      if (this.readyEarly()) this.aggregate();
+    } else if (this.phase === 'training') {
+      open.owing.delete(participant);
+      if (open.owing.size === 0) this.closeRound();
+    }
+  }
+
+  expectUpload(participant: string, round: number): KnowledgeExpectation | null {
+    const open = this.requireOpen(participant, round, 'upload');
+    if (this.phase !== 'collecting') {
+      throw new ProtocolError(ErrorCode.RoundClosed, `round ${round} is closed: its aggregate has been sent; uploads are no longer taken`);
+    }
+    if (open.uploads.has(participant)) return null; // a retried upload: the first one stands
+    if (!open.members.has(participant)) {
+      throw new ProtocolError(ErrorCode.RoundClosed, `round ${round} opened before ${participant} joined; wait for round ${round + 1}`);
+    }
+    const { knowledge } = this.session.strategy;
+    if (knowledge === 'none') {
+      throw new ProtocolError(ErrorCode.Schema, `session ${this.session.config.id} exchanges nothing: there is no upload to send`);
+    }
+    return { kind: knowledge, round, numClasses: this.session.config.numClasses, rows: open.referenceIds.length, parameters: this.parameters };
+  }
+
+  upload(participant: string, round: number, contribution: Contribution, bytes: number): void {
+    const open = this.requireOpen(participant, round, 'upload');
+    if (this.phase !== 'collecting' || open.uploads.has(participant)) return;
+    if (this.session.strategy.knowledge === 'weights') this.parameters ??= contribution.values.length;
+    open.uploads.set(participant, contribution);
+    open.record.bytesUp += bytes;
+    if (this.readyEarly()) this.aggregate();
+  }
+
+  report(participant: string, message: ClientMessage<'report'>, bytes: number): void {
+    const open = this.requireOpen(participant, message.round, 'report');
+    if (this.phase !== 'training') {
+      throw new ProtocolError(ErrorCode.RoundClosed, `round ${message.round} takes no reports before its aggregate is sent`);
+    }
+    if (!open.owing.delete(participant)) return; // a repeated report, or one from a non-contributor
+    open.record.reports[participant] = message.metrics;
+    open.record.bytesUp += bytes;
+    if (open.owing.size === 0) this.closeRound();
+  }
+
+  expectPush(): KnowledgeExpectation {
+    throw this.notAsync('push');
+  }
+
+  push(): void {
+    throw this.notAsync('push');
+  }
+
+  pull(): EnsembleReply {
+    throw this.notAsync('pull');
+  }
+
+  replied(bytes: number): void {
+    if (this.open !== undefined) this.open.record.bytesDown += bytes;
+  }
+
+  checkPausable(): void {}
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.phase = 'ended';
+    this.open = undefined;
+  }
+
+  isLate(participant: string): boolean {
+    const open = this.open;
+    if (open === undefined || !open.members.has(participant)) return false;
+    // The round aggregated without this member's upload: it missed the round.
+    if (this.phase === 'training' && this.session.strategy.knowledge !== 'none' && !open.record.contributors.includes(participant)) return true;
+    if (!this.owes(participant)) return false;
+    const others = open.record.participants.filter((q) => q !== participant && this.session.links.has(q));
+    return others.length > 0 && others.every((q) => !this.owes(q));
+  }
+
+  private owes(participant: string): boolean {
+    const open = this.open;
+    if (open === undefined || !open.members.has(participant) || this.phase === 'ended') return false;
+    if (this.phase === 'collecting') return !open.uploads.has(participant);
+    return open.owing.has(participant);
+  }
+
+  private notAsync(what: string): ProtocolError {
+    return new ProtocolError(ErrorCode.Schema, `session ${this.session.config.id} runs synchronous rounds: ${what} is for asynchronous sessions; upload instead`);
+  }
+
+  private requireOpen(participant: string, round: number, what: string): OpenRound {
+    const open = this.open;
+    if (open === undefined || open.record.round !== round) {
+      const now = this.phase === 'ended' ? 'the session has ended' : `the current round is ${this.currentRound}`;
+      throw new ProtocolError(ErrorCode.RoundClosed, `${what} from ${participant} for round ${round} refused: ${now}`);
+    }
+    return open;
+  }
+
+  private openRound(round: number): void {
+    const { config, strategy } = this.session;
+    const plan = strategy.configureRound(round);
+    const deadline = Date.now() + config.roundTimeoutMs;
+    const participants = [...this.session.links.keys()];
+    const record: RoundRecord = {
+      round,
+      participants,
+      contributors: [],
+      referenceCount: plan.referenceIds.length,
+      bytesUp: 0,
+      bytesDown: 0,
+      reports: {},
+      ensembleDigest: null,
+      openedAt: Date.now(),
+      closedAt: 0,
+    };
+    const announcement: Outgoing['round'] = {
+      session: config.id, round, knowledge: strategy.knowledge, referenceIds: plan.referenceIds, temperature: config.temperature, deadline,
+    };
+    const open: OpenRound = {
+      record, referenceIds: plan.referenceIds, announcement, uploads: new Map(), owing: new Set(), members: new Set(participants), departed: 0,
+    };
+    this.open = open;
+    if (strategy.knowledge === 'none') {
+      // Nothing to collect: everyone trains at once and reports.
+      this.phase = 'training';
+      record.contributors = participants;
+      open.owing = new Set(this.session.learners(participants));
+      record.bytesDown += this.session.broadcast('round', announcement);
+      this.arm(config.trainTimeoutMs, () => this.closeRound());
+      return;
+    }
+    this.phase = 'collecting';
+    record.bytesDown += this.session.broadcast('round', announcement);
+    this.arm(config.roundTimeoutMs, () => this.aggregate());
+  }
+
+  /**
+   * Whether the round can aggregate before its deadline: everyone connected has uploaded, and
+   * they are a quorum. Short of a quorum the round waits for its deadline, since a participant
+   * whose link dropped may yet rejoin and upload.
+   */
+  private readyEarly(): boolean {
+    const open = this.open!;
+    if (open.uploads.size < this.session.config.minParticipants) return false;
+    // Everyone expected has uploaded only if there are at least as many uploads as members still
+    // connected, of whom there are at least members − departed: a constant-time "no" for every
+    // upload but the last, instead of an O(participants) scan each time (O(n²) per round).
+    if (open.uploads.size < open.members.size - open.departed) return false;
+    const expected = open.record.participants.filter((p) => this.session.links.has(p));
+    return expected.length > 0 && expected.every((p) => open.uploads.has(p));
+  }
+
+  private aggregate(): void {
+    const { config, strategy, journal } = this.session;
+    const open = this.open!;
+    const { record } = open;
+    if (open.uploads.size < config.minParticipants) {
+      this.failRound(
+        new ProtocolError(
+          ErrorCode.RoundClosed,
+          `round ${record.round} failed: ${open.uploads.size} of ${record.participants.length} participants uploaded before the deadline; the quorum is ${config.minParticipants}`,
+        ).toWire(),
+      );
+      return;
+    }
+    record.contributors = [...open.uploads.keys()];
+    const contributions = [...open.uploads.values()];
+    const { targets, ensemble } = strategy.aggregate(contributions, this.session.learners(record.contributors), open.referenceIds.length);
+    if (ensemble !== null) record.ensembleDigest = valuesDigest(ensemble);
+    // Journalled before any target leaves: what a participant learns from can always be recomputed.
+    if (journal !== undefined && strategy.knowledge !== 'none') {
+      const digests = new Map([...targets].map(([participant, target]) => [participant, target === null ? null : valuesDigest(target.values)]));
+      journal.aggregated(record.round, strategy.knowledge, contributions, digests);
+    }
+    this.phase = 'training';
+    for (const [participant, target] of targets) {
+      const link = this.session.links.get(participant);
+      if (link === undefined) continue;
+      open.owing.add(participant);
+      record.bytesDown += link.send('target', {
+        session: config.id, round: record.round, kind: strategy.knowledge, target, counts: target?.counts, contributors: record.contributors.length,
+      });
+    }
+    open.uploads.clear(); // the aggregate is out: hold no participant's predictions longer
+    if (open.owing.size === 0) this.closeRound();
+    else this.arm(config.trainTimeoutMs, () => this.closeRound());
+  }
+
+  private failRound(error: WireError): void {
+    const { config } = this.session;
+    const open = this.open!;
+    open.record.failure = error;
+    open.record.bytesDown += this.session.broadcast('round-failed', { session: config.id, round: open.record.round, error });
+    if (config.onRoundFailure === 'stop') {
+      this.finishRecord();
+      this.session.end(`stopped after round ${open.record.round} failed: ${error.message}`);
+      return;
+    }
+    this.closeRound();
+  }
+
+  private finishRecord(): void {
+    const open = this.open!;
+    this.open = undefined;
+    this.session.completed(open.record);
+  }
+
+  private closeRound(): void {
+    clearTimeout(this.timer);
+    const round = this.open!.record.round;
+    this.finishRecord();
+    if (round >= this.session.config.rounds) {
+      this.session.end(`completed ${round} rounds`);
+    } else if (this.session.links.size === 0 || this.session.paused) {
+      this.phase = 'waiting';
+    } else {
+      this.openRound(round + 1);
+    }
+  }
+
+  private arm(ms: number, then: () => void): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(then, ms);
+  }
+}
