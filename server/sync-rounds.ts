@@ -234,7 +234,10 @@ export class SyncRounds implements SessionMode {
       return;
     }
     record.contributors = [...open.uploads.keys()];
-    const contributions = [...open.uploads.values()];
+    // In participant order, not arrival order: float sums depend on the order of their terms (a
+    // weighted mean visibly so), and the same uploads must give the same targets however the
+    // network ordered them.
+    const contributions = [...open.uploads.values()].sort((a, b) => (a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0));
     const { targets, ensemble } = strategy.aggregate(contributions, this.session.learners(record.contributors), open.referenceIds.length);
     if (ensemble !== null) record.ensembleDigest = valuesDigest(ensemble);
     // Journalled before any target leaves: what a participant learns from can always be recomputed.
