@@ -29,7 +29,6 @@ export class AsyncExchange {
     private readonly strategy: Strategy,
     private readonly settings: AsyncSettings,
     private readonly referenceSize: number,
-    private readonly numClasses: number,
   ) {}
 
   rows(shard: number): number {

@@ -7,7 +7,7 @@
  */
 import { ErrorCode, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation } from '../protocol/index.js';
 import { AsyncExchange } from './async-exchange.js';
-import type { Phase, SessionHost, SessionMode } from './session.js';
+import type { Phase, SessionHost, SessionMode } from './session-mode.js';
 import type { AsyncSettings, RoundRecord } from './session-config.js';
 import type { EnsembleReply } from './wire.js';
 
@@ -30,7 +30,7 @@ export class AsyncRun implements SessionMode {
     private readonly session: SessionHost,
     readonly settings: AsyncSettings,
   ) {
-    this.exchange = new AsyncExchange(session.strategy, settings, session.config.referenceSize, session.config.numClasses);
+    this.exchange = new AsyncExchange(session.strategy, settings, session.config.referenceSize);
   }
 
   get currentRound(): number {

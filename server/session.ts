@@ -25,14 +25,14 @@ import { AsyncRun } from './async-run.js';
 import type { SessionJournal } from './journal.js';
 import { checkSessionConfig, DEFAULT_ASYNC, type Role, type RoundRecord, type SessionConfig } from './session-config.js';
 import { createStrategy, type Strategy } from './strategies/index.js';
+import type { SessionHost, SessionMode } from './session-mode.js';
 import { SyncRounds } from './sync-rounds.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
 
 export type { ParticipantEntry, ParticipantMetrics, Role, RoundRecord, SessionConfig } from './session-config.js';
 export { DEFAULT_ASYNC } from './session-config.js';
 export type { PeerLink } from './wire.js';
-
-export type Phase = SessionStatus['phase'];
+export type { Phase, SessionHost, SessionMode } from './session-mode.js';
 
 export interface SessionEvents {
   round: [RoundRecord];
@@ -44,56 +44,6 @@ export interface SessionOptions {
   history?: RoundRecord[];
   /** Where every aggregate and completed round is recorded before the session acts on it. */
   journal?: SessionJournal;
-}
-
-/** What a mode may use of its session. */
-export interface SessionHost {
-  readonly config: Readonly<SessionConfig>;
-  readonly strategy: Strategy;
-  readonly history: RoundRecord[];
-  readonly journal: SessionJournal | undefined;
-  readonly links: ReadonlyMap<string, PeerLink>;
-  readonly paused: boolean;
-  /** Participants that learn (get targets, report); teachers only contribute. */
-  learners(among: Iterable<string>): string[];
-  /** Sends one message to every connected participant; returns the envelope bytes sent in all. */
-  broadcast<E extends keyof Outgoing>(event: E, message: Outgoing[E]): number;
-  /** A round (or checkpoint) is over: journalled, kept, announced. */
-  completed(record: RoundRecord): void;
-  end(reason: string): void;
-}
-
-/**
- * How a session's rounds run: synchronous rounds or asynchronous exchange. Each request a mode
- * does not serve is refused with a code that says what to send instead.
- */
-export interface SessionMode {
-  readonly phase: Phase;
-  readonly currentRound: number;
-  /** From waiting: opens the round after the last completed one, or gives the go signal. */
-  openNext(): void;
-  /** A participant (re)joined with this link; the session has recorded it. */
-  joined(participant: string, link: PeerLink, returning: boolean): void;
-  /** A participant left; the session has forgotten its link. */
-  left(participant: string): void;
-  /** What an upload for `round` must hold; null for a retried upload (the first one stands). Throws if none is taken now. */
-  expectUpload(participant: string, round: number): KnowledgeExpectation | null;
-  upload(participant: string, round: number, contribution: Contribution, bytes: number): void;
-  report(participant: string, message: ClientMessage<'report'>, bytes: number): void;
-  /** What a push on `shard` must hold. Throws if pushes are not taken now. */
-  expectPush(participant: string, shard: number): KnowledgeExpectation;
-  push(participant: string, shard: number, step: number, contribution: Contribution, bytes: number): void;
-  pull(participant: string, shard: number, bytes: number): EnsembleReply;
-  /** Envelope bytes of a reply the coordinator sent on the session's behalf (a pull's answer). */
-  replied(bytes: number): void;
-  /** Throws if the mode cannot hold back its next round. */
-  checkPausable(): void;
-  /** No timer left running, nothing open: the mode takes nothing more. */
-  stop(): void;
-  /** The open round's members (status: who took part). */
-  readonly members: readonly string[];
-  /** Whether a connected participant lags behind the others in the open round (status). */
-  isLate(participant: string): boolean;
 }
 
 export class Session extends EventEmitter<SessionEvents> implements SessionHost {

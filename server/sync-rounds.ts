@@ -7,7 +7,7 @@
  *      └──────────── next round ◄──────────── (all contributors reported, or deadline) ◄─────┘
  */
 import { ErrorCode, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
-import type { Phase, SessionHost, SessionMode } from './session.js';
+import type { Phase, SessionHost, SessionMode } from './session-mode.js';
 import { valuesDigest, type RoundRecord } from './session-config.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
 
@@ -233,11 +233,11 @@ export class SyncRounds implements SessionMode {
       );
       return;
     }
-    record.contributors = [...open.uploads.keys()];
     // In participant order, not arrival order: float sums depend on the order of their terms (a
     // weighted mean visibly so), and the same uploads must give the same targets however the
-    // network ordered them.
+    // network ordered them. The record lists the contributors in the order they were aggregated.
     const contributions = [...open.uploads.values()].sort((a, b) => (a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0));
+    record.contributors = contributions.map((c) => c.participant);
     const { targets, ensemble } = strategy.aggregate(contributions, this.session.learners(record.contributors), open.referenceIds.length);
     if (ensemble !== null) record.ensembleDigest = valuesDigest(ensemble);
     // Journalled before any target leaves: what a participant learns from can always be recomputed.

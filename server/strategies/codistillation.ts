@@ -7,7 +7,7 @@
  * (server/async-exchange.ts) and serves the mean of the *others'* fresh ones on request.
  */
 import { aggregatorFor } from '../aggregators/index.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds, type StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds } from './strategy.js';
 
 export const codistillation: StrategyDescriptor = {
   name: 'codistillation',

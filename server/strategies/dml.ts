@@ -7,7 +7,7 @@
  */
 import { aggregatorFor, leaveOneOutAndEnsemble } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import { aggregatorOptions, type Aggregate, type StrategyDescriptor, type StrategyRounds, type StrategySettings } from './strategy.js';
+import { aggregatorOptions, type Aggregate, type StrategyDescriptor, type StrategyRounds } from './strategy.js';
 
 export const dml: StrategyDescriptor = {
   name: 'dml',

@@ -7,7 +7,7 @@
  */
 import { aggregatorFor } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds, type StrategySettings } from './strategy.js';
+import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds } from './strategy.js';
 
 export const dsfl: StrategyDescriptor = {
   name: 'dsfl',

@@ -7,7 +7,7 @@
  * here over the others that hold class c at all (a participant with no class-c sample has no
  * class-c mean to give). No reference set is needed: a few hundred bytes per round.
  */
-import type { Aggregate, Contribution, StrategyDescriptor, StrategyRounds, StrategySettings, Target } from './strategy.js';
+import type { Aggregate, Contribution, StrategyDescriptor, StrategyRounds, Target } from './strategy.js';
 
 export const fd: StrategyDescriptor = {
   name: 'fd',

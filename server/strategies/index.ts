@@ -8,7 +8,7 @@ import { fedmd } from './fedmd.js';
 import { local } from './local.js';
 import type { AlgorithmDefaults, Strategy, StrategyDescriptor, StrategySettings } from './strategy.js';
 
-export type { Aggregate, AlgorithmDefaults, Knowledge, RoundPlan, Strategy, StrategyDescriptor, StrategySettings, Target } from './strategy.js';
+export type { Aggregate, AlgorithmDefaults, Knowledge, RoundPlan, Strategy, StrategyDescriptor, Target } from './strategy.js';
 
 const DESCRIPTORS: readonly StrategyDescriptor[] = [dml, codistillation, fd, fedmd, dsfl, fedavg, local];
 

@@ -23,7 +23,7 @@ describe('asynchronous exchange', () => {
   });
 
   it('serves the mean of the others\' fresh predictions, never one\'s own, and forgets who leaves', () => {
-    const exchange = new AsyncExchange(strategy, settings, 3, 2);
+    const exchange = new AsyncExchange(strategy, settings, 3);
     expect(exchange.rows(0)).toBe(1);
     expect(exchange.rows(1)).toBe(2);
     push(exchange, 'a', 1, 10, rows([0.8, 0.2, 0.6, 0.4]), 0);
@@ -46,7 +46,7 @@ describe('asynchronous exchange', () => {
   });
 
   it('validates pushed predictions like uploads', () => {
-    const exchange = new AsyncExchange(strategy, settings, 3, 2);
+    const exchange = new AsyncExchange(strategy, settings, 3);
     expect(() => push(exchange, 'a', 1, 1, rows([0.8, 0.2]), 0)).toThrow(/^E_SHAPE: reference-predictions for round 0: tensor has shape \[1,2\]; expected \[2,2\]$/);
     expect(() => push(exchange, 'a', 1, 1, rows([3, -2, 0.5, 0.5]), 0)).toThrow(/^E_VALUE: /);
     expect(() => push(exchange, 'a', 2, 1, rows([0.5, 0.5]), 0)).toThrow(/^E_SCHEMA: shard 2 does not exist/);

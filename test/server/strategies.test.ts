@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { packTensor, readContribution, type Contribution } from '../../protocol/index.js';
 import { aggregatorFor } from '../../server/aggregators/index.js';
-import { createStrategy } from '../../server/strategies/index.js';
+import { ALGORITHM_NAMES, createStrategy, STRATEGIES } from '../../server/strategies/index.js';
 
 const settings = { referenceSize: 4, referencePerRound: 4, seed: 1, numClasses: 2 };
 const c = (participant: string, values: number[], extra: Partial<Contribution> = {}): Contribution => ({
@@ -50,7 +50,8 @@ describe('strategies', () => {
   });
 
   it('refuses unknown algorithms, including names of Object.prototype', () => {
-    expect(() => createStrategy('constructor', settings)).toThrow(/unknown algorithm "constructor"; choose one of dml, codistillation, fd, fedmd, dsfl, fedavg, local/);
+    expect(() => createStrategy('constructor', settings)).toThrow(`unknown algorithm "constructor"; choose one of ${ALGORITHM_NAMES.join(', ')}`);
+    expect(ALGORITHM_NAMES).toContain('dml');
   });
 });
 
@@ -81,5 +82,16 @@ describe('knowledge checks', () => {
     expect(code(() => readContribution('a', { kind: 'weights', values: packTensor(new Float32Array(6), [2, 3], 'float32'), sampleCount: 1 }, e)))
       .toMatch(/^E_SHAPE: weights for round 1: weights travel as one flat vector; got shape \[2,3\]$/);
     expect(code(() => readContribution('a', { kind: 'weights', values: flat, sampleCount: 1 }, { ...e, parameters: 7 }))).toMatch(/^E_SHAPE: .*expected \[7\]/);
+  });
+
+  it('every descriptor is complete and its strategy is what it says', () => {
+    for (const name of ALGORITHM_NAMES) {
+      const descriptor = STRATEGIES[name]!;
+      expect(descriptor.name).toBe(name);
+      expect(descriptor.summary.length, `${name}'s summary`).toBeGreaterThan(10);
+      expect(descriptor.defaults.temperature).toBeGreaterThan(0);
+      const strategy = createStrategy(name, settings);
+      expect({ name: strategy.name, mode: strategy.mode, knowledge: strategy.knowledge }).toEqual({ name, mode: descriptor.mode, knowledge: descriptor.knowledge });
+    }
   });
 });

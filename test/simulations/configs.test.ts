@@ -4,15 +4,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readConfigFile, validateExperiment } from '../../simulations/config.js';
 import { DEFAULT_OPTIONS } from '../../simulations/simulate.js';
-import { STRATEGIES } from '../../server/strategies/index.js';
+import { ALGORITHM_NAMES } from '../../server/strategies/index.js';
 
 const DIR = join(import.meta.dirname, '../../experiments/configs');
 
 describe('example configs', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
 
-  it('there is one per algorithm and baseline', () => {
-    expect(files.map((f) => f.replace('.yaml', '')).sort()).toEqual([...Object.keys(STRATEGIES), 'centralized'].sort());
+  // An example per algorithm is documentation, not registration: a new algorithm runs without
+  // one (`simulate --algorithm NAME`); every example there is must name a registered algorithm.
+  it('each runs a registered algorithm or the centralized baseline', () => {
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect([...ALGORITHM_NAMES, 'centralized']).toContain(file.replace('.yaml', ''));
   });
 
   for (const file of files) {
