@@ -62,9 +62,17 @@ export type SessionInfo = z.infer<typeof sessionInfo>;
 
 const header = { v: z.literal(PROTOCOL_VERSION), session: id };
 
+/**
+ * What a participant joins as: a participant contributes and learns; a teacher contributes and
+ * never learns; a distiller holds no private data, contributes nothing, and learns from the
+ * ensemble of everyone's knowledge on the reference set (one global student per session).
+ */
+export const ROLES = ['participant', 'teacher', 'distiller'] as const;
+export type Role = (typeof ROLES)[number];
+
 export const clientMessages = {
-  /** A teacher contributes knowledge and never learns: it receives no target and owes no report. */
-  join: z.object({ ...header, role: z.enum(['participant', 'teacher']) }),
+  /** A teacher contributes knowledge and never learns: it receives no target and owes no report. A distiller only learns. */
+  join: z.object({ ...header, role: z.enum(ROLES) }),
   upload: z.object({
     ...header,
     round: roundNumber,

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { PROTOCOL_VERSION } from './version.js';
+import { ROLES } from './messages.js';
 
 /** The socket.io namespace operators connect to. */
 export const OPERATOR_NAMESPACE = '/operator';
@@ -39,7 +40,7 @@ export type ParticipantState = (typeof PARTICIPANT_STATES)[number];
 const participantStatus = z.object({
   id,
   state: z.enum(PARTICIPANT_STATES),
-  role: z.enum(['participant', 'teacher']).optional(),
+  role: z.enum(ROLES).optional(),
 });
 
 const roundSummary = z.object({

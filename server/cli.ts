@@ -8,11 +8,11 @@ import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { WIRE_DTYPES, DEFAULT_MAX_BYTES } from '../protocol/index.js';
+import { DEFAULT_MAX_BYTES, ROLES, WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from './aggregators/index.js';
 import { Coordinator } from './coordinator.js';
 import type { OperatorAccount } from './operator.js';
-import type { SessionConfig } from './session.js';
+import { contributorEntries, type SessionConfig } from './session-config.js';
 import { withTokenHashes } from './tokens.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from './strategies/index.js';
 
@@ -31,7 +31,7 @@ const sessionFile = z
           id: z.string().regex(/^[A-Za-z0-9._:-]+$/),
           token: z.string().min(16, 'tokens must have at least 16 characters'),
           /** The one role this token may join as; either when omitted. */
-          role: oneOf(['participant', 'teacher'] as const).optional(),
+          role: oneOf(ROLES).optional(),
         }).strict(),
       )
       .min(1),
@@ -82,7 +82,7 @@ export function readSessionConfig(path: string): SessionConfig {
   const defaults = ALGORITHM_DEFAULTS[c.algorithm]!;
   return {
     ...c,
-    minParticipants: c.minParticipants ?? c.participants.length,
+    minParticipants: c.minParticipants ?? contributorEntries(c).length,
     referencePerRound: c.referencePerRound ?? c.referenceSize,
     temperature: c.temperature ?? defaults.temperature,
     alpha: c.alpha ?? defaults.alpha,

@@ -4,10 +4,10 @@
  * coordinator and the CLI all read these; this file reads only protocol and the registries.
  */
 import { createHash } from 'node:crypto';
-import type { ClientMessage, WireDtype, WireError } from '../protocol/index.js';
+import type { ClientMessage, Role, WireDtype, WireError } from '../protocol/index.js';
 import { aggregatorConfigProblems } from './aggregators/index.js';
 
-export type Role = 'participant' | 'teacher';
+export type { Role };
 
 /**
  * One participant a session admits: its token, or (in a journal, or a config restored from one)
@@ -86,6 +86,11 @@ export function valuesDigest(values: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
 }
 
+/** The entries that can contribute: every one but the distillers. */
+export function contributorEntries(c: Pick<SessionConfig, 'participants'>): ParticipantEntry[] {
+  return c.participants.filter((p) => p.role !== 'distiller');
+}
+
 /** Throws one error listing everything wrong with a session config. */
 export function checkSessionConfig(c: SessionConfig): void {
   const problems: string[] = [];
@@ -93,8 +98,10 @@ export function checkSessionConfig(c: SessionConfig): void {
   if (c.participants.length === 0) problems.push('participants must list at least one {id, token}');
   if (new Set(c.participants.map((p) => ('token' in p ? p.token : p.tokenHash))).size !== c.participants.length) problems.push('every participant needs its own token');
   if (new Set(c.participants.map((p) => p.id)).size !== c.participants.length) problems.push('participant ids must be unique');
-  if (!Number.isInteger(c.minParticipants) || c.minParticipants < 1 || c.minParticipants > c.participants.length) {
-    problems.push(`minParticipants must be in [1, ${c.participants.length}] (got ${c.minParticipants})`);
+  const contributors = contributorEntries(c).length;
+  if (!Number.isInteger(c.minParticipants) || c.minParticipants < 1 || c.minParticipants > contributors) {
+    const distillers = c.participants.length - contributors;
+    problems.push(`minParticipants must be in [1, ${contributors}]${distillers > 0 ? ` (distillers upload nothing and do not count)` : ''} (got ${c.minParticipants})`);
   }
   if (c.minToStart !== undefined && !(Number.isInteger(c.minToStart) && c.minToStart >= 1 && c.minToStart <= c.participants.length)) {
     problems.push(`minToStart must be in [1, ${c.participants.length}] (got ${c.minToStart})`);

@@ -21,8 +21,12 @@ export interface SessionHost {
   readonly journal: SessionJournal | undefined;
   readonly links: ReadonlyMap<string, PeerLink>;
   readonly paused: boolean;
-  /** Participants that learn (get targets, report); teachers only contribute. */
+  /** Participants that learn from their peers (get targets, report); teachers only contribute, distillers only learn. */
   learners(among: Iterable<string>): string[];
+  /** Participants that can contribute: all but the distillers. */
+  contributors(among: Iterable<string>): string[];
+  /** The distillers connected: each learns from the round's ensemble of all contributions. */
+  distillers(): string[];
   /** Sends one message to every connected participant; returns the envelope bytes sent in all. */
   broadcast<E extends keyof Outgoing>(event: E, message: Outgoing[E]): number;
   /** A round (or checkpoint) is over: journalled, kept, announced. */

@@ -110,6 +110,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     if (role === 'teacher' && this.strategy.knowledge === 'none') {
       throw new ProtocolError(ErrorCode.Auth, `session ${this.config.id} exchanges nothing: a teacher has nothing to contribute`);
     }
+    if (role === 'distiller') this.checkDistillable();
     const allowed = this.config.participants.find((p) => p.id === participant)?.role;
     if (allowed !== undefined && allowed !== role) {
       throw new ProtocolError(ErrorCode.Auth, `${participant}'s token is for a ${allowed} of session ${this.config.id}; it cannot join as a ${role}`);
@@ -134,12 +135,40 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   learners(among: Iterable<string>): string[] {
-    return [...among].filter((p) => this.roles.get(p) !== 'teacher');
+    // Not "=== 'participant'": a contributor that left mid-round has no role any more, and still has its target computed (and journalled).
+    return [...among].filter((p) => { const role = this.roles.get(p); return role !== 'teacher' && role !== 'distiller'; });
+  }
+
+  contributors(among: Iterable<string>): string[] {
+    return [...among].filter((p) => this.roles.get(p) !== 'distiller');
+  }
+
+  distillers(): string[] {
+    return [...this.links.keys()].filter((p) => this.roles.get(p) === 'distiller');
+  }
+
+  /**
+   * A distiller learns from the round's ensemble on the reference set: a session must have both.
+   * FD's class logits come with no shared samples to learn them on; FedAvg's average already is
+   * one global model; an asynchronous session has no round ensemble to send.
+   */
+  private checkDistillable(): void {
+    const { knowledge, mode } = this.strategy;
+    const why =
+      knowledge !== 'reference-predictions' && knowledge !== 'reference-logits'
+        ? `it exchanges ${knowledge === 'none' ? 'nothing' : knowledge}, not predictions on a shared reference set`
+        : mode === 'async' ? 'it is asynchronous: there is no round ensemble to send' : undefined;
+    if (why !== undefined) {
+      throw new ProtocolError(ErrorCode.Auth, `session ${this.config.id} (${this.config.algorithm}) cannot take a distiller: ${why}`);
+    }
   }
 
   // ── Requests of joined participants, decoded by the coordinator (server/wire.ts) ──
 
   expectUpload(participant: string, round: number): KnowledgeExpectation | null {
+    if (this.roles.get(participant) === 'distiller') {
+      throw new ProtocolError(ErrorCode.Schema, `${participant} joined as a distiller: it contributes nothing and only receives the ensemble`);
+    }
     return this.mode.expectUpload(participant, round);
   }
 

@@ -6,7 +6,7 @@
  *      │                              ▼                                                       │
  *      └──────────── next round ◄──────────── (all contributors reported, or deadline) ◄─────┘
  */
-import { ErrorCode, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
+import { ErrorCode, knowledgeShape, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
 import type { Phase, SessionHost, SessionMode } from './session-mode.js';
 import { valuesDigest, type RoundRecord } from './session-config.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
@@ -19,7 +19,7 @@ interface OpenRound {
   uploads: Map<string, Contribution>;
   /** Who still owes a training report (the contributors, once targets are out). */
   owing: Set<string>;
-  /** record.participants as a set: membership is checked on every upload. */
+  /** Who may upload to the round (record.participants but the distillers), as a set: membership is checked on every upload. */
   members: Set<string>;
   /** Members that left since the round opened (some may have rejoined). */
   departed: number;
@@ -50,7 +50,10 @@ export class SyncRounds implements SessionMode {
     // A round still collecting takes a (re)joining participant: it is told the round, after its join is answered.
     const open = this.open;
     if (this.phase !== 'collecting' || open === undefined) return;
-    if (!open.members.has(participant)) {
+    const distiller = this.session.contributors([participant]).length === 0;
+    if (distiller) {
+      if (!open.record.participants.includes(participant)) open.record.participants.push(participant);
+    } else if (!open.members.has(participant)) {
       open.members.add(participant);
       open.record.participants.push(participant);
     } else if (returning) {
@@ -187,7 +190,7 @@ export class SyncRounds implements SessionMode {
       session: config.id, round, knowledge: strategy.knowledge, referenceIds: plan.referenceIds, temperature: config.temperature, deadline,
     };
     const open: OpenRound = {
-      record, referenceIds: plan.referenceIds, announcement, uploads: new Map(), owing: new Set(), members: new Set(participants), departed: 0,
+      record, referenceIds: plan.referenceIds, announcement, uploads: new Map(), owing: new Set(), members: new Set(this.session.contributors(participants)), departed: 0,
     };
     this.open = open;
     if (strategy.knowledge === 'none') {
@@ -216,7 +219,7 @@ export class SyncRounds implements SessionMode {
     // connected, of whom there are at least members − departed: a constant-time "no" for every
     // upload but the last, instead of an O(participants) scan each time (O(n²) per round).
     if (open.uploads.size < open.members.size - open.departed) return false;
-    const expected = open.record.participants.filter((p) => this.session.links.has(p));
+    const expected = [...open.members].filter((p) => this.session.links.has(p));
     return expected.length > 0 && expected.every((p) => open.uploads.has(p));
   }
 
@@ -253,6 +256,18 @@ export class SyncRounds implements SessionMode {
       record.bytesDown += link.send('target', {
         session: config.id, round: record.round, kind: strategy.knowledge, target, counts: target?.counts, contributors: record.contributors.length,
       });
+    }
+    // Each distiller learns from the ensemble of every contribution (FedDF's server-side step,
+    // Lin et al. 2020, taken by a participant process: the coordinator never trains).
+    if (ensemble !== null) {
+      const target = { values: ensemble, shape: knowledgeShape(strategy.knowledge, { rows: open.referenceIds.length, numClasses: config.numClasses }) };
+      for (const distiller of this.session.distillers()) {
+        if (!open.record.participants.includes(distiller)) continue;
+        open.owing.add(distiller);
+        record.bytesDown += this.session.links.get(distiller)!.send('target', {
+          session: config.id, round: record.round, kind: strategy.knowledge, target, contributors: record.contributors.length,
+        });
+      }
     }
     open.uploads.clear(); // the aggregate is out: hold no participant's predictions longer
     if (open.owing.size === 0) this.closeRound();

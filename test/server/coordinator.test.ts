@@ -3,117 +3,12 @@
  * real msgpack envelopes: round semantics, and refusals of bad input with the right error code
  * and no effect on the aggregate.
  */
-import { io, type Socket } from 'socket.io-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  clientMessages,
-  decodeMessage,
-  encodeEnvelope,
-  encodeMessage,
-  packTensor,
-  PROTOCOL_VERSION,
-  readReply,
-  replyMessages,
-  serverMessages,
-  unpackTensor,
-  type ClientToServerEvents,
-  type ServerMessage,
-  type ServerToClientEvents,
-  type WireTensor,
-} from '../../protocol/index.js';
+import { encodeEnvelope, packTensor, unpackTensor, type WireTensor } from '../../protocol/index.js';
 import { leaveOneOutMeans } from '../../server/aggregators/sums.js';
 import { Coordinator } from '../../server/coordinator.js';
-import type { RoundRecord, SessionConfig } from '../../server/session.js';
-
-type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-const C = 3;
-const REFERENCE = 4;
-
-function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
-  return {
-    id: 'test', algorithm: 'dml', rounds: 1, minParticipants: 3, numClasses: C, referenceSize: REFERENCE,
-    referencePerRound: REFERENCE, temperature: 2, alpha: 0.5, uploadDtype: 'float32', roundTimeoutMs: 10_000,
-    trainTimeoutMs: 10_000, onRoundFailure: 'continue', seed: 1, maxMessageBytes: 64 * 1024,
-    participants: ['a', 'b', 'c'].map((id) => ({ id, token: `secret-${id}` })),
-    ...overrides,
-  };
-}
-
-/** Rows of probabilities that differ by participant, so a wrong aggregate shows. */
-function predictions(seed: number, rows = REFERENCE): Float32Array {
-  const v = new Float32Array(rows * C);
-  for (let r = 0; r < rows; r++) {
-    const w = [1 + seed, 2 + r, 3 + ((seed * r) % 5)];
-    const s = w[0]! + w[1]! + w[2]!;
-    for (let k = 0; k < C; k++) v[r * C + k] = w[k]! / s;
-  }
-  return v;
-}
-
-/** A hand-driven participant: raw socket.io client, envelopes built by the test. */
-class RawParticipant {
-  readonly socket: RawSocket;
-  readonly rounds: ServerMessage<'round'>[] = [];
-  readonly targets: ServerMessage<'target'>[] = [];
-  readonly failures: ServerMessage<'round-failed'>[] = [];
-  ended = false;
-
-  constructor(url: string, readonly id: string, token: string, v: number = PROTOCOL_VERSION) {
-    this.socket = io(url, { transports: ['websocket'], auth: { v, token }, reconnection: false, forceNew: true });
-    this.socket.on('round', (b) => this.rounds.push(decodeMessage(serverMessages.round, b)));
-    this.socket.on('target', (b) => this.targets.push(decodeMessage(serverMessages.target, b)));
-    this.socket.on('round-failed', (b) => this.failures.push(decodeMessage(serverMessages['round-failed'], b)));
-    this.socket.on('end', () => (this.ended = true));
-  }
-
-  connected(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.socket.connected) return resolve();
-      this.socket.once('connect', () => resolve());
-      this.socket.once('connect_error', reject);
-    });
-  }
-
-  async join(session = 'test') {
-    await this.connected();
-    return readReply(replyMessages.joined, await this.send('join', encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session, role: 'participant' })));
-  }
-
-  send(event: 'join' | 'upload' | 'report', envelope: Uint8Array): Promise<Uint8Array> {
-    return this.socket.timeout(5000).emitWithAck(event, envelope);
-  }
-
-  /** Sends an upload envelope built from raw fields (so tests can break any of them). */
-  upload(fields: Record<string, unknown>): Promise<Uint8Array> {
-    return this.send('upload', encodeEnvelope({ v: PROTOCOL_VERSION, session: 'test', round: 1, participant: this.id, kind: 'reference-predictions', ...fields }));
-  }
-
-  report(round: number): Promise<Uint8Array> {
-    return this.send('report', encodeMessage(clientMessages.report, { v: PROTOCOL_VERSION, session: 'test', round, participant: this.id, metrics: { accuracy: 0.5 } }));
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
-
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-function refusalCode(reply: Uint8Array): string {
-  try {
-    readReply(replyMessages.ack, reply);
-    return 'ok';
-  } catch (error) {
-    return (error as { code: string }).code;
-  }
-}
+import type { RoundRecord } from '../../server/session.js';
+import { C, config, predictions, RawParticipant, REFERENCE, refusalCode, until } from './raw-participant.js';
 
 describe('coordinator over real sockets', () => {
   let coordinator: Coordinator;
