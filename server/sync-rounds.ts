@@ -259,10 +259,11 @@ export class SyncRounds implements SessionMode {
     }
     // Each distiller learns from the ensemble of every contribution (FedDF's server-side step,
     // Lin et al. 2020, taken by a participant process: the coordinator never trains).
-    if (ensemble !== null) {
+    // (Only sessions with a reference-set ensemble admit one: see Session.checkDistillable.)
+    const distillers = this.session.distillers().filter((d) => open.record.participants.includes(d));
+    if (ensemble !== null && distillers.length > 0) {
       const target = { values: ensemble, shape: knowledgeShape(strategy.knowledge, { rows: open.referenceIds.length, numClasses: config.numClasses }) };
-      for (const distiller of this.session.distillers()) {
-        if (!open.record.participants.includes(distiller)) continue;
+      for (const distiller of distillers) {
         open.owing.add(distiller);
         record.bytesDown += this.session.links.get(distiller)!.send('target', {
           session: config.id, round: record.round, kind: strategy.knowledge, target, contributors: record.contributors.length,
