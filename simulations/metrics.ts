@@ -170,3 +170,11 @@ export function meanProbabilities(all: readonly Float32Array[]): Float32Array {
   for (let i = 0; i < out.length; i++) out[i] = sum[i]! / all.length;
   return out;
 }
+
+/**
+ * A mean over seeds with its spread: "mean ± sd" over two or more, and over one run the value
+ * alone with "(n = 1)" — a standard deviation of one run is not 0, it is unknown.
+ */
+export function meanWithSpread(s: { mean: number; sd: number; n: number }, format: (x: number) => string): string {
+  return s.n === 1 ? `${format(s.mean)} (n = 1)` : `${format(s.mean)} ± ${format(s.sd)}`;
+}

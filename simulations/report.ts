@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { describePartition, type PartitionSpec } from '../client/data/partition.js';
+import { meanWithSpread } from './metrics.js';
 import type { RoundRow, RunResult, SimulationResult } from './simulate.js';
 
 /** One run of one algorithm on one seed, as read from a simulate (or sweep point) result.json. */
@@ -401,7 +402,7 @@ export interface ReportFiles {
   notes: string[];
 }
 
-const pct = (s: Stat) => (Number.isNaN(s.mean) ? '—' : `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}`);
+const pct = (s: Stat) => (Number.isNaN(s.mean) ? '—' : meanWithSpread(s, (x) => (100 * x).toFixed(1)));
 const range = (s: Stat) => (Number.isNaN(s.mean) ? '—' : `${(100 * s.min).toFixed(1)}–${(100 * s.max).toFixed(1)}`);
 
 function bytes(n: number): string {
@@ -541,7 +542,7 @@ export async function writeReport(runs: ReportRun[], outDir: string, options: Re
             .map((r) => (r.rows[r.rows.length - 1] as unknown as Record<string, unknown>)[name])
             .filter((v): v is number => typeof v === 'number'),
         );
-        return s.n === 0 ? '—' : `${s.mean.toPrecision(4)} ± ${s.sd.toPrecision(2)}`;
+        return s.n === 0 ? '—' : s.n === 1 ? `${s.mean.toPrecision(4)} (n = 1)` : `${s.mean.toPrecision(4)} ± ${s.sd.toPrecision(2)}`;
       });
       md.push(`| ${algorithm} | ${cells.join(' | ')} |`);
     }

@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readConfigFile, validateExperiment } from './config.js';
+import { meanWithSpread } from './metrics.js';
 import { DEFAULT_OPTIONS, type Progress, type SimulationResult } from './simulate.js';
 
 export interface SweepPoint {
@@ -120,9 +121,9 @@ function readResult(point: SweepPoint): SimulationResult | undefined {
 }
 
 /** Mean and sample SD over seeds. */
-function stat(xs: number[]): { mean: number; sd: number } {
+function stat(xs: number[]): { mean: number; sd: number; n: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { mean, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0 };
+  return { n: xs.length, mean, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0 };
 }
 
 function bytes(n: number): string {
@@ -148,10 +149,7 @@ function summarize(points: SweepPoint[]): { markdown: string; csv: string } {
     const key = fields.map((f) => `${f}=${typeof point.values[f] === 'string' ? point.values[f] : JSON.stringify(point.values[f])}`).join(', ') || '(all)';
     groups.set(key, [...(groups.get(key) ?? []), result]);
   }
-  const pct = (xs: number[]) => {
-    const { mean, sd } = stat(xs);
-    return `${(100 * mean).toFixed(1)} ± ${(100 * sd).toFixed(1)}`;
-  };
+  const pct = (xs: number[]) => meanWithSpread(stat(xs), (x) => (100 * x).toFixed(1));
   const lines = [
     '| point | seeds | held-out % | personalised % | ensemble % | up / participant / round | down / participant / round | total per run | time / run |',
     '|---|---|---|---|---|---|---|---|---|',

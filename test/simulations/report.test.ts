@@ -257,7 +257,7 @@ describe('codistill report', () => {
     captureOutput();
     expect(await runReportCommand([files.old, '--no-png'])).toBe(0);
     const md = readFileSync(join(root, 'report', 'report.md'), 'utf8');
-    expect(md).toMatch(/\| local \| 7 \| 45\.0 ± 0\.0 \| 45\.0–45\.0 \| — \| 50\.0 ± 0\.0 \|/);
+    expect(md).toMatch(/\| local \| 7 \| 45\.0 \(n = 1\) \| 45\.0–45\.0 \| — \| 50\.0 \(n = 1\) \|/); // one seed: no spread to show
     expect(md).toContain('![accuracy-vs-round](accuracy-vs-round.svg)');
     expect(stderr.join('')).toContain('note: PNG not requested');
     // Several files: report/ in the folder holding them all, not inside the first sweep point.
