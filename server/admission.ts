@@ -125,8 +125,29 @@ export function authMiddleware<T>(
     }
     admit(socket, holder);
     admission?.authenticated(socket);
+    socket.on('error', (error: unknown) => closeUndecodable(socket, error));
     next();
   };
+}
+
+/**
+ * What socket.io-parser says of a packet it cannot decode: fixed phrases about the packet, kept;
+ * anything else is not quoted.
+ */
+const PARSER_REASONS = [/^invalid payload$/, /^unknown packet type \d+$/, /^Illegal attachments$/, /^too many attachments$/, /^got binary data when not reconstructing a packet$/, /^got plaintext data when reconstructing a packet$/];
+
+/**
+ * socket.io closes a connection whose packet it cannot decode (an event whose payload is not an
+ * array, an unknown packet type, a binary frame out of place). This tells the peer why first.
+ */
+function closeUndecodable(socket: Socket, error: unknown): void {
+  if (socket.disconnected) return;
+  const text = error instanceof Error ? error.message : '';
+  const reason = PARSER_REASONS.some((r) => r.test(text)) ? text : 'malformed';
+  closeWith(socket, {
+    code: ErrorCode.Malformed,
+    message: `the connection sent a socket.io packet that cannot be decoded (${reason}); it is closed. Send each event as its name, one binary envelope and an ack`,
+  });
 }
 
 function isMap(value: unknown): value is Record<string, unknown> {

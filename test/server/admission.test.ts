@@ -132,6 +132,7 @@ function wsUrl(url: string): string {
 interface RawLink {
   ws: WebSocket;
   texts: string[];
+  binaries: Buffer[];
   closed: Promise<number>;
   /** HTTP status and body when the upgrade was refused. */
   refused?: { status: number; body: string };
@@ -141,9 +142,10 @@ interface RawLink {
 async function rawLink(url: string): Promise<RawLink> {
   const ws = new WebSocket(wsUrl(url));
   opened.push({ close: () => ws.terminate() });
-  const link: RawLink = { ws, texts: [], closed: new Promise((resolve) => ws.once('close', (code) => resolve(code))) };
+  const link: RawLink = { ws, texts: [], binaries: [], closed: new Promise((resolve) => ws.once('close', (code) => resolve(code))) };
   ws.on('message', (data, isBinary) => {
     if (!isBinary) link.texts.push(data.toString());
+    else link.binaries.push(data as Buffer);
   });
   ws.on('error', () => {});
   await new Promise<void>((resolve) => {
@@ -261,6 +263,28 @@ describe('every handshake gets an answer', () => {
         expect(body.message, `${namespace} ${payload.slice(0, 60)}`).toMatch(expected);
         expect(`${body.data.code}: ${body.data.message}`).toBe(body.message);
       }
+    }
+  });
+});
+
+describe('a packet socket.io cannot decode, after authenticating', () => {
+  it('is answered with E_MALFORMED on the closing event before the link closes', async () => {
+    coordinator = await Coordinator.start();
+    coordinator.createSession(config());
+    for (const packet of ['42"upload"', '42{"a":1}', '49', '451-["upload",{"_placeholder":true,"num":0}]', '42["disconnect"]']) {
+      const link = await rawLink(coordinator.url);
+      link.ws.send('40{"v":1,"token":"door-token-a"}');
+      await until(() => link.texts.some((t) => t.startsWith('40{')), 'the handshake to be accepted');
+      // A text packet where the binary attachment should be, for the binary event.
+      link.ws.send(packet);
+      if (packet.startsWith('451-')) link.ws.send('42["x"]');
+      const closed = await Promise.race([link.closed, new Promise<null>((r) => setTimeout(() => r(null), 3000))]);
+      expect(closed, `${packet}: closed`).not.toBeNull();
+      const closing = link.texts.find((t) => t.startsWith('451-["closing"'));
+      expect(closing, `${packet}: ${JSON.stringify(link.texts)}`).toBeDefined();
+      const error = (decodeEnvelope(link.binaries.at(-1)!) as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe('E_MALFORMED');
+      expect(error.message).toMatch(/^the connection sent a socket\.io packet that cannot be decoded \((invalid payload|unknown packet type 9|got plaintext data when reconstructing a packet)\); it is closed/);
     }
   });
 });
