@@ -141,7 +141,9 @@ const PARSER_REASONS = [/^invalid payload$/, /^unknown packet type \d+$/, /^Ille
  * array, an unknown packet type, a binary frame out of place). This tells the peer why first.
  */
 function closeUndecodable(socket: Socket, error: unknown): void {
-  if (socket.disconnected) return;
+  // A peer's own event named "error" reaches this listener too, with what it sent (never an Error
+  // instance: nothing on the wire decodes to one); the onAny handler answers that as an unknown event.
+  if (!(error instanceof Error) || socket.disconnected) return;
   const text = error instanceof Error ? error.message : '';
   const reason = PARSER_REASONS.some((r) => r.test(text)) ? text : 'malformed';
   closeWith(socket, {

@@ -287,4 +287,17 @@ describe('a packet socket.io cannot decode, after authenticating', () => {
       expect(error.message).toMatch(/^the connection sent a socket\.io packet that cannot be decoded \((invalid payload|unknown packet type 9|got plaintext data when reconstructing a packet)\); it is closed/);
     }
   });
+
+  it('is not confused with a peer\'s own event named "error", which is refused and leaves the link open', async () => {
+    coordinator = await Coordinator.start();
+    coordinator.createSession(config());
+    const peer = new Peer(coordinator.url, 'a');
+    await peer.join();
+    const reply: Uint8Array = await peer.socket.timeout(3000).emitWithAck('error', new Uint8Array([1, 2, 3]));
+    expect((decodeEnvelope(reply) as { error: { code: string } }).error.code).toBe('E_SCHEMA');
+    peer.socket.emit('error', 'no ack');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(peer.socket.connected).toBe(true);
+    expect(peer.closing).toBeUndefined();
+  });
 });
