@@ -227,6 +227,7 @@ export class Admission {
   private readonly counters = new WeakMap<Duplex, (chunk: Buffer) => void>();
   private readonly limits: AdmissionLimits;
   private readonly log: (line: string) => void;
+  private io: Server | undefined;
   /** Connections cut for sending too much before authenticating, and refused at the cap (for tests and logs). */
   cut = 0;
   refused = 0;
@@ -253,8 +254,6 @@ export class Admission {
     http.maxConnections = 2 * this.limits.maxConnections;
     io.engine.on('connection', (connection: { request: IncomingMessage }) => this.watch(connection.request.socket));
   }
-
-  private io: Server | undefined;
 
   private allowRequest(_req: IncomingMessage, fn: (err: string | null | undefined, success: boolean) => void): void {
     const open = this.io?.engine.clientsCount ?? 0;
