@@ -22,7 +22,7 @@ import {
   type ClientToServerEvents,
   type ServerToClientEvents,
 } from '../protocol/index.js';
-import { Admission, authMiddleware, closeWith, DEFAULT_ADMISSION, type AdmissionLimits, type Gate } from './admission.js';
+import { Admission, authMiddleware, checkAdmission, closeWith, DEFAULT_ADMISSION, type AdmissionLimits, type Gate } from './admission.js';
 import { Journal } from './journal.js';
 import { checkOperators, OperatorDesk, type OperatorAccount } from './operator.js';
 import { TokenBucket } from './rate-limit.js';
@@ -137,6 +137,7 @@ export class Coordinator {
       throw new Error(`rateLimit needs messagesPerSecond > 0 and burst ≥ 1 (got ${rate.messagesPerSecond} and ${rate.burst})`);
     }
     checkOperators(options.operators ?? []);
+    checkAdmission({ ...DEFAULT_ADMISSION, ...options.admission });
     // Opened before listening: a journal that cannot be read stops the start, before anyone connects.
     const journal = options.journal === undefined ? undefined : new Journal(options.journal);
     const http = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });

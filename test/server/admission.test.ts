@@ -301,3 +301,11 @@ describe('a packet socket.io cannot decode, after authenticating', () => {
     expect(peer.closing).toBeUndefined();
   });
 });
+
+describe('admission limits', () => {
+  it('are checked before the coordinator starts', async () => {
+    await expect(Coordinator.start({ admission: { maxConnections: 0 } })).rejects.toThrow(/^invalid admission limits: maxConnections must be an integer ≥ 1 \(got 0\)$/);
+    await expect(Coordinator.start({ admission: { unauthenticatedBytes: 10 } })).rejects.toThrow(/unauthenticatedBytes must be an integer ≥ 1024/);
+    await expect(Coordinator.start({ admission: { unauthenticatedTimeoutMs: Number.NaN } })).rejects.toThrow(/unauthenticatedTimeoutMs must be a number > 0/);
+  });
+});
