@@ -10,6 +10,8 @@ import type { SessionConfig } from '../server/session.js';
 export type CoordinatorCommand =
   | { type: 'session'; id: string; participants: number; rounds: number; rows: number; classes: number }
   | { type: 'measure' }
+  /** Memory as it is, without collecting garbage first: for sampling while load is on. */
+  | { type: 'sample' }
   | { type: 'stop' };
 
 export type CoordinatorEvent =
@@ -67,6 +69,11 @@ async function main(): Promise<void> {
           // Twice: the first pass can leave finalisers that free more on the second.
           gc?.();
           gc?.();
+          const m = process.memoryUsage();
+          send({ type: 'memory', heapUsed: m.heapUsed, external: m.external, rss: m.rss });
+          break;
+        }
+        case 'sample': {
           const m = process.memoryUsage();
           send({ type: 'memory', heapUsed: m.heapUsed, external: m.external, rss: m.rss });
           break;

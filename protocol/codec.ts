@@ -158,6 +158,16 @@ export function decodeEnvelope(bytes: unknown, limits: CodecLimits = { maxBytes:
   else throw new ProtocolError(ErrorCode.Malformed, `an envelope must be binary (Buffer, Uint8Array or ArrayBuffer); got ${kindOf(bytes)}`);
   if (source.byteLength > maxBytes) throw tooLarge(source.byteLength, maxBytes);
   if (source.byteLength === 0) throw new ProtocolError(ErrorCode.Malformed, 'the envelope is empty');
+  // The bytes are checked against codistill's subset of msgpack before msgpackr reads them, so that
+  // whatever a peer sends is refused in words about the input — never msgpackr's own message, a
+  // stack overflow, or advice about msgpackr's options.
+  const scanned = scanEnvelope(source);
+  if (scanned !== source.byteLength) {
+    throw new ProtocolError(ErrorCode.Malformed, `the envelope has ${source.byteLength - scanned} trailing bytes after its msgpack value`);
+  }
+  if ((source[0]! & 0xf0) !== 0x80 && source[0] !== 0xde && source[0] !== 0xdf) {
+    throw new ProtocolError(ErrorCode.Malformed, `an envelope must be a msgpack map; got ${msgpackTypeName(source[0]!)}`);
+  }
 
   // unpackMultiple stopped after the first value instead of unpack(): on trailing bytes unpack()
   // JSON.stringifies the whole decoded value into its error message (seconds of CPU for a 16 MiB
@@ -175,7 +185,8 @@ export function decodeEnvelope(bytes: unknown, limits: CodecLimits = { maxBytes:
     if (typeof error === 'object' && error !== null && (error as { incomplete?: unknown }).incomplete === true) {
       throw new ProtocolError(ErrorCode.Malformed, `the envelope is truncated: its ${source.byteLength} bytes end inside a msgpack value`);
     }
-    throw new ProtocolError(ErrorCode.Malformed, `the envelope is not valid msgpack: ${errorText(error)}`);
+    // scanEnvelope passed it, so this is not expected; msgpackr's words stay out of the reply all the same.
+    throw new ProtocolError(ErrorCode.Malformed, 'the envelope is msgpack this coordinator cannot decode');
   }
   if (end !== source.byteLength) {
     throw new ProtocolError(ErrorCode.Malformed, `the envelope has ${source.byteLength - end} trailing bytes after its msgpack value`);
@@ -184,6 +195,109 @@ export function decodeEnvelope(bytes: unknown, limits: CodecLimits = { maxBytes:
     throw new ProtocolError(ErrorCode.Malformed, `an envelope must be a msgpack map; got ${kindOf(value)}`);
   }
   return value;
+}
+
+/** How deeply an envelope may nest maps and arrays; codistill's own nest 3 deep at most. */
+export const MAX_NESTING = 32;
+
+/**
+ * Walks the first msgpack value of `bytes` — without recursion, without building anything, skipping
+ * strings and binary by their length — and returns where it ends. Refuses, in words about the
+ * input, what codistill's envelopes never hold: extension types (timestamps, typed arrays, records,
+ * clones …), map keys that are not strings, the reserved byte 0xc1, nesting deeper than
+ * MAX_NESTING; and a value cut short. Every item takes at least one byte, so the walk ends within
+ * bytes.length steps whatever counts a header claims.
+ */
+function scanEnvelope(bytes: Uint8Array): number {
+  const n = bytes.length;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  /** Items still to read in each open container (a map counts keys and values); parallel: whether it is a map. */
+  const remaining: number[] = [];
+  const inMap: boolean[] = [];
+  let at = 0;
+  const truncated = () => new ProtocolError(ErrorCode.Malformed, `the envelope is truncated: its ${n} bytes end inside a msgpack value`);
+  const length = (width: 1 | 2 | 4): number => {
+    if (at + 1 + width > n) throw truncated();
+    return width === 1 ? bytes[at + 1]! : width === 2 ? view.getUint16(at + 1) : view.getUint32(at + 1);
+  };
+  do {
+    const depth = remaining.length;
+    const isKey = depth > 0 && inMap[depth - 1]! && remaining[depth - 1]! % 2 === 0;
+    if (at >= n) throw truncated();
+    const t = bytes[at]!;
+    if (isKey && !((t >= 0xa0 && t <= 0xbf) || t === 0xd9 || t === 0xda || t === 0xdb)) {
+      throw new ProtocolError(ErrorCode.Malformed, `map keys must be strings; the key at byte ${at} is ${msgpackTypeName(t)}`);
+    }
+    let size = 1; // bytes of this item, for scalars
+    let items = -1; // for containers: entries (maps count both keys and values)
+    let map = false;
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) size = 1;
+    else if (t <= 0x8f) [items, map] = [2 * (t & 0x0f), true];
+    else if (t <= 0x9f) items = t & 0x0f;
+    else if (t <= 0xbf) size = 1 + (t & 0x1f);
+    else {
+      switch (t) {
+        case 0xc1:
+          throw new ProtocolError(ErrorCode.Malformed, `byte ${at} is 0xc1, which msgpack reserves and no value uses`);
+        case 0xc4: case 0xd9: size = 2 + length(1); break; // bin8, str8
+        case 0xc5: case 0xda: size = 3 + length(2); break; // bin16, str16
+        case 0xc6: case 0xdb: size = 5 + length(4); break; // bin32, str32
+        case 0xca: size = 5; break;
+        case 0xcb: size = 9; break;
+        case 0xcc: case 0xd0: size = 2; break;
+        case 0xcd: case 0xd1: size = 3; break;
+        case 0xce: case 0xd2: size = 5; break;
+        case 0xcf: case 0xd3: size = 9; break;
+        case 0xdc: items = length(2); size = 3; break;
+        case 0xdd: items = length(4); size = 5; break;
+        case 0xde: [items, map] = [2 * length(2), true]; size = 3; break;
+        case 0xdf: [items, map] = [2 * length(4), true]; size = 5; break;
+        default: {
+          // 0xc7–0xc9 ext 8/16/32, 0xd4–0xd8 fixext: the type byte follows the header.
+          const typeAt = t >= 0xd4 ? at + 1 : at + (t === 0xc7 ? 2 : t === 0xc8 ? 3 : 5);
+          const type = typeAt < n ? ` (type ${view.getInt8(typeAt)})` : '';
+          throw new ProtocolError(
+            ErrorCode.Malformed,
+            `byte ${at} starts a msgpack extension${type}; codistill envelopes hold only maps, arrays, strings, binary, numbers, booleans and nil`,
+          );
+        }
+      }
+    }
+    if (items > 0) {
+      if (depth + 1 > MAX_NESTING) {
+        throw new ProtocolError(ErrorCode.Malformed, `the envelope nests maps and arrays more than ${MAX_NESTING} deep (byte ${at}); codistill's own nest a few levels deep`);
+      }
+      at += size;
+      remaining.push(items);
+      inMap.push(map);
+      continue;
+    }
+    at += size;
+    if (at > n) throw truncated();
+    // One item done: count it off its container, and every container it completes off theirs.
+    while (remaining.length > 0) {
+      const top = remaining.length - 1;
+      remaining[top]!--;
+      if (remaining[top]! > 0) break;
+      remaining.pop();
+      inMap.pop();
+    }
+  } while (remaining.length > 0);
+  return at;
+}
+
+/** What a msgpack value starting with this byte is, for a message. */
+function msgpackTypeName(t: number): string {
+  if (t <= 0x7f || t >= 0xe0 || (t >= 0xcc && t <= 0xd3)) return 'an integer';
+  if (t <= 0x8f || t === 0xde || t === 0xdf) return 'a map';
+  if (t <= 0x9f || t === 0xdc || t === 0xdd) return 'an array';
+  if (t <= 0xbf || (t >= 0xd9 && t <= 0xdb)) return 'a string';
+  if (t === 0xc0) return 'nil';
+  if (t === 0xc2 || t === 0xc3) return 'a boolean';
+  if (t >= 0xc4 && t <= 0xc6) return 'binary';
+  if (t === 0xca || t === 0xcb) return 'a float';
+  if (t === 0xc1) return 'the reserved byte 0xc1';
+  return 'an extension';
 }
 
 /**

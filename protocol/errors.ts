@@ -30,6 +30,10 @@ export const ErrorCode = {
   NotJoined: 'E_NOT_JOINED',
   /** The connection sent more messages than the coordinator's per-connection rate limit allows; slow down and retry. */
   RateLimited: 'E_RATE_LIMITED',
+  /** The same participant connected again: this, the older connection, is closed (the newer one takes part). */
+  Replaced: 'E_REPLACED',
+  /** The coordinator holds as many connections as it is configured to; try again later. */
+  Capacity: 'E_CAPACITY',
   /** A bug on the answering side; the message says what failed. */
   Internal: 'E_INTERNAL',
 } as const;

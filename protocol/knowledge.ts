@@ -92,17 +92,54 @@ export interface RawUpload {
 }
 
 /**
- * How far a row of soft predictions may stray from summing to 1 after the wire encoding:
- * float32 rounding, float16's 2^-11 relative step per entry, uint8's half step per entry.
+ * How far one probability may stray outside [0, 1], whatever the dtype: float32 rounding of a
+ * softmax needs far less. An honest float16 or uint8 value stays in [0, 1] as it is (float16
+ * rounds monotonically and holds 0 and 1 exactly; uint8 levels lie between the tensor's min and
+ * max, which packTensor takes from the values), so no dtype needs more.
  */
-function simplexTolerance(dtype: WireDtype, numClasses: number, scale: number | undefined): number {
+const PROBABILITY_SLACK = 1e-3;
+
+/**
+ * The largest uint8 step an honest sender of probabilities uses: packTensor spreads a tensor's
+ * [min, max] ⊂ [0, 1] over 255 steps.
+ */
+const MAX_PROBABILITY_SCALE = 1 / 255;
+
+/**
+ * How far a row of soft predictions may stray from summing to 1 after the wire encoding, from
+ * the dtype's honest worst case alone — never from anything the sender chose: float32 rounding;
+ * float16's 2^-11 relative step per entry; uint8's half step per entry, with the step at most
+ * MAX_PROBABILITY_SCALE (checkProbabilityQuantisation refuses a larger one).
+ */
+function simplexTolerance(dtype: WireDtype, numClasses: number): number {
   switch (dtype) {
     case 'float32':
       return 1e-3;
     case 'float16':
       return 1e-3 + numClasses * 2 ** -11;
     case 'uint8':
-      return 1e-3 + (numClasses * (scale ?? 0)) / 2;
+      return 1e-3 + (numClasses * MAX_PROBABILITY_SCALE) / 2;
+  }
+}
+
+/**
+ * A uint8 tensor of probabilities must keep all 256 of its levels, min + q·scale for q = 0…255, in
+ * [0, 1] (up to PROBABILITY_SLACK): parameters an honest sender never uses are refused as such,
+ * before any value is looked at. (decodeTensorValues has already checked they are finite numbers
+ * and scale ≥ 0.) A scale of 0 — a constant tensor, which packTensor sends that way — decodes
+ * every value to min, which this bounds too.
+ */
+function checkProbabilityQuantisation(t: WireTensor): void {
+  if (t.dtype !== 'uint8') return;
+  const min = t.min!;
+  const scale = t.scale!;
+  const top = min + 255 * scale;
+  if (min < -PROBABILITY_SLACK || top > 1 + PROBABILITY_SLACK) {
+    throw new ProtocolError(
+      ErrorCode.Value,
+      `uint8 quantisation min=${min}, scale=${scale} puts its levels in [${min}, ${top}]; soft predictions need them in [0, 1] ` +
+        `(min ≥ 0 and min + 255·scale ≤ 1, so scale ≤ 1/255): quantise the probabilities themselves, as packTensor does`,
+    );
   }
 }
 
@@ -136,7 +173,8 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
     // the envelope and nothing writes to it, so the copy would buy nothing.
     if (probabilities) {
       values = decodeTensorValues(upload.values, shape, { inPlace: true });
-      offSimplex = !isOnSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses, upload.values.scale));
+      checkProbabilityQuantisation(upload.values);
+      offSimplex = !isOnSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses), PROBABILITY_SLACK);
       if (offSimplex) values = unpackTensor(upload.values, shape); // throws if a value is not finite
     } else {
       values = unpackTensor(upload.values, shape, { inPlace: true });
@@ -156,7 +194,7 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   switch (e.kind) {
     case 'reference-predictions':
       if (offSimplex) {
-        checkSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses, upload.values.scale), what);
+        checkSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses), PROBABILITY_SLACK, what);
         // isOnSimplex refused what checkSimplex accepts: a bug here, not the participant's.
         throw new Error(`${what}: the fused probability check and checkSimplex disagree`);
       }
@@ -187,10 +225,10 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
  * is the negation of its refusal. On 5,000×10 softmax rows: 52 µs, against 92 µs for checkSimplex
  * plus 40 µs for the finiteness scan (best of 9 × 30 calls, the 2-core machine under load 8).
  */
-export function isOnSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number): boolean {
-  if (numClasses >= WIDE_ROWS) return isOnSimplexWide(values, rows, numClasses, tolerance);
-  const lo = -tolerance;
-  const hi = 1 + tolerance;
+export function isOnSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number, valueTolerance = tolerance): boolean {
+  if (numClasses >= WIDE_ROWS) return isOnSimplexWide(values, rows, numClasses, tolerance, valueTolerance);
+  const lo = -valueTolerance;
+  const hi = 1 + valueTolerance;
   let ok = 1;
   for (let r = 0, i = 0; r < rows; r++) {
     let sum = 0;
@@ -221,9 +259,9 @@ const WIDE_ROWS = 8;
  * is within margin of the tolerance is summed again, one value after another, as checkSimplex
  * sums it. (A row holding a value out of range, NaN included, fails the value test anyway.)
  */
-function isOnSimplexWide(values: Float32Array, rows: number, m: number, tolerance: number): boolean {
-  const lo = -tolerance;
-  const hi = 1 + tolerance;
+function isOnSimplexWide(values: Float32Array, rows: number, m: number, tolerance: number, valueTolerance: number): boolean {
+  const lo = -valueTolerance;
+  const hi = 1 + valueTolerance;
   const u = 2 ** -53;
   const margin = 2 * (2 * (m - 1) * u * m * hi + 2 * u * (m * hi + 1));
   const tail = m % 4;
@@ -264,13 +302,13 @@ function isOnSimplexWide(values: Float32Array, rows: number, m: number, toleranc
   return ok === 1;
 }
 
-/** Every value in [0, 1] and every row summing to 1, within the encoding's tolerance. */
-function checkSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number, what: string): void {
+/** Every value in [0, 1] (± valueTolerance) and every row summing to 1 (± the encoding's tolerance). */
+function checkSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number, valueTolerance: number, what: string): void {
   for (let r = 0; r < rows; r++) {
     let sum = 0;
     for (let k = 0; k < numClasses; k++) {
       const p = values[r * numClasses + k]!;
-      if (!(p >= -tolerance && p <= 1 + tolerance)) {
+      if (!(p >= -valueTolerance && p <= 1 + valueTolerance)) {
         throw new ProtocolError(ErrorCode.Value, `${what}: row ${r}, class ${k} is ${p}; soft predictions must be probabilities in [0, 1]`);
       }
       sum += p;

@@ -178,6 +178,14 @@ export function decodeTensorValues(t: WireTensor, expectedShape?: readonly numbe
       if (!Number.isFinite(min) || !Number.isFinite(scale) || scale < 0) {
         throw new ProtocolError(ErrorCode.Value, `uint8 tensor needs finite min and non-negative finite scale; got min=${min}, scale=${scale}`);
       }
+      // Every one of the 256 levels must be a finite float32, whichever q the bytes hold: the
+      // parameters are refused as such, rather than an overflowed value at some index.
+      if (!Number.isFinite(Math.fround(min)) || !Number.isFinite(Math.fround(min + 255 * scale))) {
+        throw new ProtocolError(
+          ErrorCode.Value,
+          `uint8 quantisation min=${min}, scale=${scale} puts its top level min + 255·scale at ${min + 255 * scale}, beyond what float32 holds (±3.4e38)`,
+        );
+      }
       const q = t.data;
       for (let i = 0; i < size; i++) out[i] = min + q[i]! * scale;
       break;

@@ -177,18 +177,35 @@ export async function runServerCommand(args: string[]): Promise<number> {
     operators,
     web,
   });
+  // Whatever ends the command from here on — a journal that refuses the session, a file that
+  // cannot be written, the session's end — closes the coordinator: a process that has printed a
+  // fatal error must not go on holding its port.
+  try {
+    return await serveSession(coordinator, config, { ...values, linger }, operators.length, web !== undefined);
+  } finally {
+    await coordinator.close();
+  }
+}
+
+async function serveSession(
+  coordinator: Coordinator,
+  config: SessionConfig,
+  values: { journal?: string; out?: string; linger: number },
+  operatorCount: number,
+  withWeb: boolean,
+): Promise<number> {
+  const { linger } = values;
   const resumed = coordinator.session(config.id);
   if (resumed !== undefined) {
     const changed = configChanges(resumed.config, config);
     if (changed.length > 0) {
-      await coordinator.close();
       throw new Error(`the journal ${values.journal} holds session ${config.id} with another config (${changed.join(', ')}): restore the original file, or start a new session id`);
     }
   }
   const session = resumed ?? coordinator.createSession(config);
   const from = resumed === undefined ? '' : ` resumed after round ${resumed.history.length},`;
   process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds),${from} waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
-  if (web !== undefined) process.stdout.write(`browser participants: ${coordinator.url}/participant/  dashboard: ${coordinator.url}/dashboard/ (${operators.length} operators)\n`);
+  if (withWeb) process.stdout.write(`browser participants: ${coordinator.url}/participant/  dashboard: ${coordinator.url}/dashboard/ (${operatorCount} operators)\n`);
   session.on('round', (r) => {
     const accuracies = Object.values(r.reports).map((m) => m.accuracy).filter((a): a is number => a !== undefined);
     const mean = accuracies.length > 0 ? ` mean reported accuracy ${(100 * accuracies.reduce((a, b) => a + b, 0) / accuracies.length).toFixed(1)}%` : '';
@@ -205,6 +222,5 @@ export async function runServerCommand(args: string[]): Promise<number> {
     process.stdout.write(`${ended.away} participant(s) away at the end: listening ${linger} s more to tell them\n`);
     await new Promise((resolve) => setTimeout(resolve, linger * 1000));
   }
-  await coordinator.close();
   return 0;
 }

@@ -22,6 +22,7 @@ import {
   type ClientToServerEvents,
   type ServerToClientEvents,
 } from '../protocol/index.js';
+import { Admission, authMiddleware, checkAdmission, closeWith, DEFAULT_ADMISSION, type AdmissionLimits, type Gate } from './admission.js';
 import { Journal } from './journal.js';
 import { checkOperators, OperatorDesk, type OperatorAccount } from './operator.js';
 import { TokenBucket } from './rate-limit.js';
@@ -52,6 +53,11 @@ export interface CoordinatorOptions {
   operators?: OperatorAccount[];
   /** Serve the browser participant and dashboard pages (server/web.ts). */
   web?: WebOptions;
+  /**
+   * Limits on connections before and beyond authentication (server/admission.ts): the most open
+   * at once, how long and how many bytes one may take to authenticate. Defaults: DEFAULT_ADMISSION.
+   */
+  admission?: Partial<AdmissionLimits>;
 }
 
 export interface RateLimit {
@@ -91,6 +97,9 @@ export class Coordinator {
   private readonly journal: Journal | undefined;
   private readonly rateLimit: RateLimit | undefined;
   private readonly operators: OperatorDesk;
+  private readonly admission: Admission;
+  /** "session/participant" → its connection: a newer connection of the same participant replaces it. */
+  private readonly connections = new Map<string, CoordinatorSocket>();
 
   private constructor(http: HttpServer, options: CoordinatorOptions, journal: Journal | undefined) {
     this.http = http;
@@ -99,24 +108,29 @@ export class Coordinator {
     this.journal = journal;
     this.rateLimit = options.rateLimit === 'off' ? undefined : (options.rateLimit ?? DEFAULT_RATE_LIMIT);
     const maxMessageBytes = this.maxMessageBytes;
+    this.admission = new Admission({ ...DEFAULT_ADMISSION, ...options.admission }, this.log);
     this.io = new Server(http, {
       transports: ['websocket'],
       // socket.io drops a connection silently past this size; our own check (codec) answers
-      // with E_TOO_LARGE first, so give socket.io some headroom above the envelope limit.
+      // with E_TOO_LARGE first, so give socket.io some headroom above the envelope limit. Before
+      // authenticating, a connection may send far less (the admission's unauthenticatedBytes).
       maxHttpBufferSize: maxMessageBytes + 64 * 1024,
       serveClient: false,
+      ...this.admission.serverOptions(),
     });
-    this.io.use((socket, next) => {
-      try {
-        socket.data.identity = this.authenticate(socket.handshake.auth);
-        next();
-      } catch (error) {
-        const wire = toWireError(error);
-        next(Object.assign(new Error(`${wire.code}: ${wire.message}`), { data: wire }));
-      }
+    this.admission.install(http, this.io as unknown as Server);
+    const participants: Gate<Identity> = {
+      who: 'participant',
+      versionAdvice: 'Run matching codistill versions.',
+      tokenAdvice: 'pass the participant token the session operator issued',
+      resolve: (token) => this.authenticate(token),
+    };
+    this.io.use(authMiddleware(participants, (socket, identity) => (socket.data.identity = identity), this.admission, this.log));
+    this.io.on('connection', (socket) => {
+      this.replaceOlder(socket);
+      this.attach(socket);
     });
-    this.io.on('connection', (socket) => this.attach(socket));
-    this.operators = new OperatorDesk(this.io as unknown as Server, options.operators ?? [], this.log);
+    this.operators = new OperatorDesk(this.io as unknown as Server, options.operators ?? [], this.log, this.admission);
   }
 
   static async start(options: CoordinatorOptions = {}): Promise<Coordinator> {
@@ -125,6 +139,7 @@ export class Coordinator {
       throw new Error(`rateLimit needs messagesPerSecond > 0 and burst ≥ 1 (got ${rate.messagesPerSecond} and ${rate.burst})`);
     }
     checkOperators(options.operators ?? []);
+    checkAdmission({ ...DEFAULT_ADMISSION, ...options.admission });
     // Opened before listening: a journal that cannot be read stops the start, before anyone connects.
     const journal = options.journal === undefined ? undefined : new Journal(options.journal);
     const http = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });
@@ -222,21 +237,35 @@ export class Coordinator {
     this.journal?.close();
   }
 
-  private authenticate(auth: Record<string, unknown>): Identity {
-    if (auth.v !== PROTOCOL_VERSION) {
-      throw new ProtocolError(
-        ErrorCode.Version,
-        `this coordinator speaks protocol version ${PROTOCOL_VERSION}; the participant sent ${JSON.stringify(auth.v)}. Run matching codistill versions.`,
-      );
-    }
-    if (typeof auth.token !== 'string' || auth.token.length === 0) {
-      throw new ProtocolError(ErrorCode.Auth, 'no token given: pass the participant token the session operator issued');
-    }
-    const identity = this.identities.get(hashToken(auth.token));
-    const ending = this.endings.get(hashToken(auth.token));
+  /** The participant a token belongs to (the handshake's shape and version are checked by authMiddleware). */
+  private authenticate(token: string): Identity {
+    const identity = this.identities.get(hashToken(token));
+    const ending = this.endings.get(hashToken(token));
     if (identity === undefined && ending !== undefined) throw new ProtocolError(ErrorCode.Session, ending);
     if (identity === undefined) throw new ProtocolError(ErrorCode.Auth, 'the token is not valid for any running session');
     return identity;
+  }
+
+  /**
+   * One connection per participant: a newer one replaces the older, which is told so (E_REPLACED)
+   * and disconnected — by the server, so its socket.io client does not reconnect by itself and
+   * take the place back. Its departure is the session's usual leave; the newer connection then
+   * joins as a reconnecting participant does.
+   */
+  private replaceOlder(socket: CoordinatorSocket): void {
+    const { session, participant } = socket.data.identity;
+    const key = `${session.config.id}/${participant}`;
+    const older = this.connections.get(key);
+    this.connections.set(key, socket);
+    socket.once('disconnect', () => {
+      if (this.connections.get(key) === socket) this.connections.delete(key);
+    });
+    if (older === undefined || older.disconnected) return;
+    this.log(`${participant} of ${session.config.id} connected again: the older connection is closed`);
+    closeWith(older as unknown as Socket, {
+      code: ErrorCode.Replaced,
+      message: `${participant} connected again from another connection, which takes its place in session ${session.config.id}; this one is closed`,
+    });
   }
 
   private attach(socket: CoordinatorSocket): void {

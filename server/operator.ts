@@ -30,6 +30,7 @@ import {
   type SessionAction,
   type SessionStatus,
 } from '../protocol/operator.js';
+import { authMiddleware, type Admission, type Gate } from './admission.js';
 import type { Session } from './session.js';
 import { hashToken } from './tokens.js';
 
@@ -80,22 +81,20 @@ export class OperatorDesk {
   private lastSent = '';
   private readonly log: (line: string) => void;
 
-  /** `accounts` as checked by checkOperators. */
-  constructor(io: Server, accounts: readonly OperatorAccount[], log: (line: string) => void) {
+  /** `accounts` as checked by checkOperators; `admission` is the coordinator's, which counts an operator's connection as any other. */
+  constructor(io: Server, accounts: readonly OperatorAccount[], log: (line: string) => void, admission?: Admission) {
     this.log = log;
     checkOperators(accounts);
     for (const a of accounts) this.accounts.set(hashToken(a.token), { id: a.id, role: a.role });
 
     this.namespace = io.of(OPERATOR_NAMESPACE) as unknown as typeof this.namespace;
-    this.namespace.use((socket, next) => {
-      try {
-        socket.data.operator = this.authenticate(socket.handshake.auth);
-        next();
-      } catch (error) {
-        const wire = toWireError(error);
-        next(Object.assign(new Error(`${wire.code}: ${wire.message}`), { data: wire }));
-      }
-    });
+    const operators: Gate<Operator> = {
+      who: 'operator',
+      versionAdvice: 'Reload the dashboard from this coordinator.',
+      tokenAdvice: 'pass the observer or admin token the coordinator operator issued',
+      resolve: (token) => this.authenticate(token),
+    };
+    (this.namespace as unknown as Namespace).use(authMiddleware(operators, (socket, operator) => ((socket.data as { operator: Operator }).operator = operator), admission, log));
     this.namespace.on('connection', (socket) => this.attach(socket));
   }
 
@@ -124,14 +123,9 @@ export class OperatorDesk {
     this.timer = undefined;
   }
 
-  private authenticate(auth: Record<string, unknown>): Operator {
-    if (auth.v !== PROTOCOL_VERSION) {
-      throw new ProtocolError(ErrorCode.Version, `this coordinator speaks protocol version ${PROTOCOL_VERSION}; the operator sent ${JSON.stringify(auth.v)}. Reload the dashboard from this coordinator.`);
-    }
-    if (typeof auth.token !== 'string' || auth.token.length === 0) {
-      throw new ProtocolError(ErrorCode.Auth, 'no token given: pass the observer or admin token the coordinator operator issued');
-    }
-    const operator = this.accounts.get(hashToken(auth.token));
+  /** The operator a token belongs to (the handshake's shape and version are checked by authMiddleware). */
+  private authenticate(token: string): Operator {
+    const operator = this.accounts.get(hashToken(token));
     if (operator === undefined) {
       throw new ProtocolError(ErrorCode.Auth, 'the token is not an operator token of this coordinator (participant tokens open only the participants\' namespace)');
     }

@@ -4,7 +4,7 @@
  * and the reproducibility manifest.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -27,12 +27,24 @@ export interface Manifest {
 const require = createRequire(import.meta.url);
 const PACKAGES = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'socket.io', 'socket.io-client', 'msgpackr', 'zod'];
 
-function packageVersion(name: string): string | null {
-  try {
-    return (require(`${name}/package.json`) as { version: string }).version;
-  } catch {
-    return null; // not installed (the optional native backends)
+/**
+ * The installed version of a package, or null when it is not installed (the optional native
+ * backends). Read from its package.json found on disk along Node's lookup path, not through
+ * `require('NAME/package.json')`: a package whose `exports` map leaves package.json out (msgpackr)
+ * refuses that, and its version came out null.
+ */
+export function packageVersion(name: string): string | null {
+  for (const dir of require.resolve.paths(name) ?? []) {
+    const file = join(dir, name, 'package.json');
+    if (!existsSync(file)) continue;
+    try {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === name && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // An unreadable package.json: look further along the path.
+    }
   }
+  return null;
 }
 
 

@@ -26,6 +26,23 @@ export interface CsvOptions {
   /** Number of classes; max label + 1 (or the number of names) when omitted. */
   numClasses?: number;
   delimiter?: string;
+  /**
+   * "auto" (default): features that look like 8-bit pixel intensities (see pixelScaling) are
+   * divided by 255, as the IDX loader does. "none": features
+   * are used as read. Either way the dataset's `preprocessing` says what was done.
+   */
+  scaling?: 'auto' | 'none';
+}
+
+/** The fewest feature columns read as an image (4×4 pixels); tables have fewer columns as a rule. */
+const PIXEL_COLUMNS = 16;
+
+/** What was done to the features as read, for a model card: a model trained on them needs the same at inference. */
+export interface CsvPreprocessing {
+  /** Every feature value as read was divided by this (1: used as read). */
+  divisor: number;
+  /** Why, in words. */
+  note: string;
 }
 
 export interface CsvDataset extends LabeledDataset {
@@ -34,6 +51,40 @@ export interface CsvDataset extends LabeledDataset {
   labelColumn: string;
   /** For string labels: classNames[id] is the label text of class id. Absent for integer labels. */
   classNames?: string[];
+  preprocessing: CsvPreprocessing;
+}
+
+/**
+ * The rule for CSV features outside [0, 1]. The IDX loader scales pixels to [0, 1]; a CSV export
+ * of the same images (MNIST as CSV is common) holds 0–255, and used raw it trains silently badly
+ * (the same model, the same learning rate, inputs 255 times larger). Features that look like 8-bit
+ * pixels — at least PIXEL_COLUMNS columns, every value an integer in [0, 255], the largest in the
+ * upper half of the byte (≥ 128: an 8-bit image set always has bright pixels somewhere) — are
+ * divided by 255, the same input IDX gives, rather than refused, which would only make every such
+ * site do the division by hand. The dataset records it (`preprocessing`, for the model card) and
+ * `scaling: "none"` turns it off. A table of a few small-integer columns (ages, counts) does not
+ * look like that; if one did, a uniform scale of every feature changes nothing a model can
+ * learn. Other features outside [0, 1] (negative, fractional, beyond 255: tabular data) are used
+ * as read, and recorded so.
+ */
+export function pixelScaling(x: Float32Array, mode: 'auto' | 'none', columns: number): CsvPreprocessing {
+  let min = Infinity;
+  let max = -Infinity;
+  let integers = true;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (integers && !Number.isInteger(v)) integers = false;
+  }
+  if (min >= 0 && max <= 1) return { divisor: 1, note: 'features already in [0, 1]: used as read' };
+  const pixels = integers && min >= 0 && max <= 255 && max >= 128 && columns >= PIXEL_COLUMNS;
+  if (mode === 'none') {
+    return { divisor: 1, note: `features in [${min}, ${max}] used as read (scaling: "none")${pixels ? '; they look like 0–255 pixel data, which the IDX loader divides by 255' : ''}` };
+  }
+  if (!pixels) return { divisor: 1, note: `features in [${min}, ${max}] do not look like 0–255 pixel data: used as read` };
+  for (let i = 0; i < x.length; i++) x[i]! /= 255;
+  return { divisor: 255, note: `features are integers in [${min}, ${max}], read as 0–255 pixel intensities: divided by 255 to [0, 1], as the IDX loader does` };
 }
 
 /** One parsed record and the (1-based) line it starts on. */
@@ -229,13 +280,18 @@ export function parseCsv(text: string, file: string, options: CsvOptions = {}): 
     throw new Error(`E_CSV_SHAPE: ${file}: sampleShape [${sampleShape.join(', ')}] holds ${product} values; the file has ${width} feature columns`);
   }
 
+  const features = x.length === rows * width ? x : x.slice(0, rows * width);
+  const scaling = options.scaling ?? 'auto';
+  if (scaling !== 'auto' && scaling !== 'none') throw new Error(`E_CSV_OPTIONS: scaling must be "auto" or "none"; got ${JSON.stringify(scaling)}`);
+  const preprocessing = pixelScaling(features, scaling, width);
   const dataset: CsvDataset = {
-    x: x.length === rows * width ? x : x.slice(0, rows * width),
+    x: features,
     y,
     sampleShape: [...sampleShape],
     numClasses,
     featureColumns: featureIndices.map((k) => columns[k]!),
     labelColumn,
+    preprocessing,
   };
   if (classNames !== undefined) dataset.classNames = classNames;
   return dataset;

@@ -5,7 +5,7 @@
 import { readMaybeGzipped } from './idx.js';
 import { parseCsv, type CsvDataset, type CsvOptions } from './csv-text.js';
 
-export { parseCsv, type CsvDataset, type CsvOptions } from './csv-text.js';
+export { parseCsv, pixelScaling, type CsvDataset, type CsvOptions, type CsvPreprocessing } from './csv-text.js';
 
 /** Reads a CSV file (gzipped or not) as a labelled dataset; errors name the file, line and column. */
 export function loadCsv(path: string, options: CsvOptions = {}): CsvDataset {

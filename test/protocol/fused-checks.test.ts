@@ -48,11 +48,14 @@ function referenceValues(t: WireTensor): Float32Array {
   });
 }
 
+/** A row's sum tolerance: fixed by the dtype and the classes, never by the sender's scale (issue 15). */
 function tolerance(t: WireTensor): number {
   if (t.dtype === 'float32') return 1e-3;
   if (t.dtype === 'float16') return 1e-3 + C * 2 ** -11;
-  return 1e-3 + (C * (t.scale ?? 0)) / 2;
+  return 1e-3 + C / 510;
 }
+/** How far one probability may leave [0, 1], for every dtype. */
+const VALUE_SLACK = 1e-3;
 
 /**
  * readContribution for soft predictions as it was before the fused check: the tensor decoded and
@@ -66,6 +69,12 @@ function reference(upload: RawUpload): Float32Array | string {
   } catch (error) {
     return `${(error as ProtocolError).code}: ${what}: ${(error as ProtocolError).toWire().message}`;
   }
+  const t = upload.values;
+  const top = t.dtype === 'uint8' ? t.min! + 255 * t.scale! : 0;
+  if (t.dtype === 'uint8' && (t.min! < -VALUE_SLACK || top > 1 + VALUE_SLACK)) {
+    return `E_VALUE: ${what}: uint8 quantisation min=${t.min}, scale=${t.scale} puts its levels in [${t.min}, ${top}]; soft predictions need them in [0, 1] ` +
+      '(min ≥ 0 and min + 255·scale ≤ 1, so scale ≤ 1/255): quantise the probabilities themselves, as packTensor does';
+  }
   const values = referenceValues(upload.values);
   const bad = values.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) return `E_VALUE: ${what}: tensor value at index ${bad} is ${values[bad]}; only finite values are accepted`;
@@ -77,7 +86,7 @@ function reference(upload: RawUpload): Float32Array | string {
     let sum = 0;
     for (let k = 0; k < C; k++) {
       const p = values[r * C + k]!;
-      if (!(p >= -tol && p <= 1 + tol)) return `E_VALUE: ${what}: row ${r}, class ${k} is ${p}; soft predictions must be probabilities in [0, 1]`;
+      if (!(p >= -VALUE_SLACK && p <= 1 + VALUE_SLACK)) return `E_VALUE: ${what}: row ${r}, class ${k} is ${p}; soft predictions must be probabilities in [0, 1]`;
       sum += p;
     }
     if (Math.abs(sum - 1) > tol) {
@@ -118,6 +127,7 @@ function hostileUpload(random: SeededRandom, kind: number): { label: string; upl
   const counts = random.next() < 0.3 ? (kind !== 0 && random.next() < 0.5 ? C + 1 : C) : 0;
   const extra: Partial<RawUpload> = counts > 0 ? { labelCounts: new Array<number>(counts).fill(2) } : {};
   const tol = dtype === 'float32' ? 1e-3 : dtype === 'float16' ? 1e-3 + C * 2 ** -11 : 0;
+  const valueEdge = dtype === 'uint8' ? 0 : 1e-3;
   let tensor: WireTensor | undefined;
   let label: string;
   switch (kind) {
@@ -171,7 +181,7 @@ function hostileUpload(random: SeededRandom, kind: number): { label: string; upl
       break;
     case 9: {
       label = 'a value just inside or outside the range';
-      const edge = [-tol, 1 + tol][random.int(2)]!;
+      const edge = [-valueEdge, 1 + valueEdge][random.int(2)]!;
       const f = Math.fround(edge);
       const ulp = Math.abs(f) * 2 ** -23;
       values[at] = f + [-ulp, 0, ulp][random.int(3)]!;

@@ -518,8 +518,12 @@ function replyCode(args: unknown[]): string {
   if (message.ok === true) return 'ok';
   const refused = replyMessages.refused.safeParse(message);
   if (!refused.success) return `INVALID REFUSAL (${refused.error.issues[0]?.message ?? '?'})`;
+  // A refusal speaks about the input in codistill's words: never a decoder's or the engine's (issue 15).
+  if (DECODER_INTERNALS.test(refused.data.error.message)) return `LEAKED INTERNALS (${refused.data.error.message.slice(0, 120)})`;
   return refused.data.error.code;
 }
+
+const DECODER_INTERNALS = /call stack|mapsAsObjects|msgpackr|Cannot read propert|is not iterable|Invalid regular expression|Unknown extension|Structured clone|Could not find typed array|Invalid property type/i;
 
 /** socket.io-client emit with an ack that resolves with the ack's arguments, or a description of the silence. */
 function emitWithAck(socket: Socket, event: string | number, args: unknown[]): Promise<unknown[] | 'NO ANSWER'> {
