@@ -186,6 +186,12 @@ export interface ServerToClientEvents {
   target: (envelope: Envelope) => void;
   'round-failed': (envelope: Envelope) => void;
   end: (envelope: Envelope) => void;
+  /**
+   * The coordinator is about to close this connection, and says why: a refusal envelope
+   * (E_REPLACED: the same participant connected again elsewhere; E_MALFORMED: a packet it could
+   * not decode). The connection is closed by the server, so the client does not reconnect by itself.
+   */
+  closing: (envelope: Envelope) => void;
 }
 
 /**

@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import type { Namespace, Server, Socket } from 'socket.io';
 import type { Decoder as ParserDecoder } from 'socket.io-parser';
-import { ErrorCode, PROTOCOL_VERSION, ProtocolError, refusal, toWireError, type WireError } from '../protocol/index.js';
+import { ErrorCode, PROTOCOL_VERSION, ProtocolError, refusal, toWireError, type ServerToClientEvents, type WireError } from '../protocol/index.js';
 
 export interface AdmissionLimits {
   /** Open connections (participants, operators and those not yet authenticated) beyond which a new one is refused. */
@@ -55,7 +55,7 @@ export const CLOSING_EVENT = 'closing';
 
 /** Tells a connection why it is closed (a refusal envelope on CLOSING_EVENT), then disconnects it. */
 export function closeWith(socket: Socket, error: WireError): void {
-  (socket.emit as (event: string, envelope: Uint8Array) => boolean)(CLOSING_EVENT, refusal(error));
+  (socket.emit as (event: string, envelope: Uint8Array) => boolean)(CLOSING_EVENT satisfies keyof ServerToClientEvents, refusal(error));
   socket.disconnect(true);
 }
 
