@@ -1,6 +1,6 @@
 export { selectBackend, BACKENDS, type BackendName } from './backend.js';
 export { createModel, MODELS, type ModelName, type ModelSpec } from './models.js';
-export { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stopGradient, temperedSoftmax } from './losses.js';
+export { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stopGradient, temperedSoftmax } from './losses/index.js';
 export { Student, accuracyOf, type SoftTargets, type TrainingSources, type TrainOptions, type TrainResult } from './student.js';
 export { runParticipant, type ParticipantOptions, type ParticipantSummary, type RoundResult } from './participant.js';
 export { PROCEDURES, procedureFor, type AsyncChannel, type ParticipantData, type Procedure, type Share, type Target } from './procedures/index.js';

@@ -11,14 +11,13 @@ import { parseArgs } from 'node:util';
 import { selectBackend } from '../client/backend.js';
 import {
   DISTILL_METHODS,
-  DistillError,
   defaultDistillOptions,
   runDistillation,
   type DistillMethod,
   type DistillOptions,
   type DistillReport,
-  type LossTermConfig,
 } from '../client/distill/index.js';
+import { DistillError, type LossTermConfig } from '../client/losses/index.js';
 
 const USAGE = `usage: codistill distill --method METHOD [options]
        codistill distill --config FILE

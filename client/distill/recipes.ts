@@ -17,19 +17,16 @@
 import { createHash } from 'node:crypto';
 import { subset, type LabeledDataset } from '../data/dataset.js';
 import { loadMnist, splitDataset } from '../data/mnist.js';
-import { oneArchitecture, plainArchitecture, type Architecture, type GateKind } from './architecture.js';
-import type { FeaturePair } from './methods/params.js';
-import { buildFeatureModel, type FeatureModel } from './models.js';
+import { DistillError, WeightedSumLoss, type FeaturePair, type LossTermConfig } from '../losses/index.js';
+import { buildFeatureModel, oneArchitecture, plainArchitecture, type Architecture, type FeatureModel, type GateKind } from '../models.js';
 import { averageProbs, countErrors, evaluateModel, fit, type EpochReport } from './trainer.js';
-import { DistillError, type LossTermConfig } from './types.js';
-import { WeightedSumLoss } from './weighted-sum.js';
 
 export const DISTILL_METHODS = ['kd', 'fitnets', 'at', 'nst', 'ban', 'one'] as const;
 export type DistillMethod = (typeof DISTILL_METHODS)[number];
 
 export interface DistillOptions {
   method: DistillMethod;
-  /** Teacher architecture (kd, fitnets, at, nst; unused by ban and one); see architecture.ts for the syntax. */
+  /** Teacher architecture (kd, fitnets, at, nst; unused by ban and one); see client/models.ts for the syntax. */
   teacher: string;
   /** Student architecture; for ban every generation's; for one the layer list split into shared part and branches. */
   student: string;

@@ -1,5 +1,5 @@
 /**
- * Golden values for the losses, computed once in float64 (the formulas in client/losses.ts, by
+ * Golden values for the losses, computed once in float64 (the formulas in client/losses/logits.ts, by
  * hand in plain JavaScript) and stored here. They pin the details other libraries got wrong:
  * KL(target ‖ student) not the reverse, mean over the batch (N) not over N×C, the T² factor,
  * and no gradient into the target.
@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
-import { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stackedDistillationLoss, stackTargets } from '../../client/losses.js';
+import { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stackedDistillationLoss, stackTargets } from '../../client/losses/index.js';
 
 const LOGITS = [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]];
 const TARGET = [[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]]; // a zero entry: 0·log 0 must count as 0
