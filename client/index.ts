@@ -1,6 +1,6 @@
 export { selectBackend, BACKENDS, type BackendName } from './backend.js';
 export { buildFeatureModel, createModel, featureView, FeatureModel, MODELS, type ModelName, type ModelSpec } from './models.js';
-export { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stopGradient, temperedSoftmax } from './losses/index.js';
+export { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, LOSS_METHODS, stopGradient, temperedSoftmax, WeightedSumLoss, type LossTermConfig } from './losses/index.js';
 export { Student, accuracyOf, PEER_OBJECTIVE, type StudentOptions, type SoftTargets, type TrainingSources, type TrainOptions, type TrainResult } from './student.js';
 export { runParticipant, type ParticipantOptions, type ParticipantSummary, type RoundResult } from './participant.js';
 export { PROCEDURES, procedureFor, type AsyncChannel, type AsyncProcedure, type ParticipantData, type Procedure, type Share, type SyncProcedure, type Target } from './procedures/index.js';
