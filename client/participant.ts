@@ -109,6 +109,15 @@ class LinkDropped extends Error {
   override readonly name = 'LinkDropped';
 }
 
+/**
+ * After its last round a participant whose link drops waits this long for the coordinator before
+ * it ends on its own: long enough for a coordinator restarted on its journal (about 1.5 s) to take
+ * it back, short beside the two minutes of reconnection attempts. Needed because a coordinator
+ * that closes right after its end message may never deliver it: over TLS, closing its connections
+ * discards what the TLS layer has not yet written (test/client/participant-links.test.ts).
+ */
+const LAST_ROUND_GRACE_MS = 3_000;
+
 /** The upload hook the options ask for: the Gaussian mechanism, a caller's hook, or none. */
 function uploadHookFor(options: ParticipantOptions): UploadHook | undefined {
   if (options.privacy !== undefined && options.uploadHook !== undefined) {
@@ -161,6 +170,15 @@ class ParticipantRun {
   private bytesDown = 0;
   private readonly results: RoundResult[] = [];
   private queue: Promise<void> = Promise.resolve();
+  /**
+   * The join on the current link: every other request waits for it. A new link is a new
+   * connection to the coordinator, which knows nobody on it until they join (a report sent first
+   * is refused with E_NOT_JOINED); false when the join failed.
+   */
+  private joined: Promise<boolean> = Promise.resolve(false);
+  /** Whether this participant has done its part of the session's last round (or checkpoint). */
+  private lastRoundDone = false;
+  private endingAfterLastRound: ReturnType<typeof setTimeout> | undefined;
   private finished = false;
   /** Requests in flight: a dropped link fails them at once rather than at their timeout. */
   private readonly inFlight = new Set<(error: Error) => void>();
@@ -186,10 +204,13 @@ class ParticipantRun {
     return new Promise<ParticipantSummary>((resolve, reject) => {
       this.settle = { resolve, reject };
       const { socket } = this;
-      socket.on('connect', () => this.enqueue(() => this.join()));
+      socket.on('connect', () => this.rejoin());
       socket.on('disconnect', (reason) => this.linkDropped(reason));
       socket.on('connect_error', (error) => this.connectRefused(error));
-      socket.io.on('reconnect_failed', () => this.fail(new Error(`could not reach the coordinator at ${this.options.url}`)));
+      socket.io.on('reconnect_failed', () => {
+        if (this.lastRoundDone) this.endAfterLastRound();
+        else this.fail(new Error(`could not reach the coordinator at ${this.options.url}`));
+      });
       socket.on('round', (bytes) => this.enqueue(() => this.startRound(bytes)));
       socket.on('target', (bytes) => this.enqueue(() => this.receiveTarget(bytes)));
       socket.on('round-failed', (bytes) => this.enqueue(async () => this.roundFailed(bytes)));
@@ -221,9 +242,50 @@ class ParticipantRun {
     options.onJoined?.(joined.participant, joined.info);
   }
 
+  /** A new link: join on it at once, ahead of whatever the queue is doing (training, say). */
+  private rejoin(): void {
+    clearTimeout(this.endingAfterLastRound);
+    this.endingAfterLastRound = undefined;
+    this.joined = this.join().then(
+      () => true,
+      (error: unknown) => {
+        this.survive(error);
+        return false;
+      },
+    );
+  }
+
   private linkDropped(reason: string): void {
     for (const drop of this.inFlight) drop(new LinkDropped(`the link to the coordinator dropped (${reason}) before it answered; waiting to rejoin`));
-    if (!this.finished) this.log(`disconnected (${reason}); reconnecting`);
+    if (this.finished) return;
+    if (!this.lastRoundDone) {
+      this.log(`disconnected (${reason}); reconnecting`);
+      return;
+    }
+    this.log(`disconnected (${reason}) after the last round`);
+    this.awaitCoordinatorAfterLastRound();
+  }
+
+  /**
+   * This participant's part of the last round is done (its report, even one whose answer was
+   * lost with the link; a teacher's upload). If the link is down, or goes down, from here on, the
+   * coordinator has LAST_ROUND_GRACE_MS to answer before the run ends on its own.
+   */
+  private doneWithLastRound(): void {
+    this.lastRoundDone = true;
+    if (!this.socket.connected) this.awaitCoordinatorAfterLastRound();
+  }
+
+  private awaitCoordinatorAfterLastRound(): void {
+    if (this.finished || this.endingAfterLastRound !== undefined) return;
+    this.log(`the last round is done: ending unless the coordinator answers within ${LAST_ROUND_GRACE_MS / 1000} s`);
+    this.endingAfterLastRound = setTimeout(() => this.endAfterLastRound(), LAST_ROUND_GRACE_MS);
+  }
+
+  /** The last round is done and the coordinator gone without its end message: the session is over here. */
+  private endAfterLastRound(): void {
+    const { info } = this.identity!;
+    this.finish(`completed ${info.rounds} ${info.async === undefined ? 'rounds' : 'checkpoints'}; the link closed before the coordinator's end message arrived`);
   }
 
   private connectRefused(error: Error): void {
@@ -249,16 +311,30 @@ class ParticipantRun {
    * participant that (re)joins the round in progress.
    */
   private enqueue(task: () => Promise<void>): void {
-    this.queue = this.queue.then(task).catch((error: unknown) => {
-      if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) this.log(error.message);
-      else if (error instanceof LinkDropped) this.log(error.message);
-      else this.fail(error);
-    });
+    this.queue = this.queue.then(task).catch((error: unknown) => this.survive(error));
+  }
+
+  /**
+   * What a failed step costs: a closed round or a dropped link, that step only; an answer that
+   * this participant is not joined (the coordinator restarted, or the link changed under the
+   * request), a rejoin; anything else, the run.
+   */
+  private survive(error: unknown): void {
+    if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) this.log(error.message);
+    else if (error instanceof LinkDropped) this.log(error.message);
+    else if (error instanceof ProtocolError && error.code === ErrorCode.NotJoined) {
+      this.log(`${error.message}; rejoining`);
+      if (this.socket.connected) this.rejoin();
+    } else this.fail(error);
   }
 
   private async request(event: keyof ClientToServerEvents, envelope: Uint8Array): Promise<Uint8Array> {
     // Not buffered for the next connection: it would reach the coordinator before the rejoin.
     if (!this.socket.connected) throw new LinkDropped(`${event} not sent: the link to the coordinator is down; waiting to rejoin`);
+    if (event !== 'join') {
+      if (!(await this.joined)) throw new LinkDropped(`${event} not sent: this participant has not rejoined the session on its new link`);
+      if (!this.socket.connected) throw new LinkDropped(`${event} not sent: the link to the coordinator is down; waiting to rejoin`);
+    }
     this.bytesUp += envelope.byteLength;
     let drop: (error: Error) => void = () => {};
     const dropped = new Promise<never>((_, reject) => (drop = reject));
@@ -284,6 +360,8 @@ class ParticipantRun {
   /** A round opened: share this participant's knowledge (or, asynchronously, start the run). */
   private async startRound(bytes: Uint8Array): Promise<void> {
     this.bytesDown += bytes.byteLength;
+    // Sent to joined participants only: the join's answer came first, but its handling may not have run yet.
+    await this.joined;
     const round = decodeMessage(serverMessages.round, bytes, this.limits());
     const identity = this.identity;
     if (identity === undefined || round.session !== identity.info.session) return;
@@ -306,6 +384,7 @@ class ParticipantRun {
       labelCounts: share.labelCounts,
     }, this.limits());
     readReply(replyMessages.ack, await this.request('upload', upload));
+    if (this.options.role === 'teacher' && round.round >= identity.info.rounds) this.doneWithLastRound();
   }
 
   /** The round's target arrived: learn from it and report. */
@@ -372,6 +451,7 @@ class ParticipantRun {
     if (again === -1) this.results.push(result);
     else this.results[again] = result;
     options.onRound?.(result);
+    if (round >= info.rounds) this.doneWithLastRound();
     if (refused !== undefined) throw refused;
   }
 
@@ -418,6 +498,7 @@ class ParticipantRun {
   private finish(endReason: string): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.endingAfterLastRound);
     this.socket.close();
     const { participant, info } = this.identity!;
     this.settle!.resolve({ participant, info, rounds: this.results, endReason });
@@ -426,6 +507,7 @@ class ParticipantRun {
   private fail(error: unknown): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.endingAfterLastRound);
     this.socket.close();
     this.settle!.reject(error instanceof Error ? error : new Error(String(error)));
   }
