@@ -1,5 +1,6 @@
 /**
- * A participant's student: a tfjs model, its optimizer, and the loops that train it on typed
+ * A participant's student: a tfjs model, its optimizer, its objective (a weighted sum of terms
+ * from client/losses, PEER_OBJECTIVE by default), and the loops that train it on typed
  * arrays (private data, soft targets, consensus logits) and read its predictions and weights.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -135,9 +136,10 @@ export class Student {
   /**
    * Trains for `options.epochs` passes over the labeled data (or over the soft targets when
    * there is no labeled data). With both, each step takes a labeled batch and an equally sized
-   * batch of soft-target samples cycling through them, and descends
-   * α·CE + (1 − α)·T²·KL(target ‖ softmax(z/T)); with soft targets alone, the KD term alone
-   * (client/losses/logits.ts, stackedDistillationLoss: distillationLoss in one pass).
+   * batch of soft-target samples cycling through them, and descends the objective: its `peers`
+   * term α·CE + (1 − α)·T²·KL(target ‖ softmax(z/T)) (with soft targets alone, the KD term
+   * alone; client/losses/logits.ts, stackedDistillationLoss: distillationLoss in one pass), plus
+   * the objective's other terms on the labeled rows.
    */
   async train(sources: TrainingSources, options: TrainOptions): Promise<TrainResult> {
     const { labeled, soft } = sources;
