@@ -5,7 +5,7 @@
  * Nothing outside bench/ uses these.
  */
 import * as tf from '@tensorflow/tfjs';
-import { temperedSoftmax } from '../client/losses.js';
+import { temperedSoftmax } from '../client/losses/index.js';
 
 // ---- server/aggregate.ts ------------------------------------------------------------------
 

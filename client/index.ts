@@ -1,9 +1,9 @@
 export { selectBackend, BACKENDS, type BackendName } from './backend.js';
-export { createModel, MODELS, type ModelName, type ModelSpec } from './models.js';
-export { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stopGradient, temperedSoftmax } from './losses.js';
-export { Student, accuracyOf, type SoftTargets, type TrainingSources, type TrainOptions, type TrainResult } from './student.js';
+export { buildFeatureModel, createModel, featureView, FeatureModel, MODELS, type ModelName, type ModelSpec } from './models.js';
+export { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, LOSS_METHODS, stopGradient, temperedSoftmax, WeightedSumLoss, type LossTermConfig } from './losses/index.js';
+export { Student, accuracyOf, PEER_OBJECTIVE, type StudentOptions, type SoftTargets, type TrainingSources, type TrainOptions, type TrainResult } from './student.js';
 export { runParticipant, type ParticipantOptions, type ParticipantSummary, type RoundResult } from './participant.js';
-export { PROCEDURES, procedureFor, type AsyncChannel, type ParticipantData, type Procedure, type Share, type Target } from './procedures/index.js';
+export { PROCEDURES, procedureFor, type AsyncChannel, type AsyncProcedure, type ParticipantData, type Procedure, type Share, type SyncProcedure, type Target } from './procedures/index.js';
 export { loadMnist, splitDataset } from './data/mnist.js';
 export { loadIdxFolder, loadIdxDataset } from './data/idx.js';
 export { loadCsv, type CsvDataset, type CsvOptions } from './data/csv.js';

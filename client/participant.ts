@@ -27,6 +27,7 @@ import {
   procedureFor,
   targetShape,
   type AsyncChannel,
+  type AsyncProcedure,
   type ParticipantData,
   type Procedure,
   type RoundContext,
@@ -108,6 +109,15 @@ class LinkDropped extends Error {
   override readonly name = 'LinkDropped';
 }
 
+/**
+ * After its last round a participant whose link drops waits this long for the coordinator before
+ * it ends on its own: long enough for a coordinator restarted on its journal (about 1.5 s) to take
+ * it back, short beside the two minutes of reconnection attempts. Needed because a coordinator
+ * that closes right after its end message may never deliver it: over TLS, closing its connections
+ * discards what the TLS layer has not yet written (test/client/participant-links.test.ts).
+ */
+const LAST_ROUND_GRACE_MS = 3_000;
+
 /** The upload hook the options ask for: the Gaussian mechanism, a caller's hook, or none. */
 function uploadHookFor(options: ParticipantOptions): UploadHook | undefined {
   if (options.privacy !== undefined && options.uploadHook !== undefined) {
@@ -126,6 +136,11 @@ function rewritten(hook: UploadHook | undefined, share: Share, context: UploadCo
   return sent;
 }
 
+/**
+ * Runs a participant until its session ends: connect and join (again after every reconnect),
+ * then, round after round, share, learn from the target and report — or, in an asynchronous
+ * session, run the procedure at its own pace — and finish when the coordinator ends the session.
+ */
 export function runParticipant(options: ParticipantOptions): Promise<ParticipantSummary> {
   let hook: UploadHook | undefined;
   try {
@@ -133,238 +148,367 @@ export function runParticipant(options: ParticipantOptions): Promise<Participant
   } catch (error) {
     return Promise.reject(error);
   }
-  const log = options.log ?? (() => {});
-  const timeout = options.requestTimeoutMs ?? 60_000;
-  const socket: ParticipantSocket = io(options.url, {
-    transports: ['websocket'],
-    auth: { v: PROTOCOL_VERSION, token: options.token },
-    reconnectionAttempts: options.reconnect?.attempts ?? 30,
-    reconnectionDelay: options.reconnect?.delayMs ?? 500,
-    reconnectionDelayMax: options.reconnect?.maxDelayMs ?? 5_000,
-    ...(options.ca === undefined ? {} : { ca: options.ca }),
-  });
+  return new ParticipantRun(options, hook).run();
+}
 
-  return new Promise<ParticipantSummary>((resolve, reject) => {
-    let identity: { participant: string; info: SessionInfo; procedure: Procedure } | undefined;
-    let current: ServerMessage<'round'> | undefined;
-    let bytesUp = 0;
-    let bytesDown = 0;
-    const results: RoundResult[] = [];
-    let queue: Promise<void> = Promise.resolve();
-    let finished = false;
+/** Who this participant is in its session, from the coordinator's answer to the join. */
+interface Identity {
+  participant: string;
+  info: SessionInfo;
+  procedure: Procedure;
+}
 
-    const finish = (endReason: string) => {
-      if (finished) return;
-      finished = true;
-      socket.close();
-      resolve({ participant: identity!.participant, info: identity!.info, rounds: results, endReason });
-    };
-    const fail = (error: unknown) => {
-      if (finished) return;
-      finished = true;
-      socket.close();
-      reject(error instanceof Error ? error : new Error(String(error)));
-    };
-    // Messages are handled one at a time, in arrival order: a target never overtakes its round.
-    // A round that closed, or a link that dropped, costs this round only: the coordinator tells a
-    // participant that (re)joins the round in progress.
-    const enqueue = (task: () => Promise<void>) => {
-      queue = queue.then(task).catch((error: unknown) => {
-        if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) log(error.message);
-        else if (error instanceof LinkDropped) log(error.message);
-        else fail(error);
+/** One participant's run: the steps of runParticipant, and the state they share. */
+class ParticipantRun {
+  private readonly socket: ParticipantSocket;
+  private readonly log: (line: string) => void;
+  private readonly timeout: number;
+  private identity: Identity | undefined;
+  /** The round in progress, to which a target belongs. */
+  private current: ServerMessage<'round'> | undefined;
+  private bytesUp = 0;
+  private bytesDown = 0;
+  private readonly results: RoundResult[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  /**
+   * The join on the current link: every other request waits for it. A new link is a new
+   * connection to the coordinator, which knows nobody on it until they join (a report sent first
+   * is refused with E_NOT_JOINED); false when the join failed.
+   */
+  private joined: Promise<boolean> = Promise.resolve(false);
+  /** Whether this participant has done its part of the session's last round (or checkpoint). */
+  private lastRoundDone = false;
+  private endingAfterLastRound: ReturnType<typeof setTimeout> | undefined;
+  private finished = false;
+  /** Requests in flight: a dropped link fails them at once rather than at their timeout. */
+  private readonly inFlight = new Set<(error: Error) => void>();
+  private settle: { resolve: (summary: ParticipantSummary) => void; reject: (error: Error) => void } | undefined;
+
+  constructor(
+    private readonly options: ParticipantOptions,
+    private readonly hook: UploadHook | undefined,
+  ) {
+    this.log = options.log ?? (() => {});
+    this.timeout = options.requestTimeoutMs ?? 60_000;
+    this.socket = io(options.url, {
+      transports: ['websocket'],
+      auth: { v: PROTOCOL_VERSION, token: options.token },
+      reconnectionAttempts: options.reconnect?.attempts ?? 30,
+      reconnectionDelay: options.reconnect?.delayMs ?? 500,
+      reconnectionDelayMax: options.reconnect?.maxDelayMs ?? 5_000,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+    });
+  }
+
+  run(): Promise<ParticipantSummary> {
+    return new Promise<ParticipantSummary>((resolve, reject) => {
+      this.settle = { resolve, reject };
+      const { socket } = this;
+      socket.on('connect', () => this.rejoin());
+      socket.on('disconnect', (reason) => this.linkDropped(reason));
+      socket.on('connect_error', (error) => this.connectRefused(error));
+      socket.io.on('reconnect_failed', () => {
+        if (this.lastRoundDone) this.endAfterLastRound();
+        else this.fail(new Error(`could not reach the coordinator at ${this.options.url}`));
       });
-    };
-    /** Requests in flight: a dropped link fails them at once rather than at their timeout. */
-    const inFlight = new Set<(error: Error) => void>();
-    const request = async (event: keyof ClientToServerEvents, envelope: Uint8Array): Promise<Uint8Array> => {
-      // Not buffered for the next connection: it would reach the coordinator before the rejoin.
-      if (!socket.connected) throw new LinkDropped(`${event} not sent: the link to the coordinator is down; waiting to rejoin`);
-      bytesUp += envelope.byteLength;
-      let drop: (error: Error) => void = () => {};
-      const dropped = new Promise<never>((_, reject) => (drop = reject));
-      inFlight.add(drop);
-      try {
-        return await Promise.race([socket.timeout(timeout).emitWithAck(event, envelope), dropped]);
-      } finally {
-        inFlight.delete(drop);
-      }
-    };
-    socket.on('disconnect', (reason) => {
-      for (const drop of inFlight) drop(new LinkDropped(`the link to the coordinator dropped (${reason}) before it answered; waiting to rejoin`));
-      if (!finished) log(`disconnected (${reason}); reconnecting`);
+      socket.on('round', (bytes) => this.enqueue(() => this.startRound(bytes)));
+      socket.on('target', (bytes) => this.enqueue(() => this.receiveTarget(bytes)));
+      socket.on('round-failed', (bytes) => this.enqueue(async () => this.roundFailed(bytes)));
+      socket.on('end', (bytes) => this.enqueue(async () => this.sessionEnded(bytes)));
     });
-    const limits = () => ({ maxBytes: identity?.info.maxMessageBytes ?? 16 * 1024 * 1024 });
-    const context = (round: ServerMessage<'round'>): RoundContext => ({
-      info: identity!.info,
+  }
+
+  // ---------------------------------------------------------------- connecting and joining
+
+  /** Joins (or, after a reconnect, rejoins) the session; the coordinator answers who this participant is. */
+  private async join(): Promise<void> {
+    const { options } = this;
+    const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant' });
+    const joined = readReply(replyMessages.joined, await this.request('join', envelope));
+    if (joined.info.numClasses !== options.student.numClasses) {
+      throw new ProtocolError(
+        ErrorCode.Shape,
+        `session ${joined.info.session} has ${joined.info.numClasses} classes; this participant's model outputs ${options.student.numClasses}`,
+      );
+    }
+    // Keep the procedure across reconnects: some carry state from share to learn.
+    const procedure = this.identity?.procedure ?? procedureFor(joined.info.algorithm);
+    const sessionMode = joined.info.async === undefined ? 'sync' : 'async';
+    if (procedure.mode !== sessionMode) {
+      throw new Error(`session ${joined.info.session} runs ${joined.info.algorithm} ${sessionMode === 'sync' ? 'round by round' : 'asynchronously'}, but this participant's ${joined.info.algorithm} procedure is ${procedure.mode === 'sync' ? 'round by round' : 'asynchronous'}`);
+    }
+    this.identity = { participant: joined.participant, info: joined.info, procedure };
+    this.log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})`);
+    options.onJoined?.(joined.participant, joined.info);
+  }
+
+  /** A new link: join on it at once, ahead of whatever the queue is doing (training, say). */
+  private rejoin(): void {
+    clearTimeout(this.endingAfterLastRound);
+    this.endingAfterLastRound = undefined;
+    this.joined = this.join().then(
+      () => true,
+      (error: unknown) => {
+        this.survive(error);
+        return false;
+      },
+    );
+  }
+
+  private linkDropped(reason: string): void {
+    for (const drop of this.inFlight) drop(new LinkDropped(`the link to the coordinator dropped (${reason}) before it answered; waiting to rejoin`));
+    if (this.finished) return;
+    if (!this.lastRoundDone) {
+      this.log(`disconnected (${reason}); reconnecting`);
+      return;
+    }
+    this.log(`disconnected (${reason}) after the last round`);
+    this.awaitCoordinatorAfterLastRound();
+  }
+
+  /**
+   * This participant's part of the last round is done (its report, even one whose answer was
+   * lost with the link; a teacher's upload). If the link is down, or goes down, from here on, the
+   * coordinator has LAST_ROUND_GRACE_MS to answer before the run ends on its own.
+   */
+  private doneWithLastRound(): void {
+    this.lastRoundDone = true;
+    if (!this.socket.connected) this.awaitCoordinatorAfterLastRound();
+  }
+
+  private awaitCoordinatorAfterLastRound(): void {
+    if (this.finished || this.endingAfterLastRound !== undefined) return;
+    this.log(`the last round is done: ending unless the coordinator answers within ${LAST_ROUND_GRACE_MS / 1000} s`);
+    this.endingAfterLastRound = setTimeout(() => this.endAfterLastRound(), LAST_ROUND_GRACE_MS);
+  }
+
+  /** The last round is done and the coordinator gone without its end message: the session is over here. */
+  private endAfterLastRound(): void {
+    const { info } = this.identity!;
+    this.finish(`completed ${info.rounds} ${info.async === undefined ? 'rounds' : 'checkpoints'}; the link closed before the coordinator's end message arrived`);
+  }
+
+  private connectRefused(error: Error): void {
+    const code = (error as Error & { data?: { code?: string } }).data?.code;
+    // Refusals are final; anything else (the server is not up yet, a dropped link) is retried by socket.io.
+    const reason = error.message.replace(/^E_[A-Z_]+: /, '');
+    // The session ended while this participant was away: its rounds are done.
+    if (code === ErrorCode.Session && this.identity !== undefined) {
+      this.log(`the session ended while this participant was away: ${reason}`);
+      this.finish(reason.replace(/^session \S+ has ended: /, ''));
+    }
+    else if (code === ErrorCode.Auth || code === ErrorCode.Version || code === ErrorCode.Session) this.fail(new ProtocolError(code, reason));
+    // A certificate the participant does not trust will not change by retrying.
+    const cause = (error as Error & { description?: { message?: string } }).description?.message ?? '';
+    if (/certificate|self[- ]signed|SSL|TLS/i.test(cause)) {
+      this.fail(new Error(`TLS: the coordinator at ${this.options.url} presented a certificate this participant does not trust (${cause}); pass its certificate authority (--ca FILE)`));
+    }
+  }
+
+  /**
+   * Messages are handled one at a time, in arrival order: a target never overtakes its round.
+   * A round that closed, or a link that dropped, costs this round only: the coordinator tells a
+   * participant that (re)joins the round in progress.
+   */
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task).catch((error: unknown) => this.survive(error));
+  }
+
+  /**
+   * What a failed step costs: a closed round or a dropped link, that step only; an answer that
+   * this participant is not joined (the coordinator restarted, or the link changed under the
+   * request), a rejoin; anything else, the run.
+   */
+  private survive(error: unknown): void {
+    if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) this.log(error.message);
+    else if (error instanceof LinkDropped) this.log(error.message);
+    else if (error instanceof ProtocolError && error.code === ErrorCode.NotJoined) {
+      this.log(`${error.message}; rejoining`);
+      if (this.socket.connected) this.rejoin();
+    } else this.fail(error);
+  }
+
+  private async request(event: keyof ClientToServerEvents, envelope: Uint8Array): Promise<Uint8Array> {
+    // Not buffered for the next connection: it would reach the coordinator before the rejoin.
+    if (!this.socket.connected) throw new LinkDropped(`${event} not sent: the link to the coordinator is down; waiting to rejoin`);
+    if (event !== 'join') {
+      if (!(await this.joined)) throw new LinkDropped(`${event} not sent: this participant has not rejoined the session on its new link`);
+      if (!this.socket.connected) throw new LinkDropped(`${event} not sent: the link to the coordinator is down; waiting to rejoin`);
+    }
+    this.bytesUp += envelope.byteLength;
+    let drop: (error: Error) => void = () => {};
+    const dropped = new Promise<never>((_, reject) => (drop = reject));
+    this.inFlight.add(drop);
+    try {
+      return await Promise.race([this.socket.timeout(this.timeout).emitWithAck(event, envelope), dropped]);
+    } finally {
+      this.inFlight.delete(drop);
+    }
+  }
+
+  private limits() {
+    return { maxBytes: this.identity?.info.maxMessageBytes ?? 16 * 1024 * 1024 };
+  }
+
+  private context(round: ServerMessage<'round'>): RoundContext {
+    const { options } = this;
+    return { info: this.identity!.info, round, student: options.student, data: options.data, epochs: options.epochs, batchSize: options.batchSize };
+  }
+
+  // ---------------------------------------------------------------- the round loop
+
+  /** A round opened: share this participant's knowledge (or, asynchronously, start the run). */
+  private async startRound(bytes: Uint8Array): Promise<void> {
+    this.bytesDown += bytes.byteLength;
+    // Sent to joined participants only: the join's answer came first, but its handling may not have run yet.
+    await this.joined;
+    const round = decodeMessage(serverMessages.round, bytes, this.limits());
+    const identity = this.identity;
+    if (identity === undefined || round.session !== identity.info.session) return;
+    this.current = round;
+    const { procedure } = identity;
+    if (round.knowledge === 'none') return this.learnAndReport(round, null);
+    if (procedure.mode === 'async') return this.runAsync(round, procedure);
+    const computed = await procedure.share(this.context(round));
+    if (computed === undefined) return;
+    const share = rewritten(this.hook, computed, { kind: round.knowledge, numClasses: identity.info.numClasses, round: round.round });
+    const upload = encodeMessage(clientMessages.upload, {
+      v: PROTOCOL_VERSION,
+      session: round.session,
+      round: round.round,
+      participant: identity.participant,
+      kind: round.knowledge,
+      // No copy (float32): encodeMessage copies the bytes into the envelope at once.
+      values: packTensor(share.values, share.shape, identity.info.uploadDtype, { copy: false }),
+      sampleCount: share.sampleCount,
+      labelCounts: share.labelCounts,
+    }, this.limits());
+    readReply(replyMessages.ack, await this.request('upload', upload));
+    if (this.options.role === 'teacher' && round.round >= identity.info.rounds) this.doneWithLastRound();
+  }
+
+  /** The round's target arrived: learn from it and report. */
+  private async receiveTarget(bytes: Uint8Array): Promise<void> {
+    this.bytesDown += bytes.byteLength;
+    const message = decodeMessage(serverMessages.target, bytes, this.limits());
+    const current = this.current;
+    if (current === undefined || message.round !== current.round) {
+      this.log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
+      return;
+    }
+    const target = message.target === null ? null : { values: unpackTensor(message.target, targetShape(this.context(current))), counts: message.counts };
+    await this.learnAndReport(current, target);
+  }
+
+  private async learnAndReport(round: ServerMessage<'round'>, target: Target | null): Promise<void> {
+    const procedure = this.identity!.procedure;
+    if (this.options.role === 'teacher' || procedure.mode !== 'sync') return;
+    const train = await procedure.learn(this.context(round), target);
+    await this.report(round.round, train, target !== null);
+  }
+
+  private roundFailed(bytes: Uint8Array): void {
+    const message = decodeMessage(serverMessages['round-failed'], bytes, this.limits());
+    this.log(`round ${message.round} failed: ${message.error.code}: ${message.error.message}`);
+  }
+
+  /** Evaluates, reports the round (or checkpoint) to the coordinator, and records it. */
+  private async report(round: number, train: TrainResult, receivedTarget: boolean): Promise<void> {
+    const { participant, info } = this.identity!;
+    const { options } = this;
+    const evaluation = options.evaluation === undefined ? undefined : await options.student.evaluate(options.evaluation);
+    const privacy = this.hook?.spent?.();
+    const envelope = encodeMessage(clientMessages.report, {
+      v: PROTOCOL_VERSION,
+      session: info.session,
       round,
-      student: options.student,
-      data: options.data,
-      epochs: options.epochs,
-      batchSize: options.batchSize,
-    });
-
-    const learnAndReport = async (round: ServerMessage<'round'>, target: Target | null) => {
-      if (options.role === 'teacher') return;
-      const train = await identity!.procedure.learn(context(round), target);
-      await report(round.round, train, target !== null);
+      participant,
+      metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms, privacy },
+    }, this.limits());
+    // The round happened here whether or not the report gets through (a link dropping before the
+    // ack, a round closed meanwhile): it is recorded either way, and the refusal then handled.
+    let refused: unknown;
+    try {
+      readReply(replyMessages.ack, await this.request('report', envelope));
+    } catch (error) {
+      refused = error;
+    }
+    const result: RoundResult = {
+      round,
+      receivedTarget,
+      train,
+      accuracy: evaluation?.accuracy,
+      evaluationProbs: evaluation?.probs,
+      bytesUp: this.bytesUp,
+      bytesDown: this.bytesDown,
+      numTensors: tf.memory().numTensors,
+      ...(privacy === undefined ? {} : { privacy }),
     };
+    this.bytesUp = 0;
+    this.bytesDown = 0;
+    // A round run again (the coordinator restarted before it completed) replaces the first try.
+    const again = this.results.findIndex((r) => r.round === round);
+    if (again === -1) this.results.push(result);
+    else this.results[again] = result;
+    options.onRound?.(result);
+    if (round >= info.rounds) this.doneWithLastRound();
+    if (refused !== undefined) throw refused;
+  }
 
-    /** Evaluates, reports the round (or checkpoint) to the coordinator, and records it. */
-    const report = async (round: number, train: TrainResult, receivedTarget: boolean) => {
-      const { participant, info } = identity!;
-      const evaluation = options.evaluation === undefined ? undefined : await options.student.evaluate(options.evaluation);
-      const privacy = hook?.spent?.();
-      const envelope = encodeMessage(clientMessages.report, {
-        v: PROTOCOL_VERSION,
-        session: info.session,
-        round,
-        participant,
-        metrics: { accuracy: evaluation?.accuracy, loss: train.loss, trainSamples: train.samples, trainMs: train.ms, privacy },
-      }, limits());
-      // The round happened here whether or not the report gets through (a link dropping before the
-      // ack, a round closed meanwhile): it is recorded either way, and the refusal then handled.
-      let refused: unknown;
-      try {
-        readReply(replyMessages.ack, await request('report', envelope));
-      } catch (error) {
-        refused = error;
-      }
-      const result: RoundResult = {
-        round,
-        receivedTarget,
-        train,
-        accuracy: evaluation?.accuracy,
-        evaluationProbs: evaluation?.probs,
-        bytesUp,
-        bytesDown,
-        numTensors: tf.memory().numTensors,
-        ...(privacy === undefined ? {} : { privacy }),
-      };
-      bytesUp = 0;
-      bytesDown = 0;
-      // A round run again (the coordinator restarted before it completed) replaces the first try.
-      const again = results.findIndex((r) => r.round === round);
-      if (again === -1) results.push(result);
-      else results[again] = result;
-      options.onRound?.(result);
-      if (refused !== undefined) throw refused;
+  // ---------------------------------------------------------------- the asynchronous run
+
+  /** Asynchronous sessions: the procedure runs at its own pace, pushing, pulling and reporting checkpoints. */
+  private async runAsync(round: ServerMessage<'round'>, procedure: AsyncProcedure): Promise<void> {
+    const { participant, info } = this.identity!;
+    const C = info.numClasses;
+    const header = { v: PROTOCOL_VERSION, session: info.session, participant } as const;
+    const channel: AsyncChannel = {
+      push: async (shard, step, predictions) => {
+        const shape = [predictions.length / C, C];
+        const { values } = rewritten(this.hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
+        const envelope = encodeMessage(clientMessages.push, {
+          // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
+          ...header, shard, step, values: packTensor(values, shape, info.uploadDtype, { copy: false }),
+        }, this.limits());
+        readReply(replyMessages.ack, await this.request('push', envelope));
+      },
+      pull: async (shard) => {
+        const reply = await this.request('pull', encodeMessage(clientMessages.pull, { ...header, shard }, this.limits()));
+        this.bytesDown += reply.byteLength;
+        const ensemble = readReply(replyMessages.ensemble, reply);
+        if (ensemble.target === null) return null;
+        return { values: unpackTensor(ensemble.target, [ensemble.target.shape[0] ?? 0, C]), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+      },
+      checkpoint: (number, train, taught) => this.report(number, train, taught),
     };
+    await procedure.run(this.context(round), channel);
+  }
 
-    /** Asynchronous sessions: the procedure runs at its own pace, pushing, pulling and reporting checkpoints. */
-    const runAsync = async (round: ServerMessage<'round'>) => {
-      const { participant, info, procedure } = identity!;
-      if (procedure.run === undefined) throw new Error(`algorithm ${info.algorithm} has no asynchronous procedure`);
-      const C = info.numClasses;
-      const header = { v: PROTOCOL_VERSION, session: info.session, participant } as const;
-      const channel: AsyncChannel = {
-        async push(shard, step, predictions) {
-          const shape = [predictions.length / C, C];
-          const { values } = rewritten(hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
-          const envelope = encodeMessage(clientMessages.push, {
-            // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
-            ...header, shard, step, values: packTensor(values, shape, info.uploadDtype, { copy: false }),
-          }, limits());
-          readReply(replyMessages.ack, await request('push', envelope));
-        },
-        async pull(shard) {
-          const reply = await request('pull', encodeMessage(clientMessages.pull, { ...header, shard }, limits()));
-          bytesDown += reply.byteLength;
-          const ensemble = readReply(replyMessages.ensemble, reply);
-          if (ensemble.target === null) return null;
-          return { values: unpackTensor(ensemble.target, [ensemble.target.shape[0] ?? 0, C]), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
-        },
-        checkpoint: (number, train, taught) => report(number, train, taught),
-      };
-      await procedure.run(context(round), channel);
-    };
+  // ---------------------------------------------------------------- finishing
 
-    socket.on('connect', () =>
-      enqueue(async () => {
-        const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant' });
-        const joined = readReply(replyMessages.joined, await request('join', envelope));
-        if (joined.info.numClasses !== options.student.numClasses) {
-          throw new ProtocolError(
-            ErrorCode.Shape,
-            `session ${joined.info.session} has ${joined.info.numClasses} classes; this participant's model outputs ${options.student.numClasses}`,
-          );
-        }
-        // Keep the procedure across reconnects: some carry state from share to learn.
-        identity = { participant: joined.participant, info: joined.info, procedure: identity?.procedure ?? procedureFor(joined.info.algorithm) };
-        log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})`);
-        options.onJoined?.(joined.participant, joined.info);
-      }),
-    );
-    socket.on('connect_error', (error) => {
-      const code = (error as Error & { data?: { code?: string } }).data?.code;
-      // Refusals are final; anything else (the server is not up yet, a dropped link) is retried by socket.io.
-      const reason = error.message.replace(/^E_[A-Z_]+: /, '');
-      // The session ended while this participant was away: its rounds are done.
-      if (code === ErrorCode.Session && identity !== undefined) {
-        log(`the session ended while this participant was away: ${reason}`);
-        finish(reason.replace(/^session \S+ has ended: /, ''));
-      }
-      else if (code === ErrorCode.Auth || code === ErrorCode.Version || code === ErrorCode.Session) fail(new ProtocolError(code, reason));
-      // A certificate the participant does not trust will not change by retrying.
-      const cause = (error as Error & { description?: { message?: string } }).description?.message ?? '';
-      if (/certificate|self[- ]signed|SSL|TLS/i.test(cause)) {
-        fail(new Error(`TLS: the coordinator at ${options.url} presented a certificate this participant does not trust (${cause}); pass its certificate authority (--ca FILE)`));
-      }
-    });
-    socket.io.on('reconnect_failed', () => fail(new Error(`could not reach the coordinator at ${options.url}`)));
+  private sessionEnded(bytes: Uint8Array): void {
+    const message = decodeMessage(serverMessages.end, bytes, this.limits());
+    if (this.identity === undefined) {
+      this.fail(new Error(`session ${message.session} ended before this participant joined: ${message.reason}`));
+      return;
+    }
+    this.finish(message.reason);
+  }
 
-    socket.on('round', (bytes) =>
-      enqueue(async () => {
-        bytesDown += bytes.byteLength;
-        const round = decodeMessage(serverMessages.round, bytes, limits());
-        if (identity === undefined || round.session !== identity.info.session) return;
-        current = round;
-        if (round.knowledge === 'none') return learnAndReport(round, null);
-        if (identity.info.async !== undefined) return runAsync(round);
-        const computed = await identity.procedure.share(context(round));
-        if (computed === undefined) return;
-        const share = rewritten(hook, computed, { kind: round.knowledge, numClasses: identity.info.numClasses, round: round.round });
-        const upload = encodeMessage(clientMessages.upload, {
-          v: PROTOCOL_VERSION,
-          session: round.session,
-          round: round.round,
-          participant: identity.participant,
-          kind: round.knowledge,
-          // No copy (float32): encodeMessage copies the bytes into the envelope at once.
-          values: packTensor(share.values, share.shape, identity.info.uploadDtype, { copy: false }),
-          sampleCount: share.sampleCount,
-          labelCounts: share.labelCounts,
-        }, limits());
-        readReply(replyMessages.ack, await request('upload', upload));
-      }),
-    );
-    socket.on('target', (bytes) =>
-      enqueue(async () => {
-        bytesDown += bytes.byteLength;
-        const message = decodeMessage(serverMessages.target, bytes, limits());
-        if (current === undefined || message.round !== current.round) {
-          log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
-          return;
-        }
-        const target = message.target === null ? null : { values: unpackTensor(message.target, targetShape(context(current))), counts: message.counts };
-        await learnAndReport(current, target);
-      }),
-    );
-    socket.on('round-failed', (bytes) =>
-      enqueue(async () => {
-        const message = decodeMessage(serverMessages['round-failed'], bytes, limits());
-        log(`round ${message.round} failed: ${message.error.code}: ${message.error.message}`);
-      }),
-    );
-    socket.on('end', (bytes) =>
-      enqueue(async () => {
-        const message = decodeMessage(serverMessages.end, bytes, limits());
-        if (identity === undefined) {
-          fail(new Error(`session ${message.session} ended before this participant joined: ${message.reason}`));
-          return;
-        }
-        finish(message.reason);
-      }),
-    );
-  });
+  private finish(endReason: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.endingAfterLastRound);
+    this.socket.close();
+    const { participant, info } = this.identity!;
+    this.settle!.resolve({ participant, info, rounds: this.results, endReason });
+  }
+
+  private fail(error: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.endingAfterLastRound);
+    this.socket.close();
+    this.settle!.reject(error instanceof Error ? error : new Error(String(error)));
+  }
 }

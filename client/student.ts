@@ -1,12 +1,46 @@
 /**
- * A participant's student: a tfjs model, its optimizer, and the loops that train it on typed
+ * A participant's student: a tfjs model, its optimizer, its objective (a weighted sum of terms
+ * from client/losses, PEER_OBJECTIVE by default), and the loops that train it on typed
  * arrays (private data, soft targets, consensus logits) and read its predictions and weights.
  */
 import * as tf from '@tensorflow/tfjs';
 import { datasetSize, sampleLength, type LabeledDataset } from './data/dataset.js';
 import { SeededRandom } from './data/random.js';
-import { logitMatchingLoss, stackedDistillationLoss, stackTargets, temperedSoftmax, type StackedTargets } from './losses.js';
+import {
+  DistillError,
+  logitMatchingLoss,
+  stackedDistillationLoss,
+  stackTargets,
+  temperedSoftmax,
+  WeightedSumLoss,
+  type LossTermConfig,
+  type StackedTargets,
+  type StackedTargetTensors,
+} from './losses/index.js';
+import { featureView, type FeatureModel } from './models.js';
 import { Adam } from './optimizer.js';
+
+/**
+ * A participant's default objective: the `peers` term alone — α·CE on its private labels plus
+ * (1 − α)·T²·KL towards the peers' target (client/losses/peers.ts).
+ */
+export const PEER_OBJECTIVE: readonly LossTermConfig[] = [{ name: 'peers', weight: 1 }];
+
+export interface StudentOptions {
+  sampleShape: number[];
+  numClasses: number;
+  learningRate: number;
+  seed: number;
+  /**
+   * The local objective, a weighted sum of terms from client/losses's registry: `peers` once,
+   * plus any terms on top — `kd` from a local teacher, `fitnets`, `at`, `nst` between the
+   * student's features (conv1, pool1, dense1, … as client/models.ts names them) and the
+   * teacher's, `ce`. Default PEER_OBJECTIVE.
+   */
+  objective?: readonly LossTermConfig[];
+  /** A frozen local teacher, for the terms that read one. The caller owns (and disposes) it. */
+  teacher?: FeatureModel;
+}
 
 export interface TrainOptions {
   epochs: number;
@@ -72,8 +106,13 @@ export class Student {
   private readonly optimizer: Adam;
   private readonly variables: tf.Variable[];
   private readonly random: SeededRandom;
+  /**
+   * The objective's terms beyond `peers`, with the student's features and the teacher they read;
+   * undefined for PEER_OBJECTIVE, whose step is the plain forward pass and the fused one-pass loss.
+   */
+  private readonly extra: { loss: WeightedSumLoss; features: FeatureModel; teacher?: FeatureModel; peersWeight: number; prepared: boolean } | undefined;
 
-  constructor(model: tf.LayersModel, options: { sampleShape: number[]; numClasses: number; learningRate: number; seed: number }) {
+  constructor(model: tf.LayersModel, options: StudentOptions) {
     this.model = model;
     this.sampleShape = options.sampleShape;
     this.numClasses = options.numClasses;
@@ -82,6 +121,7 @@ export class Student {
     // including other students' when several share one (as in the tests).
     this.variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
     this.random = new SeededRandom(options.seed);
+    this.extra = extraTerms(model, options);
   }
 
   /** Whether training runs codistill's fused Adam kernel (wasm) rather than tfjs's; known after the first step. */
@@ -96,9 +136,10 @@ export class Student {
   /**
    * Trains for `options.epochs` passes over the labeled data (or over the soft targets when
    * there is no labeled data). With both, each step takes a labeled batch and an equally sized
-   * batch of soft-target samples cycling through them, and descends
-   * α·CE + (1 − α)·T²·KL(target ‖ softmax(z/T)); with soft targets alone, the KD term alone
-   * (client/losses.ts, stackedDistillationLoss: distillationLoss in one pass).
+   * batch of soft-target samples cycling through them, and descends the objective: its `peers`
+   * term α·CE + (1 − α)·T²·KL(target ‖ softmax(z/T)) (with soft targets alone, the KD term
+   * alone; client/losses/logits.ts, stackedDistillationLoss: distillationLoss in one pass), plus
+   * the objective's other terms on the labeled rows.
    */
   async train(sources: TrainingSources, options: TrainOptions): Promise<TrainResult> {
     const { labeled, soft } = sources;
@@ -149,13 +190,48 @@ export class Student {
       // Labeled and soft rows go through the model together, and the loss takes them in one pass.
       stackTargets(yBuffer.subarray(0, pb), qBuffer.subarray(0, softRows.length * c), c, options.alpha, options.temperature, stacked);
       const x = tf.tensor(xBuffer.subarray(0, rows * d), [rows, ...this.sampleShape]);
-      const targets = {
+      const targets: StackedTargetTensors = {
         rowScale: tf.tensor2d(stacked.rowScale.subarray(0, rows), [rows, 1]),
         weights: tf.tensor2d(stacked.weights.subarray(0, rows * c), [rows, c]),
         constant: stacked.constant,
       };
-      return () => stackedDistillationLoss(this.model.apply(x, { training: true }) as tf.Tensor2D, targets);
+      if (this.extra === undefined) {
+        // PEER_OBJECTIVE: the peers term is the whole loss (client/losses/peers.ts computes exactly this).
+        return () => stackedDistillationLoss(this.model.apply(x, { training: true }) as tf.Tensor2D, targets);
+      }
+      return this.extraStep(x, yBuffer.subarray(0, pb), targets);
     });
+  }
+
+  /**
+   * A step of an objective with terms beyond `peers`: one forward pass of the stacked rows that
+   * also returns the student's features; the peers term reads every row, the other terms the
+   * labeled (private) rows, next to the teacher's outputs on them, computed here, off the tape.
+   * A step without labeled rows (DS-FL's distillation on open data) has nothing for them: it
+   * descends the peers term alone.
+   */
+  private extraStep(x: tf.Tensor, privateLabels: Int32Array, target: StackedTargetTensors): () => tf.Scalar {
+    const extra = this.extra!;
+    const { loss, features, teacher } = extra;
+    const labeledRows = privateLabels.length;
+    const labels = tf.tensor1d(privateLabels, 'int32');
+    const privateX = labeledRows === 0 ? undefined : tf.slice(x, 0, labeledRows);
+    const teacherOutputs = privateX === undefined || teacher === undefined ? undefined : teacher.forward(privateX, false);
+    const onPrivateRows = (t: tf.Tensor) => (t.shape[0] === labeledRows ? t : tf.slice(t, 0, labeledRows));
+    if (privateX !== undefined && !extra.prepared) {
+      // Terms with parameters of their own (FitNets' regressor) build them from a first batch.
+      loss.prepare({ student: features.forward(privateX, false), teacher: teacherOutputs, labels });
+      extra.prepared = true;
+    }
+    return () => {
+      const outputs = features.forward(x, true);
+      if (privateX === undefined) return tf.mul(stackedDistillationLoss(outputs.logits, target), extra.peersWeight) as tf.Scalar;
+      const student = {
+        logits: onPrivateRows(outputs.logits) as tf.Tensor2D,
+        features: Object.fromEntries(Object.entries(outputs.features).map(([name, f]) => [name, onPrivateRows(f)])),
+      };
+      return loss.compute({ student, teacher: teacherOutputs, labels, peers: { logits: outputs.logits, target } });
+    };
   }
 
   /** Trains the logits on x towards target logits by mean absolute error (FedMD's digest). */
@@ -194,7 +270,10 @@ export class Student {
       for (let start = 0; start < n; start += batchSize) {
         const batch = order.slice(start, start + batchSize);
         const loss = tf.tidy(() => {
-          return this.optimizer.minimize(prepare(batch), this.variables).dataSync()[0]!;
+          const f = prepare(batch);
+          // The objective's own parameters (FitNets' regressor) exist once `prepare` has run.
+          const variables = this.extra === undefined ? this.variables : [...this.variables, ...this.extra.loss.variables()];
+          return this.optimizer.minimize(f, variables).dataSync()[0]!;
         });
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${steps + 1}`);
         lossSum += loss * batch.length;
@@ -272,8 +351,27 @@ export class Student {
 
   dispose(): void {
     this.optimizer.dispose();
+    this.extra?.loss.dispose();
+    this.extra?.features.dispose();
     this.model.dispose();
   }
+}
+
+/** The objective's terms beyond PEER_OBJECTIVE, checked; undefined for PEER_OBJECTIVE itself. */
+function extraTerms(model: tf.LayersModel, options: StudentOptions): Student['extra'] {
+  const objective = options.objective ?? PEER_OBJECTIVE;
+  const peers = objective.filter((term) => term.name === 'peers');
+  if (peers.length !== 1) {
+    const names = objective.map((term) => term.name).join(' + ') || 'no terms';
+    throw new DistillError('E_CONFIG', `a participant's objective needs the "peers" term (its task loss and the distillation towards its peers) exactly once; got ${names}`);
+  }
+  if (objective.length === 1 && peers[0]!.weight === 1 && peers[0]!.params === undefined) return undefined;
+  const loss = new WeightedSumLoss(objective);
+  if (loss.needsTeacher && options.teacher === undefined) {
+    loss.dispose();
+    throw new DistillError('E_CONFIG', `the objective (${loss.terms.map((t) => t.label).join(' + ')}) needs a local teacher and none was given`);
+  }
+  return { loss, features: featureView(model, options.numClasses), teacher: options.teacher, peersWeight: peers[0]!.weight, prepared: false };
 }
 
 /** Share of rows whose argmax equals the label. */

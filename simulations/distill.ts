@@ -11,14 +11,14 @@ import { parseArgs } from 'node:util';
 import { selectBackend } from '../client/backend.js';
 import {
   DISTILL_METHODS,
-  DistillError,
+  RECIPES,
   defaultDistillOptions,
   runDistillation,
   type DistillMethod,
   type DistillOptions,
   type DistillReport,
-  type LossTermConfig,
 } from '../client/distill/index.js';
+import { DistillError, type LossTermConfig } from '../client/losses/index.js';
 
 const USAGE = `usage: codistill distill --method METHOD [options]
        codistill distill --config FILE
@@ -27,12 +27,7 @@ Trains a teacher and a student on the embedded MNIST digits (10,000; by default 
 2,000 test) in this process, prints progress per epoch, and writes the results as JSON.
 
 methods:
-  kd        Hinton et al. 2015: α·CE + (1−α)·T²·KL(teacher_T ‖ student_T)
-  fitnets   Romero et al. 2015: stage 1 hints through a learned regressor, stage 2 KD
-  at        Zagoruyko & Komodakis 2017: CE + attention transfer
-  nst       Huang & Wang 2017: CE + MMD² of neuron selectivities (polynomial kernel)
-  ban       Furlanello et al. 2018: born-again generations of one architecture, and their ensembles
-  one       Lan, Zhu & Gong 2018: multi-branch student with a gated on-the-fly ensemble teacher
+${DISTILL_METHODS.map((method) => `  ${method.padEnd(9)} ${RECIPES[method].summary}`).join('\n')}
 Every method but ban also trains the student on labels alone, with the same data, initial
 weights, sample order and number of passes (the baseline); ban's generation 0 is that.
 

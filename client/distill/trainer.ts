@@ -10,9 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { datasetSize, sampleLength, type LabeledDataset } from '../data/dataset.js';
 import { SeededRandom } from '../data/random.js';
 import { Adam } from '../optimizer.js';
-import type { FeatureModel } from './models.js';
-import { DistillError, type LossInputs, type ModelOutputs } from './types.js';
-import type { WeightedSumLoss } from './weighted-sum.js';
+import { DistillError, type LossInputs, type ModelOutputs, type WeightedSumLoss } from '../losses/index.js';
+import type { FeatureModel } from '../models.js';
 
 export interface FitOptions {
   epochs: number;

@@ -12,15 +12,10 @@ import { shardIds } from '../../protocol/index.js';
 import { subset } from '../data/dataset.js';
 import { SeededRandom } from '../data/random.js';
 import type { SoftTargets, TrainResult } from '../student.js';
-import { combined, referenceFeatures, trainOptions, type Procedure } from './procedure.js';
+import { combined, referenceFeatures, trainOptions, type AsyncProcedure } from './procedure.js';
 
-export const codistillation = (): Procedure => ({
-  share: async () => {
-    throw new Error('co-distillation is asynchronous: it has no synchronous share step');
-  },
-  learn: async () => {
-    throw new Error('co-distillation is asynchronous: it has no synchronous learn step');
-  },
+export const codistillation = (): AsyncProcedure => ({
+  mode: 'async',
   async run(context, channel) {
     const { info, student, data } = context;
     const settings = info.async!;

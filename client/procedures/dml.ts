@@ -3,9 +3,10 @@
  * reference samples; learn from private labels and the peers' aggregate on those samples,
  * loss = α·CE(y, student) + (1 − α)·T²·KL(target ‖ softmax(student/T)).
  */
-import { referenceFeatures, trainOptions, type Procedure } from './procedure.js';
+import { referenceFeatures, trainOptions, type SyncProcedure } from './procedure.js';
 
-export const dml = (): Procedure => ({
+export const dml = (): SyncProcedure => ({
+  mode: 'sync',
   async share(context) {
     const values = await context.student.predict(referenceFeatures(context), context.info.temperature);
     return { values, shape: [context.round.referenceIds.length, context.info.numClasses] };

@@ -5,9 +5,10 @@
  * [predict, aggregate, distill, local update] — the same cycle, so the model that predicts in
  * round r+1 has had round r's distillation and local update, as in the paper.
  */
-import { combined, referenceFeatures, trainOptions, type Procedure } from './procedure.js';
+import { combined, referenceFeatures, trainOptions, type SyncProcedure } from './procedure.js';
 
-export const dsfl = (): Procedure => ({
+export const dsfl = (): SyncProcedure => ({
+  mode: 'sync',
   async share(context) {
     const values = await context.student.predict(referenceFeatures(context), context.info.temperature);
     return { values, shape: [context.round.referenceIds.length, context.info.numClasses] };

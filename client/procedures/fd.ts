@@ -5,9 +5,10 @@
  * mean logit vector for the sample's own label y — for the classes some peer holds.
  */
 import { subset } from '../data/dataset.js';
-import { trainOptions, type Procedure } from './procedure.js';
+import { trainOptions, type SyncProcedure } from './procedure.js';
 
-export const fd = (): Procedure => ({
+export const fd = (): SyncProcedure => ({
+  mode: 'sync',
   async share(context) {
     const { train } = context.data;
     const C = context.info.numClasses;

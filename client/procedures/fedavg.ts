@@ -3,12 +3,13 @@
  * weights with the private sample count, then take the server's weighted average as the model.
  * The accuracy a round reports is therefore the global model's.
  */
-import { trainOptions, type Procedure } from './procedure.js';
+import { trainOptions, type SyncProcedure } from './procedure.js';
 import type { TrainResult } from '../student.js';
 
-export const fedavg = (): Procedure => {
+export const fedavg = (): SyncProcedure => {
   let lastTraining: TrainResult | undefined;
   return {
+    mode: 'sync',
     async share(context) {
       lastTraining = await context.student.train({ labeled: context.data.train }, trainOptions(context, 1));
       const values = context.student.getWeights();

@@ -4,9 +4,10 @@
  * code does — then *revisiting* the private data, in that order. The paper's initial transfer
  * learning on a labeled public set is left to the caller (our reference set is unlabeled).
  */
-import { combined, referenceFeatures, trainOptions, type Procedure } from './procedure.js';
+import { combined, referenceFeatures, trainOptions, type SyncProcedure } from './procedure.js';
 
-export const fedmd = (): Procedure => ({
+export const fedmd = (): SyncProcedure => ({
+  mode: 'sync',
   async share(context) {
     const values = await context.student.logits(referenceFeatures(context));
     return { values, shape: [context.round.referenceIds.length, context.info.numClasses] };

@@ -8,10 +8,13 @@ import { fedmd } from './fedmd.js';
 import { local } from './local.js';
 import type { Procedure } from './procedure.js';
 
-export type { AsyncChannel, ParticipantData, Procedure, RoundContext, Share, Target, UploadContext, UploadHook } from './procedure.js';
+export type { AsyncChannel, AsyncProcedure, ParticipantData, Procedure, RoundContext, Share, SyncProcedure, Target, UploadContext, UploadHook } from './procedure.js';
 export { targetShape } from './procedure.js';
 
-/** Each participant gets its own procedure instance: some keep state between share and learn. */
+/**
+ * Each participant gets its own procedure instance: some keep state between share and learn.
+ * A procedure is a SyncProcedure (share, learn: every round) or an AsyncProcedure (run).
+ */
 export const PROCEDURES: Record<string, () => Procedure> = {
   dml,
   codistillation,

@@ -1,7 +1,8 @@
 /** The local-only baseline: share nothing, train on private labels alone. */
-import { trainOptions, type Procedure } from './procedure.js';
+import { trainOptions, type SyncProcedure } from './procedure.js';
 
-export const local = (): Procedure => ({
+export const local = (): SyncProcedure => ({
+  mode: 'sync',
   share: async () => undefined,
   learn: (context) => context.student.train({ labeled: context.data.train }, trainOptions(context, 1)),
 });

@@ -72,14 +72,22 @@ export interface AsyncChannel {
   checkpoint(number: number, train: TrainResult, taught: boolean): Promise<void>;
 }
 
-export interface Procedure {
+/** A round-by-round procedure: each round, share knowledge, then learn from the target. */
+export interface SyncProcedure {
+  readonly mode: 'sync';
   /** The knowledge to upload for the round, or undefined to share nothing. May train first (FedAvg). */
   share(context: RoundContext): Promise<Share | undefined>;
   /** Trains the student for the round, towards the target when there is one. */
   learn(context: RoundContext, target: Target | null): Promise<TrainResult>;
-  /** Asynchronous sessions: the whole run, at the participant's own pace. */
-  run?(context: RoundContext, channel: AsyncChannel): Promise<void>;
 }
+
+/** An asynchronous procedure (co-distillation): the whole run at the participant's own pace. */
+export interface AsyncProcedure {
+  readonly mode: 'async';
+  run(context: RoundContext, channel: AsyncChannel): Promise<void>;
+}
+
+export type Procedure = SyncProcedure | AsyncProcedure;
 
 /** The features of the round's reference samples (or of the given ids), gathered in id order. */
 export function referenceFeatures(context: RoundContext, ids: readonly number[] = context.round.referenceIds): Float32Array {

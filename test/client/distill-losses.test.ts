@@ -1,5 +1,5 @@
 /**
- * Golden values for the local-distillation losses (client/distill/): stored numbers computed
+ * Golden values for the feature and offline methods of client/losses/: stored numbers computed
  * once in float64 by a throwaway plain-JavaScript script — the formulas written out by hand,
  * gradients of the feature terms by central differences, of KD and ONE also analytically —
  * and checked here with a relative tolerance of 1e-5. They pin the details that are easy to get
@@ -13,7 +13,6 @@ import { selectBackend } from '../../client/backend.js';
 import {
   attentionMap,
   attentionTransferLoss,
-  buildFeatureModel,
   createLossMethod,
   FitNetsMethod,
   gatedEnsemble,
@@ -21,7 +20,8 @@ import {
   WeightedSumLoss,
   type LossInputs,
   type ModelOutputs,
-} from '../../client/distill/index.js';
+} from '../../client/losses/index.js';
+import { buildFeatureModel } from '../../client/models.js';
 
 // Student logits, teacher logits and labels for KD.
 const S = [[1.5, -0.5, 0.2], [0.3, 0.9, -1.1]];
@@ -375,7 +375,7 @@ describe('the weighted sum and the registry', () => {
   });
 
   it('refuses unknown methods, bad or misspelt params and non-finite weights, saying what is wrong', () => {
-    expect(() => new WeightedSumLoss([{ name: 'crd', weight: 1 }])).toThrow('E_CONFIG: unknown loss "crd"; registered: ce, kd, fitnets, at, nst, one');
+    expect(() => new WeightedSumLoss([{ name: 'crd', weight: 1 }])).toThrow('E_CONFIG: unknown loss "crd"; registered: ce, peers, kd, fitnets, at, nst, one');
     expect(() => createLossMethod('kd', { temperature: -1 })).toThrow(/E_CONFIG: loss "kd": params.temperature: Too small/);
     expect(() => createLossMethod('kd', { temprature: 2 })).toThrow(/E_CONFIG: loss "kd": params: Unrecognized key: "temprature"/);
     expect(() => createLossMethod('at', {})).toThrow(/E_CONFIG: loss "at": params.pairs: /);

@@ -9,20 +9,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { subset, type LabeledDataset } from '../../client/data/dataset.js';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
-import { createModel } from '../../client/models.js';
-import {
-  buildFeatureModel,
-  defaultDistillOptions,
-  evaluateModel,
-  fit,
-  oneArchitecture,
-  parseLayers,
-  plainArchitecture,
-  runDistillation,
-  WeightedSumLoss,
-  type DistillOptions,
-  type FeatureModel,
-} from '../../client/distill/index.js';
+import { defaultDistillOptions, evaluateModel, fit, runDistillation, type DistillOptions } from '../../client/distill/index.js';
+import { WeightedSumLoss } from '../../client/losses/index.js';
+import { buildFeatureModel, createModel, oneArchitecture, parseLayers, plainArchitecture, type FeatureModel } from '../../client/models.js';
 
 const INPUT = [28, 28, 1];
 let train: LabeledDataset;

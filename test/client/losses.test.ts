@@ -1,5 +1,5 @@
 /**
- * Golden values for the losses, computed once in float64 (the formulas in client/losses.ts, by
+ * Golden values for the losses, computed once in float64 (the formulas in client/losses/logits.ts, by
  * hand in plain JavaScript) and stored here. They pin the details other libraries got wrong:
  * KL(target ‖ student) not the reverse, mean over the batch (N) not over N×C, the T² factor,
  * and no gradient into the target.
@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
-import { crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stackedDistillationLoss, stackTargets } from '../../client/losses.js';
+import { createLossMethod, crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stackedDistillationLoss, stackTargets, WeightedSumLoss } from '../../client/losses/index.js';
 
 const LOGITS = [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]];
 const TARGET = [[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]]; // a zero entry: 0·log 0 must count as 0
@@ -116,6 +116,25 @@ describe('losses against golden values', () => {
       expectRelative(kd.grad[0]![0]!, GOLDEN.kdGradient[T]![0]!);
       expectRelative(kd.grad[1]![1]!, GOLDEN.kdGradient[T]![1]!);
     }
+  });
+
+  it("the registry's peers method is the stacked form: golden values alone and in a weighted sum, and no use without peers", () => {
+    const rows = 4;
+    const into = { rowScale: new Float32Array(rows), weights: new Float32Array(rows * 3), constant: 0 };
+    const t = stackTargets(LABELS, TARGET.flat(), 3, 0.3, 2, into);
+    tf.tidy(() => {
+      const logits = tf.tensor2d([...LOGITS, ...LOGITS]);
+      const target = { rowScale: tf.tensor2d(t.rowScale, [rows, 1]), weights: tf.tensor2d(t.weights, [rows, 3]), constant: t.constant };
+      // The other terms read the labeled rows: the first two.
+      const inputs = { student: { logits: tf.tensor2d(LOGITS), features: {} }, labels: tf.tensor1d(LABELS, 'int32'), peers: { logits, target } };
+      expectRelative(createLossMethod('peers').compute(inputs).dataSync()[0]!, GOLDEN.distillation);
+      // 2·peers + 0.5·CE on the labeled rows.
+      const sum = new WeightedSumLoss([{ name: 'peers', weight: 2 }, { name: 'ce', weight: 0.5 }]);
+      expectRelative(sum.compute(inputs).dataSync()[0]!, 2 * GOLDEN.distillation + 0.5 * GOLDEN.crossEntropy);
+      const { peers: _, ...offline } = inputs;
+      expect(() => createLossMethod('peers').compute(offline)).toThrow(/E_CONFIG: loss "peers" distils towards the peers' target/);
+      expect(() => createLossMethod('peers', { alpha: 0.5 })).toThrow(/E_CONFIG: loss "peers": params/);
+    });
   });
 
   for (const backend of ['cpu', 'wasm']) {

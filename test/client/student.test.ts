@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { subset } from '../../client/data/dataset.js';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
-import { createModel, type ModelName } from '../../client/models.js';
+import { attentionTransferLoss } from '../../client/losses/index.js';
+import { createModel, featureView, type ModelName } from '../../client/models.js';
 import { Student } from '../../client/student.js';
 
 describe('students on wasm', () => {
@@ -60,5 +61,55 @@ describe('students on wasm', () => {
     await student.train({ labeled: train, soft: { x: split.reference.x, probs } }, { epochs: 4, batchSize: 32, alpha: 0, temperature: 1 });
     expect(await meanClass3()).toBeGreaterThan(Math.max(0.5, before + 0.3));
     student.dispose();
+  });
+
+  it('an objective with terms beyond peers: AT at weight 0 trains bit for bit as the default objective; at weight 100 it pulls the attention maps towards the teacher\'s', async () => {
+    const split = splitDataset(loadMnist(), { test: 200, reference: 64 }, 8);
+    const train = subset(split.pool, Array.from({ length: 128 }, (_, i) => i));
+    const probs = await (async () => {
+      const peer = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 2 }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 2 });
+      const p = await peer.predict(split.reference.x, 3);
+      peer.dispose();
+      return p;
+    })();
+    const teacherModel = createModel({ name: 'cnn', inputShape: [28, 28, 1], numClasses: 10, seed: 9 });
+    const teacher = featureView(teacherModel, 10);
+    const at = (weight: number) => [{ name: 'peers', weight: 1 }, { name: 'at', weight, params: { pairs: [{ student: 'conv2', teacher: 'conv2' }] } }];
+    const make = (objective?: ReturnType<typeof at>) => new Student(createModel({ name: 'cnn', inputShape: [28, 28, 1], numClasses: 10, seed: 5 }), {
+      sampleShape: [28, 28, 1], numClasses: 10, learningRate: 3e-3, seed: 5, objective, teacher: objective === undefined ? undefined : teacher,
+    });
+    const attentionDistance = (student: Student) => tf.tidy(() => {
+      const x = tf.tensor(split.test.x, [200, 28, 28, 1]);
+      const ours = featureView(student.model, 10).forward(x, false).features.conv2!;
+      return attentionTransferLoss(ours, teacher.forward(x, false).features.conv2!).dataSync()[0]!;
+    });
+    const options = { epochs: 2, batchSize: 32, alpha: 0.5, temperature: 3 };
+    const sources = { labeled: train, soft: { x: split.reference.x, probs } };
+    const plain = make();
+    const zero = make(at(0));
+    const pulled = make(at(100));
+    const before = attentionDistance(plain);
+    await plain.train(sources, options);
+    await zero.train(sources, options);
+    const tensors = tf.memory().numTensors;
+    await zero.train(sources, { ...options, epochs: 1 });
+    await plain.train(sources, { ...options, epochs: 1 });
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(zero.getWeights()).toEqual(plain.getWeights());
+
+    await pulled.train(sources, { ...options, epochs: 3 });
+    expect(pulled.getWeights()).not.toEqual(plain.getWeights());
+    const [afterPlain, afterPulled] = [attentionDistance(plain), attentionDistance(pulled)];
+    // Measured: about half the labels-and-peers student's distance after 3 epochs.
+    expect(afterPulled).toBeLessThan(0.7 * Math.min(before, afterPlain));
+    // Without a teacher the objective cannot be built; without the peers term it is refused.
+    const spare = createModel({ name: 'cnn', inputShape: [28, 28, 1], numClasses: 10, seed: 5 });
+    expect(() => new Student(spare, { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 5, objective: at(1) }))
+      .toThrow(/E_CONFIG: the objective \(peers \+ at\) needs a local teacher/);
+    expect(() => new Student(spare, { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 5, objective: [{ name: 'ce', weight: 1 }] }))
+      .toThrow(/E_CONFIG: a participant's objective needs the "peers" term .* exactly once; got ce/);
+    spare.dispose();
+    for (const st of [plain, zero, pulled]) st.dispose();
+    teacherModel.dispose();
   });
 });

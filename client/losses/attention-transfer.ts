@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { attentionTransferLoss } from '../terms.js';
-import { DistillError, type LossInputs, type LossMethod } from '../types.js';
+import { attentionTransferLoss } from './features.js';
+import { DistillError, type LossInputs, type LossMethod } from './types.js';
 import { featureOf, parseParams, weightedFeaturePair, type WeightedFeaturePair } from './params.js';
 
 const schema = z
@@ -10,7 +10,7 @@ const schema = z
     pairs: z.array(weightedFeaturePair).min(1),
     /** Exponent of F_sum^p; the paper's experiments use 2. */
     p: z.number().positive().default(2),
-    /** 'paper': ‖·‖₂ per sample, batch mean; 'code': the authors' (·)².mean() — see terms.ts. */
+    /** 'paper': ‖·‖₂ per sample, batch mean; 'code': the authors' (·)².mean() — see features.ts. */
     distance: z.enum(['paper', 'code']).default('paper'),
   })
   .strict();
@@ -20,7 +20,7 @@ const schema = z
  *   Σ_j w_j · (1/N) Σ_n ‖ Q_S^j/‖Q_S^j‖₂ − Q_T^j/‖Q_T^j‖₂ ‖₂,   Q = vec(Σ_c |A_c|^p),
  * over the configured pairs j with their weights w_j (default 1); the paper's β/2 goes in the
  * term's weight or, since the paper scales β per layer, in the w_j. Usually combined with
- * cross-entropy (and optionally KD) in the weighted sum. See terms.ts attentionTransferLoss for
+ * cross-entropy (and optionally KD) in the weighted sum. See features.ts attentionTransferLoss for
  * where the authors' code differs (squared distance, mean over N·H·W, β = 10³).
  */
 export class AttentionTransferMethod implements LossMethod {

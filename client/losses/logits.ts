@@ -1,8 +1,9 @@
 /**
- * Distillation losses, on tfjs tensors.
+ * The low-level logit terms, on tfjs tensors, which the named methods of this folder build on.
  *
  * Levels, as in torchdistill: `crossEntropy` and `kdLoss` are the terms; `distillationLoss` is
- * the weighted sum a participant trains on. The details other libraries got wrong, pinned by
+ * their weighted sum α·CE + (1 − α)·T²·KL, which `stackedDistillationLoss` computes in one pass
+ * for a federated participant (the `peers` method, peers.ts). The details other libraries got wrong, pinned by
  * golden-value tests in test/client/losses.test.ts:
  *  - KL direction: KL(target ‖ student) = Σ_c q_c (log q_c − log p_c), with the target q first;
  *  - reduction: sum over classes, mean over the batch (not over N×C);

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { distillationLoss, temperedSoftmax } from '../../losses.js';
-import type { LossInputs, LossMethod } from '../types.js';
-import { DistillError } from '../types.js';
+import { distillationLoss, temperedSoftmax } from './logits.js';
+import type { LossInputs, LossMethod } from './types.js';
+import { DistillError } from './types.js';
 import { parseParams, temperature } from './params.js';
 
 const schema = z
@@ -18,7 +18,7 @@ const schema = z
  * Neural Network", §2: the transfer set is the training batch itself and the target is the
  * teacher's softmax(z_T / T):
  *   α · CE(y, z_S) + (1 − α) · T² · (1/N) Σ_n KL(softmax(z_T/T) ‖ softmax(z_S/T)),
- * computed by client/losses.ts's distillationLoss (KL direction teacher ‖ student, batch mean,
+ * computed by logits.ts's distillationLoss (KL direction teacher ‖ student, batch mean,
  * T², target a constant). α = 0 gives the soft term alone, the form of the born-again
  * objective in Furlanello et al. (2018), §3, which matches the teacher's output without labels.
  *

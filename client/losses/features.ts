@@ -1,15 +1,15 @@
 /**
  * Low-level terms of the feature-based methods, on tfjs tensors. The logit-level terms
- * (cross-entropy, Hinton's KD) live in client/losses.ts and are reused from there, not copied.
+ * (cross-entropy, Hinton's KD) live in logits.ts and are reused from there, not copied.
  *
- * Conventions shared by every term here, pinned by test/client/distill-terms.test.ts:
+ * Conventions shared by every term here, pinned by test/client/distill-losses.test.ts:
  *  - feature maps are NHWC, [N, H, W, C], as tfjs layers produce them;
  *  - the teacher's side is a constant: it passes through stopGradient, so no gradient reaches it
  *    even when a caller builds it from tensors on the tape;
  *  - reduction is a mean over the batch N of a per-sample quantity, unless a term says otherwise.
  */
 import * as tf from '@tensorflow/tfjs';
-import { stopGradient } from '../losses.js';
+import { stopGradient } from './logits.js';
 import { DistillError } from './types.js';
 
 /** ε of torch.nn.functional.normalize, which the AT and NST reference code use. */

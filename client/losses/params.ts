@@ -1,6 +1,6 @@
 /** Parameter validation shared by the loss methods: zod schemas, errors a person can act on. */
 import { z } from 'zod';
-import { DistillError } from '../types.js';
+import { DistillError } from './types.js';
 
 /** Parses a method's `params` with its schema; unknown keys are refused, so a typo is not silently ignored. */
 export function parseParams<S extends z.ZodType>(method: string, schema: S, raw: Record<string, unknown> | undefined): z.output<S> {

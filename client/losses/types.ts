@@ -1,5 +1,5 @@
 /**
- * The vocabulary of local distillation: what a model hands to the losses (logits plus named
+ * The vocabulary of the client's losses: what a model hands to them (logits plus named
  * intermediate activations), what a loss method is, and how a loss is configured.
  */
 import type * as tf from '@tensorflow/tfjs';
@@ -16,18 +16,35 @@ export interface ModelOutputs {
   gate?: tf.Tensor2D;
 }
 
+/** The fused participant loss's targets as tensors (logits.ts stackTargets fills them). */
+export interface StackedTargetTensors {
+  /** [rows, 1]: 1 on labeled rows, 1/T on soft rows. */
+  rowScale: tf.Tensor2D;
+  /** [rows, classes]. */
+  weights: tf.Tensor2D;
+  /** The target's entropy term, which has no gradient. */
+  constant: number;
+}
+
 /** Everything a loss term may read for one batch. */
 export interface LossInputs {
+  /** The student on the batch's labeled (private) rows. */
   student: ModelOutputs;
   /** Present for teacher → student methods; its tensors are constants (computed outside the tape). */
   teacher?: ModelOutputs;
   /** Integer class labels, [N]. */
   labels: tf.Tensor1D;
+  /**
+   * A federated participant's step (client/student.ts): the student's logits on the labeled rows
+   * and then the reference rows its peers' target covers, stacked, with that target. The `peers`
+   * term reads it; offline distillation has no peers.
+   */
+  peers?: { logits: tf.Tensor2D; target: StackedTargetTensors };
 }
 
 /** One entry of a weighted-sum loss configuration, as in torchdistill: `{ name, weight, params }`. */
 export interface LossTermConfig {
-  /** A registered method name: see LOSS_METHODS in client/distill/registry.ts. */
+  /** A registered method name: see LOSS_METHODS in client/losses/registry.ts. */
   name: string;
   weight: number;
   params?: Record<string, unknown>;

@@ -1,19 +1,23 @@
 /**
- * The mid-level loss methods by name. A new method is one class (one file in methods/) plus one
- * registration line here; configurations name it in `{ name, weight, params }`.
+ * The client's one loss registry: the mid-level methods by name, for offline distillation
+ * (client/distill) and a federated participant's objective (client/student.ts) alike. A new
+ * method is one class (one file in this folder) plus one registration line here; configurations
+ * name it in `{ name, weight, params }` and weighted-sum.ts adds them up.
  */
-import { AttentionTransferMethod } from './methods/attention-transfer.js';
-import { CrossEntropyMethod } from './methods/cross-entropy.js';
-import { FitNetsMethod } from './methods/fitnets.js';
-import { KnowledgeDistillationMethod } from './methods/kd.js';
-import { NeuronSelectivityTransferMethod } from './methods/nst.js';
-import { OneMethod } from './methods/one.js';
+import { AttentionTransferMethod } from './attention-transfer.js';
+import { CrossEntropyMethod } from './cross-entropy.js';
+import { FitNetsMethod } from './fitnets.js';
+import { KnowledgeDistillationMethod } from './kd.js';
+import { NeuronSelectivityTransferMethod } from './nst.js';
+import { OneMethod } from './one.js';
+import { PeerDistillationMethod } from './peers.js';
 import { DistillError, type LossMethod } from './types.js';
 
 export type LossMethodFactory = (params: Record<string, unknown> | undefined) => LossMethod;
 
 export const LOSS_METHODS: Readonly<Record<string, LossMethodFactory>> = {
   ce: (params) => new CrossEntropyMethod(params),
+  peers: (params) => new PeerDistillationMethod(params),
   kd: (params) => new KnowledgeDistillationMethod(params),
   fitnets: (params) => new FitNetsMethod(params),
   at: (params) => new AttentionTransferMethod(params),

@@ -1,10 +1,10 @@
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { crossEntropy } from '../../losses.js';
-import type { LossInputs, LossMethod } from '../types.js';
+import { crossEntropy } from './logits.js';
+import type { LossInputs, LossMethod } from './types.js';
 import { parseParams } from './params.js';
 
-/** The task loss on hard labels, −(1/N) Σ_n log softmax(z_n)[y_n] (client/losses.ts). No params. */
+/** The task loss on hard labels, −(1/N) Σ_n log softmax(z_n)[y_n] (logits.ts). No params. */
 export class CrossEntropyMethod implements LossMethod {
   readonly name = 'ce';
   readonly needsTeacher = false;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { nstLoss } from '../terms.js';
-import { DistillError, type LossInputs, type LossMethod } from '../types.js';
+import { nstLoss } from './features.js';
+import { DistillError, type LossInputs, type LossMethod } from './types.js';
 import { featurePair, featureOf, parseParams, type FeaturePair } from './params.js';
 
 const schema = z
@@ -16,7 +16,7 @@ const schema = z
 
 /**
  * Neuron selectivity transfer, Huang & Wang (2017): Σ_pairs MMD²(teacher's, student's
- * L2-normalised channel vectors) with a polynomial kernel (terms.ts nstLoss, batch mean). The
+ * L2-normalised channel vectors) with a polynomial kernel (features.ts nstLoss, batch mean). The
  * paper trains on H(y, p_S) + λ/2 · MMD²: configure `ce` with weight 1 and `nst` with λ/2.
  */
 export class NeuronSelectivityTransferMethod implements LossMethod {

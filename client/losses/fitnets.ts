@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { hintLoss } from '../terms.js';
-import { DistillError, type LossInputs, type LossMethod } from '../types.js';
+import { hintLoss } from './features.js';
+import { DistillError, type LossInputs, type LossMethod } from './types.js';
 import { featureOf, parseParams } from './params.js';
 
 const schema = z
@@ -27,7 +27,7 @@ function variableFrom(initial: tf.Tensor): tf.Variable {
 /**
  * FitNets hints, Romero et al. (2015), §2.2: the student's guided layer v_g, passed through a
  * learned regressor r, should predict the teacher's hint layer u_h:
- *   L_HT(W_Guided, W_r) = ½ ‖u_h(x) − r(v_g(x); W_r)‖²   (terms.ts hintLoss; batch mean).
+ *   L_HT(W_Guided, W_r) = ½ ‖u_h(x) − r(v_g(x); W_r)‖²   (features.ts hintLoss; batch mean).
  * The regressor is trained with the student and discarded afterwards. As in the paper it is
  * convolutional for feature maps — a k_h × k_w valid convolution with k = N_g − N_h + 1 per
  * spatial axis, so that a larger guided map shrinks to the hint's size (1×1 when they match) —
@@ -38,7 +38,7 @@ function variableFrom(initial: tf.Tensor): tf.Variable {
  * comparisons use, adds BatchNorm before the ReLU; that is not in the paper.
  *
  * The paper trains in two stages — hints first (stage 1: the layers up to the guided one, and
- * the regressor), then the whole student with KD (stage 2); the fitnets recipe in recipes.ts
+ * the regressor), then the whole student with KD (stage 2); the fitnets recipe in client/distill/recipes.ts
  * does that. As one term of a weighted sum it gives the one-stage variant.
  */
 export class FitNetsMethod implements LossMethod {
