@@ -7,6 +7,7 @@ export {
   loadStudent,
   MODEL_JSON,
   modelArtifacts,
+  probeFolder,
   probeSaveDir,
   readStudent,
   saveStudent,

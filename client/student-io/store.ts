@@ -52,8 +52,13 @@ const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest(
  * replaces the folder as a whole, so it must not be someone's documents).
  */
 export function probeSaveDir(dir: string): void {
+  checkReplaceable(dir);
+  probeFolder(dirname(resolve(dir)), dir);
+}
+
+/** A save replaces `dir` as a whole: only a student folder, an empty folder or nothing may be there. */
+function checkReplaceable(dir: string): void {
   const target = resolve(dir);
-  const parent = dirname(target);
   if (existsSync(target)) {
     if (!statSync(target).isDirectory()) throw new StudentFileError('E_SAVE', `${dir} is a file; the student is saved as a folder (model.json, weights, card.json): choose another path`);
     const entries = readdirSync(target);
@@ -61,13 +66,20 @@ export function probeSaveDir(dir: string): void {
       throw new StudentFileError('E_SAVE', `${dir} holds files that are not a saved student (${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); a save replaces the whole folder: choose an empty or new one`);
     }
   }
+}
+
+/**
+ * Refuses a folder that is to hold student folders (a simulation's `<out>/students/`) when it
+ * cannot be created or written.
+ */
+export function probeFolder(folder: string, wanted = folder): void {
   try {
-    mkdirSync(parent, { recursive: true });
-    const probe = join(parent, `.${basename(target)}.probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(folder, { recursive: true });
+    const probe = join(folder, `.probe-${process.pid}-${randomBytes(4).toString('hex')}`);
     closeSync(openSync(probe, 'wx'));
     unlinkSync(probe);
   } catch (error) {
-    throw new StudentFileError('E_SAVE', `cannot write the student to ${dir}: ${(error as Error).message}`);
+    throw new StudentFileError('E_SAVE', `cannot write the student to ${wanted}: ${(error as Error).message}`);
   }
 }
 
@@ -133,6 +145,7 @@ export function writeStudent(
   card: ModelCard | undefined,
   options: SaveOptions = {},
 ): SavedStudent {
+  checkReplaceable(dir);
   let { weightSpecs, weightData } = artifacts;
   if (options.quantize !== undefined) ({ specs: weightSpecs, data: weightData } = quantizeWeights(weightSpecs, weightData, options.quantize));
   const bytes = new Uint8Array(weightData);
