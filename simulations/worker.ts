@@ -110,7 +110,7 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
         }, [probs.buffer as ArrayBuffer]);
       },
     });
-    if (job.save !== undefined) await saveParticipantStudent(job, job.save, p, student, summary.participant, heldOut);
+    if (job.save !== undefined) saveParticipantStudent(job, job.save, p, student, summary.participant, heldOut);
   } catch (error) {
     post({ type: 'error', index: p.index, message: error instanceof Error ? error.message : String(error) });
   } finally {
@@ -120,17 +120,17 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
 }
 
 /** The participant's student and its card, in `<students>/<participant>/`; the caller still disposes it. */
-async function saveParticipantStudent(
+function saveParticipantStudent(
   job: WorkerJob,
   save: StudentSaving,
   p: SimulatedParticipant,
   student: Student,
   participant: string,
   heldOut: { accuracy: number; samples: number } | undefined,
-): Promise<void> {
+): void {
   const { x, y } = p.train;
   const hash = createHash('sha256').update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength)).digest('hex').slice(0, 16);
-  await saveStudent(join(save.students, participant), student.model, {
+  saveStudent(join(save.students, participant), student.model, {
     task: 'classification',
     classes: { count: student.numClasses },
     input: { shape: student.sampleShape, dtype: 'float32', preprocessing: preprocessingOf(x, save.u8Divisor, save.source) },

@@ -83,19 +83,27 @@ export function probeFolder(folder: string, wanted = folder): void {
   }
 }
 
-/** The model's topology and float32 weights, as `model.save` hands them to an IO handler. */
-export async function modelArtifacts(model: tf.LayersModel): Promise<{ modelTopology: object; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer }> {
-  let captured: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (artifacts) => {
-    captured = artifacts;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
-  const a = captured!;
-  return {
-    modelTopology: a.modelTopology as object,
-    weightSpecs: a.weightSpecs ?? [],
-    weightData: a.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(a.weightData),
-  };
+/**
+ * The model's topology and weights exactly as `model.save` hands them to an IO handler (the
+ * weights' original names, shapes and dtypes, their bytes in order), read synchronously: a
+ * checkpoint taken between two training steps is one consistent snapshot.
+ */
+export function modelArtifacts(model: tf.LayersModel): { modelTopology: object; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer } {
+  const weights = model.weights;
+  const values = model.getWeights();
+  const weightSpecs = weights.map((w, i): tf.io.WeightsManifestEntry => ({ name: w.originalName, shape: values[i]!.shape, dtype: values[i]!.dtype as 'float32' | 'int32' }));
+  const parts = values.map((v, i) => {
+    if (v.dtype !== 'float32' && v.dtype !== 'int32') throw new Error(`weight ${weights[i]!.originalName}: dtype ${v.dtype} cannot be saved`);
+    const data = v.dataSync() as Float32Array | Int32Array;
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  });
+  const weightData = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+  let offset = 0;
+  for (const p of parts) {
+    weightData.set(p, offset);
+    offset += p.byteLength;
+  }
+  return { modelTopology: model.toJSON(null, false) as object, weightSpecs, weightData: weightData.buffer };
 }
 
 function layerSummary(model: tf.LayersModel): string[] {
@@ -120,9 +128,9 @@ export interface SavedStudent {
   card: ModelCard;
 }
 
-/** Saves a student with its card, atomically (see the file's comment). */
-export async function saveStudent(dir: string, model: tf.LayersModel, facts: CardFacts, options: SaveOptions = {}): Promise<SavedStudent> {
-  const artifacts = await modelArtifacts(model);
+/** Saves a student with its card, atomically (see the file's comment); synchronous, so it snapshots the model as it is now. */
+export function saveStudent(dir: string, model: tf.LayersModel, facts: CardFacts, options: SaveOptions = {}): SavedStudent {
+  const artifacts = modelArtifacts(model);
   const { architecture, backend, ...rest } = facts;
   const card: ModelCard = {
     format: CARD_FORMAT,
