@@ -16,7 +16,7 @@ import { splitDataset } from './data/mnist.js';
 import { createModel, MODELS, type ModelName } from './models.js';
 import { runParticipant, type ParticipantSummary, type RoundResult } from './participant.js';
 import { Student } from './student.js';
-import { loadStudent, preprocessingOf, probeFolder, probeSaveDir, QUANTIZATIONS, saveStudent, type CardFacts, type ModelCard, type Quantization } from './student-io/index.js';
+import { loadStudent, preprocessingOf, probeFolder, probeSaveDir, QUANTIZATIONS, saveStudent, type CardFacts, type Quantization } from './student-io/index.js';
 
 const USAGE = `usage: codistill client --server URL --session ID --data PATH --model NAME|DIR|model.json [options]
   --server URL          the coordinator, e.g. https://coordinator.example.org:8080
@@ -221,7 +221,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
         session: joined?.info.session ?? session, participant: joined?.participant, algorithm: joined?.info.algorithm, role, rounds: completed.length,
         epochs, batchSize, learningRate, trainSamples: train.y.length, data: { source: `--data ${v.data as string}`, hash: `sha256:${dataHash}` }, seed,
         ...(status === 'final' ? {} : { status }),
-      } as ModelCard['training'],
+      },
       metrics: last?.accuracy === undefined || evaluation === undefined ? {} : { validation: { accuracy: last.accuracy, samples: evaluation.y.length } },
       backend,
     };

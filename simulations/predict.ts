@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../client/backend.js';
 import { parseCsv } from '../client/data/csv.js';
-import { findIdxPairs, loadIdxFolder, readIdxFile, readMaybeGzipped } from '../client/data/idx.js';
+import { findIdxPairs, loadIdxDataset, readIdxFile, readMaybeGzipped } from '../client/data/idx.js';
 import { loadStudent, StudentFileError, type LoadedStudent } from '../client/student-io/index.js';
 import { accuracy, argmaxRow, expectedCalibrationError, perClassAccuracy } from './metrics.js';
 
@@ -27,8 +27,7 @@ export interface EvaluationData {
 const PREDICT_BATCH = 512;
 
 /**
- * Reads --data for a student: an IDX folder (its test pair if it has one, else its only or
- * training pair), an IDX images file (labelled when its `…-labels-idx1-ubyte` file is beside it),
+ * Reads --data for a student: an IDX folder (its test pair if it has one, else its only pair), an IDX images file (labelled when its `…-labels-idx1-ubyte` file is beside it),
  * or a CSV file (labelled when it has the label column). u8 values are divided by the card's
  * u8Divisor (255 unless the card says otherwise), as the student's training data was; CSV values
  * are used as they are.
@@ -44,11 +43,16 @@ export function loadEvaluationData(path: string, student: LoadedStudent, label =
   let classNames: string[] | undefined;
   let description: string;
   if (statSync(path).isDirectory()) {
-    const folder = loadIdxFolder(path, { scaleBytes });
-    const set = folder.test ?? folder.train;
-    const pair = folder.files.test ?? folder.files.train;
+    // The folder's test pair when it has one (t10k-… or …-test), else its only pair.
+    const pairs = findIdxPairs(path);
+    const test = pairs.filter((p) => /(^|[-._])(t10k|test)$/.test(p.prefix));
+    const pair = test.length === 1 ? test[0]! : pairs.length === 1 ? pairs[0]! : undefined;
+    if (pair === undefined) {
+      throw new Error(`E_DATA_AMBIGUOUS: ${path} holds ${pairs.length === 0 ? 'no IDX images/labels pair' : `the pairs ${pairs.map((p) => p.prefix).join(', ')} and no single test pair`}; give the images file itself (--data ${path}/<prefix>-images-idx3-ubyte)`);
+    }
+    const set = loadIdxDataset(pair.images, pair.labels, { scaleBytes });
     ({ x, y, sampleShape } = set);
-    description = `IDX ${pair.images} (${set.y.length} samples${folder.test === undefined ? '' : ', the folder\'s test set'})`;
+    description = `IDX ${pair.images} (${set.y.length} samples)`;
   } else if (/\.csv(\.gz)?$/i.test(path)) {
     const text = new TextDecoder('utf-8').decode(readMaybeGzipped(path));
     const firstLine = text.slice(0, text.search(/\r?\n|$/)).replace(/^\uFEFF/, '');

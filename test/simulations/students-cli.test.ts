@@ -5,7 +5,7 @@
  * message naming both sides. Small sizes keep it quick.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -68,6 +68,36 @@ describe('saved students through the CLI', () => {
       const agree = lines.slice(1).filter((l) => { const f = l.split(','); return f[1] === f.at(-1); }).length;
       expect(agree).toBe(correct);
     }
+  });
+
+  it('predict reads an IDX folder (u8 pixels ÷ 255, as the card says) and unlabelled CSV rows', async () => {
+    const options = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as SimulationOptions;
+    const { test } = prepareData(options, { line: () => {} });
+    const idx = join(dir, 'idx');
+    mkdirSync(idx);
+    const images = Buffer.alloc(16 + test.x.length);
+    [0x803, 300, 28, 28].forEach((v, k) => images.writeUInt32BE(v, 4 * k));
+    test.x.forEach((v, i) => (images[16 + i] = Math.round(v * 255)));
+    const labels = Buffer.alloc(8 + 300);
+    [0x801, 300].forEach((v, k) => labels.writeUInt32BE(v, 4 * k));
+    test.y.forEach((v, i) => (labels[8 + i] = v));
+    writeFileSync(join(idx, 't10k-images-idx3-ubyte'), images);
+    writeFileSync(join(idx, 't10k-labels-idx1-ubyte'), labels);
+    const { stdout: said } = await codistill(['predict', '--model', join(out, 'students', 'p0'), '--data', idx, '--out', join(dir, 'idx.csv'), '--backend', 'wasm']);
+    expect(said).toContain(`data: IDX ${join(idx, 't10k-images-idx3-ubyte')} (300 samples)`);
+    // The embedded digits are not all exact multiples of 1/255: a row or two may differ.
+    const correct = Number(/accuracy \d+\.\d\d% \((\d+)\/300\)/.exec(said)![1]);
+    expect(Math.abs(correct - Math.round(result.runs[0]!.rows.at(-1)!.accuracy[0]! * 300))).toBeLessThanOrEqual(3);
+
+    const unlabelled = join(dir, 'unlabelled.csv');
+    writeCsv(unlabelled, test.x.subarray(0, 5 * 784), undefined, 784);
+    const { stdout: rows } = await codistill(['predict', '--model', join(out, 'students', 'p0'), '--data', unlabelled, '--out', join(dir, 'u.csv'), '--backend', 'wasm']);
+    expect(rows).toContain('(5 rows, no label column)');
+    expect(rows).not.toContain('accuracy');
+    const lines = readFileSync(join(dir, 'u.csv'), 'utf8').trim().split('\n');
+    expect(lines[0]).toBe(`row,class,${Array.from({ length: 10 }, (_, k) => `p_${k}`).join(',')}`);
+    const fromLabelled = readFileSync(join(dir, 'preds-p0.csv'), 'utf8').trim().split('\n').slice(1, 6).map((l) => l.split(',').slice(0, -1).join(','));
+    expect(lines.slice(1)).toEqual(fromLabelled);
   });
 
   it('evaluate prints and writes accuracy, ECE and per-class accuracy', async () => {
