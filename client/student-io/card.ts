@@ -2,11 +2,8 @@
  * The model card saved beside a student (card.json, and README.md for people): what the model
  * classifies, what input it takes and how that input was scaled, how it was trained, how well
  * it did, and where it came from — enough to use the model without codistill and to trace it
- * back to a run.
+ * back to a run. No Node imports: the browser participant page writes cards too.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Quantization } from './quantize.js';
 
 export const CARD_FORMAT = 'codistill-model-card/1';
@@ -49,48 +46,9 @@ export interface ModelCard {
   };
   /** Accuracy on the site's own validation split and, in simulations, on the held-out test set. */
   metrics: { validation?: { accuracy: number; samples: number }; heldOut?: { accuracy: number; samples: number } };
-  provenance: { codistill: string; commit: string | null; dirty: boolean | null; tfjs: string; backend: string; node: string; createdAt: string };
+  provenance: Provenance;
   /** What happened to the model after training, e.g. a quantised export. */
   derivedFrom?: { path: string; weights: string; note: string };
-}
-
-const require = createRequire(import.meta.url);
-
-/** codistill's own folder: the nearest package.json named codistill above this file (src or dist). */
-function packageRoot(): URL {
-  for (let url = new URL('.', import.meta.url), k = 0; k < 6; url = new URL('..', url), k++) {
-    try {
-      if ((JSON.parse(readFileSync(new URL('package.json', url), 'utf8')) as { name?: string }).name === 'codistill') return url;
-    } catch {
-      // not here; one folder up
-    }
-  }
-  throw new Error('codistill\'s package.json was not found above client/student-io');
-}
-
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null; // an installed package, not a checkout
-  }
-}
-
-let provenanceAtStart: { codistill: string; commit: string | null; dirty: boolean | null; tfjs: string } | undefined;
-
-/** codistill's version, the git commit when run from a checkout, and tfjs's version; read once. */
-export function codeProvenance(): { codistill: string; commit: string | null; dirty: boolean | null; tfjs: string } {
-  if (provenanceAtStart !== undefined) return provenanceAtStart;
-  const own = JSON.parse(readFileSync(new URL('package.json', packageRoot()), 'utf8')) as { version: string };
-  const status = git(['status', '--porcelain', '--untracked-files=no']);
-  let tfjs = 'unknown';
-  try {
-    tfjs = (require('@tensorflow/tfjs/package.json') as { version: string }).version;
-  } catch {
-    // tfjs bundled some other way: the version is unknown, not fatal
-  }
-  provenanceAtStart = { codistill: own.version, commit: git(['rev-parse', 'HEAD']), dirty: status === null ? null : status.length > 0, tfjs };
-  return provenanceAtStart;
 }
 
 /** The preprocessing record of training features: u8Divisor as the loader applied it. */
@@ -105,6 +63,18 @@ export function preprocessingOf(x: Float32Array, u8Divisor: number, source: stri
     ? `${source}: feature values used as they are (no scaling); training features lay in [${lo}, ${hi}]`
     : `${source}: u8 values (pixels 0–255) divided by ${u8Divisor}, so features lie in [${lo}, ${hi}]; values of CSV or float files are used as they are`;
   return { u8Divisor, featureRange: [lo === Infinity ? 0 : lo, hi === -Infinity ? 0 : hi], description };
+}
+
+/** What made the model: codistill and tfjs versions, the git commit when known, the backend and runtime. */
+export interface Provenance {
+  codistill: string;
+  commit: string | null;
+  dirty: boolean | null;
+  tfjs: string;
+  backend: string;
+  /** `node v20.…`, or `browser: <user agent>`. */
+  runtime: string;
+  createdAt: string;
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;

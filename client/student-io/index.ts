@@ -1,19 +1,17 @@
 /** Saving, loading, quantising and describing students on disk. Re-exports only. */
-export { CARD_FORMAT, cardReadme, codeProvenance, preprocessingOf, type ModelCard, type Preprocessing } from './card.js';
+export { CARD_FORMAT, cardReadme, preprocessingOf, type ModelCard, type Preprocessing, type Provenance } from './card.js';
+export { CARD_JSON, cardFor, MODEL_JSON, modelArtifacts, studentFiles, type CardFacts, type ModelArtifacts, type StudentFiles } from './model-files.js';
+export { codeProvenance } from './provenance.js';
 export { affineRange, QUANTIZATIONS, quantizeWeights, specByteLength, toFloat16Bits, type Quantization } from './quantize.js';
 export {
-  CARD_JSON,
   exportStudent,
   loadStudent,
-  MODEL_JSON,
-  modelArtifacts,
   probeFolder,
   probeSaveDir,
   readStudent,
   saveStudent,
   StudentFileError,
   writeStudent,
-  type CardFacts,
   type LoadedStudent,
   type SavedStudent,
   type SaveOptions,

@@ -14,8 +14,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { cardReadme, codeProvenance, CARD_FORMAT, type ModelCard } from './card.js';
-import { quantizeWeights, specByteLength, type Quantization } from './quantize.js';
+import { CARD_FORMAT, type ModelCard } from './card.js';
+import { CARD_JSON, cardFor, MODEL_JSON, modelArtifacts, studentFiles, type CardFacts, type ModelArtifacts } from './model-files.js';
+import { codeProvenance } from './provenance.js';
+import { specByteLength, type Quantization } from './quantize.js';
 
 export class StudentFileError extends Error {
   override readonly name = 'StudentFileError';
@@ -23,11 +25,6 @@ export class StudentFileError extends Error {
     super(`${code}: ${message}`);
   }
 }
-
-/** tfjs's usual shard size (tfjs-converter and `model.save` to files): 4 MiB. */
-const SHARD_BYTES = 4 * 1024 * 1024;
-export const MODEL_JSON = 'model.json';
-export const CARD_JSON = 'card.json';
 
 /** What a student's files hold, read into memory: topology, weight specs and bytes, card. */
 export interface StudentArtifacts {
@@ -40,9 +37,6 @@ export interface StudentArtifacts {
   /** The folder the files are in. */
   dir: string;
 }
-
-/** The facts a caller knows about a student; saveStudent adds the model, weights and code. */
-export type CardFacts = Omit<ModelCard, 'format' | 'output' | 'model' | 'weights' | 'provenance'> & { architecture: string; backend: string };
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -83,37 +77,6 @@ export function probeFolder(folder: string, wanted = folder): void {
   }
 }
 
-/**
- * The model's topology and weights exactly as `model.save` hands them to an IO handler (the
- * weights' original names, shapes and dtypes, their bytes in order), read synchronously: a
- * checkpoint taken between two training steps is one consistent snapshot.
- */
-export function modelArtifacts(model: tf.LayersModel): { modelTopology: object; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer } {
-  const weights = model.weights;
-  const values = model.getWeights();
-  const weightSpecs = weights.map((w, i): tf.io.WeightsManifestEntry => ({ name: w.originalName, shape: values[i]!.shape, dtype: values[i]!.dtype as 'float32' | 'int32' }));
-  const parts = values.map((v, i) => {
-    if (v.dtype !== 'float32' && v.dtype !== 'int32') throw new Error(`weight ${weights[i]!.originalName}: dtype ${v.dtype} cannot be saved`);
-    const data = v.dataSync() as Float32Array | Int32Array;
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  });
-  const weightData = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
-  let offset = 0;
-  for (const p of parts) {
-    weightData.set(p, offset);
-    offset += p.byteLength;
-  }
-  return { modelTopology: model.toJSON(null, false) as object, weightSpecs, weightData: weightData.buffer };
-}
-
-function layerSummary(model: tf.LayersModel): string[] {
-  return model.layers.map((layer) => {
-    const shape = layer.outputShape;
-    const dims = Array.isArray(shape[0]) ? (shape as number[][]).map((s) => `[${s.slice(1).join(',')}]`).join('+') : `[${(shape as number[]).slice(1).join(',')}]`;
-    return `${layer.getClassName()}${dims}`;
-  });
-}
-
 export interface SaveOptions {
   quantize?: Quantization;
   /** Test seam: called after each file is written into the temporary folder (may throw, or kill the process). */
@@ -130,56 +93,18 @@ export interface SavedStudent {
 
 /** Saves a student with its card, atomically (see the file's comment); synchronous, so it snapshots the model as it is now. */
 export function saveStudent(dir: string, model: tf.LayersModel, facts: CardFacts, options: SaveOptions = {}): SavedStudent {
-  const artifacts = modelArtifacts(model);
-  const { architecture, backend, ...rest } = facts;
-  const card: ModelCard = {
-    format: CARD_FORMAT,
-    ...rest,
-    output: 'logits',
-    model: { architecture, parameters: model.countParams(), layers: layerSummary(model) },
-    weights: { dtype: 'float32', bytes: 0, files: {} },
-    provenance: { ...codeProvenance(), backend, node: process.version, createdAt: new Date().toISOString() },
-  };
-  return writeStudent(dir, artifacts, card, options);
+  return writeStudent(dir, modelArtifacts(model), cardFor(model, facts, { ...codeProvenance(), runtime: `node ${process.version}` }), options);
 }
 
 /**
  * Writes topology + weights (+ card) as a student folder, quantising first when asked; fills
  * the card's weights entry (dtype, bytes, each file's sha256).
  */
-export function writeStudent(
-  dir: string,
-  artifacts: { modelTopology: object; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer },
-  card: ModelCard | undefined,
-  options: SaveOptions = {},
-): SavedStudent {
+export function writeStudent(dir: string, artifacts: ModelArtifacts, card: ModelCard | undefined, options: SaveOptions = {}): SavedStudent {
   checkReplaceable(dir);
-  let { weightSpecs, weightData } = artifacts;
-  if (options.quantize !== undefined) ({ specs: weightSpecs, data: weightData } = quantizeWeights(weightSpecs, weightData, options.quantize));
-  const bytes = new Uint8Array(weightData);
-  const shards = Math.max(1, Math.ceil(bytes.byteLength / SHARD_BYTES));
-  const files = new Map<string, Uint8Array>();
-  for (let k = 0; k < shards; k++) files.set(`group1-shard${k + 1}of${shards}.bin`, bytes.subarray(k * SHARD_BYTES, Math.min(bytes.byteLength, (k + 1) * SHARD_BYTES)));
-  const modelJson = {
-    format: 'layers-model',
-    generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
-    convertedBy: `codistill ${codeProvenance().codistill}`,
-    modelTopology: artifacts.modelTopology,
-    weightsManifest: [{ paths: [...files.keys()], weights: weightSpecs }],
-  };
-  const all = new Map<string, Uint8Array>(files);
-  all.set(MODEL_JSON, new TextEncoder().encode(JSON.stringify(modelJson)));
-  let finalCard: ModelCard | undefined;
-  if (card !== undefined) {
-    finalCard = {
-      ...card,
-      weights: { dtype: options.quantize ?? 'float32', bytes: bytes.byteLength, files: Object.fromEntries([...files].map(([name, b]) => [name, `sha256:${sha256(b)}`])) },
-    };
-    all.set(CARD_JSON, new TextEncoder().encode(`${JSON.stringify(finalCard, null, 2)}\n`));
-    all.set('README.md', new TextEncoder().encode(cardReadme(finalCard)));
-  }
-  commitFolder(dir, all, options.afterFile);
-  return { dir, files: [...all.keys()], weightBytes: bytes.byteLength, card: finalCard! };
+  const built = studentFiles(artifacts, card, { quantize: options.quantize, hash: sha256, convertedBy: `codistill ${codeProvenance().codistill}` });
+  commitFolder(dir, built.files, options.afterFile);
+  return { dir, files: [...built.files.keys()], weightBytes: built.weightBytes, card: built.card! };
 }
 
 /** Writes files into a hidden folder beside `dir`, flushes them, then swaps it into place. */
