@@ -17,3 +17,4 @@ export {
   type SaveOptions,
   type StudentArtifacts,
 } from './store.js';
+export { crc32, zipStored } from './zip.js';
