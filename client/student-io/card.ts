@@ -92,7 +92,7 @@ export function cardReadme(card: ModelCard): string {
     `- Input: float32 [batch, ${card.input.shape.join(', ')}]. Preprocessing: ${card.input.preprocessing.description}.`,
     `- Architecture: ${card.model.architecture}, ${card.model.parameters.toLocaleString('en-US')} parameters (${card.model.layers.join(' → ')}).`,
     `- Weights: ${card.weights.dtype}, ${card.weights.bytes.toLocaleString('en-US')} bytes.`,
-    `- Training${t.status === undefined ? '' : ` (${t.status})`}: ${[t.algorithm === undefined ? undefined : `algorithm ${t.algorithm}`, t.rounds === undefined ? undefined : `${t.rounds} rounds`, t.role, t.epochs === undefined ? undefined : `${t.epochs} local epochs per round`, t.trainSamples === undefined ? undefined : `${t.trainSamples} private samples`, t.seed === undefined ? undefined : `seed ${t.seed}`].filter((s) => s !== undefined).join(', ')}.`,
+    `- Training${t.status === undefined ? '' : ` (${t.status})`}: ${[t.algorithm === undefined ? undefined : `algorithm ${t.algorithm}`, t.rounds === undefined ? undefined : `${t.rounds} rounds`, t.role, t.epochs === undefined ? undefined : `${t.epochs} local epoch${t.epochs === 1 ? '' : 's'} per round`, t.trainSamples === undefined ? undefined : `${t.trainSamples} private samples`, t.seed === undefined ? undefined : `seed ${t.seed}`].filter((s) => s !== undefined).join(', ')}.`,
     `- Data: ${t.data.source} (hash ${t.data.hash}).`,
     ...(m.validation === undefined ? [] : [`- Validation accuracy (this site's own held-out split, ${m.validation.samples} samples): ${pct(m.validation.accuracy)}.`]),
     ...(m.heldOut === undefined ? [] : [`- Held-out test accuracy (${m.heldOut.samples} samples): ${pct(m.heldOut.accuracy)}.`]),
