@@ -3,27 +3,32 @@
  * on the machine; only what the session's algorithm exchanges (predictions, class logits, or
  * weights for FedAvg) leaves it.
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import { ErrorCode, ProtocolError, type SessionInfo } from '../protocol/index.js';
 import { selectBackend } from './backend.js';
 import { loadCsv } from './data/csv.js';
 import { subset, type LabeledDataset } from './data/dataset.js';
 import { loadIdxFolder, readIdxFile } from './data/idx.js';
 import { splitDataset } from './data/mnist.js';
 import { createModel, MODELS, type ModelName } from './models.js';
-import { runParticipant } from './participant.js';
+import { runParticipant, type ParticipantSummary, type RoundResult } from './participant.js';
 import { Student } from './student.js';
+import { loadStudent, preprocessingOf, probeFolder, probeSaveDir, QUANTIZATIONS, saveStudent, type CardFacts, type Quantization } from './student-io/index.js';
 
-const USAGE = `usage: codistill client --server URL --session ID --data PATH --model NAME|model.json [options]
+const USAGE = `usage: codistill client --server URL --session ID --data PATH --model NAME|DIR|model.json [options]
   --server URL          the coordinator, e.g. https://coordinator.example.org:8080
   --session ID          the session to join
   --token TOKEN         this participant's token (or set CODISTILL_TOKEN, which keeps it out of shell history)
   --data PATH           private data: a CSV file with a header and a label column, or an IDX folder (MNIST family)
   --label COLUMN        the CSV label column [label]
   --reference PATH      the session's shared reference set: an IDX images file or a CSV (its label column, if any, is ignored)
-  --model NAME|FILE     mlp | cnn, or a tfjs Layers model.json (with its weight files beside it)
+  --model NAME|DIR|FILE mlp | cnn (built here), or a saved student to start from: its folder (model.json,
+                        weights, card.json, as --save writes it) or any tfjs layers model.json
+  --classes N           the session's number of classes, for a model built here [learned from the session:
+                        a site whose data lacks the highest classes still joins]
   --epochs N            local epochs per round [1]
   --batch-size N        [32]
   --lr X                Adam learning rate [0.001]
@@ -40,11 +45,16 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
                         subtract the noise [drawn from the operating system]
   --reconnect-attempts N  how often to try to reach the coordinator again after the link drops or it restarts,
                         waiting 0.5 s, then up to 5 s between tries [30: about two minutes]
-  --out FILE            this participant's round log [codistill-client-<session>.json]
+  --out FILE            this participant's round log [codistill-client-<session>-<participant>.json]
+  --save DIR            where the trained student goes, as a tfjs layers model with its card
+                        [students/<session>/<participant>/]; the folder is checked before training starts
+  --no-save             keep no student
+  --quantize D          save the student's weights as float16 | uint8 (tfjs-converter's quantisation) [float32]
+  --checkpoint-every N  also save the student every N rounds (the same folder; the last save wins)
 `;
 
 /** Private data from a CSV file or an IDX folder, with its own test split if the source has one. */
-function loadPrivateData(path: string, label: string | undefined): { train: LabeledDataset; test?: LabeledDataset } {
+function loadPrivateData(path: string, label: string | undefined, numClasses?: number): { train: LabeledDataset; test?: LabeledDataset; u8Divisor: number; classNames?: string[] } {
   let isFolder: boolean;
   try {
     isFolder = statSync(path).isDirectory();
@@ -52,10 +62,12 @@ function loadPrivateData(path: string, label: string | undefined): { train: Labe
     throw new Error(`--data ${path}: no such file or folder`);
   }
   if (isFolder) {
-    const folder = loadIdxFolder(path);
-    return { train: folder.train, test: folder.test };
+    // The IDX loader divides u8 images by 255 (card.ts, Preprocessing).
+    const folder = loadIdxFolder(path, numClasses === undefined ? {} : { numClasses });
+    return { train: folder.train, test: folder.test, u8Divisor: 255 };
   }
-  return { train: loadCsv(path, { label }) };
+  const csv = loadCsv(path, numClasses === undefined ? { label } : { label, numClasses });
+  return { train: csv, u8Divisor: 1, ...(csv.classNames === undefined ? {} : { classNames: csv.classNames }) };
 }
 
 /** Reference features from an IDX images file or a CSV (labels, if present, dropped). */
@@ -74,28 +86,6 @@ function loadReference(path: string, label: string | undefined, sampleSize: numb
   return features;
 }
 
-/** A tfjs Layers model from model.json and its weight files, read from disk without tfjs-node. */
-async function loadModelFile(path: string): Promise<tf.LayersModel> {
-  let artifacts: { modelTopology: object; weightsManifest: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }> };
-  try {
-    artifacts = JSON.parse(readFileSync(path, 'utf8')) as typeof artifacts;
-  } catch (error) {
-    throw new Error(`--model ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not a tfjs model.json (${(error as Error).message})`}`);
-  }
-  const buffers = artifacts.weightsManifest.flatMap((group) => group.paths.map((p) => readFileSync(join(dirname(path), p))));
-  const weightData = new Uint8Array(buffers.reduce((a, b) => a + b.byteLength, 0));
-  let offset = 0;
-  for (const b of buffers) {
-    weightData.set(b, offset);
-    offset += b.byteLength;
-  }
-  return tf.loadLayersModel(tf.io.fromMemory({
-    modelTopology: artifacts.modelTopology,
-    weightSpecs: artifacts.weightsManifest.flatMap((g) => g.weights),
-    weightData: weightData.buffer,
-  }));
-}
-
 function readCa(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -111,10 +101,11 @@ export async function runClientCommand(args: string[]): Promise<number> {
     options: {
       ...Object.fromEntries(
         ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
-          'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed']
+          'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed', 'classes', 'save', 'quantize', 'checkpoint-every']
           .map((name) => [name, { type: 'string' as const }]),
       ),
       help: { type: 'boolean' },
+      'no-save': { type: 'boolean' },
     },
   });
   const v = values as Record<string, string | boolean | undefined>;
@@ -156,10 +147,47 @@ export async function runClientCommand(args: string[]): Promise<number> {
   const role = (v.role as string | undefined) ?? 'participant';
   if (role !== 'participant' && role !== 'teacher') throw new Error(`--role must be participant or teacher; got "${role}"`);
 
+  const classesFlag = v.classes === undefined ? undefined : number('classes', 0, (x) => Number.isInteger(x) && x >= 2, 'an integer ≥ 2');
+  const quantize = v.quantize as string | undefined;
+  if (quantize !== undefined && !(QUANTIZATIONS as readonly string[]).includes(quantize)) throw new Error(`--quantize must be one of ${QUANTIZATIONS.join(', ')}; got "${quantize}"`);
+  const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : number('checkpoint-every', 0, positiveInt, 'an integer ≥ 1');
+  if (v['no-save'] === true && (v.save !== undefined || quantize !== undefined || checkpointEvery !== undefined)) {
+    throw new Error(`--no-save keeps no student; drop --${v.save !== undefined ? 'save' : quantize !== undefined ? 'quantize' : 'checkpoint-every'}`);
+  }
+  const session = v.session as string;
+  // Where the student goes, checked now: a folder that cannot be written is refused before training.
+  const studentsFolder = join('students', session.replace(/[^\w.-]/g, '_'));
+  if (v['no-save'] !== true) {
+    if (v.save !== undefined) probeSaveDir(v.save as string);
+    else probeFolder(studentsFolder);
+  }
+  const saveDir = (participant: string) => (v.save as string | undefined) ?? join(studentsFolder, participant.replace(/[^\w.-]/g, '_'));
+
   const backend = await selectBackend(v.backend as string | undefined);
-  const data = loadPrivateData(v.data as string, v.label as string | undefined);
+  const modelArg = v.model as string;
+  const builtHere = (MODELS as readonly string[]).includes(modelArg);
+  // A saved student fixes the classes and the input; a model built here takes them from the session.
+  const warm = builtHere ? undefined : await loadStudent(modelArg);
+  if (warm !== undefined && classesFlag !== undefined && classesFlag !== warm.numClasses) {
+    warm.model.dispose();
+    throw new Error(`--classes ${classesFlag}, but the model at --model ${modelArg} outputs ${warm.numClasses} classes`);
+  }
+  const data = loadPrivateData(v.data as string, v.label as string | undefined, classesFlag ?? warm?.numClasses);
   let { train } = data;
   let evaluation = data.test;
+  const dataHash = createHash('sha256').update(new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength)).update(new Uint8Array(train.y.buffer, train.y.byteOffset, train.y.byteLength)).digest('hex').slice(0, 16);
+  const inputShape = warm?.inputShape ?? train.sampleShape;
+  if (warm !== undefined) {
+    const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+    if (size(train.sampleShape) !== size(inputShape)) {
+      warm.model.dispose();
+      throw new Error(`E_SHAPE: --data ${v.data as string} holds samples of shape [${train.sampleShape.join(', ')}]; the model at --model ${modelArg} takes [${inputShape.join(', ')}]`);
+    }
+    const divisor = warm.card?.input.preprocessing.u8Divisor;
+    if (divisor !== undefined && divisor !== data.u8Divisor) {
+      process.stderr.write(`warning: the student at ${modelArg} was trained on data scaled ${warm.card!.input.preprocessing.description}; --data ${v.data as string} is ${data.u8Divisor === 1 ? 'used as it is' : `divided by ${data.u8Divisor}`}\n`);
+    }
+  }
   if (evaluation === undefined && validation > 0) {
     const split = splitDataset(train, { test: Math.max(1, Math.round(validation * train.y.length)), reference: 0 }, seed);
     evaluation = split.test;
@@ -167,44 +195,108 @@ export async function runClientCommand(args: string[]): Promise<number> {
   }
   const sampleSize = train.sampleShape.reduce((a, b) => a * b, 1);
   const reference = v.reference === undefined ? undefined : loadReference(v.reference as string, v.label as string | undefined, sampleSize);
-  const modelArg = v.model as string;
-  const model = (MODELS as readonly string[]).includes(modelArg)
-    ? createModel({ name: modelArg as ModelName, inputShape: train.sampleShape, numClasses: train.numClasses, seed })
-    : await loadModelFile(modelArg);
-  const outputs = (model.outputs[0]?.shape.at(-1) ?? 0) as number;
-  if (outputs !== train.numClasses) {
-    throw new Error(`--model ${modelArg} outputs ${outputs} classes; the data at --data has ${train.numClasses}`);
-  }
-  const student = new Student(model, { sampleShape: train.sampleShape, numClasses: train.numClasses, learningRate, seed });
+  /** The data as the session numbers its classes: labels must lie below numClasses. */
+  const withClasses = (d: LabeledDataset, numClasses: number): LabeledDataset => ({ ...d, sampleShape: inputShape, numClasses });
+  const studentFor = (numClasses: number) => {
+    const model = warm?.model ?? createModel({ name: modelArg as ModelName, inputShape, numClasses, seed });
+    return new Student(model, { sampleShape: inputShape, numClasses, learningRate, seed });
+  };
+  let numClasses = classesFlag ?? warm?.numClasses ?? train.numClasses;
+  let student = studentFor(numClasses);
   process.stdout.write(
     `participant on ${backend}: ${train.y.length} private samples (${evaluation?.y.length ?? 0} held out for validation), ` +
-      `${reference === undefined ? 'no reference set' : `${reference.length / sampleSize} reference samples`}, model ${modelArg} (${model.countParams()} parameters)\n`,
+      `${reference === undefined ? 'no reference set' : `${reference.length / sampleSize} reference samples`}, model ${modelArg} (${student.model.countParams()} parameters${warm === undefined ? '' : ', warm start'})\n`,
   );
-  const summary = await runParticipant({
+
+  let joined: { participant: string; info: SessionInfo } | undefined;
+  const completed: RoundResult[] = [];
+  const facts = (status: string): CardFacts => {
+    const last = completed.at(-1);
+    return {
+      task: 'classification',
+      classes: { count: student.numClasses, ...(data.classNames === undefined || data.classNames.length !== student.numClasses ? {} : { names: data.classNames }) },
+      input: { shape: inputShape, dtype: 'float32', preprocessing: preprocessingOf(train.x, data.u8Divisor, `--data ${v.data as string}`) },
+      architecture: builtHere ? modelArg : `${warm!.card?.model.architecture ?? 'custom model.json'} (warm-started from ${modelArg})`,
+      training: {
+        session: joined?.info.session ?? session, participant: joined?.participant, algorithm: joined?.info.algorithm, role, rounds: completed.length,
+        epochs, batchSize, learningRate, trainSamples: train.y.length, data: { source: `--data ${v.data as string}`, hash: `sha256:${dataHash}` }, seed,
+        ...(status === 'final' ? {} : { status }),
+      },
+      metrics: last?.accuracy === undefined || evaluation === undefined ? {} : { validation: { accuracy: last.accuracy, samples: evaluation.y.length } },
+      backend,
+    };
+  };
+  const save = (status: string) => {
+    const dir = saveDir(joined!.participant);
+    const saved = saveStudent(dir, student.model, facts(status), quantize === undefined ? {} : { quantize: quantize as Quantization });
+    return saved;
+  };
+
+  const participate = () => runParticipant({
     url: v.server as string,
-    session: v.session as string,
+    session,
     token: token!,
     student,
     role,
     ca: v.ca === undefined ? undefined : readCa(v.ca as string),
-    data: { train, reference },
-    evaluation,
+    data: { train: withClasses(train, numClasses), reference },
+    evaluation: evaluation === undefined ? undefined : withClasses(evaluation, numClasses),
     epochs,
     batchSize,
     reconnect: { attempts: reconnectAttempts },
     ...(privacy === undefined ? {} : { privacy }),
     log: (line) => process.stdout.write(`${line}\n`),
-    onRound: (r) =>
+    onJoined: (participant, info) => (joined = { participant, info }),
+    onRound: (r) => {
+      completed.push(r);
       process.stdout.write(
         `round ${r.round}: ${r.receivedTarget ? 'learned from peers' : 'no peer target'}, loss ${r.train.loss.toFixed(4)}` +
           `${r.accuracy === undefined ? '' : `, validation accuracy ${(100 * r.accuracy).toFixed(1)}%`}, ${(r.bytesUp / 1024).toFixed(1)} KiB sent, ${(r.bytesDown / 1024).toFixed(1)} KiB received` +
           `${r.privacy === undefined ? '' : `, privacy spent ε = ${r.privacy.epsilon.toFixed(3)} at δ = ${r.privacy.delta} (ρ = ${r.privacy.rho.toFixed(4)} after ${r.privacy.releases} noisy uploads)`}\n`,
-      ),
+      );
+      if (checkpointEvery !== undefined && v['no-save'] !== true && r.round % checkpointEvery === 0) {
+        // A snapshot between two rounds (saveStudent reads the weights synchronously); a failed one costs this checkpoint only.
+        try {
+          process.stdout.write(`checkpoint after round ${r.round}: student saved to ${save(`checkpoint after round ${r.round}`).dir}\n`);
+        } catch (error) {
+          process.stderr.write(`checkpoint after round ${r.round} not saved: ${(error as Error).message}\n`);
+        }
+      }
+    },
   });
-  const out = (v.out as string | undefined) ?? `codistill-client-${summary.info.session}.json`;
-  writeFileSync(out, `${JSON.stringify({ participant: summary.participant, info: summary.info, endReason: summary.endReason, rounds: summary.rounds.map(({ evaluationProbs: _, ...r }) => r) }, null, 2)}\n`);
-  const spent = summary.rounds.at(-1)?.privacy;
-  process.stdout.write(`session ended: ${summary.endReason}${spent === undefined ? '' : `; privacy spent ε = ${spent.epsilon.toFixed(3)} at δ = ${spent.delta}`}; round log written to ${out}\n`);
-  student.dispose();
+
+  let summary: ParticipantSummary;
+  try {
+    try {
+      summary = await participate();
+    } catch (error) {
+      // The session numbers more classes than this site's data shows (label skew: no sample of the
+      // highest classes here): a model built here is rebuilt with the session's count, once.
+      const sessionClasses = error instanceof ProtocolError && error.code === ErrorCode.Shape ? /has (\d+) classes; this participant's model outputs/.exec(error.message)?.[1] : undefined;
+      if (sessionClasses === undefined || !builtHere || classesFlag !== undefined) throw error;
+      const wanted = Number(sessionClasses);
+      if (wanted < numClasses) {
+        let top = 0;
+        for (const c of train.y) top = Math.max(top, c);
+        throw new Error(`E_LABEL: --data ${v.data as string} holds label ${top}, outside session ${session}'s ${wanted} classes (0–${wanted - 1})`);
+      }
+      process.stdout.write(`session ${session} has ${wanted} classes; this site's data has labels up to ${numClasses - 1}: building the model with ${wanted} outputs and joining again\n`);
+      student.dispose();
+      numClasses = wanted;
+      student = studentFor(numClasses);
+      summary = await participate();
+    }
+    const out = (v.out as string | undefined) ?? `codistill-client-${summary.info.session}-${summary.participant}.json`.replace(/[^\w.-]/g, '_');
+    writeFileSync(out, `${JSON.stringify({ participant: summary.participant, info: summary.info, endReason: summary.endReason, rounds: summary.rounds.map(({ evaluationProbs: _, ...r }) => r) }, null, 2)}\n`);
+    const spent = summary.rounds.at(-1)?.privacy;
+    process.stdout.write(`session ended: ${summary.endReason}${spent === undefined ? '' : `; privacy spent ε = ${spent.epsilon.toFixed(3)} at δ = ${spent.delta}`}; round log written to ${out}\n`);
+    if (v['no-save'] !== true) {
+      joined ??= { participant: summary.participant, info: summary.info };
+      const saved = save('final');
+      process.stdout.write(`student saved to ${saved.dir} (${saved.card.weights.dtype} weights, ${saved.weightBytes.toLocaleString('en-US')} bytes; model.json, card.json, README.md)\n`);
+    }
+  } finally {
+    student.dispose();
+  }
   return 0;
 }

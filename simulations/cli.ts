@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `codistill` command. */
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MODELS } from '../client/models.js';
 import { WIRE_DTYPES } from '../protocol/index.js';
@@ -27,6 +28,13 @@ commands:
              table of the results beside it (see experiments/algorithms/sweep.yaml)
   report RESULTS… [--out DIR]
              a Markdown report with tables and plots (SVG, PNG) from result files
+  predict --model DIR --data FILE|FOLDER [--out preds.csv]
+             run a saved student on samples: class and probabilities per row; accuracy and
+             confusion matrix when the data has labels
+  evaluate --model DIR --data FILE|FOLDER [--out metrics.json]
+             accuracy, ECE (15 bins) and per-class accuracy of a saved student
+  export --model DIR --quantize float16|uint8 --out DIR [--data FILE|FOLDER]
+             a quantised copy of a saved student (plain tf.loadLayersModel reads it)
 
 simulate options — each overrides the field of the same name in --config (defaults in brackets):
   --config FILE             an experiment config, JSON or YAML (see experiments/configs/)
@@ -60,6 +68,8 @@ simulate options — each overrides the field of the same name in --config (defa
   --workers N               worker threads to spread participants over [one per core]
   --no-baseline             skip the local-only baseline run
   --out DIR                 where the run's files go [results/<algorithm>-seed<seed>-<time>/]
+  --no-save                 keep no students (by default each participant's student of the algorithm
+                            under study is saved in <out>/students/<participant>/, with its card)
 `;
 
 /** Flags that carry numbers, by the config field they set. */
@@ -156,13 +166,21 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'simulate': {
       let options: SimulationOptions;
+      const save = !rest.includes('--no-save');
+      let students: string | undefined;
       try {
-        options = parseSimulateArgs(rest);
+        options = parseSimulateArgs(rest.filter((a) => a !== '--no-save'));
+        // A folder that cannot take the students is refused now, not after the run.
+        if (save) {
+          students = join(options.out, 'students');
+          const { probeFolder } = await import('../client/student-io/index.js');
+          probeFolder(students);
+        }
       } catch (error) {
         process.stderr.write(`codistill simulate: ${(error as Error).message}\n`);
         return 2;
       }
-      const result = await simulate(options, say);
+      const result = await simulate(options, say, { students });
       say.line(formatSummary(result));
       const written = writeRunOutputs(result, options.out);
       say.line(`results written to ${written.join(', ')}`);
@@ -186,6 +204,15 @@ async function main(argv: string[]): Promise<number> {
     case 'distill': {
       const { runDistillCommand } = await import('./distill.js');
       return runDistillCommand(rest);
+    }
+    case 'predict':
+    case 'evaluate': {
+      const { runPredictCommand } = await import('./predict.js');
+      return runPredictCommand(rest, command);
+    }
+    case 'export': {
+      const { runExportCommand } = await import('./export.js');
+      return runExportCommand(rest);
     }
     case 'report': {
       // Loaded on demand: the plotting libraries are not needed by the other commands.

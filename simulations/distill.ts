@@ -19,6 +19,8 @@ import {
   type DistillReport,
 } from '../client/distill/index.js';
 import { DistillError, type LossTermConfig } from '../client/losses/index.js';
+import { probeSaveDir, QUANTIZATIONS, StudentFileError, type Quantization } from '../client/student-io/index.js';
+import { keepStudent, saveDistilledStudent, takeSaveFlags } from './distill-student.js';
 
 const USAGE = `usage: codistill distill --method METHOD [options]
        codistill distill --config FILE
@@ -57,6 +59,10 @@ options (defaults depend on the method; \`--method M --help\` prints them):
   --out FILE              results JSON [results/distill-<method>-<time>.json]
   --config FILE           run an experiment: a method and options over several seeds, with its
                           results JSON and RESULTS.md written beside the config
+  --save DIR              where the distilled student goes, a tfjs layers model with its card
+                          [beside --out: results/distill-<method>-<time>-student/]; not with --config
+  --no-save               keep no student
+  --quantize D            save the student's weights as float16 | uint8 [float32]
 `;
 
 function number(flag: string, raw: string | undefined, check: (x: number) => boolean, rule: string): number | undefined {
@@ -403,8 +409,10 @@ export function formatExperimentReport(result: DistillExperimentResult): string 
 export async function runDistillCommand(args: string[]): Promise<number> {
   const out = (text: string) => process.stdout.write(`${text}\n`);
   let parsed: ReturnType<typeof parseDistillArgs>;
+  let keep: ReturnType<typeof takeSaveFlags>;
   try {
-    parsed = parseDistillArgs(args);
+    keep = takeSaveFlags(args);
+    parsed = parseDistillArgs(keep.rest);
   } catch (error) {
     process.stderr.write(`codistill distill: ${(error as Error).message}\n`);
     return 2;
@@ -428,15 +436,21 @@ export async function runDistillCommand(args: string[]): Promise<number> {
       if (args.includes('--method')) out(`\ndefaults for --method ${parsed.options.method}:\n${JSON.stringify(parsed.options, null, 2)}`);
       return 0;
     }
-    const backend = await selectBackend(parsed.backend);
-    const report = await runDistillation(parsed.options, { line: out }, backend);
-    out(formatDistillSummary(report));
     const path = parsed.out ?? `results/distill-${parsed.options.method}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+    const studentDir = keep.noSave ? undefined : (keep.save ?? path.replace(/\.json$/, '') + '-student');
+    if (keep.quantize !== undefined && !(QUANTIZATIONS as readonly string[]).includes(keep.quantize)) throw new DistillError('E_CONFIG', `--quantize must be one of ${QUANTIZATIONS.join(', ')}; got "${keep.quantize}"`);
+    if (studentDir !== undefined) probeSaveDir(studentDir);
+    const backend = await selectBackend(parsed.backend);
+    const { hooks, kept } = keepStudent();
+    const report = await runDistillation(parsed.options, { line: out }, backend, hooks);
+    out(formatDistillSummary(report));
     writeJson(path, report);
     out(`results written to ${path}`);
+    if (studentDir !== undefined) out(await saveDistilledStudent(report, parsed.options, kept.student, studentDir, backend, keep.quantize as Quantization | undefined));
     return 0;
   } catch (error) {
     process.stderr.write(`codistill distill: ${(error as Error).message}\n`);
-    return error instanceof DistillError ? 2 : 1;
+    return error instanceof DistillError || error instanceof StudentFileError ? 2 : 1;
   }
 }
+

@@ -231,7 +231,12 @@ export function prepareData(options: SimulationOptions, progress: Progress): Pre
   };
 }
 
-export async function simulate(options: SimulationOptions, progress: Progress): Promise<SimulationResult> {
+/** Where a simulation keeps its students: each participant's of the algorithm under study, in `<students>/<participant>/`. */
+export interface StudentOutput {
+  students?: string;
+}
+
+export async function simulate(options: SimulationOptions, progress: Progress, output: StudentOutput = {}): Promise<SimulationResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
@@ -244,7 +249,8 @@ export async function simulate(options: SimulationOptions, progress: Progress): 
     for (const algorithm of algorithms) {
       // Overrides (α, T, aggregator) are for the algorithm under study, not for the baseline.
       const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined };
-      runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool));
+      // The students of the algorithm under study are the product; the baseline's are not kept.
+      runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool, algorithm === options.algorithm ? output.students : undefined));
     }
   } finally {
     await pool.close();
@@ -275,7 +281,7 @@ function workerCount(options: SimulationOptions, n: number): number {
  * threads, one table row per round. `centralized` pools every shard into one participant. The
  * workers are the given pool's first ones, or a pool of its own that it closes at the end.
  */
-export async function runAlgorithm(options: SimulationOptions, data: PreparedData, progress: Progress, pool?: WorkerPool): Promise<RunResult> {
+export async function runAlgorithm(options: SimulationOptions, data: PreparedData, progress: Progress, pool?: WorkerPool, students?: string): Promise<RunResult> {
   const started = performance.now();
   const centralized = options.algorithm === CENTRALIZED;
   const algorithm = centralized ? 'local' : options.algorithm;
@@ -366,9 +372,20 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
         .filter((p) => assignment[p.index] === w),
       reference: reference.x,
       test,
+      ...(students === undefined ? {} : {
+        save: {
+          students,
+          algorithm: options.algorithm,
+          rounds: options.rounds,
+          seed: options.seed,
+          source: `${data.source}, seed ${data.seed}, partition ${data.partitionHash.slice(0, 12)}`,
+          u8Divisor: options.data?.source === 'csv' ? 1 : 255,
+        },
+      }),
     }));
     own = pool ?? new WorkerPool(workers, options.backend);
     done = await own.run(jobs, onRound);
+    if (students !== undefined) progress.line(`students saved to ${students}/ (${tokens.map((t) => t.id).join(', ')}): model.json, weights, card.json, README.md each`);
   } finally {
     if (pool === undefined) await own?.close();
     await coordinator.close();

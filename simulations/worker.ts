@@ -8,12 +8,15 @@
  * this worker.
  */
 import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../client/backend.js';
 import type { LabeledDataset } from '../client/data/dataset.js';
 import { createModel, type ModelName } from '../client/models.js';
 import { runParticipant } from '../client/participant.js';
 import { Student } from '../client/student.js';
+import { preprocessingOf, saveStudent } from '../client/student-io/index.js';
 import { attackHook, type AttackKind } from './attacks.js';
 
 export interface SimulatedParticipant {
@@ -44,6 +47,21 @@ export interface WorkerJob {
   participants: SimulatedParticipant[];
   reference: Float32Array;
   test: LabeledDataset;
+  /** Save each participant's student at the end, as `<students>/<participant id>/` (client/student-io). */
+  save?: StudentSaving;
+}
+
+/** What a worker needs to save and describe its participants' students. */
+export interface StudentSaving {
+  /** The folder that gets one student folder per participant. */
+  students: string;
+  algorithm: string;
+  rounds: number;
+  seed: number;
+  /** The data source in words, with the partition's hash. */
+  source: string;
+  /** What the loader divided u8 values by (255 for MNIST and IDX, 1 for CSV). */
+  u8Divisor: number;
 }
 
 export type WorkerOutput =
@@ -71,7 +89,8 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
     student = new Student(createModel({ name: job.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
       sampleShape, numClasses, learningRate: job.learningRate, seed: p.seed,
     });
-    await runParticipant({
+    let heldOut: { accuracy: number; samples: number } | undefined;
+    const summary = await runParticipant({
       url: job.url,
       session: job.session,
       token: p.token,
@@ -84,18 +103,46 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
       ...(!p.hostile && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
       onRound: (r) => {
         const probs = r.evaluationProbs!;
+        heldOut = { accuracy: r.accuracy!, samples: job.test.y.length };
         post({
           type: 'round', index: p.index, round: r.round, receivedTarget: r.receivedTarget, accuracy: r.accuracy!,
           testProbs: probs, loss: r.train.loss, trainMs: r.train.ms, numTensors: r.numTensors,
         }, [probs.buffer as ArrayBuffer]);
       },
     });
+    if (job.save !== undefined) saveParticipantStudent(job, job.save, p, student, summary.participant, heldOut);
   } catch (error) {
     post({ type: 'error', index: p.index, message: error instanceof Error ? error.message : String(error) });
   } finally {
     // Also after a failure: the worker may outlive this job, and its tensors would stay behind.
     student?.dispose();
   }
+}
+
+/** The participant's student and its card, in `<students>/<participant>/`; the caller still disposes it. */
+function saveParticipantStudent(
+  job: WorkerJob,
+  save: StudentSaving,
+  p: SimulatedParticipant,
+  student: Student,
+  participant: string,
+  heldOut: { accuracy: number; samples: number } | undefined,
+): void {
+  const { x, y } = p.train;
+  const hash = createHash('sha256').update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength)).digest('hex').slice(0, 16);
+  saveStudent(join(save.students, participant), student.model, {
+    task: 'classification',
+    classes: { count: student.numClasses },
+    input: { shape: student.sampleShape, dtype: 'float32', preprocessing: preprocessingOf(x, save.u8Divisor, save.source) },
+    architecture: job.model,
+    training: {
+      session: job.session, participant, algorithm: save.algorithm, role: p.hostile ? 'hostile (simulated attack)' : 'participant', rounds: save.rounds,
+      epochs: job.epochs, batchSize: job.batchSize, learningRate: job.learningRate, trainSamples: y.length,
+      data: { source: save.source, hash: `sha256:${hash} (this participant's private samples)` }, seed: p.seed,
+    },
+    metrics: heldOut === undefined ? {} : { heldOut },
+    backend: tf.getBackend(),
+  });
 }
 
 async function runJob(job: WorkerJob, backend: Promise<string>, post: (m: WorkerOutput, t?: ArrayBuffer[]) => void): Promise<void> {

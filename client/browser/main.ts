@@ -3,12 +3,17 @@
  * same participant as `codistill client` — runParticipant, the session's procedure, the Student —
  * on a tfjs backend of the browser, talking to the coordinator that served the page.
  */
+import * as tf from '@tensorflow/tfjs';
 import type { SessionInfo } from '../../protocol/index.js';
 import { subset } from '../data/dataset.js';
 import { SeededRandom } from '../data/random.js';
 import { createModel, type ModelName } from '../models.js';
+import { PROTOCOL_VERSION } from '../../protocol/index.js';
 import { runParticipant, type RoundResult } from '../participant.js';
 import { Student } from '../student.js';
+import { preprocessingOf } from '../student-io/card.js';
+import { cardFor, modelArtifacts, studentFiles } from '../student-io/model-files.js';
+import { zipStored } from '../student-io/zip.js';
 import { selectBrowserBackend } from './backend.js';
 import { fileBytes, readPrivateData, readReference } from './files.js';
 
@@ -95,6 +100,7 @@ async function join(): Promise<void> {
   if (!(Number.isInteger(epochs) && epochs >= 1)) throw new Error('epochs per round must be an integer ≥ 1');
   if (!(learningRate > 0)) throw new Error('the learning rate must be a number > 0');
 
+  $('keep').hidden = true;
   setStatus('Reading your files (in this page only)…', 'reading');
   // Files picked one by one, else a picked folder (whose subfolders name the classes).
   const picked = [...($<HTMLInputElement>('data').files ?? [])];
@@ -167,9 +173,71 @@ async function join(): Promise<void> {
   });
   // Which Adam trained it: the fused wasm kernel, or tfjs's where that kernel cannot bind (client/optimizer.ts).
   document.body.dataset.fusedAdam = String(student.fusedOptimizer);
-  student.dispose();
+  try {
+    offerStudent(student, {
+      participant: summary.participant,
+      session: summary.info.session,
+      algorithm: summary.info.algorithm,
+      rounds: summary.rounds.length,
+      accuracy: summary.rounds.at(-1)?.accuracy,
+      validation: evaluation.y.length,
+      fromCsv: files.length === 1 && /\.csv(\.gz)?$/i.test(files[0]!.name),
+      classNames: data.classNames?.length === numClasses ? data.classNames : undefined,
+      train,
+      epochs,
+      learningRate,
+      model,
+      backend,
+    });
+  } finally {
+    student.dispose();
+  }
   setStatus(`Session ended: ${summary.endReason}.`, 'ended');
   log(`session ended: ${summary.endReason}`);
+}
+
+/** The object URL of the student on offer, released when a later session replaces it. */
+let offered: string | undefined;
+
+/**
+ * Keeps the trained student for the person: a zip of its folder as `codistill client --save`
+ * writes it (model.json, weights, card.json, README.md), built now, downloaded on a click.
+ */
+function offerStudent(
+  student: Student,
+  run: {
+    participant: string; session: string; algorithm: string; rounds: number; accuracy?: number; validation: number; fromCsv: boolean;
+    classNames?: string[]; train: { x: Float32Array; y: Int32Array }; epochs: number; learningRate: number; model: string; backend: string;
+  },
+): void {
+  const source = run.fromCsv ? 'a CSV file picked in the browser page' : 'images picked in the browser page (grey levels 0–255)';
+  const card = cardFor(student.model, {
+    task: 'classification',
+    classes: { count: student.numClasses, ...(run.classNames === undefined ? {} : { names: run.classNames }) },
+    input: { shape: student.sampleShape, dtype: 'float32', preprocessing: preprocessingOf(run.train.x, run.fromCsv ? 1 : 255, source) },
+    architecture: run.model,
+    training: {
+      session: run.session, participant: run.participant, algorithm: run.algorithm, role: 'participant', rounds: run.rounds, epochs: run.epochs, batchSize: 32,
+      learningRate: run.learningRate, trainSamples: run.train.y.length, data: { source, hash: 'not computed in the browser' }, seed: SEED,
+    },
+    metrics: run.accuracy === undefined ? {} : { validation: { accuracy: run.accuracy, samples: run.validation } },
+    backend: run.backend,
+  }, { codistill: `browser participant page (protocol ${PROTOCOL_VERSION})`, commit: null, dirty: null, tfjs: tf.version.tfjs, runtime: `browser: ${navigator.userAgent}` });
+  const folder = `student-${run.session}-${run.participant}`.replace(/[^\w.-]/g, '_');
+  const { files } = studentFiles(modelArtifacts(student.model), card, { convertedBy: 'codistill browser participant page' });
+  const zip = zipStored(new Map([...files].map(([name, bytes]) => [`${folder}/${name}`, bytes])));
+  if (offered !== undefined) URL.revokeObjectURL(offered);
+  const url = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+  offered = url;
+  const button = $<HTMLButtonElement>('download');
+  button.onclick = () => {
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = `${folder}.zip`;
+    link.click();
+  };
+  $('keep').hidden = false;
+  log(`your student is ready to download: ${folder}.zip (${kib(zip.byteLength)}; model.json, weights, card.json, README.md)`);
 }
 
 form.addEventListener('submit', (event) => {

@@ -124,6 +124,8 @@ export function seeds(seed: number) {
 /** Builds, trains and evaluates the models of one run; disposes every model it built at the end. */
 export class Runner {
   private readonly owned: FeatureModel[] = [];
+  /** The run's student, once its recipe has trained it (a plain model; ONE's gated ensemble is none). */
+  student: FeatureModel | undefined;
 
   constructor(
     readonly options: DistillOptions,

@@ -33,6 +33,7 @@ export const ban: DistillRecipe = {
     report.generations = generations;
     report.teacher = generations[0];
     report.student = generations[generations.length - 1]!;
+    runner.student = previous;
     const ensemble = (from: number): EnsembleReport => {
       const members = probs.slice(from);
       const errors = countErrors(averageProbs(members), test.y, test.numClasses);

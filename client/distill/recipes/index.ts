@@ -16,6 +16,7 @@
  * gain is measured against a like-for-like baseline.
  */
 import { DistillError, WeightedSumLoss } from '../../losses/index.js';
+import type { FeatureModel } from '../../models.js';
 import { COMMON_OPTIONS, digest, distillData, Runner, type DistillOptions, type DistillProgress, type DistillRecipe, type DistillReport, type ReportInProgress } from '../runner.js';
 import { at } from './at.js';
 import { ban } from './ban.js';
@@ -40,8 +41,14 @@ export function defaultDistillOptions(method: DistillMethod): DistillOptions {
   return { ...COMMON_OPTIONS, method, ...recipeFor(method).defaults };
 }
 
+/** What a caller may do with the run's models before they are disposed. */
+export interface DistillHooks {
+  /** Called with the trained student (a plain model; not for ONE's gated ensemble) before the run disposes it: to keep it. */
+  onStudent?(student: FeatureModel): void;
+}
+
 /** Runs one method end to end on the embedded MNIST digits. */
-export async function runDistillation(options: DistillOptions, progress: DistillProgress, backend = 'unknown'): Promise<DistillReport> {
+export async function runDistillation(options: DistillOptions, progress: DistillProgress, backend = 'unknown', hooks: DistillHooks = {}): Promise<DistillReport> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const recipe = recipeFor(options.method);
@@ -60,6 +67,7 @@ export async function runDistillation(options: DistillOptions, progress: Distill
   const runner = new Runner(options, train, test, progress);
   try {
     await recipe.run(runner, report);
+    if (runner.student !== undefined) hooks.onStudent?.(runner.student);
   } finally {
     runner.dispose();
   }

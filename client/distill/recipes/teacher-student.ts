@@ -45,6 +45,7 @@ export function teacherStudentRecipe(
         report.baseline = await runner.trainModel('baseline: student on labels alone', baseline, [{ epochs: passes, loss: CE_ONLY }], s.studentOrder);
       }
       report.student = await runner.trainModel(`student: ${options.method}`, student, studentStages, s.studentOrder, teacher);
+      runner.student = student;
     },
   };
 }
