@@ -4,10 +4,10 @@
  * weights for FedAvg) leaves it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ErrorCode, ProtocolError, type SessionInfo } from '../protocol/index.js';
+import type { SessionInfo } from '../protocol/index.js';
 import { selectBackend } from './backend.js';
 import { loadCsv } from './data/csv.js';
 import { subset, type LabeledDataset } from './data/dataset.js';
@@ -201,12 +201,19 @@ export async function runClientCommand(args: string[]): Promise<number> {
     const model = warm?.model ?? createModel({ name: modelArg as ModelName, inputShape, numClasses, seed });
     return new Student(model, { sampleShape: inputShape, numClasses, learningRate, seed });
   };
-  let numClasses = classesFlag ?? warm?.numClasses ?? train.numClasses;
-  let student = studentFor(numClasses);
-  process.stdout.write(
-    `participant on ${backend}: ${train.y.length} private samples (${evaluation?.y.length ?? 0} held out for validation), ` +
-      `${reference === undefined ? 'no reference set' : `${reference.length / sampleSize} reference samples`}, model ${modelArg} (${student.model.countParams()} parameters${warm === undefined ? '' : ', warm start'})\n`,
-  );
+  // Built once the session has said how many classes it has (unless --classes or a saved student fixed them):
+  // a site whose data lacks the highest classes still outputs all of them.
+  let student: Student | undefined;
+  const known = classesFlag ?? warm?.numClasses;
+  const build = (numClasses: number) => {
+    student = studentFor(numClasses);
+    process.stdout.write(
+      `participant on ${backend}: ${train.y.length} private samples (${evaluation?.y.length ?? 0} held out for validation), ` +
+        `${reference === undefined ? 'no reference set' : `${reference.length / sampleSize} reference samples`}, model ${modelArg} (${student.model.countParams()} parameters, ${numClasses} classes${warm === undefined ? '' : ', warm start'})\n`,
+    );
+    return student;
+  };
+  if (known !== undefined) build(known);
 
   let joined: { participant: string; info: SessionInfo } | undefined;
   const completed: RoundResult[] = [];
@@ -214,7 +221,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     const last = completed.at(-1);
     return {
       task: 'classification',
-      classes: { count: student.numClasses, ...(data.classNames === undefined || data.classNames.length !== student.numClasses ? {} : { names: data.classNames }) },
+      classes: { count: student!.numClasses, ...(data.classNames === undefined || data.classNames.length !== student!.numClasses ? {} : { names: data.classNames }) },
       input: { shape: inputShape, dtype: 'float32', preprocessing: preprocessingOf(train.x, data.u8Divisor, `--data ${v.data as string}`) },
       architecture: builtHere ? modelArg : `${warm!.card?.model.architecture ?? 'custom model.json'} (warm-started from ${modelArg})`,
       training: {
@@ -228,7 +235,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
   };
   const save = (status: string) => {
     const dir = saveDir(joined!.participant);
-    const saved = saveStudent(dir, student.model, facts(status), quantize === undefined ? {} : { quantize: quantize as Quantization });
+    const saved = saveStudent(dir, student!.model, facts(status), quantize === undefined ? {} : { quantize: quantize as Quantization });
     return saved;
   };
 
@@ -236,11 +243,11 @@ export async function runClientCommand(args: string[]): Promise<number> {
     url: v.server as string,
     session,
     token: token!,
-    student,
+    student: student ?? ((info) => build(info.numClasses)),
     role,
     ca: v.ca === undefined ? undefined : readCa(v.ca as string),
-    data: { train: withClasses(train, numClasses), reference },
-    evaluation: evaluation === undefined ? undefined : withClasses(evaluation, numClasses),
+    data: { train: withClasses(train, known ?? train.numClasses), reference },
+    evaluation: evaluation === undefined ? undefined : withClasses(evaluation, known ?? train.numClasses),
     epochs,
     batchSize,
     reconnect: { attempts: reconnectAttempts },
@@ -267,25 +274,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
 
   let summary: ParticipantSummary;
   try {
-    try {
-      summary = await participate();
-    } catch (error) {
-      // The session numbers more classes than this site's data shows (label skew: no sample of the
-      // highest classes here): a model built here is rebuilt with the session's count, once.
-      const sessionClasses = error instanceof ProtocolError && error.code === ErrorCode.Shape ? /has (\d+) classes; this participant's model outputs/.exec(error.message)?.[1] : undefined;
-      if (sessionClasses === undefined || !builtHere || classesFlag !== undefined) throw error;
-      const wanted = Number(sessionClasses);
-      if (wanted < numClasses) {
-        let top = 0;
-        for (const c of train.y) top = Math.max(top, c);
-        throw new Error(`E_LABEL: --data ${v.data as string} holds label ${top}, outside session ${session}'s ${wanted} classes (0–${wanted - 1})`);
-      }
-      process.stdout.write(`session ${session} has ${wanted} classes; this site's data has labels up to ${numClasses - 1}: building the model with ${wanted} outputs and joining again\n`);
-      student.dispose();
-      numClasses = wanted;
-      student = studentFor(numClasses);
-      summary = await participate();
-    }
+    summary = await participate();
     const out = (v.out as string | undefined) ?? `codistill-client-${summary.info.session}-${summary.participant}.json`.replace(/[^\w.-]/g, '_');
     writeFileSync(out, `${JSON.stringify({ participant: summary.participant, info: summary.info, endReason: summary.endReason, rounds: summary.rounds.map(({ evaluationProbs: _, ...r }) => r) }, null, 2)}\n`);
     const spent = summary.rounds.at(-1)?.privacy;
@@ -296,7 +285,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
       process.stdout.write(`student saved to ${saved.dir} (${saved.card.weights.dtype} weights, ${saved.weightBytes.toLocaleString('en-US')} bytes; model.json, card.json, README.md)\n`);
     }
   } finally {
-    student.dispose();
+    student?.dispose();
   }
   return 0;
 }

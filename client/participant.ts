@@ -43,7 +43,12 @@ export interface ParticipantOptions {
   url: string;
   session: string;
   token: string;
-  student: Student;
+  /**
+   * The student, or how to build it once the session has said what it is: a site whose data
+   * lacks the highest classes (label skew) learns the class count from the session, not from
+   * its largest label.
+   */
+  student: Student | ((info: SessionInfo) => Student);
   data: ParticipantData;
   /** Labeled data to report accuracy on after each round (a held-out or validation set). */
   evaluation?: LabeledDataset;
@@ -164,6 +169,8 @@ class ParticipantRun {
   private readonly log: (line: string) => void;
   private readonly timeout: number;
   private identity: Identity | undefined;
+  /** The student: given, or built at the first join from what the session said. */
+  private student: Student | undefined;
   /** The round in progress, to which a target belongs. */
   private current: ServerMessage<'round'> | undefined;
   private bytesUp = 0;
@@ -225,10 +232,18 @@ class ParticipantRun {
     const { options } = this;
     const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant' });
     const joined = readReply(replyMessages.joined, await this.request('join', envelope));
-    if (joined.info.numClasses !== options.student.numClasses) {
+    this.student ??= typeof options.student === 'function' ? options.student(joined.info) : options.student;
+    if (joined.info.numClasses !== this.student.numClasses) {
       throw new ProtocolError(
         ErrorCode.Shape,
-        `session ${joined.info.session} has ${joined.info.numClasses} classes; this participant's model outputs ${options.student.numClasses}`,
+        `session ${joined.info.session} has ${joined.info.numClasses} classes; this participant's model outputs ${this.student.numClasses}`,
+      );
+    }
+    const top = largestLabel(options.data.train.y);
+    if (top >= joined.info.numClasses) {
+      throw new ProtocolError(
+        ErrorCode.Value,
+        `this participant's data holds label ${top}, outside session ${joined.info.session}'s ${joined.info.numClasses} classes (0–${joined.info.numClasses - 1})`,
       );
     }
     // Keep the procedure across reconnects: some carry state from share to learn.
@@ -352,7 +367,7 @@ class ParticipantRun {
 
   private context(round: ServerMessage<'round'>): RoundContext {
     const { options } = this;
-    return { info: this.identity!.info, round, student: options.student, data: options.data, epochs: options.epochs, batchSize: options.batchSize };
+    return { info: this.identity!.info, round, student: this.student!, data: options.data, epochs: options.epochs, batchSize: options.batchSize };
   }
 
   // ---------------------------------------------------------------- the round loop
@@ -416,7 +431,7 @@ class ParticipantRun {
   private async report(round: number, train: TrainResult, receivedTarget: boolean): Promise<void> {
     const { participant, info } = this.identity!;
     const { options } = this;
-    const evaluation = options.evaluation === undefined ? undefined : await options.student.evaluate(options.evaluation);
+    const evaluation = options.evaluation === undefined ? undefined : await this.student!.evaluate(options.evaluation);
     const privacy = this.hook?.spent?.();
     const envelope = encodeMessage(clientMessages.report, {
       v: PROTOCOL_VERSION,
@@ -511,4 +526,10 @@ class ParticipantRun {
     this.socket.close();
     this.settle!.reject(error instanceof Error ? error : new Error(String(error)));
   }
+}
+
+function largestLabel(labels: ArrayLike<number>): number {
+  let top = -1;
+  for (let i = 0; i < labels.length; i++) top = Math.max(top, labels[i]!);
+  return top;
 }
