@@ -222,6 +222,15 @@ class ParticipantRun {
       socket.on('target', (bytes) => this.enqueue(() => this.receiveTarget(bytes)));
       socket.on('round-failed', (bytes) => this.enqueue(async () => this.roundFailed(bytes)));
       socket.on('end', (bytes) => this.enqueue(async () => this.sessionEnded(bytes)));
+      // The coordinator closes this link and says why (E_REPLACED: this participant connected
+      // again elsewhere): the server closes it, so there is nothing to reconnect to.
+      socket.on('closing', (bytes) => {
+        try {
+          readReply(replyMessages.ack, bytes);
+        } catch (error) {
+          this.fail(error);
+        }
+      });
     });
   }
 

@@ -137,4 +137,24 @@ describe('participant links', () => {
       for (const st of students) st.dispose();
     }
   });
+
+  it('a participant whose token connects again elsewhere is told E_REPLACED and stops, instead of waiting for rounds that go to the other', async () => {
+    const coordinator = await Coordinator.start();
+    const config = { ...sessionConfig('replaced', 2), minToStart: 2 };
+    const session = coordinator.createSession(config);
+    const students = [newStudent(0), newStudent(0)];
+    try {
+      const joined: string[] = [];
+      const first = runParticipant(participant(config, 0, coordinator.url, students[0]!, { onJoined: (p) => joined.push(p) }));
+      await until(() => joined.length === 1, 'the first connection to join');
+      const second = runParticipant(participant(config, 0, coordinator.url, students[1]!, { onJoined: (p) => joined.push(p) }));
+      await expect(first).rejects.toThrow(/^E_REPLACED: p0 connected again from another connection/);
+      await until(() => joined.length === 2, 'the second connection to join');
+      session.stop('the test');
+      expect((await second).endReason).toBe('stopped by the test');
+    } finally {
+      await coordinator.close();
+      for (const st of students) st.dispose();
+    }
+  });
 });
