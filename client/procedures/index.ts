@@ -5,6 +5,7 @@ import { dsfl } from './dsfl.js';
 import { fd } from './fd.js';
 import { fedavg } from './fedavg.js';
 import { fedmd } from './fedmd.js';
+import { kdcl } from './kdcl.js';
 import { local } from './local.js';
 import type { Procedure } from './procedure.js';
 
@@ -23,6 +24,7 @@ export const PROCEDURES: Record<string, () => Procedure> = {
   dsfl,
   fedavg,
   local,
+  kdcl,
 };
 
 export function procedureFor(algorithm: string): Procedure {

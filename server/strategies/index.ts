@@ -5,12 +5,13 @@ import { dsfl } from './dsfl.js';
 import { fd } from './fd.js';
 import { fedavg } from './fedavg.js';
 import { fedmd } from './fedmd.js';
+import { kdcl } from './kdcl.js';
 import { local } from './local.js';
 import type { AlgorithmDefaults, Strategy, StrategyDescriptor, StrategySettings } from './strategy.js';
 
 export type { Aggregate, AlgorithmDefaults, Knowledge, RoundPlan, Strategy, StrategyDescriptor, Target } from './strategy.js';
 
-const DESCRIPTORS: readonly StrategyDescriptor[] = [dml, codistillation, fd, fedmd, dsfl, fedavg, local];
+const DESCRIPTORS: readonly StrategyDescriptor[] = [dml, codistillation, fd, fedmd, dsfl, fedavg, local, kdcl];
 
 /** Every algorithm's descriptor, by name. */
 export const STRATEGIES: Readonly<Record<string, StrategyDescriptor>> = Object.fromEntries(DESCRIPTORS.map((d) => [d.name, d]));

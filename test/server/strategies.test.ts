@@ -94,4 +94,14 @@ describe('knowledge checks', () => {
       expect({ name: strategy.name, mode: strategy.mode, knowledge: strategy.knowledge }).toEqual({ name, mode: descriptor.mode, knowledge: descriptor.knowledge });
     }
   });
+
+  it('kdcl: every learner gets the mean of all contributions, its own included', () => {
+    const p = (participant: string, values: number[]): Contribution => ({ participant, values: new Float32Array(values) });
+    const kdcl = createStrategy('kdcl', { ...settings, numClasses: 2 }).aggregate([p('a', [0.9, 0.1]), p('b', [0.6, 0.4]), p('c', [0.3, 0.7])], ['a', 'b'], 1);
+    expect([...kdcl.targets.get('a')!.values].map((v) => +v.toFixed(6))).toEqual([0.6, 0.4]);
+    expect(kdcl.targets.get('b')!.values).toBe(kdcl.targets.get('a')!.values);
+    expect(kdcl.targets.has('c')).toBe(false); // c is a teacher here: it contributes and gets nothing
+    expect(kdcl.targets.get('a')!.shape).toEqual([1, 2]);
+  });
 });
+
