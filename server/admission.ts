@@ -20,7 +20,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
-import type { Namespace, Server, Socket } from 'socket.io';
+import type { Server, Socket } from 'socket.io';
 import type { Decoder as ParserDecoder } from 'socket.io-parser';
 import { ErrorCode, PROTOCOL_VERSION, ProtocolError, refusal, toWireError, type ServerToClientEvents, type WireError } from '../protocol/index.js';
 

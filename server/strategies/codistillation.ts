@@ -6,8 +6,7 @@
  * coordinator keeps every participant's latest predictions per reference shard with their age
  * (server/async-exchange.ts) and serves the mean of the *others'* fresh ones on request.
  */
-import { aggregatorFor } from '../aggregators/index.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds } from './strategy.js';
+import { ensembleForAll, type StrategyDescriptor } from './strategy.js';
 
 export const codistillation: StrategyDescriptor = {
   name: 'codistillation',
@@ -16,14 +15,6 @@ export const codistillation: StrategyDescriptor = {
   // Anil et al. distill towards the others' stale predictions after a burn-in.
   defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   summary: "asynchronous co-distillation towards the others' stale predictions on reference shards (Anil et al. 2018)",
-  create(settings): StrategyRounds {
-    const aggregator = aggregatorFor(settings.aggregator ?? 'mean');
-    return {
-      // One go signal with the whole reference set; shards are cut from it by number.
-      configureRound: () => ({ referenceIds: Array.from({ length: settings.referenceSize }, (_, i) => i) }),
-      aggregate(contributions, learners, rows): Aggregate {
-        return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
-      },
-    };
-  },
+  // One go signal with the whole reference set; shards are cut from it by number.
+  create: (settings) => ensembleForAll(settings, 'mean', () => ({ referenceIds: Array.from({ length: settings.referenceSize }, (_, i) => i) })),
 };

@@ -4,9 +4,7 @@
  * mean over all participants (§2, "Aggregate"), which every participant then digests before it
  * revisits its private data.
  */
-import { aggregatorFor } from '../aggregators/index.js';
-import { sampleReferencePerRound } from './reference-ids.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds } from './strategy.js';
+import { ensembleForAll, type StrategyDescriptor } from './strategy.js';
 
 export const fedmd: StrategyDescriptor = {
   name: 'fedmd',
@@ -15,13 +13,5 @@ export const fedmd: StrategyDescriptor = {
   // FedMD digests raw logits (T unused) and revisits on labels alone (α unused).
   defaults: { temperature: 1, alpha: 1, aggregator: 'mean-logits' },
   summary: "FedMD: digest the consensus logits on public samples, then revisit private data (Li & Wang 2019)",
-  create(settings): StrategyRounds {
-    const aggregator = aggregatorFor(settings.aggregator ?? 'mean-logits');
-    return {
-      configureRound: sampleReferencePerRound(settings),
-      aggregate(contributions, learners, rows): Aggregate {
-        return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
-      },
-    };
-  },
+  create: (settings) => ensembleForAll(settings, 'mean-logits'),
 };

@@ -5,9 +5,7 @@
  * ensemble of the others. KDCL-Naive averages logits; across nodes the participants share
  * softmax(z/T), so the ensemble here is the mean of the probabilities (any aggregator can stand in).
  */
-import { aggregatorFor } from '../aggregators/index.js';
-import { sampleReferencePerRound } from './reference-ids.js';
-import { aggregatorOptions, sameTargetForAll, type Aggregate, type StrategyDescriptor, type StrategyRounds } from './strategy.js';
+import { ensembleForAll, type StrategyDescriptor } from './strategy.js';
 
 export const kdcl: StrategyDescriptor = {
   name: 'kdcl',
@@ -16,13 +14,5 @@ export const kdcl: StrategyDescriptor = {
   // DML's settings: soft targets at T = 3, equal weight on labels and the ensemble.
   defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   summary: 'KDCL across nodes: each learns from the ensemble of all participants, itself included (Guo et al. 2020)',
-  create(settings): StrategyRounds {
-    const aggregator = aggregatorFor(settings.aggregator ?? 'mean');
-    return {
-      configureRound: sampleReferencePerRound(settings),
-      aggregate(contributions, learners, rows): Aggregate {
-        return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners);
-      },
-    };
-  },
+  create: (settings) => ensembleForAll(settings, 'mean'),
 };

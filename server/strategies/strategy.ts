@@ -3,6 +3,8 @@
  * arrives. It meets the participant's procedure only through protocol types.
  */
 import type { Contribution, Knowledge } from '../../protocol/index.js';
+import { aggregatorFor } from '../aggregators/index.js';
+import { sampleReferencePerRound } from './reference-ids.js';
 
 export type { Contribution };
 export type { Knowledge } from '../../protocol/index.js';
@@ -84,6 +86,19 @@ export interface Strategy extends StrategyRounds {
 /** The options an aggregator takes, from a strategy's settings, for a round of `rows` samples. */
 export function aggregatorOptions(settings: StrategySettings, rows: number) {
   return { rows, classes: settings.numClasses, temperature: settings.sharpenTemperature, trimFraction: settings.trimFraction };
+}
+
+/**
+ * Rounds in which every learner gets the one aggregate of all contributions on the round's
+ * reference rows (DS-FL, FedMD, KDCL, co-distillation's pull), by the session's aggregator or
+ * the algorithm's own; the reference ids sampled per round unless `configureRound` says otherwise.
+ */
+export function ensembleForAll(settings: StrategySettings, defaultAggregator: string, configureRound: StrategyRounds['configureRound'] = sampleReferencePerRound(settings)): StrategyRounds {
+  const aggregator = aggregatorFor(settings.aggregator ?? defaultAggregator);
+  return {
+    configureRound,
+    aggregate: (contributions, learners, rows) => sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners),
+  };
 }
 
 /** One aggregate sent to every learner alike (DS-FL, FedMD, FedAvg, co-distillation's pull). */
