@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   readReply,
+  referenceDigest,
   replyMessages,
   serverMessages,
   unpackTensor,
@@ -169,6 +170,7 @@ class ParticipantRun {
   private readonly log: (line: string) => void;
   private readonly timeout: number;
   private identity: Identity | undefined;
+  private reference: { rows: number; digest: string } | undefined;
   /** The student: given, or built at the first join from what the session said. */
   private student: Student | undefined;
   /** The round in progress, to which a target belongs. */
@@ -236,10 +238,19 @@ class ParticipantRun {
 
   // ---------------------------------------------------------------- connecting and joining
 
+  /** What this participant's reference set is, for the coordinator to check against the session's (digested once). */
+  private referenceClaim(): { rows: number; digest: string } | undefined {
+    const { reference, train } = this.options.data;
+    if (reference === undefined) return undefined;
+    const d = train.sampleShape.reduce((a, b) => a * b, 1);
+    this.reference ??= { rows: Math.floor(reference.length / d), digest: referenceDigest(reference) };
+    return this.reference;
+  }
+
   /** Joins (or, after a reconnect, rejoins) the session; the coordinator answers who this participant is. */
   private async join(): Promise<void> {
     const { options } = this;
-    const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant' });
+    const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant', reference: this.referenceClaim() });
     const joined = readReply(replyMessages.joined, await this.request('join', envelope));
     this.student ??= typeof options.student === 'function' ? options.student(joined.info) : options.student;
     if (joined.info.numClasses !== this.student.numClasses) {
@@ -262,7 +273,8 @@ class ParticipantRun {
       throw new Error(`session ${joined.info.session} runs ${joined.info.algorithm} ${sessionMode === 'sync' ? 'round by round' : 'asynchronously'}, but this participant's ${joined.info.algorithm} procedure is ${procedure.mode === 'sync' ? 'round by round' : 'asynchronous'}`);
     }
     this.identity = { participant: joined.participant, info: joined.info, procedure };
-    this.log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})`);
+    const reference = this.reference === undefined || joined.info.referenceSize === 0 ? '' : `; reference set ${this.reference.rows} rows, sha256 ${this.reference.digest}`;
+    this.log(`joined ${joined.info.session} as ${joined.participant} (${joined.info.algorithm}, round ${joined.round})${reference}`);
     options.onJoined?.(joined.participant, joined.info);
   }
 

@@ -34,6 +34,8 @@ export const ErrorCode = {
   Replaced: 'E_REPLACED',
   /** The coordinator holds as many connections as it is configured to; try again later. */
   Capacity: 'E_CAPACITY',
+  /** The participant's reference set is not the session's (another digest): every site must predict on the same rows. */
+  Reference: 'E_REFERENCE',
   /** A bug on the answering side; the message says what failed. */
   Internal: 'E_INTERNAL',
 } as const;

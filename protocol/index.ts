@@ -4,3 +4,4 @@ export * from './knowledge.js';
 export * from './messages.js';
 export * from './tensor.js';
 export * from './version.js';
+export * from './sha256.js';

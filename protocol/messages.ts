@@ -72,7 +72,15 @@ export type Role = (typeof ROLES)[number];
 
 export const clientMessages = {
   /** A teacher contributes knowledge and never learns: it receives no target and owes no report. A distiller only learns. */
-  join: z.object({ ...header, role: z.enum(ROLES) }),
+  join: z.object({
+    ...header,
+    role: z.enum(ROLES),
+    /**
+     * The reference set this participant predicts on: its rows and the SHA-256 of its float32
+     * features (referenceDigest). The coordinator refuses a set that is not the session's.
+     */
+    reference: z.object({ rows: count, digest: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in 64 lowercase hex digits') }).optional(),
+  }),
   upload: z.object({
     ...header,
     round: roundNumber,

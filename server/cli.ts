@@ -39,6 +39,8 @@ const sessionFile = z
     minToStart: count(1).optional(),
     numClasses: count(2),
     referenceSize: count(0).default(0),
+    /** SHA-256 of the reference set's float32 features (each client prints its own at the join); the first to join fixes it when omitted. */
+    referenceDigest: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in 64 lowercase hex digits').optional(),
     referencePerRound: count(1).optional(),
     temperature: z.number().positive().optional(),
     alpha: z.number().min(0).max(1).optional(),
@@ -187,6 +189,9 @@ export async function runServerCommand(args: string[]): Promise<number> {
   }
 }
 
+/** How long a coordinator whose session ended waits for its participants to hang up before it closes. */
+const HANG_UP_MS = 5000;
+
 async function serveSession(
   coordinator: Coordinator,
   config: SessionConfig,
@@ -218,6 +223,12 @@ async function serveSession(
   const out = values.out ?? `${config.id}-history.json`;
   writeFileSync(out, `${JSON.stringify({ session: { ...config, participants: config.participants.map((p) => ({ id: p.id })) }, endReason: ended.reason, rounds: session.history }, null, 2)}\n`);
   process.stdout.write(`session ended: ${ended.reason}; history written to ${out}\n`);
+  // Participants told of the end hang up by themselves: the coordinator closes after they have
+  // (or after HANG_UP_MS). Closing at once destroyed connections whose last bytes — the end
+  // message, the last report's answer — had not left yet, which over TLS they often had not:
+  // every client then retried for minutes and exited 1.
+  const deadline = Date.now() + HANG_UP_MS;
+  while (session.connected.length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   if (ended.away > 0 && linger > 0) {
     process.stdout.write(`${ended.away} participant(s) away at the end: listening ${linger} s more to tell them\n`);
     await new Promise((resolve) => setTimeout(resolve, linger * 1000));

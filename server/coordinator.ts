@@ -349,7 +349,7 @@ export class Coordinator {
         },
       };
       link = ownLink;
-      const reply = session.join(participant, ownLink, message.role);
+      const reply = session.join(participant, ownLink, message.role, message.reference);
       joined = true;
       this.log(`${participant} joined ${session.config.id}`);
       return encodeEnvelope(reply);

@@ -38,6 +38,11 @@ export interface SessionConfig {
   numClasses: number;
   /** Size of the shared reference set every participant can read, addressed by id 0…size−1. */
   referenceSize: number;
+  /**
+   * SHA-256 of the reference set's float32 features, as participants compute it (referenceDigest
+   * in protocol); when omitted, the first participant to join with one fixes it for the others.
+   */
+  referenceDigest?: string;
   /** Reference samples per round (all of them when ≥ referenceSize). */
   referencePerRound: number;
   temperature: number;
@@ -114,6 +119,7 @@ export function checkSessionConfig(c: SessionConfig): void {
     if (!(a.stalenessMs > 0)) problems.push(`async.stalenessMs must be > 0 (got ${a.stalenessMs})`);
   }
   if (c.aggregator !== undefined) problems.push(...aggregatorConfigProblems(c.aggregator, { trimFraction: c.trimFraction, participants: c.participants.length }));
+  if (c.referenceDigest !== undefined && !/^[0-9a-f]{64}$/.test(c.referenceDigest)) problems.push(`referenceDigest must be a SHA-256 in 64 lowercase hex digits (got "${c.referenceDigest}")`);
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);
   if (problems.length > 0) throw new Error(`invalid session config "${c.id}": ${problems.join('; ')}`);

@@ -56,6 +56,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private readonly mode: SessionMode;
   /** Set by pause(): the round in progress finishes, and no next round opens until resume(). */
   private pausedFlag = false;
+  /** The reference set's digest: the config's, or the first one a participant joined with, and who that was. */
+  private reference: { digest: string; from: string } | undefined;
 
   constructor(config: SessionConfig, options: SessionOptions = {}) {
     super();
@@ -64,6 +66,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     this.history = options.history ?? [];
     this.journal = options.journal;
     this.strategy = createStrategy(config.algorithm, config);
+    if (config.referenceDigest !== undefined) this.reference = { digest: config.referenceDigest, from: 'the session config' };
     this.mode = this.strategy.mode === 'async' ? new AsyncRun(this, config.async ?? DEFAULT_ASYNC) : new SyncRounds(this);
   }
 
@@ -105,12 +108,13 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   /** Admits a participant (again, after a reconnect); it takes part from the next round it is sent. */
-  join(participant: string, link: PeerLink, role: Role = 'participant'): ReplyMessage<'joined'> {
+  join(participant: string, link: PeerLink, role: Role = 'participant', reference?: { rows: number; digest: string }): ReplyMessage<'joined'> {
     if (this.ended) throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} has ended`);
     if (role === 'teacher' && this.strategy.knowledge === 'none') {
       throw new ProtocolError(ErrorCode.Auth, `session ${this.config.id} exchanges nothing: a teacher has nothing to contribute`);
     }
     if (role === 'distiller') this.checkDistillable();
+    if (reference !== undefined) this.checkReference(participant, reference);
     const allowed = this.config.participants.find((p) => p.id === participant)?.role;
     if (allowed !== undefined && allowed !== role) {
       throw new ProtocolError(ErrorCode.Auth, `${participant}'s token is for a ${allowed} of session ${this.config.id}; it cannot join as a ${role}`);
@@ -145,6 +149,28 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   distillers(): string[] {
     return [...this.links.keys()].filter((p) => this.roles.get(p) === 'distiller');
+  }
+
+  /**
+   * Every participant must predict on the same reference rows, or the ensemble mixes predictions
+   * of different samples under one id. Checked at the join, not discovered at round 1.
+   */
+  private checkReference(participant: string, reference: { rows: number; digest: string }): void {
+    if (this.config.referenceSize === 0) return; // a session without one (FD, FedAvg) ignores what a site happens to hold
+    if (reference.rows !== this.config.referenceSize) {
+      throw new ProtocolError(ErrorCode.Reference, `${participant}'s reference set holds ${reference.rows} rows; session ${this.config.id}'s holds ${this.config.referenceSize}`);
+    }
+    if (this.reference === undefined) {
+      this.reference = { digest: reference.digest, from: participant };
+      return;
+    }
+    if (reference.digest !== this.reference.digest) {
+      throw new ProtocolError(
+        ErrorCode.Reference,
+        `${participant}'s reference set has digest ${reference.digest.slice(0, 12)}…; session ${this.config.id}'s is ${this.reference.digest.slice(0, 12)}… (from ${this.reference.from}): ` +
+          'every site must use the same reference file, read the same way',
+      );
+    }
   }
 
   /**

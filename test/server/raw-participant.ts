@@ -70,9 +70,9 @@ export class RawParticipant {
     });
   }
 
-  async join(session = 'test', role: Role = 'participant') {
+  async join(session = 'test', role: Role = 'participant', reference?: { rows: number; digest: string }) {
     await this.connected();
-    return readReply(replyMessages.joined, await this.send('join', encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session, role })));
+    return readReply(replyMessages.joined, await this.send('join', encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session, role, reference })));
   }
 
   send(event: 'join' | 'upload' | 'report', envelope: Uint8Array): Promise<Uint8Array> {
