@@ -90,6 +90,31 @@ describe('a distiller end to end', () => {
     }
   });
 
+  it('learns from FedMD\'s mean logits, turned into softmax(z/T) on its side', async () => {
+    const config = { ...sessionConfig('e2e-distiller-fedmd', 'fedmd'), temperature: 1, alpha: 1, aggregator: 'mean-logits' };
+    const session = coordinator.createSession(config);
+    const students = trainSets.map((_, i) => newStudent(70 + i));
+    const global = newStudent(97);
+    try {
+      const [distilled] = await Promise.all([
+        runParticipant({
+          url: coordinator.url, session: config.id, token: `${config.id}-distiller`, student: global, role: 'distiller',
+          data: { train: nothing, reference: split.reference.x }, evaluation: split.test, epochs: 3, batchSize: 32,
+        }),
+        ...trainSets.map((train, i) => runParticipant({
+          url: coordinator.url, session: config.id, token: `${config.id}-p${i}`, student: students[i]!,
+          data: { train, reference: split.reference.x }, evaluation: split.test, epochs: 1, batchSize: 32,
+        })),
+      ]);
+      expect(session.history.map((r) => [r.round, r.contributors.length, Object.keys(r.reports).length])).toEqual([[1, 3, 4], [2, 3, 4], [3, 3, 4]]);
+      expect(distilled.rounds.map((r) => r.receivedTarget)).toEqual([true, true, true]);
+      expect(distilled.rounds.every((r) => Number.isFinite(r.train.loss))).toBe(true);
+      expect(distilled.rounds.at(-1)!.accuracy).toBeGreaterThan(0.5);
+    } finally {
+      for (const s of [...students, global]) s.dispose();
+    }
+  });
+
   it('is refused by an FD session, which has no ensemble on a reference set to give it', async () => {
     const config = { ...sessionConfig('e2e-distiller-fd', 'fd'), referenceSize: 0, referencePerRound: 0 };
     coordinator.createSession(config);
