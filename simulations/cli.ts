@@ -8,7 +8,7 @@ import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { readConfigFile, validateExperiment } from './config.js';
 import { writeRunOutputs } from './outputs.js';
-import { CENTRALIZED, DEFAULT_OPTIONS, formatSummary, simulate, type SimulationOptions } from './simulate.js';
+import { CENTRALIZED, DEFAULT_OPTIONS, distillerRefusal, formatSummary, simulate, type SimulationOptions } from './simulate.js';
 import { runSweepCommand } from './sweep.js';
 
 const USAGE = `usage: codistill <command> [options]
@@ -69,7 +69,7 @@ simulate options — each overrides the field of the same name in --config (defa
   --distiller [MODEL]       add a distiller: one global student (${MODELS.join(' | ')}) that holds no private
                             data, uploads nothing and learns from the ensemble of every participant's
                             predictions on the reference set; its held-out accuracy is the distiller
-                            column (dml, fedmd, dsfl only) [MODEL: --model's]
+                            column (${Object.keys(STRATEGIES).filter((a) => distillerRefusal(a) === undefined).join(', ')} only) [MODEL: --model's]
   --no-baseline             skip the local-only baseline run
   --out DIR                 where the run's files go [results/<algorithm>-seed<seed>-<time>/]
   --no-save                 keep no students (by default each participant's student of the algorithm

@@ -108,7 +108,8 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
       epochs: job.epochs,
       batchSize: job.batchSize,
       ...(p.hostile && job.attack !== undefined ? { uploadHook: attackHook(job.attack, p.seed) } : {}),
-      ...(!p.hostile && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
+      // A distiller uploads nothing: there is nothing for privacy to protect, and no ε to report.
+      ...(!p.hostile && p.role === undefined && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
       onRound: (r) => {
         const probs = r.evaluationProbs!;
         heldOut = { accuracy: r.accuracy!, samples: job.test.y.length };
