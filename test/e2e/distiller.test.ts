@@ -81,6 +81,9 @@ describe('a distiller end to end', () => {
         expect(r.bytesUp).toBeLessThan(1024);
       }
       for (const s of summaries) expect(s.rounds.map((r) => r.receivedTarget)).toEqual([true, true, true]);
+      // Every student made its optimizer's slots in round 1, which closed before round 2 opened: from
+      // then on the tensor count these four students share holds still.
+      expect(new Set([distilled, ...summaries].flatMap((s) => s.rounds.filter((r) => r.round >= 2).map((r) => r.numTensors))).size).toBe(1);
       const accuracy = distilled.rounds.at(-1)!.accuracy!;
       expect(untrained).toBeLessThan(0.25);
       expect(accuracy).toBeGreaterThan(0.5);
