@@ -34,7 +34,11 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --lr X                Adam learning rate [0.001]
   --validation F        share of the private data held out to report accuracy on, when the data has no test split [0.1]
   --ca FILE             PEM certificate authority to trust for an https:// coordinator (e.g. its self-signed certificate)
-  --role ROLE           participant | teacher (contributes predictions, never trains) [participant]
+  --role ROLE           participant | teacher (contributes predictions, never trains) | distiller (holds no
+                        private data, contributes nothing, and learns one global student from the ensemble
+                        of every participant's predictions on the reference set; needs --reference, and
+                        its --data serves only as its validation set and to fix the input shape: all of
+                        it is held out, --validation is ignored) [participant]
   --backend NAME        node-gpu | node | wasm | cpu [automatic]
   --seed N              shuffling, validation split and weight initialisation [1]
   --privacy-noise Z     differential privacy on the uploads: clip, add Gaussian noise σ = Z·C, and report
@@ -145,7 +149,10 @@ export async function runClientCommand(args: string[]): Promise<number> {
     ...(v['privacy-seed'] === undefined ? {} : { seed: number('privacy-seed', 0, (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32, 'an integer in [0, 2^32)') }),
   };
   const role = (v.role as string | undefined) ?? 'participant';
-  if (role !== 'participant' && role !== 'teacher') throw new Error(`--role must be participant or teacher; got "${role}"`);
+  if (role !== 'participant' && role !== 'teacher' && role !== 'distiller') throw new Error(`--role must be participant, teacher or distiller; got "${role}"`);
+  const distiller = role === 'distiller';
+  if (distiller && v.reference === undefined) throw new Error('--role distiller learns on the session\'s reference set: give it with --reference PATH');
+  if (distiller && privacy !== undefined) throw new Error('--role distiller uploads nothing: --privacy-noise has nothing to protect');
 
   const classesFlag = v.classes === undefined ? undefined : number('classes', 0, (x) => Number.isInteger(x) && x >= 2, 'an integer ≥ 2');
   const quantize = v.quantize as string | undefined;
@@ -188,7 +195,11 @@ export async function runClientCommand(args: string[]): Promise<number> {
       process.stderr.write(`warning: the student at ${modelArg} was trained on data scaled ${warm.card!.input.preprocessing.description}; --data ${v.data as string} is ${data.u8Divisor === 1 ? 'used as it is' : `divided by ${data.u8Divisor}`}\n`);
     }
   }
-  if (evaluation === undefined && validation > 0) {
+  if (distiller) {
+    // A distiller holds no private data: all of --data is its validation set.
+    evaluation ??= train;
+    train = subset(train, []);
+  } else if (evaluation === undefined && validation > 0) {
     const split = splitDataset(train, { test: Math.max(1, Math.round(validation * train.y.length)), reference: 0 }, seed);
     evaluation = split.test;
     train = subset(train, split.indices.pool);
@@ -208,7 +219,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
   const build = (numClasses: number) => {
     student = studentFor(numClasses);
     process.stdout.write(
-      `participant on ${backend}: ${train.y.length} private samples (${evaluation?.y.length ?? 0} held out for validation), ` +
+      `${distiller ? 'distiller' : 'participant'} on ${backend}: ${distiller ? `no private data (${evaluation?.y.length ?? 0} samples of --data for validation)` : `${train.y.length} private samples (${evaluation?.y.length ?? 0} held out for validation)`}, ` +
         `${reference === undefined ? 'no reference set' : `${reference.length / sampleSize} reference samples`}, model ${modelArg} (${student.model.countParams()} parameters, ${numClasses} classes${warm === undefined ? '' : ', warm start'})\n`,
     );
     return student;
@@ -222,11 +233,13 @@ export async function runClientCommand(args: string[]): Promise<number> {
     return {
       task: 'classification',
       classes: { count: student!.numClasses, ...(data.classNames === undefined || data.classNames.length !== student!.numClasses ? {} : { names: data.classNames }) },
-      input: { shape: inputShape, dtype: 'float32', preprocessing: preprocessingOf(train.x, data.u8Divisor, `--data ${v.data as string}`) },
+      // A distiller trained on the reference set: that is the input its student has seen.
+      input: { shape: inputShape, dtype: 'float32', preprocessing: distiller ? preprocessingOf(reference!, data.u8Divisor, `--reference ${v.reference as string}`) : preprocessingOf(train.x, data.u8Divisor, `--data ${v.data as string}`) },
       architecture: builtHere ? modelArg : `${warm!.card?.model.architecture ?? 'custom model.json'} (warm-started from ${modelArg})`,
       training: {
         session: joined?.info.session ?? session, participant: joined?.participant, algorithm: joined?.info.algorithm, role, rounds: completed.length,
-        epochs, batchSize, learningRate, trainSamples: train.y.length, data: { source: `--data ${v.data as string}`, hash: `sha256:${dataHash}` }, seed,
+        epochs, batchSize, learningRate, trainSamples: train.y.length,
+        data: { source: distiller ? `the ensemble on --reference ${v.reference as string}; --data ${v.data as string} for validation only` : `--data ${v.data as string}`, hash: `sha256:${dataHash}` }, seed,
         ...(status === 'final' ? {} : { status }),
       },
       metrics: last?.accuracy === undefined || evaluation === undefined ? {} : { validation: { accuracy: last.accuracy, samples: evaluation.y.length } },

@@ -19,11 +19,13 @@ import {
   serverMessages,
   unpackTensor,
   type ClientToServerEvents,
+  type Role,
   type ServerMessage,
   type ServerToClientEvents,
   type SessionInfo,
 } from '../protocol/index.js';
 import type { LabeledDataset } from './data/dataset.js';
+import { distiller } from './procedures/distiller.js';
 import {
   procedureFor,
   targetShape,
@@ -58,8 +60,13 @@ export interface ParticipantOptions {
   batchSize: number;
   /** PEM certificate authority to trust for an https:// coordinator with its own (e.g. self-signed) certificate. */
   ca?: string;
-  /** A teacher only shares knowledge: it never receives a target or trains. */
-  role?: 'participant' | 'teacher';
+  /**
+   * A teacher only shares knowledge: it never receives a target or trains. A distiller only
+   * learns: it shares nothing and trains on the ensemble of every contribution on the reference
+   * set (client/procedures/distiller.ts); its `data.train` may be empty, and `data.reference` is
+   * what it learns on.
+   */
+  role?: Role;
   /**
    * Differential privacy for the uploads (client/privacy.ts): clipping, Gaussian noise and the
    * (ε, δ) spent, reported with every round's metrics. Off when omitted.
@@ -266,8 +273,9 @@ class ParticipantRun {
         `this participant's data holds label ${top}, outside session ${joined.info.session}'s ${joined.info.numClasses} classes (0–${joined.info.numClasses - 1})`,
       );
     }
-    // Keep the procedure across reconnects: some carry state from share to learn.
-    const procedure = this.identity?.procedure ?? procedureFor(joined.info.algorithm);
+    // Keep the procedure across reconnects: some carry state from share to learn. A distiller
+    // learns the same way whatever the algorithm: from the ensemble the coordinator sends it.
+    const procedure = this.identity?.procedure ?? (options.role === 'distiller' ? distiller() : procedureFor(joined.info.algorithm));
     const sessionMode = joined.info.async === undefined ? 'sync' : 'async';
     if (procedure.mode !== sessionMode) {
       throw new Error(`session ${joined.info.session} runs ${joined.info.algorithm} ${sessionMode === 'sync' ? 'round by round' : 'asynchronously'}, but this participant's ${joined.info.algorithm} procedure is ${procedure.mode === 'sync' ? 'round by round' : 'asynchronous'}`);

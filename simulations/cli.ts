@@ -8,7 +8,7 @@ import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { readConfigFile, validateExperiment } from './config.js';
 import { writeRunOutputs } from './outputs.js';
-import { CENTRALIZED, DEFAULT_OPTIONS, formatSummary, simulate, type SimulationOptions } from './simulate.js';
+import { CENTRALIZED, DEFAULT_OPTIONS, distillerRefusal, formatSummary, simulate, type SimulationOptions } from './simulate.js';
 import { runSweepCommand } from './sweep.js';
 
 const USAGE = `usage: codistill <command> [options]
@@ -66,6 +66,10 @@ simulate options — each overrides the field of the same name in --config (defa
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per core]
+  --distiller [MODEL]       add a distiller: one global student (${MODELS.join(' | ')}) that holds no private
+                            data, uploads nothing and learns from the ensemble of every participant's
+                            predictions on the reference set; its held-out accuracy is the distiller
+                            column (${Object.keys(STRATEGIES).filter((a) => distillerRefusal(a) === undefined).join(', ')} only) [MODEL: --model's]
   --no-baseline             skip the local-only baseline run
   --out DIR                 where the run's files go [results/<algorithm>-seed<seed>-<time>/]
   --no-save                 keep no students (by default each participant's student of the algorithm
@@ -110,7 +114,21 @@ const TEXT: Record<string, keyof SimulationOptions> = {
  * Defaults ← config file ← flags, then one validation. A flag's number stays a string if it
  * does not parse, so the schema reports it with the field's rule.
  */
-export function parseSimulateArgs(args: string[]): SimulationOptions {
+export function parseSimulateArgs(given: string[]): SimulationOptions {
+  // --distiller takes an optional model name, which parseArgs cannot express: it is read here.
+  const args: string[] = [];
+  let distiller: string | true | undefined;
+  for (let i = 0; i < given.length; i++) {
+    const arg = given[i]!;
+    if (arg === '--distiller') {
+      const next = given[i + 1];
+      if (next !== undefined && !next.startsWith('-')) {
+        distiller = next;
+        i++;
+      } else distiller = true;
+    } else if (arg.startsWith('--distiller=')) distiller = arg.slice('--distiller='.length);
+    else args.push(arg);
+  }
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, partition: { type: 'string' } };
   for (const flag of [...Object.keys(NUMERIC), ...Object.keys(TEXT), ...Object.keys(NESTED), 'attack', 'dirichlet-alpha', 'classes-per-participant']) options[flag] = { type: 'string' };
   options['no-baseline'] = { type: 'boolean' };
@@ -125,6 +143,9 @@ export function parseSimulateArgs(args: string[]): SimulationOptions {
   }
   for (const [flag, field] of Object.entries(TEXT)) if (typeof text[flag] === 'string') merged[field] = text[flag];
   if (text['no-baseline'] === true) merged.baseline = false;
+  // A bare --distiller keeps a config's { model }; with a name it sets the model.
+  if (distiller === true) merged.distiller = typeof merged.distiller === 'object' && merged.distiller !== null ? merged.distiller : true;
+  else if (distiller !== undefined) merged.distiller = { model: distiller };
   // --privacy-* and --attack/--hostile build or amend the nested objects; the schema then names
   // whatever is missing or wrong (privacy.noiseMultiplier, attack.kind, …).
   const asNumber = (raw: string) => (raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw);

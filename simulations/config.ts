@@ -13,7 +13,7 @@ import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ATTACK_KINDS } from './attacks.js';
-import { CENTRALIZED, type SimulationOptions } from './simulate.js';
+import { CENTRALIZED, distillerRefusal, type SimulationOptions } from './simulate.js';
 
 const oneOf = <T extends string>(values: readonly T[]) =>
   z.enum(values as [T, ...T[]], { error: `must be one of ${values.join(', ')}` });
@@ -63,6 +63,14 @@ export const experimentSchema = z
     uploadDtype: oneOf(WIRE_DTYPES),
     backend: oneOf(BACKENDS).optional(),
     workers: integer(1).optional(),
+    /**
+     * One distiller beside the participants: { model }, or true for the participants' model (read
+     * as {}), false for none. Not a union, so that a wrong model is reported as distiller.model.
+     */
+    distiller: z.preprocess(
+      (value) => (value === true ? {} : value === false ? undefined : value),
+      z.object({ model: oneOf(MODELS).optional() }, { error: 'must be true, false or { model: NAME }' }).strict().optional(),
+    ),
     baseline: z.boolean({ error: 'must be true or false' }),
     out: z.string(),
   })
@@ -75,6 +83,8 @@ export const experimentSchema = z
         message: `must be fewer than participants (${config.participants}): at least one participant has to stay honest`,
       });
     }
+    const refusal = config.distiller === undefined ? undefined : distillerRefusal(config.algorithm);
+    if (refusal !== undefined) context.addIssue({ code: 'custom', path: ['distiller'], message: refusal });
     if (config.attack !== undefined && config.algorithm === CENTRALIZED && config.attack.participants > 0) {
       context.addIssue({ code: 'custom', path: ['attack'], message: 'centralized pools every shard into one participant: there is nobody to be hostile' });
     }

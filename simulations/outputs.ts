@@ -87,9 +87,10 @@ export function manifestFor(result: SimulationResult): Manifest {
 /**
  * The accuracies are over the honest participants (all of them in a clean run); `hostile` lists
  * the ones left out, space-separated. `epsilon_max` is the largest (ε at the configured δ) any
- * participant spent, empty without private uploads.
+ * participant spent, empty without private uploads. `distiller_accuracy` is the distiller's
+ * held-out accuracy, empty in a run without one.
  */
-const CSV_COLUMNS = ['algorithm', 'seed', 'participants', 'rounds', 'held_out_accuracy', 'personalized_accuracy', 'ensemble_accuracy', 'bytes_up', 'bytes_down', 'seconds', 'backend', 'hostile', 'epsilon_max'];
+const CSV_COLUMNS = ['algorithm', 'seed', 'participants', 'rounds', 'held_out_accuracy', 'personalized_accuracy', 'ensemble_accuracy', 'bytes_up', 'bytes_down', 'seconds', 'backend', 'hostile', 'epsilon_max', 'distiller_accuracy'];
 
 function maxEpsilon(run: SimulationResult['runs'][number]): number | undefined {
   const spent = run.privacy?.epsilon.filter((e): e is number => e !== null) ?? [];
@@ -110,7 +111,7 @@ export function writeRunOutputs(result: SimulationResult, dir: string): string[]
   writeFileSync(files.rounds, result.runs.flatMap((run) => run.rows.map((row) => JSON.stringify({ algorithm: run.algorithm, seed: result.options.seed, ...row }))).join('\n') + '\n');
   const lines = result.runs.map((run) =>
     [run.algorithm, result.options.seed, run.participants, run.rows.length, run.final.meanAccuracy, run.final.meanPersonalized, run.final.ensembleAccuracy,
-      run.totalBytes.up, run.totalBytes.down, run.seconds.toFixed(1), run.backend, run.hostile.map((i) => `p${i}`).join(' '), maxEpsilon(run) ?? ''].join(','),
+      run.totalBytes.up, run.totalBytes.down, run.seconds.toFixed(1), run.backend, run.hostile.map((i) => `p${i}`).join(' '), maxEpsilon(run) ?? '', run.final.distillerAccuracy ?? ''].join(','),
   );
   writeFileSync(files.summary, `${CSV_COLUMNS.join(',')}\n${lines.join('\n')}\n`);
   writeFileSync(files.config, `${JSON.stringify(result.options, null, 2)}\n`);

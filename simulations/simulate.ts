@@ -17,11 +17,11 @@ import type { ModelName } from '../client/models.js';
 import type { WireDtype } from '../protocol/index.js';
 import { Coordinator } from '../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../server/session.js';
-import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
+import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
 import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn } from './metrics.js';
 import { hostileParticipants, type AttackSpec } from './attacks.js';
 import { WorkerPool, type PoolRun, type RoundReport } from './pool.js';
-import type { WorkerJob } from './worker.js';
+import type { SimulatedParticipant, WorkerJob } from './worker.js';
 
 /** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
 export const CENTRALIZED = 'centralized';
@@ -67,6 +67,14 @@ export interface SimulationOptions {
   privacy?: { clip: number; noiseMultiplier: number; delta: number };
   /** Worker threads the participants are spread over; one per core (at most one per participant) when omitted. */
   workers?: number;
+  /**
+   * One distiller beside the participants (client/procedures/distiller.ts): it holds no private
+   * data, uploads nothing and learns one global student from the ensemble of every participant's
+   * predictions on the reference set. `true` gives it the participants' model. Only algorithms
+   * with a round ensemble on the reference set can take one (distillerRefusal); the local-only
+   * baseline never gets one.
+   */
+  distiller?: boolean | { model?: ModelName };
   /** Also run the local-only baseline on the same participants. */
   baseline: boolean;
   /** Where the results JSON goes. */
@@ -93,6 +101,8 @@ export const DEFAULT_OPTIONS: SimulationOptions = {
 
 export interface RoundRow {
   round: number;
+  /** The distiller's accuracy on the held-out test set, in a run with a distiller (not among `accuracy` or any mean). */
+  distillerAccuracy?: number;
   /** Each participant's accuracy on the held-out test set, in participant order (hostile ones included). */
   accuracy: number[];
   /**
@@ -141,8 +151,10 @@ export interface RunResult {
   hostile: number[];
   /** What the means are over, in words, for whoever reads the file. */
   accuracyOver: string;
+  /** The distiller beside the participants, when the run had one (not counted in `participants`). */
+  distiller?: { model: ModelName };
   rows: RoundRow[];
-  final: { meanAccuracy: number; meanPersonalized: number; ensembleAccuracy: number };
+  final: { meanAccuracy: number; meanPersonalized: number; ensembleAccuracy: number; distillerAccuracy?: number };
   /** With private uploads: each participant's final (ε, δ) spent. */
   privacy?: { delta: number; epsilon: Array<number | null> };
   totalBytes: { up: number; down: number };
@@ -241,14 +253,15 @@ export async function simulate(options: SimulationOptions, progress: Progress, o
   const startedAt = new Date().toISOString();
   const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
   // The workers start first, so that their tfjs start-up overlaps loading the data here.
-  const pool = new WorkerPool(Math.max(...algorithms.map((a) => workerCount(options, a === CENTRALIZED ? 1 : options.participants))), options.backend);
+  const members = (a: string) => (a === CENTRALIZED ? 1 : options.participants + (a === options.algorithm && distillerModel(options) !== undefined ? 1 : 0));
+  const pool = new WorkerPool(Math.max(...algorithms.map((a) => workerCount(options, members(a)))), options.backend);
   const runs: RunResult[] = [];
   let data: PreparedData;
   try {
     data = prepareData(options, progress);
     for (const algorithm of algorithms) {
-      // Overrides (α, T, aggregator) are for the algorithm under study, not for the baseline.
-      const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined };
+      // Overrides (α, T, aggregator) and the distiller are for the algorithm under study, not for the baseline.
+      const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined, distiller: undefined };
       // The students of the algorithm under study are the product; the baseline's are not kept.
       runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool, algorithm === options.algorithm ? output.students : undefined));
     }
@@ -268,6 +281,33 @@ export async function simulate(options: SimulationOptions, progress: Progress, o
     result.gainOverLocal = 100 * (distilled.final.meanAccuracy - localRun.final.meanAccuracy);
   }
   return result;
+}
+
+/**
+ * Why `algorithm` cannot take a distiller, or undefined when it can. A distiller learns from the
+ * round's ensemble of predictions (or logits) on the shared reference set: the coordinator admits
+ * one only there (server/session.ts, checkDistillable), and this says so before a run starts.
+ */
+export function distillerRefusal(algorithm: string): string | undefined {
+  const able = Object.values(STRATEGIES).filter((d) => d.mode === 'sync' && (d.knowledge === 'reference-predictions' || d.knowledge === 'reference-logits')).map((d) => d.name);
+  const why = (reason: string) => `${algorithm} cannot take a distiller: ${reason} (a distiller learns from the round's ensemble on the reference set: ${able.join(', ')})`;
+  if (algorithm === CENTRALIZED) return why('it pools every shard into one participant, so there is no ensemble to distil');
+  const descriptor = Object.hasOwn(STRATEGIES, algorithm) ? STRATEGIES[algorithm]! : undefined;
+  if (descriptor === undefined) return undefined; // the algorithm itself is refused by name
+  const { knowledge, mode } = descriptor;
+  if (knowledge === 'weights') return why('it averages weights, which already makes one global model; there are no predictions to distil');
+  if (knowledge !== 'reference-predictions' && knowledge !== 'reference-logits') {
+    return why(`it exchanges ${knowledge === 'none' ? 'nothing' : knowledge}, not predictions on a shared reference set`);
+  }
+  if (mode === 'async') return why('it runs asynchronously, so there is no round ensemble to send');
+  return undefined;
+}
+
+/** The distiller's model, when the options ask for one: its own, or the participants'. */
+export function distillerModel(options: Pick<SimulationOptions, 'distiller' | 'model'>): ModelName | undefined {
+  const { distiller } = options;
+  if (distiller === undefined || distiller === false) return undefined;
+  return distiller === true ? options.model : distiller.model ?? options.model;
 }
 
 /** Worker threads for a run of n participants: one per core unless told, at most one per participant. */
@@ -295,7 +335,11 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   };
   const trainSets = centralized ? [pooled(data.trainSets)] : data.trainSets;
   const n = trainSets.length;
-  const workers = workerCount(options, n);
+  const distiller = distillerModel(options);
+  const refusal = distiller === undefined ? undefined : distillerRefusal(options.algorithm);
+  if (refusal !== undefined) throw new Error(refusal);
+  // The distiller is one more member of the run, after the n participants: index n, its own slot in a worker.
+  const workers = workerCount(options, n + (distiller === undefined ? 0 : 1));
   if (pool !== undefined && (pool.size < workers || pool.backend !== options.backend)) {
     throw new Error(
       `this run needs ${workers} worker threads on backend ${options.backend ?? '(automatic)'}; ` +
@@ -304,11 +348,13 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   }
   const { test, reference } = data;
   const tokens = Array.from({ length: n }, (_, i) => ({ id: `p${i}`, token: randomBytes(24).toString('hex') }));
+  const distillerToken = distiller === undefined ? undefined : { id: 'distiller', token: randomBytes(24).toString('hex'), role: 'distiller' as const };
   const config: SessionConfig = {
     id: `sim-${options.algorithm}-${options.seed}`,
     algorithm,
     rounds: options.rounds,
-    participants: tokens,
+    participants: distillerToken === undefined ? tokens : [...tokens, distillerToken],
+    // A distiller uploads nothing: the quorum counts the participants only.
     minParticipants: n,
     numClasses: test.numClasses,
     referenceSize: reference.y.length,
@@ -327,13 +373,16 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   };
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
-  const assignment = balanceWorkers(trainSets.map((t) => t.y.length), workers);
+  // The distiller trains on the round's reference rows, as much work as a shard of that size.
+  const assignment = balanceWorkers([...trainSets.map((t) => t.y.length), ...(distiller === undefined ? [] : [options.referencePerRound])], workers);
   // Personalised accuracy weighs each class by a site's own label share; the centralized model
   // serves every site, so it is scored against each and averaged.
   const sites = data.labelMatrix.map((counts) => counts.map((c) => c / counts.reduce((a, b) => a + b, 0)));
 
   const rows: RoundRow[] = [];
   const perRound = new Map<number, Map<number, RoundReport>>();
+  /** The distiller's report of each round whose row is not yet complete. */
+  const distillerPerRound = new Map<number, RoundReport>();
   let previous: Float32Array[] | null = null;
   const coordinator = await Coordinator.start({ host: '127.0.0.1', port: 0 });
   let own: WorkerPool | undefined;
@@ -342,17 +391,25 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   // (say, a trimmed mean that trims nothing) must not leave it listening.
   try {
     const session = coordinator.createSession(config);
-    progress.line(`\n[${options.algorithm}] ${n} participants in ${workers} worker threads, coordinator at ${coordinator.url}`);
-    progress.line(header(n, hostile, options.privacy !== undefined));
+    progress.line(`\n[${options.algorithm}] ${n} participants${distiller === undefined ? '' : ` and a distiller (${distiller})`} in ${workers} worker threads, coordinator at ${coordinator.url}`);
+    progress.line(header(n, hostile, options.privacy !== undefined, distiller !== undefined));
     let roundStarted = performance.now();
     const onRound = (message: RoundReport) => {
-      const reports = perRound.get(message.round) ?? new Map<number, RoundReport>();
-      reports.set(message.index, message);
-      perRound.set(message.round, reports);
-      if (reports.size < n) return;
+      // The distiller's report is kept apart: it is none of the n participants' columns or means.
+      if (message.index === n) distillerPerRound.set(message.round, message);
+      else {
+        const reports = perRound.get(message.round) ?? new Map<number, RoundReport>();
+        reports.set(message.index, message);
+        perRound.set(message.round, reports);
+      }
+      const reports = perRound.get(message.round);
+      const distilled = distillerPerRound.get(message.round);
+      if (reports === undefined || reports.size < n || (distiller !== undefined && distilled === undefined)) return;
       perRound.delete(message.round);
+      distillerPerRound.delete(message.round);
       const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
       const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
+      if (distilled !== undefined) row.distillerAccuracy = distilled.accuracy;
       previous = ordered.map((r) => r.testProbs);
       roundStarted = performance.now();
       rows.push(row);
@@ -367,9 +424,13 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
       batchSize: options.batchSize,
       attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
       privacy: options.privacy,
-      participants: tokens
-        .map((t, index) => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) }))
-        .filter((p) => assignment[p.index] === w),
+      participants: [
+        ...tokens.map((t, index): SimulatedParticipant => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) })),
+        // No private data: an empty set that still says the samples' shape and the classes.
+        ...(distillerToken === undefined ? [] : [{
+          index: n, token: distillerToken.token, seed: options.seed * 1000 + n, train: subset(test, []), hostile: false, role: 'distiller' as const, model: distiller,
+        }]),
+      ].filter((p) => assignment[p.index] === w),
       reference: reference.x,
       test,
       ...(students === undefined ? {} : {
@@ -385,7 +446,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     }));
     own = pool ?? new WorkerPool(workers, options.backend);
     done = await own.run(jobs, onRound);
-    if (students !== undefined) progress.line(`students saved to ${students}/ (${tokens.map((t) => t.id).join(', ')}): model.json, weights, card.json, README.md each`);
+    if (students !== undefined) progress.line(`students saved to ${students}/ (${[...tokens, ...(distillerToken === undefined ? [] : [distillerToken])].map((t) => t.id).join(', ')}): model.json, weights, card.json, README.md each`);
   } finally {
     if (pool === undefined) await own?.close();
     await coordinator.close();
@@ -397,6 +458,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     backend: done.backend,
     settings,
     participants: n,
+    ...(distiller === undefined ? {} : { distiller: { model: distiller } }),
     hostile,
     accuracyOver: hostile.length === 0
       ? `all ${n} participants`
@@ -406,6 +468,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
       meanAccuracy: last?.meanAccuracy ?? Number.NaN,
       meanPersonalized: last?.meanPersonalized ?? Number.NaN,
       ensembleAccuracy: last?.ensembleAccuracy ?? Number.NaN,
+      ...(distiller === undefined ? {} : { distillerAccuracy: last?.distillerAccuracy ?? Number.NaN }),
     },
     ...(options.privacy === undefined || last?.epsilon == null ? {} : { privacy: { delta: options.privacy.delta, epsilon: last.epsilon } }),
     totalBytes: { up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0) },
@@ -504,23 +567,26 @@ export function roundRow(
 const pct = (x: number) => (100 * x).toFixed(1).padStart(6);
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`.padStart(11);
 
-function header(n: number, hostile: readonly number[], privacy: boolean): string {
+function header(n: number, hostile: readonly number[], privacy: boolean, distiller: boolean): string {
   const cols = Array.from({ length: n }, (_, i) => `${hostile.includes(i) ? '*' : ''}p${i}`.padStart(6));
   const note = hostile.length === 0 ? '' : '\n(* hostile: left out of mean, personal and ensemble, which are over the honest participants)';
-  return `round ${cols.join(' ')}   mean  personal ensemble     bytes up   bytes down   time${privacy ? '     ε max' : ''}${note}`;
+  return `round ${cols.join(' ')}   mean  personal ensemble${distiller ? ' distiller' : ''}     bytes up   bytes down   time${privacy ? '     ε max' : ''}${note}`;
 }
 
 function formatRow(row: RoundRow): string {
   const epsilons = (row.epsilon ?? []).filter((e): e is number => e !== null);
   const epsilon = epsilons.length === 0 ? '' : Math.max(...epsilons).toFixed(2).padStart(10);
-  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s${epsilon}`;
+  const distiller = row.distillerAccuracy === undefined ? '' : `    ${pct(row.distillerAccuracy)}`;
+  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}${distiller}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s${epsilon}`;
 }
 
 export function formatSummary(result: SimulationResult): string {
-  const lines = ['', 'final accuracy on the held-out test set (mean over participants), personalised, and of the ensemble:'];
+  const distilled = result.runs.some((r) => r.final.distillerAccuracy !== undefined);
+  const lines = ['', `final accuracy on the held-out test set (mean over participants), personalised, and of the ensemble${distilled ? ' (and of the distiller\'s one global student)' : ''}:`];
   for (const run of result.runs) {
+    const distiller = run.final.distillerAccuracy === undefined ? '' : `distiller ${pct(run.final.distillerAccuracy)}%   `;
     lines.push(
-      `  ${run.algorithm.padEnd(6)} mean ${pct(run.final.meanAccuracy)}%   personalised ${pct(run.final.meanPersonalized)}%   ensemble ${pct(run.final.ensembleAccuracy)}%   ` +
+      `  ${run.algorithm.padEnd(6)} mean ${pct(run.final.meanAccuracy)}%   personalised ${pct(run.final.meanPersonalized)}%   ensemble ${pct(run.final.ensembleAccuracy)}%   ${distiller}` +
         `bytes up ${kib(run.totalBytes.up)}  down ${kib(run.totalBytes.down)}   ${run.seconds.toFixed(0)} s on ${run.backend}`,
     );
   }

@@ -26,6 +26,13 @@ export interface SimulatedParticipant {
   train: LabeledDataset;
   /** Sends adversarial uploads (the job's attack) instead of honest ones. */
   hostile: boolean;
+  /**
+   * A distiller (client/procedures/distiller.ts): `train` is empty, it uploads nothing and learns
+   * from the ensemble on the reference set. A participant when omitted.
+   */
+  role?: 'distiller';
+  /** Its own model; the job's when omitted. */
+  model?: ModelName;
 }
 
 /** What a worker is started with: the backend to force, automatic when omitted. */
@@ -86,7 +93,7 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
   let student: Student | undefined;
   try {
     const { sampleShape, numClasses } = p.train;
-    student = new Student(createModel({ name: job.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
+    student = new Student(createModel({ name: p.model ?? job.model, inputShape: sampleShape, numClasses, seed: p.seed }), {
       sampleShape, numClasses, learningRate: job.learningRate, seed: p.seed,
     });
     let heldOut: { accuracy: number; samples: number } | undefined;
@@ -95,12 +102,14 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
       session: job.session,
       token: p.token,
       student,
+      ...(p.role === undefined ? {} : { role: p.role }),
       data: { train: p.train, reference: job.reference },
       evaluation: job.test,
       epochs: job.epochs,
       batchSize: job.batchSize,
       ...(p.hostile && job.attack !== undefined ? { uploadHook: attackHook(job.attack, p.seed) } : {}),
-      ...(!p.hostile && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
+      // A distiller uploads nothing: there is nothing for privacy to protect, and no ε to report.
+      ...(!p.hostile && p.role === undefined && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
       onRound: (r) => {
         const probs = r.evaluationProbs!;
         heldOut = { accuracy: r.accuracy!, samples: job.test.y.length };
@@ -112,7 +121,8 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
     });
     if (job.save !== undefined) saveParticipantStudent(job, job.save, p, student, summary.participant, heldOut);
   } catch (error) {
-    post({ type: 'error', index: p.index, message: error instanceof Error ? error.message : String(error) });
+    const message = error instanceof Error ? error.message : String(error);
+    post({ type: 'error', index: p.index, message: p.role === 'distiller' ? `(the distiller) ${message}` : message });
   } finally {
     // Also after a failure: the worker may outlive this job, and its tensors would stay behind.
     student?.dispose();
@@ -129,16 +139,24 @@ function saveParticipantStudent(
   heldOut: { accuracy: number; samples: number } | undefined,
 ): void {
   const { x, y } = p.train;
-  const hash = createHash('sha256').update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength)).digest('hex').slice(0, 16);
+  const distiller = p.role === 'distiller';
+  // A distiller's student has seen the reference set only (towards the ensemble's predictions): that is its data.
+  const seen = distiller ? job.reference : x;
+  const hashed = createHash('sha256').update(new Uint8Array(seen.buffer, seen.byteOffset, seen.byteLength));
+  const hash = (distiller ? hashed : hashed.update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength))).digest('hex').slice(0, 16);
   saveStudent(join(save.students, participant), student.model, {
     task: 'classification',
     classes: { count: student.numClasses },
-    input: { shape: student.sampleShape, dtype: 'float32', preprocessing: preprocessingOf(x, save.u8Divisor, save.source) },
-    architecture: job.model,
+    input: { shape: student.sampleShape, dtype: 'float32', preprocessing: preprocessingOf(seen, save.u8Divisor, save.source) },
+    architecture: p.model ?? job.model,
     training: {
-      session: job.session, participant, algorithm: save.algorithm, role: p.hostile ? 'hostile (simulated attack)' : 'participant', rounds: save.rounds,
+      session: job.session, participant, algorithm: save.algorithm,
+      role: distiller ? 'distiller (one global student, learnt from the ensemble only)' : p.hostile ? 'hostile (simulated attack)' : 'participant', rounds: save.rounds,
       epochs: job.epochs, batchSize: job.batchSize, learningRate: job.learningRate, trainSamples: y.length,
-      data: { source: save.source, hash: `sha256:${hash} (this participant's private samples)` }, seed: p.seed,
+      data: distiller
+        ? { source: `the participants' ensemble on the reference set; ${save.source}`, hash: `sha256:${hash} (the reference set's features)` }
+        : { source: save.source, hash: `sha256:${hash} (this participant's private samples)` },
+      seed: p.seed,
     },
     metrics: heldOut === undefined ? {} : { heldOut },
     backend: tf.getBackend(),

@@ -51,8 +51,8 @@ describe('codistill simulate', () => {
 
     expect(rounds(out).map((r) => [r.algorithm, r.round])).toEqual([['dml', 1], ['dml', 2], ['local', 1], ['local', 2]]);
     const csv = readFileSync(join(out, 'summary.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('algorithm,seed,participants,rounds,held_out_accuracy,personalized_accuracy,ensemble_accuracy,bytes_up,bytes_down,seconds,backend,hostile,epsilon_max');
-    expect(csv[1]).toMatch(/^dml,5,3,2,0\.\d+,.*,[\w-]+,,$/); // nobody hostile, no privacy
+    expect(csv[0]).toBe('algorithm,seed,participants,rounds,held_out_accuracy,personalized_accuracy,ensemble_accuracy,bytes_up,bytes_down,seconds,backend,hostile,epsilon_max,distiller_accuracy');
+    expect(csv[1]).toMatch(/^dml,5,3,2,0\.\d+,.*,[\w-]+,,,$/); // nobody hostile, no privacy, no distiller
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest;
     expect(manifest.partitionHash).toBe(result.data.partitionHash);
     expect(manifest.seed).toBe(5);
