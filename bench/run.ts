@@ -24,6 +24,7 @@ import { machineInfo } from './machine.js';
 import { predictionBenchmark } from './prediction.js';
 import { renderMarkdown, renderSummary, type RunReport } from './report.js';
 import { simulationBenchmark } from './simulation.js';
+import { studentsBenchmark } from './students.js';
 import { trainingBenchmark } from './training.js';
 
 export const BENCHMARKS: readonly Benchmark[] = [
@@ -34,6 +35,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   capacityBenchmark,
   simulationBenchmark,
   bytesToAccuracyBenchmark,
+  studentsBenchmark,
 ];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(',')}] [--backend NAME] [--out DIR] [--render-only]
