@@ -269,11 +269,9 @@ export function readStudent(path: string): StudentArtifacts {
   weightSpecs.forEach((spec, i) => {
     const length = specByteLength(spec);
     if (spec.dtype === 'float32' && (spec.quantization === undefined || spec.quantization.dtype === 'float16')) {
-      const decoded = spec.quantization === undefined
-        ? new Float32Array(weightData.buffer.slice(offset, offset + length))
-        : Float32Array.from(new Uint16Array(weightData.buffer.slice(offset, offset + length)), (h) => ((h & 0x7c00) === 0x7c00 ? Number.NaN : 0));
-      const bad = decoded.findIndex((v) => !Number.isFinite(v));
-      if (bad !== -1) throw new StudentFileError('E_WEIGHTS', `${fileOfSpec[i]}: weight ${spec.name} holds ${decoded[bad]} at index ${bad}; the file is corrupt`);
+      const bytes = weightData.buffer.slice(offset, offset + length);
+      const bad = spec.quantization === undefined ? firstNonFiniteFloat32(new Float32Array(bytes)) : firstNonFiniteFloat16(new Uint16Array(bytes));
+      if (bad !== undefined) throw new StudentFileError('E_WEIGHTS', `${fileOfSpec[i]}: weight ${spec.name} holds ${bad.value} at index ${bad.index}; the file is corrupt`);
     }
     offset += length;
   });
@@ -361,3 +359,21 @@ export function exportStudent(from: string, to: string, quantize: Quantization):
   const saved = writeStudent(to, source, card, { quantize });
   return { fromBytes: source.weightData.byteLength, toBytes: saved.weightBytes, saved };
 }
+
+function firstNonFiniteFloat32(values: Float32Array): { index: number; value: number } | undefined {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v - v !== 0) return { index: i, value: v };
+  }
+  return undefined;
+}
+
+/** The first float16 whose exponent bits are all ones (±Inf, NaN), read from its bits: no decoding. */
+function firstNonFiniteFloat16(bits: Uint16Array): { index: number; value: number } | undefined {
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i]!;
+    if ((h & 0x7c00) === 0x7c00) return { index: i, value: (h & 0x03ff) !== 0 ? Number.NaN : h & 0x8000 ? -Infinity : Infinity };
+  }
+  return undefined;
+}
+
