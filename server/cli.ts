@@ -48,6 +48,7 @@ const sessionFile = z
     sharpenTemperature: z.number().positive().optional(),
     trimFraction: z.number().min(0).max(0.5).optional(),
     uploadDtype: oneOf(WIRE_DTYPES).default('float32'),
+    targetDtype: oneOf(WIRE_DTYPES).optional(),
     roundTimeoutMs: count(1).default(10 * 60_000),
     trainTimeoutMs: count(1).default(30 * 60_000),
     onRoundFailure: oneOf(['continue', 'stop'] as const).default('continue'),

@@ -343,7 +343,7 @@ export class Coordinator {
       requireSession(message.session);
       const ownLink: PeerLink = {
         send: (event, outgoing) => {
-          const envelope = encodeOutgoing(event, outgoing, limits.maxBytes);
+          const envelope = encodeOutgoing(event, outgoing, limits.maxBytes, session.config.targetDtype);
           (socket.emit as (event: string, envelope: Uint8Array) => boolean)(event, envelope);
           return envelope.byteLength;
         },

@@ -48,6 +48,11 @@ export interface SessionConfig {
   temperature: number;
   alpha: number;
   uploadDtype: WireDtype;
+  /**
+   * How targets travel down (float32 when omitted): float16 halves and uint8 quarters the bytes
+   * of every target, at the precision packTensor states for each.
+   */
+  targetDtype?: WireDtype;
   /** How prediction-based strategies combine contributions (server/aggregators); each strategy has a default. */
   aggregator?: string;
   /** ERA's sharpening temperature (DS-FL). */

@@ -15,6 +15,7 @@ import {
   type Contribution,
   type KnowledgeExpectation,
   type ServerMessage,
+  type WireDtype,
 } from '../protocol/index.js';
 import type { Target } from './strategies/index.js';
 
@@ -45,21 +46,21 @@ export interface PeerLink {
  */
 const encoded = new WeakMap<object, Uint8Array>();
 
-/** The envelope of a session's message, encoded once per message object. */
-export function encodeOutgoing<E extends keyof Outgoing>(event: E, message: Outgoing[E], maxBytes: number): Uint8Array {
+/** The envelope of a session's message, encoded once per message object; targets packed as `targetDtype`. */
+export function encodeOutgoing<E extends keyof Outgoing>(event: E, message: Outgoing[E], maxBytes: number, targetDtype: WireDtype = 'float32'): Uint8Array {
   let envelope = encoded.get(message);
   if (envelope === undefined) {
-    envelope = encodeMessage(serverMessages[event], toWire(event, message) as never, { maxBytes });
+    envelope = encodeMessage(serverMessages[event], toWire(event, message, targetDtype) as never, { maxBytes });
     encoded.set(message, envelope);
   }
   return envelope;
 }
 
-function toWire<E extends keyof Outgoing>(event: E, message: Outgoing[E]): ServerMessage<E> {
+function toWire<E extends keyof Outgoing>(event: E, message: Outgoing[E], targetDtype: WireDtype): ServerMessage<E> {
   if (event !== 'target') return { v: PROTOCOL_VERSION, ...message } as ServerMessage<E>;
   const { target, ...rest } = message as Outgoing['target'];
   // No copy: the envelope encoder copies the bytes, and the target is not kept.
-  return { v: PROTOCOL_VERSION, ...rest, target: target === null ? null : packTensor(target.values, target.shape, 'float32', { copy: false }) } as ServerMessage<E>;
+  return { v: PROTOCOL_VERSION, ...rest, target: target === null ? null : packTensor(target.values, target.shape, targetDtype, { copy: false }) } as ServerMessage<E>;
 }
 
 export function encodeEnsembleReply(reply: EnsembleReply, maxBytes: number): Uint8Array {

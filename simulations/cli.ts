@@ -64,6 +64,7 @@ simulate options — each overrides the field of the same name in --config (defa
   --hostile N               how many participants are hostile (with --attack) [2]
   --attack-scale S          the logit factor of --attack scaled [100]
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
+  --target-dtype D          how targets travel down: ${WIRE_DTYPES.join(' | ')} [float32]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per core]
   --distiller [MODEL]       add a distiller: one global student (${MODELS.join(' | ')}) that holds no private
@@ -106,6 +107,7 @@ const TEXT: Record<string, keyof SimulationOptions> = {
   model: 'model',
   aggregator: 'aggregator',
   'upload-dtype': 'uploadDtype',
+  'target-dtype': 'targetDtype',
   backend: 'backend',
   out: 'out',
 };

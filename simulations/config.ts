@@ -61,6 +61,7 @@ export const experimentSchema = z
       delta: z.number({ error: 'must be a number' }).gt(0, 'must be in (0, 1)').lt(1, 'must be in (0, 1)'),
     }).strict().optional(),
     uploadDtype: oneOf(WIRE_DTYPES),
+    targetDtype: oneOf(WIRE_DTYPES).optional(),
     backend: oneOf(BACKENDS).optional(),
     workers: integer(1).optional(),
     /**

@@ -55,6 +55,8 @@ export interface SimulationOptions {
   /** The aggregator of prediction-based algorithms; the algorithm's default when omitted. */
   aggregator?: string;
   uploadDtype: WireDtype;
+  /** How targets travel down: float32 when omitted. */
+  targetDtype?: WireDtype;
   backend?: string;
   /** Trimmed mean's fraction β cut on each side, ⌊β·n⌋ values of n; the aggregator's default (0.1) when omitted. */
   trimFraction?: number;
@@ -365,6 +367,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     sharpenTemperature: settings.sharpenTemperature,
     trimFraction: options.trimFraction,
     uploadDtype: options.uploadDtype,
+    targetDtype: options.targetDtype,
     roundTimeoutMs: 10 * 60_000,
     trainTimeoutMs: 10 * 60_000,
     onRoundFailure: 'stop',
