@@ -13,7 +13,7 @@ import { loadCsv } from './data/csv.js';
 import { subset, type LabeledDataset } from './data/dataset.js';
 import { loadIdxFolder, readIdxFile } from './data/idx.js';
 import { splitDataset } from './data/mnist.js';
-import { createModel, MODELS, type ModelName } from './models.js';
+import { createModel, isModelName, type ModelName } from './models.js';
 import { runParticipant, type ParticipantSummary, type RoundResult } from './participant.js';
 import { Student } from './student.js';
 import { loadStudent, preprocessingOf, probeFolder, probeSaveDir, QUANTIZATIONS, saveStudent, type CardFacts, type Quantization } from './student-io/index.js';
@@ -172,7 +172,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
 
   const backend = await selectBackend(v.backend as string | undefined);
   const modelArg = v.model as string;
-  const builtHere = (MODELS as readonly string[]).includes(modelArg);
+  const builtHere = isModelName(modelArg);
   // A saved student fixes the classes and the input; a model built here takes them from the session.
   const warm = builtHere ? undefined : await loadStudent(modelArg);
   if (warm !== undefined && classesFlag !== undefined && classesFlag !== warm.numClasses) {

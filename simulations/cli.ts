@@ -2,7 +2,7 @@
 /** The `codistill` command. */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { MODELS } from '../client/models.js';
+import { MODEL_NAMES_HELP } from '../client/models.js';
 import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
@@ -41,7 +41,7 @@ simulate options — each overrides the field of the same name in --config (defa
   --algorithm NAME          ${[...Object.keys(STRATEGIES), CENTRALIZED].join(' | ')} [${DEFAULT_OPTIONS.algorithm}]
   --participants N          [${DEFAULT_OPTIONS.participants}]
   --rounds N                [${DEFAULT_OPTIONS.rounds}]
-  --model NAME              ${MODELS.join(' | ')} [${DEFAULT_OPTIONS.model}]
+  --model NAME              ${MODEL_NAMES_HELP} (hidden sizes: mlp:100 is 784-100-10) [${DEFAULT_OPTIONS.model}]
   --partition KIND          iid | dirichlet | shards | quantity [dirichlet]
   --dirichlet-alpha A       label skew (dirichlet) or size skew (quantity); smaller is more skewed [0.3]
   --classes-per-participant K   for --partition shards [2]
@@ -67,7 +67,7 @@ simulate options — each overrides the field of the same name in --config (defa
   --target-dtype D          how targets travel down: ${WIRE_DTYPES.join(' | ')} [float32]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per core]
-  --distiller [MODEL]       add a distiller: one global student (${MODELS.join(' | ')}) that holds no private
+  --distiller [MODEL]       add a distiller: one global student (${MODEL_NAMES_HELP}) that holds no private
                             data, uploads nothing and learns from the ensemble of every participant's
                             predictions on the reference set; its held-out accuracy is the distiller
                             column (${Object.keys(STRATEGIES).filter((a) => distillerRefusal(a) === undefined).join(', ')} only) [MODEL: --model's]

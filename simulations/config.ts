@@ -8,7 +8,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BACKENDS } from '../client/backend.js';
-import { MODELS } from '../client/models.js';
+import { isModelName, MODEL_NAMES_HELP, type ModelName } from '../client/models.js';
 import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
@@ -17,6 +17,8 @@ import { CENTRALIZED, distillerRefusal, type SimulationOptions } from './simulat
 
 const oneOf = <T extends string>(values: readonly T[]) =>
   z.enum(values as [T, ...T[]], { error: `must be one of ${values.join(', ')}` });
+/** A model createModel builds: mlp, cnn, or mlp with its hidden sizes (mlp:100). */
+const modelName = z.string({ error: `must be one of ${MODEL_NAMES_HELP}` }).refine(isModelName, { error: `must be one of ${MODEL_NAMES_HELP}` }).transform((name) => name as ModelName);
 const integer = (min: number) => z.number({ error: 'must be a number' }).int('must be an integer').min(min, `must be ≥ ${min}`);
 const positive = z.number({ error: 'must be a number' }).positive('must be > 0');
 
@@ -40,7 +42,7 @@ export const experimentSchema = z
     algorithm: oneOf([...Object.keys(STRATEGIES), CENTRALIZED]),
     participants: integer(2),
     rounds: integer(1),
-    model: oneOf(MODELS),
+    model: modelName,
     partition,
     seed: integer(0).max(2 ** 20 - 1, 'must be < 2^20'),
     testSize: integer(1),
@@ -70,7 +72,7 @@ export const experimentSchema = z
      */
     distiller: z.preprocess(
       (value) => (value === true ? {} : value === false ? undefined : value),
-      z.object({ model: oneOf(MODELS).optional() }, { error: 'must be true, false or { model: NAME }' }).strict().optional(),
+      z.object({ model: modelName.optional() }, { error: 'must be true, false or { model: NAME }' }).strict().optional(),
     ),
     baseline: z.boolean({ error: 'must be true or false' }),
     out: z.string(),

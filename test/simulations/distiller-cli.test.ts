@@ -58,7 +58,7 @@ describe('codistill simulate --distiller', () => {
   it('is refused up front, naming why, where the algorithm has no ensemble on a reference set', async () => {
     const fails = (args: string[]) => run('node', [CLI, 'simulate', ...args]).then(() => '', (e: { code: number; stderr: string }) => `${e.code} ${e.stderr}`);
     expect(await fails(['--algorithm', 'fedavg', '--distiller'])).toMatch(/^2 .*distiller: fedavg cannot take a distiller: it averages weights, which already makes one global model/s);
-    expect(await fails(['--algorithm', 'dml', '--distiller', 'resnet'])).toMatch(/distiller\.model: must be one of mlp, cnn \(got "resnet"\)/);
+    expect(await fails(['--algorithm', 'dml', '--distiller', 'resnet'])).toMatch(/distiller\.model: must be one of mlp \| mlp:H1\[,H2…\] \| cnn \(got "resnet"\)/);
   });
 
   it('validates distiller in configs: true, false or { model }, and only for dml, fedmd and dsfl', () => {

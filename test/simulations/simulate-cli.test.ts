@@ -74,7 +74,7 @@ describe('codistill simulate', () => {
 
   it('names a bad field, its rule or allowed values, and what was given — from flags or from a config', async () => {
     const fails = (args: string[]) => run('node', [CLI, 'simulate', ...args]).then(() => '', (e: { code: number; stderr: string }) => `${e.code} ${e.stderr}`);
-    expect(await fails(['--model', 'resnet'])).toMatch(/^2 .*model: must be one of mlp, cnn \(got "resnet"\)/s);
+    expect(await fails(['--model', 'resnet'])).toMatch(/^2 .*model: must be one of mlp \| mlp:H1\[,H2…\] \| cnn \(got "resnet"\)/s);
     expect(await fails(['--alpha', '2'])).toMatch(/alpha: must be in \[0, 1\] \(got 2\)/);
     expect(await fails(['--rounds', 'ten'])).toMatch(/rounds: must be a number \(got "ten"\)/);
     const config = join(tempDir(), 'bad.json');
