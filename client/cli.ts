@@ -25,10 +25,13 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --data PATH           private data: a CSV file with a header and a label column, or an IDX folder (MNIST family)
   --label COLUMN        the CSV label column [label]
   --reference PATH      the session's shared reference set: an IDX images file or a CSV (its label column, if any, is ignored)
-  --model NAME|DIR|FILE mlp | cnn (built here), or a saved student to start from: its folder (model.json,
+  --model NAME|DIR|FILE mlp | mlp:H1[,H2…] | cnn (built here), or a saved student to start from: its folder (model.json,
                         weights, card.json, as --save writes it) or any tfjs layers model.json
   --classes N           the session's number of classes, for a model built here [learned from the session:
                         a site whose data lacks the highest classes still joins]
+  --class-names A,B,…   for a CSV whose labels are names: the session's classes in order, so that every
+                        site numbers them alike [the names in this file, sorted — the same at every site
+                        only if every site holds every class; a saved student's card names them too]
   --epochs N            local epochs per round [1]
   --batch-size N        [32]
   --lr X                Adam learning rate [0.001]
@@ -58,7 +61,7 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
 `;
 
 /** Private data from a CSV file or an IDX folder, with its own test split if the source has one. */
-function loadPrivateData(path: string, label: string | undefined, numClasses?: number): { train: LabeledDataset; test?: LabeledDataset; u8Divisor: number; classNames?: string[] } {
+function loadPrivateData(path: string, label: string | undefined, numClasses?: number, classNames?: readonly string[]): { train: LabeledDataset; test?: LabeledDataset; u8Divisor: number; classNames?: string[] } {
   let isFolder: boolean;
   try {
     isFolder = statSync(path).isDirectory();
@@ -70,8 +73,8 @@ function loadPrivateData(path: string, label: string | undefined, numClasses?: n
     const folder = loadIdxFolder(path, numClasses === undefined ? {} : { numClasses });
     return { train: folder.train, test: folder.test, u8Divisor: 255 };
   }
-  const csv = loadCsv(path, numClasses === undefined ? { label } : { label, numClasses });
-  return { train: csv, u8Divisor: 1, ...(csv.classNames === undefined ? {} : { classNames: csv.classNames }) };
+  const csv = loadCsv(path, { label, ...(numClasses === undefined ? {} : { numClasses }), ...(classNames === undefined ? {} : { classNames }) });
+  return { train: csv, u8Divisor: csv.preprocessing.divisor, ...(csv.classNames === undefined ? {} : { classNames: csv.classNames }) };
 }
 
 /** Reference features from an IDX images file or a CSV (labels, if present, dropped). */
@@ -105,7 +108,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     options: {
       ...Object.fromEntries(
         ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
-          'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed', 'classes', 'save', 'quantize', 'checkpoint-every']
+          'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed', 'classes', 'class-names', 'save', 'quantize', 'checkpoint-every']
           .map((name) => [name, { type: 'string' as const }]),
       ),
       help: { type: 'boolean' },
@@ -179,7 +182,11 @@ export async function runClientCommand(args: string[]): Promise<number> {
     warm.model.dispose();
     throw new Error(`--classes ${classesFlag}, but the model at --model ${modelArg} outputs ${warm.numClasses} classes`);
   }
-  const data = loadPrivateData(v.data as string, v.label as string | undefined, classesFlag ?? warm?.numClasses);
+  const classNames = typeof v['class-names'] === 'string' ? (v['class-names'] as string).split(',').map((s) => s.trim()) : warm?.card?.classes.names;
+  if (classNames !== undefined && (classNames.some((n) => n === '') || new Set(classNames).size !== classNames.length)) {
+    throw new Error(`--class-names must list distinct, non-empty names separated by commas; got "${String(v['class-names'])}"`);
+  }
+  const data = loadPrivateData(v.data as string, v.label as string | undefined, classesFlag ?? classNames?.length ?? warm?.numClasses, classNames);
   let { train } = data;
   let evaluation = data.test;
   const dataHash = createHash('sha256').update(new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength)).update(new Uint8Array(train.y.buffer, train.y.byteOffset, train.y.byteLength)).digest('hex').slice(0, 16);

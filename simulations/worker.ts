@@ -69,6 +69,8 @@ export interface StudentSaving {
   source: string;
   /** What the loader divided u8 values by (255 for MNIST and IDX, 1 for CSV). */
   u8Divisor: number;
+  /** Class names (a CSV with string labels), in class-id order, for the card. */
+  classNames?: string[];
 }
 
 export type WorkerOutput =
@@ -146,7 +148,7 @@ function saveParticipantStudent(
   const hash = (distiller ? hashed : hashed.update(new Uint8Array(y.buffer, y.byteOffset, y.byteLength))).digest('hex').slice(0, 16);
   saveStudent(join(save.students, participant), student.model, {
     task: 'classification',
-    classes: { count: student.numClasses },
+    classes: { count: student.numClasses, ...(save.classNames === undefined ? {} : { names: save.classNames }) },
     input: { shape: student.sampleShape, dtype: 'float32', preprocessing: preprocessingOf(seen, save.u8Divisor, save.source) },
     architecture: p.model ?? job.model,
     training: {

@@ -25,6 +25,12 @@ export interface CsvOptions {
   labels?: 'auto' | 'integer' | 'string';
   /** Number of classes; max label + 1 (or the number of names) when omitted. */
   numClasses?: number;
+  /**
+   * For string labels: the class names in class-id order, as fixed elsewhere (the training
+   * set's, a session's). Without it the names are numbered in sorted order of those present,
+   * so a file that lacks a class numbers the others differently — a test file or another site.
+   */
+  classNames?: readonly string[];
   delimiter?: string;
   /**
    * "auto" (default): features that look like 8-bit pixel intensities (see pixelScaling) are
@@ -255,12 +261,14 @@ export function parseCsv(text: string, file: string, options: CsvOptions = {}): 
       y[r] = Number(s);
     }
   } else {
-    classNames = [...new Set(rawLabels)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    classNames = options.classNames !== undefined ? [...options.classNames] : [...new Set(rawLabels)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const ids = new Map(classNames.map((name, id) => [name, id]));
     for (let r = 0; r < rows; r++) {
       const s = rawLabels[r]!;
       if (s === '') throw new Error(`E_CSV_LABEL: ${labelAt(r)}: the label is empty`);
-      y[r] = ids.get(s)!;
+      const id = ids.get(s);
+      if (id === undefined) throw new Error(`E_CSV_LABEL: ${labelAt(r)}: label ${JSON.stringify(s)} is not one of the classes ${classNames.slice(0, 10).map((n) => JSON.stringify(n)).join(', ')}${classNames.length > 10 ? ', …' : ''}`);
+      y[r] = id;
     }
   }
 

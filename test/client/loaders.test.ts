@@ -304,3 +304,16 @@ describe('CSV', () => {
     });
   });
 });
+
+describe('CSV class names fixed elsewhere', () => {
+  it('numbers string labels by the given names, so a file that lacks a class keeps the others\' ids; an unknown name is refused', () => {
+    const text = 'species,a,b\nvirginica,1,2\nsetosa,3,4\n';
+    const own = parseCsv(text, 'test.csv', { label: 'species' });
+    expect([...own.y]).toEqual([1, 0]); // sorted among the names present: setosa, virginica
+    const fixed = parseCsv(text, 'test.csv', { label: 'species', classNames: ['setosa', 'versicolor', 'virginica'] });
+    expect([...fixed.y]).toEqual([2, 0]);
+    expect(fixed.numClasses).toBe(3);
+    expect(() => parseCsv('species,a\nfox,1\n', 'test.csv', { label: 'species', classNames: ['setosa', 'virginica'] }))
+      .toThrow(/^E_CSV_LABEL: test\.csv line 2, column 1 \("species"\): label "fox" is not one of the classes "setosa", "virginica"$/);
+  });
+});

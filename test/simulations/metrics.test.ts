@@ -7,6 +7,7 @@ import {
   meanKl,
   meanProbabilities,
   perClassAccuracy,
+  personalisedAccuracy,
   predictionChurn,
 } from '../../simulations/metrics.js';
 
@@ -170,5 +171,14 @@ describe('metric definitions on hand-made rows', () => {
     expect(() => meanKl(P, Q.subarray(5), C)).toThrow(/E_SHAPE/);
     expect(() => predictionChurn(P, Q.subarray(5), C)).toThrow(/E_SHAPE/);
     expect(() => expectedCalibrationError(P, labels, C, 0)).toThrow(/E_RANGE/);
+  });
+});
+
+describe('personalised accuracy', () => {
+  it('weights per-class accuracy by the site\'s label shares, over the classes the test set holds', () => {
+    expect(personalisedAccuracy([0.5, 1, 0], [0.5, 0.5, 0])).toBeCloseTo(0.75, 12);
+    // The test set has no class 1: its NaN does not sink the rest; the shares are renormalised.
+    expect(personalisedAccuracy([0.5, Number.NaN, 1], [0.25, 0.5, 0.25])).toBeCloseTo(0.75, 12);
+    expect(personalisedAccuracy([Number.NaN, 1], [1, 0])).toBeNaN();
   });
 });
