@@ -409,6 +409,7 @@ class ParticipantRun {
     const round = decodeMessage(serverMessages.round, bytes, this.limits());
     const identity = this.identity;
     if (identity === undefined || round.session !== identity.info.session) return;
+    checkRound(round, identity.info);
     this.current = round;
     const { procedure } = identity;
     if (round.knowledge === 'none') return this.learnAndReport(round, null);
@@ -561,4 +562,25 @@ function largestLabel(labels: ArrayLike<number>): number {
   let top = -1;
   for (let i = 0; i < labels.length; i++) top = Math.max(top, labels[i]!);
   return top;
+}
+
+/**
+ * A round announcement must fit the session it belongs to: its knowledge is the session's, and
+ * its reference ids name distinct rows of the reference set — the participant allocates features
+ * for each id, so a coordinator must not make it allocate for ids it does not have.
+ */
+function checkRound(round: ServerMessage<'round'>, info: SessionInfo): void {
+  const what = `round ${round.round} of session ${info.session}`;
+  if (round.knowledge !== info.knowledge) throw new ProtocolError(ErrorCode.Schema, `${what} exchanges ${round.knowledge}; the session said ${info.knowledge}`);
+  const ids = round.referenceIds;
+  if (ids.length > info.referenceSize) {
+    throw new ProtocolError(ErrorCode.Schema, `${what} names ${ids.length} reference samples; the session's reference set holds ${info.referenceSize}`);
+  }
+  const seen = new Set<number>();
+  for (const id of ids) {
+    if (!(id < info.referenceSize) || seen.has(id)) {
+      throw new ProtocolError(ErrorCode.Schema, `${what} names reference sample ${id}${seen.has(id) ? ' twice' : `; the reference set holds 0…${info.referenceSize - 1}`}`);
+    }
+    seen.add(id);
+  }
 }
