@@ -12,6 +12,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { subset, type LabeledDataset } from '../../client/data/dataset.js';
+import { readIdxFile } from '../../client/data/idx.js';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { createModel } from '../../client/models.js';
 import { runParticipant, type ParticipantSummary } from '../../client/participant.js';
@@ -36,6 +37,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
   let buildMs = 0;
   let bundleKiB = 0;
   const split = splitDataset(loadMnist(), { test: 500, reference: REFERENCE }, 11);
+  let served: Float32Array;
 
   beforeAll(async () => {
     const started = Date.now();
@@ -45,6 +47,10 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     dir = mkdtempSync(join(tmpdir(), 'codistill-browser-'));
     // The operator serves the reference set from the coordinator, so the person need not pick it.
     writeIdxImages(join(dir, 'reference-idx3-ubyte'), split.reference.x);
+    // The Node participants read that same file, as a site does: every participant must predict on
+    // the same rows, and the coordinator checks their digests at the join (the mnist package's
+    // floats are not the file's bytes ÷ 255).
+    served = Float32Array.from(readIdxFile(join(dir, 'reference-idx3-ubyte')).data as ArrayLike<number>, (v) => v / 255);
     await selectBackend('wasm');
     coordinator = await Coordinator.start({
       operators: [ADMIN, OBSERVER],
@@ -110,7 +116,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
       const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 20 + k }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: k });
       return runParticipant({
         url: coordinator.url, session: 'web-e2e', token, student, epochs: 2, batchSize: 32,
-        data: { train: rows(split.pool, 1000 + 800 * k, 800), reference: split.reference.x }, evaluation: split.test,
+        data: { train: rows(split.pool, 1000 + 800 * k, 800), reference: served }, evaluation: split.test,
       }).finally(() => student.dispose());
     };
     const nodes = Promise.all([node(0, TOKENS.node0), node(1, TOKENS.node1)]);
@@ -235,7 +241,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 9 }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 9 });
     await runParticipant({
       url: coordinator.url, session: 'web-images', token: 'peer-token-0123456789abcde', student, epochs: 1, batchSize: 32,
-      data: { train: rows(split.pool, 4000, 600), reference: split.reference.x },
+      data: { train: rows(split.pool, 4000, 600), reference: served },
     }).finally(() => student.dispose());
     await page.waitForFunction(() => document.body.dataset.state === 'ended' || document.body.dataset.state === 'error', null, { timeout: 60_000 });
     await screenshot(page, 'participant-images');
