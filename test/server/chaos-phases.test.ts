@@ -21,6 +21,7 @@
  *                round r + 1 in the same turn, so the participants ignore that announcement and
  *                the coordinator dies with round r + 1 open and empty.
  */
+import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,12 +77,15 @@ describe('a coordinator killed with SIGKILL in every phase', () => {
     for (const s of servers) s.process.kill('SIGKILL');
   });
 
-  async function setUp(name: string, traps: Traps, kill: () => void): Promise<Run> {
+  async function setUp(name: string, traps: Traps, kill: () => void, overrides: Record<string, string | number> = {}): Promise<Run> {
     const dir = mkdtempSync(join(tmpdir(), `codistill-${name}-`));
-    writeFileSync(join(dir, 'session.yaml'), [
+    const fields = {
       // A sample of the reference set each round: a round run again must draw the same one.
-      `id: ${SESSION}`, 'algorithm: dml', `rounds: ${ROUNDS}`, `numClasses: ${CLASSES}`, 'referenceSize: 10', 'referencePerRound: 6',
-      'roundTimeoutMs: 30000', 'trainTimeoutMs: 30000',
+      id: SESSION, algorithm: 'dml', rounds: ROUNDS, numClasses: CLASSES, referenceSize: 10, referencePerRound: 6,
+      roundTimeoutMs: 30_000, trainTimeoutMs: 30_000, ...overrides,
+    };
+    writeFileSync(join(dir, 'session.yaml'), [
+      ...Object.entries(fields).map(([key, value]) => `${key}: ${value}`),
       'participants:', ...IDS.map((id) => `  - { id: ${id}, token: ${token(id)} }`),
     ].join('\n'));
     const port = await freePort();
@@ -386,4 +390,55 @@ describe('a coordinator killed with SIGKILL in every phase', () => {
     process.stdout.write(`chaos-phases: ${kills.length} kills, ${ROUNDS} rounds, 0 lost, 0 doubled; unkilled run ${seconds(unkilledMs)}, killed run ${seconds(Date.now() - started - unkilledMs)}\n`);
     expect(kills).toHaveLength(12);
   });
+
+  /*
+   * A session's last round and its end are journalled one after the other, in one turn of the
+   * event loop: a kill between the two leaves every round completed and the session not ended.
+   * No signal sent from outside lands there reliably, so the test writes that journal — a run to
+   * its end, the end then erased — and starts a coordinator on it. The same holds of a round that
+   * failed in a session configured to stop on failure.
+   */
+  for (const { name, overrides, script, reason, rounds } of [
+    { name: 'the last round', overrides: {}, script: {}, reason: `completed ${ROUNDS} rounds`, rounds: ROUNDS },
+    {
+      name: 'a failed round, with onRoundFailure: stop', overrides: { onRoundFailure: 'stop', roundTimeoutMs: 300 },
+      script: { c: 2 }, reason: 'stopped after round 2 failed: round 2 failed: 2 of 3 participants uploaded before the deadline; the quorum is 3', rounds: 2,
+    },
+  ] as { name: string; overrides: Record<string, string | number>; script: Partial<Record<Id, number>>; reason: string; rounds: number }[]) {
+    it(`ends, and runs no further round, when killed between ${name} and the session's end`, { timeout: 60_000 }, async () => {
+      const traps: Traps = { holdJoin: new Set(), skipRound: new Map(Object.entries(script) as [Id, number][]), holdReport: new Map() };
+      const first = await setUp(`ended-${rounds}`, traps, () => {}, overrides);
+      expect(await first.servers[0]!.exited).toBe(0);
+      expect(first.servers[0]!.output()).toContain(`session ended: ${reason};`);
+      for (const p of first.participants) p.kill();
+      const db = new Database(join(first.dir, 'journal.db'));
+      try {
+        db.prepare('UPDATE sessions SET ended_at = NULL, end_reason = NULL').run();
+      } finally {
+        db.close();
+      }
+
+      const server = await startServer(first.args);
+      servers.push(server);
+      expect(server.output()).toMatch(new RegExp(`resumed after round ${rounds},`));
+      const again = IDS.map((id) => new ScriptedParticipant(server.url, id, token(id), SESSION));
+      participants.push(...again);
+      for (const p of again) p.socket.on('end', () => p.socket.disconnect());
+      expect(await server.exited).toBe(0);
+      expect(server.output()).not.toMatch(new RegExp(`^round ${rounds + 1}/`, 'm'));
+      expect(server.output()).toContain(`session ended: ${reason};`);
+      for (const p of again) {
+        expect(p.ended, `${p.id} told the end`).toBe(reason);
+        expect(p.announced).toEqual([]);
+      }
+      const journal = new Journal(join(first.dir, 'journal.db'));
+      try {
+        const stored = journal.session(SESSION)!;
+        expect(stored.history.map((r) => r.round)).toEqual(Array.from({ length: rounds }, (_, i) => i + 1));
+        expect(stored.endReason).toBe(reason);
+      } finally {
+        journal.close();
+      }
+    });
+  }
 });
