@@ -8,7 +8,7 @@
  */
 import { ErrorCode, knowledgeShape, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
 import type { Phase, SessionHost, SessionMode } from './session-mode.js';
-import { valuesDigest, type RoundRecord } from './session-config.js';
+import { valuesDigest, type RoundRecord, type SessionConfig } from './session-config.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
 
 interface OpenRound {
@@ -43,7 +43,11 @@ export class SyncRounds implements SessionMode {
   }
 
   openNext(): void {
-    this.openRound(this.session.history.length + 1);
+    // A session whose last round (or a round that stops it) was journalled but not its end — the
+    // coordinator killed between the two writes — is resumed over: it ends now, as it would have.
+    const over = endOf(this.session.config, this.session.history);
+    if (over !== undefined) this.session.end(over);
+    else this.openRound(this.session.history.length + 1);
   }
 
   joined(participant: string, link: PeerLink, returning: boolean): void {
@@ -282,7 +286,7 @@ export class SyncRounds implements SessionMode {
     open.record.bytesDown += this.session.broadcast('round-failed', { session: config.id, round: open.record.round, error });
     if (config.onRoundFailure === 'stop') {
       this.finishRecord();
-      this.session.end(`stopped after round ${open.record.round} failed: ${error.message}`);
+      this.session.end(endOf(config, this.session.history)!);
       return;
     }
     this.closeRound();
@@ -298,8 +302,9 @@ export class SyncRounds implements SessionMode {
     clearTimeout(this.timer);
     const round = this.open!.record.round;
     this.finishRecord();
-    if (round >= this.session.config.rounds) {
-      this.session.end(`completed ${round} rounds`);
+    const over = endOf(this.session.config, this.session.history);
+    if (over !== undefined) {
+      this.session.end(over);
     } else if (this.session.links.size === 0 || this.session.paused) {
       this.phase = 'waiting';
     } else {
@@ -311,4 +316,12 @@ export class SyncRounds implements SessionMode {
     clearTimeout(this.timer);
     this.timer = setTimeout(then, ms);
   }
+}
+
+/** Why a session that has run these rounds is over (its last round done, or a failed round that stops it); undefined while it goes on. */
+function endOf(config: Readonly<SessionConfig>, history: readonly RoundRecord[]): string | undefined {
+  const last = history.at(-1);
+  if (last?.failure !== undefined && config.onRoundFailure === 'stop') return `stopped after round ${last.round} failed: ${last.failure.message}`;
+  if (history.length >= config.rounds) return `completed ${history.length} rounds`;
+  return undefined;
 }

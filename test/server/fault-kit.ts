@@ -49,6 +49,16 @@ export interface Script {
   uploadDelayMs?: (round: number) => number;
   /** What to do when a round is announced, before uploading. */
   onRound?: (round: number, participant: ScriptedParticipant) => 'upload' | 'stop';
+  /** Whether to join on a new connection; one held stays connected without joining until its link drops. */
+  onConnect?: (participant: ScriptedParticipant) => 'join' | 'hold';
+  /** Awaited before uploading (after uploadDelayMs): a participant that waits for the others, to upload last. */
+  beforeUpload?: (round: number, participant: ScriptedParticipant) => Promise<void> | void;
+  /** Called the moment an upload has been handed to the socket, before it is answered. */
+  uploadSent?: (round: number, participant: ScriptedParticipant) => void;
+  /** Called when an upload is answered (the refusal code, 'ok', or 'NO ANSWER'). */
+  uploadAnswered?: (round: number, code: string, participant: ScriptedParticipant) => void;
+  /** What to do when a target arrives: report on it, or hold the report (it is never sent). */
+  onTarget?: (round: number, participant: ScriptedParticipant) => 'report' | 'hold';
 }
 
 export class ScriptedParticipant {
@@ -57,8 +67,12 @@ export class ScriptedParticipant {
   readonly announced: number[] = [];
   /** Round → sha256 of the last target received for it. */
   readonly targets = new Map<number, string | null>();
+  /** Every target received, in order (a round run again after a restart appears twice). */
+  readonly received: { round: number; digest: string | null }[] = [];
   /** Round → the refusal code or 'ok' of each upload. */
   readonly uploads = new Map<number, string[]>();
+  /** Round → the refusal code or 'ok' of each training report. */
+  readonly reports = new Map<number, string[]>();
   readonly failedRounds: number[] = [];
   readonly joins: number[] = [];
   ended: string | undefined;
@@ -69,7 +83,9 @@ export class ScriptedParticipant {
       reconnectionDelay: 100, reconnectionDelayMax: 500, reconnectionAttempts: 200,
     });
     // A join cut short by the link dropping again is retried on the next connect.
-    this.socket.on('connect', () => void this.join().catch(() => {}));
+    this.socket.on('connect', () => {
+      if ((this.script.onConnect?.(this) ?? 'join') === 'join') void this.join().catch(() => {});
+    });
     this.socket.on('round', (bytes) => void this.onRound(decodeMessage(serverMessages.round, bytes)));
     this.socket.on('target', (bytes) => void this.onTarget(decodeMessage(serverMessages.target, bytes)));
     this.socket.on('round-failed', (bytes) => this.failedRounds.push(decodeMessage(serverMessages['round-failed'], bytes).round));
@@ -93,21 +109,29 @@ export class ScriptedParticipant {
     if ((this.script.onRound?.(round.round, this) ?? 'upload') === 'stop') return;
     const delay = this.script.uploadDelayMs?.(round.round) ?? 0;
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    await this.script.beforeUpload?.(round.round, this);
     if (!this.socket.connected) return;
     const values = packTensor(scriptedPredictions(this.id, round.round, round.referenceIds.length), [round.referenceIds.length, CLASSES], 'float32');
     const envelope = encodeMessage(clientMessages.upload, {
       v: PROTOCOL_VERSION, session: this.session, round: round.round, participant: this.id, kind: 'reference-predictions', values,
     });
-    const code = refusalCode(await this.socket.timeout(5000).emitWithAck('upload', envelope).catch(() => null));
+    const answer = this.socket.timeout(5000).emitWithAck('upload', envelope).catch(() => null);
+    this.script.uploadSent?.(round.round, this);
+    const code = refusalCode(await answer);
     this.uploads.set(round.round, [...(this.uploads.get(round.round) ?? []), code]);
+    this.script.uploadAnswered?.(round.round, code, this);
   }
 
   private async onTarget(message: ServerMessage<'target'>): Promise<void> {
-    this.targets.set(message.round, message.target === null ? null : valuesDigest(unpackTensor(message.target)));
+    const digest = message.target === null ? null : valuesDigest(unpackTensor(message.target));
+    this.targets.set(message.round, digest);
+    this.received.push({ round: message.round, digest });
+    if ((this.script.onTarget?.(message.round, this) ?? 'report') === 'hold') return;
     const envelope = encodeMessage(clientMessages.report, {
       v: PROTOCOL_VERSION, session: this.session, round: message.round, participant: this.id, metrics: { accuracy: 0.5 },
     });
-    await this.socket.timeout(5000).emitWithAck('report', envelope).catch(() => null);
+    const code = refusalCode(await this.socket.timeout(5000).emitWithAck('report', envelope).catch(() => null));
+    this.reports.set(message.round, [...(this.reports.get(message.round) ?? []), code]);
   }
 
   /** The link drops under the participant (a network fault): socket.io reconnects it by itself. */
