@@ -21,6 +21,9 @@ commands:
              a coordinator for a deployment: one session, participants on other machines
   client --server URL --session ID --data PATH --model NAME [options]
              a participant on this site's own data (CSV or IDX); see codistill client --help
+  demo-sites --out DIR [--sites N] [--rows N] [--reference-size N] [--held-out N] [--seed S]
+             files to try a deployment with: each site's CSV, the shared reference set (IDX)
+             and a held-out CSV, from the embedded MNIST; prints the reference set's SHA-256
   distill --method kd|fitnets|at|nst|ban|one [options]
              offline distillation in one process: a teacher and a student on the embedded
              MNIST (see codistill distill --help and experiments/offline-kd/)
@@ -223,6 +226,10 @@ async function main(argv: string[]): Promise<number> {
     case 'client': {
       const { runClientCommand } = await import('../client/cli.js');
       return runClientCommand(rest);
+    }
+    case 'demo-sites': {
+      const { runDemoSitesCommand } = await import('./demo-sites.js');
+      return runDemoSitesCommand(rest);
     }
     case 'distill': {
       const { runDistillCommand } = await import('./distill.js');

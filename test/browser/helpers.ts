@@ -57,7 +57,7 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 }
 
 /** A CSV a site could export, and an IDX images file: the same writers as the deployment tests. */
-export { writeCsv as writeDigitsCsv, writeIdxImages } from '../e2e/site-files.js';
+export { writeCsv as writeDigitsCsv, writeIdxImages } from '../../simulations/demo-sites.js';
 
 /** CRC-32 (ISO 3309, the polynomial PNG uses), for the chunk trailers below. */
 function crc32(bytes: Uint8Array): number {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
-import { writeCsv } from '../e2e/site-files.js';
+import { writeCsv } from '../../simulations/demo-sites.js';
 import { startServer } from '../server/fault-kit.js';
 
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');

@@ -15,7 +15,7 @@ import { selectBackend } from '../../client/backend.js';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { modelArtifacts, writeStudent, type ModelCard } from '../../client/student-io/index.js';
 import { startServer } from '../server/fault-kit.js';
-import { writeCsv, writeIdxImages } from './site-files.js';
+import { writeCsv, writeIdxImages } from '../../simulations/demo-sites.js';
 
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
 const run = promisify(execFile);

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { startServer } from '../server/fault-kit.js';
-import { writeCsv, writeIdxImages } from './site-files.js';
+import { writeCsv, writeIdxImages } from '../../simulations/demo-sites.js';
 
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
 const run = promisify(execFile);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { expectJournalConsistent, startCli, startServer, waitForOutput, type RunningCommand } from '../server/fault-kit.js';
-import { writeCsv, writeIdxImages } from './site-files.js';
+import { writeCsv, writeIdxImages } from '../../simulations/demo-sites.js';
 
 const ROUNDS = 5;
 
