@@ -127,6 +127,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     process.stderr.write(`codistill client: missing --${missing.join(', --')}\n\n${USAGE}`);
     return 2;
   }
+  checkServerUrl(v.server as string);
   const number = (name: string, fallback: number, ok: (x: number) => boolean, rule: string) => {
     const raw = v[name] as string | undefined;
     if (raw === undefined) return fallback;
@@ -309,3 +310,22 @@ export async function runClientCommand(args: string[]): Promise<number> {
   }
   return 0;
 }
+
+/**
+ * The coordinator's address as a site types it: http(s)://host[:port] and nothing else. A
+ * malformed one (a trailing colon, a path, another scheme) made socket.io retry for minutes
+ * instead of failing once with a message.
+ */
+function checkServerUrl(server: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(server);
+  } catch {
+    url = undefined;
+  }
+  const port = /^[a-z]+:\/\/(?:\[[^\]]+\]|[^/:]+)(?::(\d{1,5}))?\/?$/i.exec(server);
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || port === null || (port[1] !== undefined && !(Number(port[1]) >= 1 && Number(port[1]) <= 65535))) {
+    throw new Error(`--server ${JSON.stringify(server)} is not a coordinator address: give https://HOST:PORT (or http:// on a closed network), e.g. https://coordinator.example.org:8443`);
+  }
+}
+

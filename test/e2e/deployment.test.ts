@@ -59,6 +59,11 @@ describe('codistill server and codistill client', () => {
       run('node', [CLI, 'client', ...args], { env: { ...process.env, ...env }, timeout: 120_000 }).then(() => '', (e: { stderr: string }) => e.stderr);
     const dir = mkdtempSync(join(tmpdir(), 'codistill-deploy-'));
     expect(await fail(['--server', 'http://127.0.0.1:9', '--session', 's', '--data', join(dir, 'nope.csv'), '--model', 'mlp', '--token', 'x'])).toMatch(/--data .*nope\.csv: no such file or folder/);
+    // A malformed address fails at once, with the form to give (it used to retry for minutes).
+    for (const server of ['http://127.0.0.1:8080:', 'ftp://127.0.0.1:21', 'https://host:99999', 'https://host:8443/path']) {
+      expect(await fail(['--server', server, '--session', 's', '--data', join(dir, 'nope.csv'), '--model', 'mlp', '--token', 'x']), server)
+        .toMatch(/--server ".*" is not a coordinator address: give https:\/\/HOST:PORT/);
+    }
     const split = splitDataset(loadMnist(), { test: 0, reference: 0 }, 1);
     writeCsv(join(dir, 'site.csv'), split.pool.x.subarray(0, 784 * 50), split.pool.y.subarray(0, 50));
     writeFileSync(join(dir, 'session.yaml'), 'id: s\nalgorithm: fd\nrounds: 1\nnumClasses: 10\nparticipants:\n  - { id: a, token: the-real-token-0123456789 }\n');
