@@ -343,10 +343,8 @@ class ParticipantRun {
     }
     else if (code === ErrorCode.Auth || code === ErrorCode.Version || code === ErrorCode.Session) this.fail(new ProtocolError(code, reason));
     // A certificate the participant does not trust will not change by retrying.
-    const cause = (error as Error & { description?: { message?: string } }).description?.message ?? '';
-    if (/certificate|self[- ]signed|SSL|TLS/i.test(cause)) {
-      this.fail(new Error(`TLS: the coordinator at ${this.options.url} presented a certificate this participant does not trust (${cause}); pass its certificate authority (--ca FILE)`));
-    }
+    const cause = ((error as Error & { description?: { message?: string } }).description?.message ?? '').trim();
+    if (/certificate|self[- ]signed|SSL|TLS|altname|wrong version number|packet length/i.test(cause)) this.fail(new Error(tlsAdvice(this.options.url, cause, this.options.ca !== undefined)));
   }
 
   /**
@@ -584,3 +582,17 @@ function checkRound(round: ServerMessage<'round'>, info: SessionInfo): void {
     seen.add(id);
   }
 }
+
+/** What a TLS failure means, told apart by its cause: each has another remedy. */
+function tlsAdvice(url: string, cause: string, caGiven: boolean): string {
+  if (/altname|does not match|ERR_TLS_CERT_ALTNAME/i.test(cause)) {
+    return `TLS: the coordinator at ${url} presented a certificate for another name (${cause}); connect by a name the certificate carries, or have the operator issue one whose subjectAltName names this address`;
+  }
+  if (/wrong version number|packet length too long|unknown protocol/i.test(cause)) {
+    return `TLS: the coordinator at ${url} does not speak TLS (${cause}): it was started without --tls-cert; use http:// on a closed network, or have the operator start it with a certificate`;
+  }
+  return caGiven
+    ? `TLS: the coordinator at ${url} presented a certificate that the certificate authority given (--ca) does not vouch for (${cause}); ask the operator for the certificate it serves`
+    : `TLS: the coordinator at ${url} presented a certificate this participant does not trust (${cause}); pass its certificate authority (--ca FILE)`;
+}
+

@@ -59,4 +59,23 @@ describe('TLS', () => {
       .rejects.toThrow(/^TLS: the coordinator at https:\/\/127\.0\.0\.1:\d+ presented a certificate this participant does not trust \(self[- ]signed certificate\); pass its certificate authority \(--ca FILE\)$/);
     student.dispose();
   });
+
+  it('tells a certificate for another name, and a coordinator without TLS, from an untrusted certificate', async () => {
+    const student = new Student(createModel({ name: 'mlp', inputShape: [4], numClasses: 10, seed: 1 }), { sampleShape: [4], numClasses: 10, learningRate: 1e-3, seed: 1 });
+    const train = { x: new Float32Array(4), y: new Int32Array(1), sampleShape: [4], numClasses: 10 };
+    const join = (url: string, withCa: boolean) => runParticipant({ url, session: 'tls', token: 'b-token-for-tls-test', student, data: { train }, epochs: 1, batchSize: 1, reconnect: { attempts: 1 }, ...(withCa ? { ca } : {}) });
+    try {
+      // The certificate names 127.0.0.1; "localhost" reaches the same coordinator under another name.
+      await expect(join(coordinator.url.replace('127.0.0.1', 'localhost'), true)).rejects.toThrow(/^TLS: the coordinator at https:\/\/localhost:\d+ presented a certificate for another name \(.*\); connect by a name the certificate carries/);
+      const plain = await Coordinator.start();
+      try {
+        await expect(join(plain.url.replace('http:', 'https:'), true)).rejects.toThrow(/^TLS: the coordinator at https:\/\/127\.0\.0\.1:\d+ does not speak TLS \(.*\): it was started without --tls-cert/);
+      } finally {
+        await plain.close();
+      }
+    } finally {
+      student.dispose();
+    }
+  });
 });
+
