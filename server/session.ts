@@ -99,11 +99,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     return [...this.links.keys()];
   }
 
+  /** Set by pause(): the round in progress finishes, and no next round opens until resume(). */
   get paused(): boolean {
-    return this.pausedFlag;
-  }
-
-  get isPaused(): boolean {
     return this.pausedFlag;
   }
 

@@ -38,15 +38,11 @@ export type Aggregator = (contributions: readonly Contribution[], options: Aggre
 export type AggregatorCore = (contributions: readonly Contribution[], arrays: readonly Float32Array[], options: AggregatorOptions) => Float32Array;
 
 /**
- * Every contributor's leave-one-out aggregate at once, faster than the core run n times (one
- * sort per coordinate for the median and the trimmed mean), checking the contributions itself;
- * with the aggregate of all when `withEnsemble`.
+ * Every contributor's leave-one-out aggregate at once, in contribution order, from values already
+ * checked: faster than the core run n times (one sort per coordinate for the median and the
+ * trimmed mean).
  */
-export type LeaveOneOut = (
-  contributions: readonly Contribution[],
-  options: AggregatorOptions,
-  withEnsemble: boolean,
-) => { targets: Float32Array[]; ensemble?: Float32Array };
+export type LeaveOneOut = (arrays: readonly Float32Array[], options: AggregatorOptions) => Float32Array[];
 
 /** What the settings of a session that uses an aggregator must satisfy, beyond each value's own range. */
 export interface AggregatorSettings {

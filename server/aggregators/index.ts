@@ -140,12 +140,10 @@ function leaveOneOutWithEnsemble(
     const { arrays, sum } = checkedSum(name, contributions, options);
     return { targets: byParticipant(leaveOneOutFromSum(sum, arrays)), ensemble: withEnsemble ? meanFromSum(sum, arrays.length) : undefined };
   }
-  if (descriptor.leaveOneOut !== undefined) {
-    const { targets, ensemble } = descriptor.leaveOneOut(contributions, options, withEnsemble);
-    return { targets: byParticipant(targets), ensemble };
-  }
   const arrays = checkContributions(name, contributions, options);
-  const targets = contributions.map((_, k) => descriptor.core(without(contributions, k), without(arrays, k), options));
+  const targets = descriptor.leaveOneOut !== undefined
+    ? descriptor.leaveOneOut(arrays, options)
+    : contributions.map((_, k) => descriptor.core(without(contributions, k), without(arrays, k), options));
   return { targets: byParticipant(targets), ensemble: withEnsemble ? descriptor.core(contributions, arrays, options) : undefined };
 }
 

@@ -13,7 +13,7 @@
  * so — our step, not the paper's — each row is rescaled to sum 1, and falls back to uniform when
  * it sums to 0.
  */
-import { checkContributions, withChecks, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
+import { withChecks, type AggregatorCore, type AggregatorDescriptor } from './aggregator.js';
 import { coordinateWise, leaveOneOutMedians, medianInPlace } from './order-statistics.js';
 
 export const medianCore: AggregatorCore = (_contributions, arrays, options) => coordinateWise(arrays, options.rows, options.classes, medianInPlace);
@@ -26,12 +26,6 @@ export const medianAggregator = {
   core: medianCore,
   plainMean: false,
   // One sort per coordinate serves all n targets, O(n log n), instead of n selections.
-  leaveOneOut: (contributions, options, withEnsemble) => {
-    const arrays = checkContributions('median', contributions, options);
-    return {
-      targets: leaveOneOutMedians(arrays, options.rows, options.classes),
-      ensemble: withEnsemble ? medianCore(contributions, arrays, options) : undefined,
-    };
-  },
+  leaveOneOut: (arrays, options) => leaveOneOutMedians(arrays, options.rows, options.classes),
   needsIndividualValues: true,
 } as const satisfies AggregatorDescriptor;

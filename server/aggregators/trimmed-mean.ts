@@ -13,7 +13,7 @@
  * row renormalisation is ours, not the paper's: trimming per coordinate breaks Σ_c = 1.
  * Default β = 0.1.
  */
-import { checkContributions, withChecks, type AggregatorCore, type AggregatorDescriptor, type AggregatorOptions } from './aggregator.js';
+import { withChecks, type AggregatorCore, type AggregatorDescriptor, type AggregatorOptions } from './aggregator.js';
 import { coordinateWise, leaveOneOutTrimmedMeans, trimmedMeanInPlace } from './order-statistics.js';
 
 export const TRIMMED_MEAN_DEFAULT_FRACTION = 0.1;
@@ -46,13 +46,7 @@ export const trimmedMeanAggregator = {
   core: trimmedMeanCore,
   plainMean: false,
   // One sort per coordinate serves all n targets; each trims ⌊β(n − 1)⌋ of its n − 1 others.
-  leaveOneOut: (contributions, options, withEnsemble) => {
-    const arrays = checkContributions('trimmed-mean', contributions, options);
-    return {
-      targets: leaveOneOutTrimmedMeans(arrays, options.rows, options.classes, trimCount(options, arrays.length - 1)),
-      ensemble: withEnsemble ? trimmedMeanCore(contributions, arrays, options) : undefined,
-    };
-  },
+  leaveOneOut: (arrays, options) => leaveOneOutTrimmedMeans(arrays, options.rows, options.classes, trimCount(options, arrays.length - 1)),
   needsIndividualValues: true,
   configProblems: ({ trimFraction, participants }) => {
     // A leave-one-out target combines the n − 1 others: a fraction that cuts none of them is the plain mean, silently.

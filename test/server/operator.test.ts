@@ -202,7 +202,7 @@ describe('operators: observers and admins on /operator', () => {
     expect(await observer.control('stop')).toBe('E_FORBIDDEN: olga is an observer: observers watch sessions; to stop one takes an admin token');
     expect(await observer.control('pause')).toMatch(/^E_FORBIDDEN: /);
     expect(session.ended).toBe(false);
-    expect(session.isPaused).toBe(false);
+    expect(session.paused).toBe(false);
 
     // b leaves: its place in the round is dropped, and the round goes on with a.
     b.socket.close();
