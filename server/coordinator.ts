@@ -16,6 +16,7 @@ import {
   ErrorCode,
   PROTOCOL_VERSION,
   ProtocolError,
+  readContribution,
   refusal,
   toWireError,
   type ClientMessage,
@@ -30,7 +31,7 @@ import { Session } from './session.js';
 import type { SessionConfig } from './session-config.js';
 import { entryTokenHash, hashToken, withTokenHashes } from './tokens.js';
 import { serveWeb, type WebOptions } from './web.js';
-import { encodeEnsembleReply, encodeOutgoing, readPush, readUpload, type PeerLink } from './wire.js';
+import { encodeEnsembleReply, encodeOutgoing, readPush, type PeerLink } from './wire.js';
 
 export interface CoordinatorOptions {
   /** Interface to listen on; 127.0.0.1 unless a deployment says otherwise. */
@@ -370,7 +371,7 @@ export class Coordinator {
     // the decoded contribution, and answers in decoded values that are encoded here.
     request('upload', (message, size) => {
       const expectation = session.expectUpload(participant, message.round);
-      if (expectation !== null) session.upload(participant, message.round, readUpload(participant, message, expectation), size);
+      if (expectation !== null) session.upload(participant, message.round, readContribution(participant, message, expectation), size);
       return ok;
     });
     request('report', (message, size) => (session.report(participant, message, size), ok));

@@ -1,6 +1,7 @@
 /**
- * The coordinator's codec, both directions: what arrives is decoded and validated here into
- * protocol's `Contribution`s before a session sees it, and what a session sends — round
+ * The coordinator's codec, both directions: what arrives is decoded and validated here (an
+ * upload by protocol's readContribution, a push by readPush) into protocol's `Contribution`s
+ * before a session sees it, and what a session sends — round
  * announcements, targets, ensembles, failures, the end — is packed and encoded here. Sessions
  * deal only in decoded values.
  */
@@ -70,11 +71,6 @@ export function encodeEnsembleReply(reply: EnsembleReply, maxBytes: number): Uin
     { v: PROTOCOL_VERSION, ok: true, ...rest, target: target === null ? null : packTensor(target.values, target.shape, 'float32') },
     { maxBytes },
   );
-}
-
-/** An upload's knowledge, decoded and checked against what its session expects of it. */
-export function readUpload(participant: string, message: ClientMessage<'upload'>, expectation: KnowledgeExpectation): Contribution {
-  return readContribution(participant, message, expectation);
 }
 
 /** A push's predictions (asynchronous sessions), decoded and checked against the shard's rows. */

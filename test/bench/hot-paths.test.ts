@@ -8,10 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { createModel } from '../../client/models.js';
 import { Student } from '../../client/student.js';
-import { clientMessages, decodeMessage, encodeMessage, packTensor, PROTOCOL_VERSION, type WireTensor } from '../../protocol/index.js';
+import { clientMessages, decodeMessage, encodeMessage, packTensor, PROTOCOL_VERSION, readContribution, type WireTensor } from '../../protocol/index.js';
 import { leaveOneOutMeans, meanOf, sumOf } from '../../server/aggregators/sums.js';
 import { Session, type PeerLink, type SessionConfig } from '../../server/session.js';
-import { readUpload } from '../../server/wire.js';
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -85,7 +84,7 @@ describe('a round waits for every connected participant, with the constant-time 
     const bytes = encodeMessage(clientMessages.upload, { v: PROTOCOL_VERSION, session: 's', round: 1, participant, kind: 'reference-predictions', values: predictions });
     const message = decodeMessage(clientMessages.upload, bytes);
     const expectation = session.expectUpload(participant, message.round);
-    if (expectation !== null) session.upload(participant, message.round, readUpload(participant, message, expectation), bytes.byteLength);
+    if (expectation !== null) session.upload(participant, message.round, readContribution(participant, message, expectation), bytes.byteLength);
   };
 
   it('counts a participant that left and came back as owing its upload, and one that left for good as not', async () => {

@@ -5,11 +5,11 @@
  * order.)
  */
 import { describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, packTensor, type Contribution } from '../../protocol/index.js';
+import { packTensor, readContribution, type Contribution } from '../../protocol/index.js';
 import { Session } from '../../server/session.js';
 import type { SessionConfig } from '../../server/session-config.js';
 import { valuesDigest } from '../../server/session-config.js';
-import { readUpload, type Outgoing, type PeerLink } from '../../server/wire.js';
+import type { Outgoing, PeerLink } from '../../server/wire.js';
 
 const ids = ['p0', 'p1', 'p2', 'p3', 'p4'];
 const config = (algorithm: string): SessionConfig => ({
@@ -52,9 +52,9 @@ async function targetsInOrder(algorithm: string, order: readonly number[]): Prom
     const { values, sampleCount } = upload(algorithm, k);
     const expectation = session.expectUpload(participant, 1)!;
     const shape = knowledge === 'weights' ? [values.length] : [4, 3];
-    const contribution: Contribution = readUpload(
+    const contribution: Contribution = readContribution(
       participant,
-      { v: PROTOCOL_VERSION, session: 's', round: 1, participant, kind: knowledge as 'weights', values: packTensor(values, shape, 'float32'), sampleCount },
+      { kind: knowledge as 'weights', values: packTensor(values, shape, 'float32'), sampleCount },
       expectation,
     );
     session.upload(participant, 1, contribution, 0);
