@@ -42,6 +42,18 @@ const sessionConfig = (id: string, algorithm: string): SessionConfig => ({
 
 describe('a distiller end to end', () => {
   let coordinator: Coordinator;
+  /** The session's distiller (no private data, 3 epochs over the reference rows) and its three participants, to the end. */
+  const runWithDistiller = (session: string, global: Student, students: Student[]) =>
+    Promise.all([
+      runParticipant({
+        url: coordinator.url, session, token: `${session}-distiller`, student: global, role: 'distiller',
+        data: { train: nothing, reference: split.reference.x }, evaluation: split.test, epochs: 3, batchSize: 32,
+      }),
+      ...trainSets.map((train, i) => runParticipant({
+        url: coordinator.url, session, token: `${session}-p${i}`, student: students[i]!,
+        data: { train, reference: split.reference.x }, evaluation: split.test, epochs: 1, batchSize: 32,
+      })),
+    ]) as Promise<[ParticipantSummary, ...ParticipantSummary[]]>;
   beforeAll(async () => {
     await selectBackend();
     coordinator = await Coordinator.start({ host: '127.0.0.1', maxMessageBytes: 4 << 20 });
@@ -55,16 +67,7 @@ describe('a distiller end to end', () => {
     const global = newStudent(99);
     const untrained = (await global.evaluate(split.test)).accuracy;
     try {
-      const [distilled, ...summaries] = await Promise.all([
-        runParticipant({
-          url: coordinator.url, session: config.id, token: `${config.id}-distiller`, student: global, role: 'distiller',
-          data: { train: nothing, reference: split.reference.x }, evaluation: split.test, epochs: 3, batchSize: 32,
-        }),
-        ...trainSets.map((train, i) => runParticipant({
-          url: coordinator.url, session: config.id, token: `${config.id}-p${i}`, student: students[i]!,
-          data: { train, reference: split.reference.x }, evaluation: split.test, epochs: 1, batchSize: 32,
-        })),
-      ]) as [ParticipantSummary, ...ParticipantSummary[]];
+      const [distilled, ...summaries] = await runWithDistiller(config.id, global, students);
 
       expect(session.history.map((r) => r.round)).toEqual([1, 2, 3]);
       for (const record of session.history) {
@@ -99,16 +102,7 @@ describe('a distiller end to end', () => {
     const students = trainSets.map((_, i) => newStudent(70 + i));
     const global = newStudent(97);
     try {
-      const [distilled] = await Promise.all([
-        runParticipant({
-          url: coordinator.url, session: config.id, token: `${config.id}-distiller`, student: global, role: 'distiller',
-          data: { train: nothing, reference: split.reference.x }, evaluation: split.test, epochs: 3, batchSize: 32,
-        }),
-        ...trainSets.map((train, i) => runParticipant({
-          url: coordinator.url, session: config.id, token: `${config.id}-p${i}`, student: students[i]!,
-          data: { train, reference: split.reference.x }, evaluation: split.test, epochs: 1, batchSize: 32,
-        })),
-      ]);
+      const [distilled] = await runWithDistiller(config.id, global, students);
       expect(session.history.map((r) => [r.round, r.contributors.length, Object.keys(r.reports).length])).toEqual([[1, 3, 4], [2, 3, 4], [3, 3, 4]]);
       expect(distilled.rounds.map((r) => r.receivedTarget)).toEqual([true, true, true]);
       expect(distilled.rounds.every((r) => Number.isFinite(r.train.loss))).toBe(true);

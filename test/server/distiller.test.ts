@@ -3,35 +3,21 @@
  * contribution each round (not a leave-one-out target), owes its report like a learner, and is
  * refused where a session has no reference-set ensemble to give it.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { packTensor, unpackTensor } from '../../protocol/index.js';
 import { meanOf } from '../../server/aggregators/sums.js';
-import { Coordinator } from '../../server/coordinator.js';
 import { checkSessionConfig } from '../../server/session-config.js';
-import { C, config, predictions, RawParticipant, REFERENCE, refusalCode, until } from './raw-participant.js';
+import { C, config, coordinatorPerTest, predictions, RawParticipant, REFERENCE, refusalCode, until } from './raw-participant.js';
 
 const withDistiller = (overrides = {}) =>
   config({ participants: [...['a', 'b', 'c'].map((id) => ({ id, token: `secret-${id}` })), { id: 'd', token: 'secret-d', role: 'distiller' as const }], ...overrides });
 
 describe('a distiller', () => {
-  let coordinator: Coordinator;
-  const sockets: RawParticipant[] = [];
-  const connect = (id: string) => {
-    const p = new RawParticipant(coordinator.url, id, `secret-${id}`);
-    sockets.push(p);
-    return p;
-  };
-
-  beforeEach(async () => {
-    coordinator = await Coordinator.start({ maxMessageBytes: 64 * 1024 });
-  });
-  afterEach(async () => {
-    for (const p of sockets.splice(0)) p.close();
-    await coordinator.close();
-  });
+  const fixture = coordinatorPerTest({ maxMessageBytes: 64 * 1024 });
+  const connect = (id: string) => fixture.participant(id);
 
   it('receives the mean of every contribution, uploads nothing, and holds the round until it reports', async () => {
-    const session = coordinator.createSession(withDistiller({ rounds: 2 }));
+    const session = fixture.coordinator.createSession(withDistiller({ rounds: 2 }));
     const [a, b, c, d] = ['a', 'b', 'c', 'd'].map(connect) as [RawParticipant, RawParticipant, RawParticipant, RawParticipant];
     await Promise.all([a.join(), b.join(), c.join(), d.join('test', 'distiller')]);
     await until(() => [a, b, c, d].every((p) => p.rounds.length === 1), 'round 1 to open, the distiller told too');
@@ -55,9 +41,8 @@ describe('a distiller', () => {
   });
 
   it('is refused where there is no reference-set ensemble to learn from, naming why', async () => {
-    coordinator.createSession(withDistiller({ id: 'fd', algorithm: 'fd', referenceSize: 0, referencePerRound: 0 }));
-    const d = new RawParticipant(coordinator.url, 'd', 'secret-d');
-    sockets.push(d);
+    fixture.coordinator.createSession(withDistiller({ id: 'fd', algorithm: 'fd', referenceSize: 0, referencePerRound: 0 }));
+    const d = connect('d');
     await expect(d.join('fd', 'distiller')).rejects.toThrow(/^E_AUTH: session fd \(fd\) cannot take a distiller: it exchanges class-logits, not predictions on a shared reference set$/);
   });
 

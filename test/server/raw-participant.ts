@@ -4,6 +4,7 @@
  * coordinator tests share.
  */
 import { io, type Socket } from 'socket.io-client';
+import { afterEach, beforeEach } from 'vitest';
 import {
   clientMessages,
   decodeMessage,
@@ -18,6 +19,7 @@ import {
   type ServerMessage,
   type ServerToClientEvents,
 } from '../../protocol/index.js';
+import { Coordinator, type CoordinatorOptions } from '../../server/coordinator.js';
 import type { SessionConfig } from '../../server/session-config.js';
 
 type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -109,3 +111,30 @@ export function refusalCode(reply: Uint8Array): string {
     return (error as { code: string }).code;
   }
 }
+
+/**
+ * A coordinator on 127.0.0.1 started before each test and closed after it, with the raw
+ * participants a test connects (`secret-<id>` tokens, as config() issues them) closed first.
+ */
+export function coordinatorPerTest(options: CoordinatorOptions = {}) {
+  let coordinator: Coordinator | undefined;
+  const sockets: RawParticipant[] = [];
+  beforeEach(async () => {
+    coordinator = await Coordinator.start(options);
+  });
+  afterEach(async () => {
+    for (const p of sockets.splice(0)) p.close();
+    await coordinator?.close();
+  });
+  return {
+    get coordinator(): Coordinator {
+      return coordinator!;
+    },
+    participant(id: string): RawParticipant {
+      const p = new RawParticipant(coordinator!.url, id, `secret-${id}`);
+      sockets.push(p);
+      return p;
+    },
+  };
+}
+

@@ -3,34 +3,20 @@
  * reference set's row count and SHA-256, and the coordinator refuses one that is not the
  * session's (the config's digest, or the first participant's) — at the join, naming both.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { referenceDigest, sha256Hex } from '../../protocol/index.js';
-import { Coordinator } from '../../server/coordinator.js';
-import { config, predictions, RawParticipant, REFERENCE } from './raw-participant.js';
+import { config, coordinatorPerTest, predictions, REFERENCE } from './raw-participant.js';
 import { createHash } from 'node:crypto';
 
 const features = (seed: number) => predictions(seed, REFERENCE); // any float32 rows stand in for images
 const claim = (seed: number, rows = REFERENCE) => ({ rows, digest: referenceDigest(features(seed)) });
 
 describe('the reference set is checked at the join', () => {
-  let coordinator: Coordinator;
-  const sockets: RawParticipant[] = [];
-  const participant = (id: string) => {
-    const p = new RawParticipant(coordinator.url, id, `secret-${id}`);
-    sockets.push(p);
-    return p;
-  };
-
-  beforeEach(async () => {
-    coordinator = await Coordinator.start();
-  });
-  afterEach(async () => {
-    for (const p of sockets.splice(0)) p.close();
-    await coordinator.close();
-  });
+  const fixture = coordinatorPerTest();
+  const participant = (id: string) => fixture.participant(id);
 
   it('the first participant fixes the digest; another set is refused with both digests named, the same set admitted', async () => {
-    coordinator.createSession(config({ minToStart: 3 }));
+    fixture.coordinator.createSession(config({ minToStart: 3 }));
     await participant('a').join('test', 'participant', claim(1));
     await expect(participant('b').join('test', 'participant', claim(2))).rejects.toThrow(
       new RegExp(`^E_REFERENCE: b's reference set has digest ${claim(2).digest.slice(0, 12)}…; session test's is ${claim(1).digest.slice(0, 12)}… \\(from a\\)`),
@@ -40,13 +26,13 @@ describe('the reference set is checked at the join', () => {
   });
 
   it('a digest in the session config is the one every participant must have', async () => {
-    coordinator.createSession(config({ referenceDigest: claim(5).digest }));
+    fixture.coordinator.createSession(config({ referenceDigest: claim(5).digest }));
     await expect(participant('a').join('test', 'participant', claim(1))).rejects.toThrow(/\(from the session config\)/);
     await expect(participant('b').join('test', 'participant', claim(5))).resolves.toMatchObject({ participant: 'b' });
   });
 
   it('a session without a reference set ignores what a site holds', async () => {
-    coordinator.createSession(config({ algorithm: 'fd', referenceSize: 0, referencePerRound: 0 }));
+    fixture.coordinator.createSession(config({ algorithm: 'fd', referenceSize: 0, referencePerRound: 0 }));
     await expect(participant('a').join('test', 'participant', claim(1))).resolves.toMatchObject({ participant: 'a' });
   });
 

@@ -1,25 +1,15 @@
 /** Targets can travel down in float16 or uint8 (targetDtype): fewer bytes, values within the dtype's step of the float32 target. */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeEnvelope, packTensor, PROTOCOL_VERSION, unpackTensor, type WireDtype } from '../../protocol/index.js';
 import { leaveOneOutMeans } from '../../server/aggregators/sums.js';
-import { Coordinator } from '../../server/coordinator.js';
-import { C, config, predictions, RawParticipant, REFERENCE, refusalCode, until } from './raw-participant.js';
+import { C, config, coordinatorPerTest, predictions, REFERENCE, refusalCode, until } from './raw-participant.js';
 
 describe('targetDtype', () => {
-  let coordinator: Coordinator;
-  const sockets: RawParticipant[] = [];
-  beforeEach(async () => {
-    coordinator = await Coordinator.start();
-  });
-  afterEach(async () => {
-    for (const p of sockets.splice(0)) p.close();
-    await coordinator.close();
-  });
+  const fixture = coordinatorPerTest();
 
   const roundWith = async (targetDtype: WireDtype | undefined) => {
-    const session = coordinator.createSession(config({ id: `t-${targetDtype ?? 'default'}`, targetDtype }));
-    const ps = ['a', 'b', 'c'].map((id) => new RawParticipant(coordinator.url, id, `secret-${id}`));
-    sockets.push(...ps);
+    const session = fixture.coordinator.createSession(config({ id: `t-${targetDtype ?? 'default'}`, targetDtype }));
+    const ps = ['a', 'b', 'c'].map((id) => fixture.participant(id));
     await Promise.all(ps.map((p) => p.join(session.config.id)));
     await until(() => ps.every((p) => p.rounds.length === 1), 'round 1');
     for (const [k, p] of ps.entries()) {
