@@ -145,6 +145,8 @@ export interface RoundRow {
   bytesUp: number;
   bytesDown: number;
   contributors: number;
+  /** The coordinator's sha256 of the round's ensemble (server RoundRecord): equal digests, equal targets. */
+  ensembleDigest: string | null;
   seconds: number;
 }
 
@@ -361,15 +363,7 @@ function workerCount(options: SimulationOptions, n: number): number {
 export async function runAlgorithm(options: SimulationOptions, data: PreparedData, progress: Progress, pool?: WorkerPool, students?: string): Promise<RunResult> {
   const started = performance.now();
   const centralized = options.algorithm === CENTRALIZED;
-  const algorithm = centralized ? 'local' : options.algorithm;
-  const defaults = ALGORITHM_DEFAULTS[algorithm];
-  if (defaults === undefined) throw new Error(`unknown algorithm "${options.algorithm}"`);
-  const settings = {
-    ...defaults,
-    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
-    ...(options.alpha === undefined ? {} : { alpha: options.alpha }),
-    ...(options.aggregator === undefined ? {} : { aggregator: options.aggregator }),
-  };
+  const { algorithm, settings } = algorithmSettings(options);
   const trainSets = centralized ? [pooled(data.trainSets)] : data.trainSets;
   const members = runMembers(options);
   // Learners 0…n−1 report every round; teachers n…n+t−1 report once, after their training before round 1.
@@ -391,29 +385,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   const { test, reference } = data;
   const tokens = members.map((m) => ({ id: m.id, token: randomBytes(24).toString('hex'), ...(m.role === 'teacher' ? { role: 'teacher' as const } : {}) }));
   const distillerToken = distiller === undefined ? undefined : { id: 'distiller', token: randomBytes(24).toString('hex'), role: 'distiller' as const };
-  const config: SessionConfig = {
-    id: `sim-${options.algorithm}-${options.seed}`,
-    algorithm,
-    rounds: options.rounds,
-    participants: distillerToken === undefined ? tokens : [...tokens, distillerToken],
-    // A distiller uploads nothing: the quorum counts the participants (and teachers) only.
-    minParticipants: members.length,
-    numClasses: test.numClasses,
-    referenceSize: reference.y.length,
-    referencePerRound: options.referencePerRound,
-    temperature: settings.temperature,
-    alpha: settings.alpha,
-    aggregator: settings.aggregator,
-    sharpenTemperature: settings.sharpenTemperature,
-    trimFraction: options.trimFraction,
-    uploadDtype: options.uploadDtype,
-    targetDtype: options.targetDtype,
-    roundTimeoutMs: 10 * 60_000,
-    trainTimeoutMs: 10 * 60_000,
-    onRoundFailure: 'stop',
-    seed: options.seed,
-    maxMessageBytes: 16 * 1024 * 1024,
-  };
+  const config = simulationSession(options, algorithm, settings, data, distillerToken === undefined ? tokens : [...tokens, distillerToken]);
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
   // The distiller trains on the round's reference rows, as much work as a shard of that size.
@@ -538,6 +510,59 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   };
 }
 
+/** The session's algorithm for `options.algorithm` (centralized runs as local) and its settings: the defaults, then the overrides. */
+export function algorithmSettings(options: SimulationOptions): { algorithm: string; settings: RunResult['settings'] } {
+  const algorithm = options.algorithm === CENTRALIZED ? 'local' : options.algorithm;
+  const defaults = ALGORITHM_DEFAULTS[algorithm];
+  if (defaults === undefined) throw new Error(`unknown algorithm "${options.algorithm}"`);
+  const settings = {
+    ...defaults,
+    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+    ...(options.alpha === undefined ? {} : { alpha: options.alpha }),
+    ...(options.aggregator === undefined ? {} : { aggregator: options.aggregator }),
+  };
+  return { algorithm, settings };
+}
+
+/**
+ * The coordinator's session for a run of `options` (the algorithm's session name `algorithm`,
+ * `settings` its defaults with the overrides): what runAlgorithm starts in process and what
+ * `simulate --plan` writes for `codistill server` (simulations/plan.ts). `entries` lists every
+ * member with its token; the distiller, uploading nothing, is left out of the quorum.
+ */
+export function simulationSession(
+  options: SimulationOptions,
+  algorithm: string,
+  settings: RunResult['settings'],
+  data: Pick<PreparedData, 'test' | 'reference'>,
+  entries: SessionConfig['participants'],
+): SessionConfig {
+  const { test, reference } = data;
+  return {
+    id: `sim-${options.algorithm}-${options.seed}`,
+    algorithm,
+    rounds: options.rounds,
+    participants: entries,
+    // A distiller uploads nothing: the quorum counts the participants (and teachers) only.
+    minParticipants: entries.filter((p) => p.role !== 'distiller').length,
+    numClasses: test.numClasses,
+    referenceSize: reference.y.length,
+    referencePerRound: options.referencePerRound,
+    temperature: settings.temperature,
+    alpha: settings.alpha,
+    aggregator: settings.aggregator,
+    sharpenTemperature: settings.sharpenTemperature,
+    trimFraction: options.trimFraction,
+    uploadDtype: options.uploadDtype,
+    targetDtype: options.targetDtype,
+    roundTimeoutMs: 10 * 60_000,
+    trainTimeoutMs: 10 * 60_000,
+    onRoundFailure: 'stop',
+    seed: options.seed,
+    maxMessageBytes: 16 * 1024 * 1024,
+  };
+}
+
 /**
  * Which worker each participant runs in: largest private set first, each onto the least-loaded
  * worker (Graham's LPT rule). Rounds are synchronous, so a round lasts as long as the busiest
@@ -620,6 +645,7 @@ export function roundRow(
     bytesUp: record?.bytesUp ?? 0,
     bytesDown: record?.bytesDown ?? 0,
     contributors: record?.contributors.length ?? 0,
+    ensembleDigest: record?.ensembleDigest ?? null,
     seconds: (performance.now() - since) / 1000,
   };
 }
