@@ -13,7 +13,7 @@ import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ATTACK_KINDS } from './attacks.js';
-import { GROUP_ROLES, groupRefusals, learnerCount } from './groups.js';
+import { GROUP_ROLES, groupRefusals, learnerCount, type GroupRole } from './groups.js';
 import { CENTRALIZED, distillerRefusal, type SimulationOptions } from './simulate.js';
 
 const oneOf = <T extends string>(values: readonly T[]) =>
@@ -46,7 +46,10 @@ const participants = z.union([
     z.object({
       count: integer(1),
       model: modelName.optional(),
-      role: z.enum(GROUP_ROLES, { error: `must be one of ${GROUP_ROLES.join(', ')} (a distiller is the experiment's own field, distiller)` }).optional(),
+      // A refined string, not an enum: zod reports a union's failed enum on the whole list, not on the role.
+      role: z.string({ error: 'must be a role name' }).refine((r) => (GROUP_ROLES as readonly string[]).includes(r), {
+        error: `must be one of ${GROUP_ROLES.join(', ')} (a distiller is the experiment's own field, distiller)`,
+      }).transform((r) => r as GroupRole).optional(),
     }).strict(),
     { error: 'must be a count or a list of groups { count, model, role }' },
   ).min(1, 'must list at least one group'),
@@ -104,7 +107,7 @@ export const experimentSchema = z
         message: `must be fewer than participants (${learners}): at least one participant has to stay honest`,
       });
     }
-    for (const [field, message] of groupRefusals(config, CENTRALIZED)) context.addIssue({ code: 'custom', path: [field], message });
+    for (const [field, message] of groupRefusals(config, CENTRALIZED)) context.addIssue({ code: 'custom', path: [field], input: config.participants, message });
     const refusal = config.distiller === undefined ? undefined : distillerRefusal(config.algorithm);
     if (refusal !== undefined) context.addIssue({ code: 'custom', path: ['distiller'], message: refusal });
     if (config.attack !== undefined && config.algorithm === CENTRALIZED && config.attack.participants > 0) {

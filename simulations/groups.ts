@@ -87,6 +87,8 @@ export function teacherEpochs(options: { rounds: number; epochs: number }): numb
 export function groupRefusals(options: Participation & { algorithm: string }, centralized: string): Array<[string, string]> {
   const problems: Array<[string, string]> = [];
   const groups = participantGroups(options);
+  // A role the schema refused is reported on its field; counting learners past it would only add noise.
+  if (groups.length === 0 || groups.some((g) => !(GROUP_ROLES as readonly string[]).includes(g.role))) return problems;
   const learners = learnerCount(options);
   const teachers = groups.some((g) => g.role === 'teacher');
   const mixed = commonModel(options) === undefined;
