@@ -411,7 +411,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     const session = coordinator.createSession(config);
     const models = [...new Set(members.map((m) => m.model))];
     progress.line(
-      `\n[${options.algorithm}] ${n} participants${teachers.length === 0 ? '' : `, ${teachers.length} teacher${teachers.length === 1 ? "" : "s"}`}${models.length > 1 ? ` (${models.map((model) => `${members.filter((m) => m.model === model).length} ${model}`).join(', ')})` : ''}` +
+      `\n[${options.algorithm}] ${n} participants${teachers.length === 0 ? '' : `, ${teachers.length} teacher${teachers.length === 1 ? '' : 's'}`}${models.length > 1 ? ` (${models.map((model) => `${members.filter((m) => m.model === model).length} ${model}`).join(', ')})` : ''}` +
         `${distiller === undefined ? '' : ` and a distiller (${distiller})`} in ${workers} worker threads, coordinator at ${coordinator.url}`,
     );
     progress.line(header(n, hostile, options.privacy !== undefined, distiller !== undefined));
