@@ -35,9 +35,10 @@ export const roundTimeBenchmark: Benchmark = {
       backend,
       out: '',
     };
-    const rows: Array<{ algorithm: string; perRound: number[]; steady: number; wall: number; accuracy: number; bytes: number; samples: number[] }> = [];
+    const rows: Array<{ algorithm: string; perRound: number[]; steady: number; wall: number; accuracy: number; bytes: number; samples: number[]; load: [number, number] }> = [];
     for (const algorithm of ALGORITHMS) {
       log(`  ${algorithm}: 20 participants, mlp:100, batch 10, Dir(0.1), ${rounds} rounds, in a fresh process`);
+      const loadBefore = os.loadavg()[0]!;
       const run = await simulateInChild({ ...setting, algorithm }, log, 30 * 60_000);
       const result = run.result.runs[0]!;
       const perRound = result.rows.map((r) => r.seconds);
@@ -46,6 +47,7 @@ export const roundTimeBenchmark: Benchmark = {
       rows.push({
         algorithm, perRound, steady, wall: run.seconds, accuracy: result.final.meanAccuracy,
         bytes: result.totalBytes.up + result.totalBytes.down, samples: run.result.data.labelMatrix.map((c) => c.reduce((a, b) => a + b, 0)),
+        load: [loadBefore, os.loadavg()[0]!],
       });
       log(`    seconds per round ${perRound.map((s) => fmt(s)).join(', ')}; median after the first ${fmt(steady)} s`);
     }
@@ -73,15 +75,16 @@ export const roundTimeBenchmark: Benchmark = {
       ],
       tables: [{
         caption: `Seconds per round, 20 participants, ${rounds} rounds each`,
-        columns: ['algorithm', 'per round (s)', 'median after round 1 (s)', 'reference (issue 16)', 'ratio', 'final mean held-out accuracy', 'bytes both ways', 'whole run (s)'],
+        columns: ['algorithm', 'per round (s)', 'median after round 1 (s)', 'reference (issue 16)', 'ratio', 'final mean held-out accuracy', 'bytes both ways', 'whole run (s)', 'load average before → after'],
         rows: rows.map((r, i) => [
           r.algorithm, r.perRound.map((s) => fmt(s)).join(', '), fmt(r.steady), REFERENCE[r.algorithm]?.text ?? '—',
-          figures[i]!.ratio === undefined ? '—' : `${fmt(figures[i]!.ratio!)}×`, `${fmt(100 * r.accuracy)}%`, `${fmt(r.bytes / 2 ** 20)} MiB`, fmt(r.wall),
+          figures[i]!.ratio === undefined ? '—' : `${fmt(figures[i]!.ratio!)}×`, `${fmt(100 * r.accuracy)}%`, `${fmt(r.bytes / 2 ** 20)} MiB`, fmt(r.wall), `${fmt(r.load[0])} → ${fmt(r.load[1])}`,
         ]),
       }],
       figures,
       notes: [
         `Per participant and round, ${samples.reduce((a, b) => a + b, 0) / 20} private samples in batches of 10 is about ${Math.ceil(samples.reduce((a, b) => a + b, 0) / 20 / 10)} Adam steps of a 79,510-parameter MLP, plus predictions on the test set (and for DML on the reference set): per round ${os.availableParallelism()} worker threads share the 20 participants' work, and every synchronous round waits for the busiest.`,
+        `The 1-minute load average is in the table: above the ${os.availableParallelism()} cores, other processes were computing too and every round here took longer than on an idle machine.`,
         'The issue does not say on how many samples its reference figures were taken: on the full MNIST training set (60,000 digits, 3,000 per participant) a round trains about 8.6× the steps it does here, so compare with care; the training part of a round grows with the samples per participant, the evaluation and the exchange do not.',
       ],
     };
