@@ -12,7 +12,7 @@ import type { SimulationChildEvent } from './simulation-child.js';
 type ChildRun = Extract<SimulationChildEvent, { type: 'done' }>;
 
 /** One simulate() run in a fresh process (bench/simulation-child.ts), bounded by `timeoutMs`. */
-function simulateInChild(options: SimulationOptions, log: (line: string) => void, timeoutMs: number): Promise<ChildRun> {
+export function simulateInChild(options: SimulationOptions, log: (line: string) => void, timeoutMs: number): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = fork(new URL('./simulation-child.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
     let settled = false;

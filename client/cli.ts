@@ -11,7 +11,7 @@ import type { SessionInfo } from '../protocol/index.js';
 import { selectBackend } from './backend.js';
 import { loadCsv } from './data/csv.js';
 import { subset, type LabeledDataset } from './data/dataset.js';
-import { loadIdxFolder, readIdxFile } from './data/idx.js';
+import { loadIdxDataset, loadIdxFolder, readIdxFile } from './data/idx.js';
 import { splitDataset } from './data/mnist.js';
 import { createModel, isModelName, type ModelName } from './models.js';
 import { runParticipant, type ParticipantSummary, type RoundResult } from './participant.js';
@@ -19,6 +19,11 @@ import { Student } from './student.js';
 import { loadStudent, preprocessingOf, probeFolder, probeSaveDir, QUANTIZATIONS, saveStudent, type CardFacts, type Quantization } from './student-io/index.js';
 
 const USAGE = `usage: codistill client --server URL --session ID --data PATH --model NAME|DIR|model.json [options]
+       codistill client --partition PLAN#i [--server URL] [options]
+  --partition PLAN#i    member i of a plan written by codistill simulate --plan PLAN: its shard, the test set
+                        it evaluates on, the reference set, model, role, token, seed, epochs, batch size and
+                        learning rate, the session and the coordinator's URL — every one of them still
+                        overridden by its own flag; the round log and student go to PLAN/<member>/
   --server URL          the coordinator, e.g. https://coordinator.example.org:8080
   --session ID          the session to join
   --token TOKEN         this participant's token (or set CODISTILL_TOKEN, which keeps it out of shell history)
@@ -59,6 +64,88 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --quantize D          save the student's weights as float16 | uint8 (tfjs-converter's quantisation) [float32]
   --checkpoint-every N  also save the student every N rounds (the same folder; the last save wins)
 `;
+
+/** A plan's shared part (PLAN/plan.json), as simulations/plan.ts writes it. */
+export interface PlanFile {
+  format: typeof PLAN_FORMAT;
+  session: string;
+  algorithm: string;
+  /** The coordinator's URL the plan was written for; --server overrides it. */
+  server: string;
+  numClasses: number;
+  sampleShape: number[];
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** IDX files relative to the plan: the shared reference set's features, the held-out test pair's prefix in `test`. */
+  reference: string;
+  test: string;
+  /** What u8 features were divided by before the plan saved them as float32 (255 for the MNIST family). */
+  u8Divisor: number;
+  /** Every member, by index: the folder holding its participant.json (and shard). */
+  members: Array<{ index: number; id: string; role: string; model: string; folder: string; group?: number }>;
+}
+
+/** One member's own part (PLAN/<folder>/participant.json). */
+export interface PlanMember {
+  index: number;
+  id: string;
+  role: 'participant' | 'teacher' | 'distiller';
+  model: string;
+  seed: number;
+  token: string;
+  /** A teacher's passes over its shard before round 1 (it never trains afterwards). */
+  pretrainEpochs?: number;
+  /** Its shard's IDX pair prefix in its folder; none for a distiller (it holds no private data). */
+  train?: string;
+  /** sha256 of the shard's float32 features then int32 labels, checked when it is read. */
+  sha256?: string;
+  samples: number;
+  privacy?: { noiseMultiplier: number; clip: number; delta: number };
+}
+
+export const PLAN_FORMAT = 'codistill-plan/1';
+
+/** sha256 of a data set's float32 features then its int32 labels: how a plan names each shard. */
+export function shardDigest(d: LabeledDataset): string {
+  return createHash('sha256').update(new Uint8Array(d.x.buffer, d.x.byteOffset, d.x.byteLength)).update(new Uint8Array(Int32Array.from(d.y).buffer)).digest('hex');
+}
+
+/** Reads `PLAN#i`: the plan, member i, and its data (the shard checked against its digest) with the plan's test set. */
+export function readPartition(spec: string): { dir: string; plan: PlanFile; member: PlanMember; folder: string; train: LabeledDataset; test: LabeledDataset; reference: string } {
+  const at = spec.lastIndexOf('#');
+  const dir = at < 0 ? '' : spec.slice(0, at);
+  const index = at < 0 ? Number.NaN : Number(spec.slice(at + 1));
+  if (dir === '' || !Number.isInteger(index) || index < 0 || spec.slice(at + 1).trim() === '') {
+    throw new Error(`--partition must be PLAN#i, a plan folder and a member index (e.g. plan#0); got "${spec}"`);
+  }
+  const readJson = <T>(path: string, what: string): T => {
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as T;
+    } catch (error) {
+      throw new Error(`--partition ${spec}: cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (write the plan with codistill simulate --plan DIR)' : (error as Error).message}`);
+    }
+  };
+  const plan = readJson<PlanFile>(join(dir, 'plan.json'), 'the plan');
+  if (plan.format !== PLAN_FORMAT) throw new Error(`--partition ${spec}: ${join(dir, 'plan.json')} is ${JSON.stringify(plan.format)}, not a ${PLAN_FORMAT} plan`);
+  const entry = plan.members[index];
+  if (entry === undefined) throw new Error(`--partition ${spec}: the plan has members 0 to ${plan.members.length - 1}; there is no member ${index}`);
+  const folder = join(dir, entry.folder);
+  const member = readJson<PlanMember>(join(folder, 'participant.json'), `member ${index}'s file`);
+  const idx = (prefix: string, numClasses: number) => {
+    const rank = 1 + plan.sampleShape.length;
+    return loadIdxDataset(`${prefix}-images-idx${rank}-ubyte`, `${prefix}-labels-idx1-ubyte`, { numClasses });
+  };
+  const test = idx(join(dir, plan.test), plan.numClasses);
+  let train: LabeledDataset;
+  if (member.train === undefined) train = subset(test, []);
+  else {
+    train = idx(join(folder, member.train), plan.numClasses);
+    const digest = shardDigest(train);
+    if (digest !== member.sha256) throw new Error(`E_DATA: --partition ${spec}: the shard in ${folder} has sha256 ${digest.slice(0, 16)}…; the plan wrote ${member.sha256?.slice(0, 16)}… (a partial or altered copy?)`);
+  }
+  return { dir, plan, member, folder, train, test, reference: join(dir, plan.reference) };
+}
 
 /** Private data from a CSV file or an IDX folder, with its own test split if the source has one. */
 function loadPrivateData(path: string, label: string | undefined, numClasses?: number, classNames?: readonly string[]): { train: LabeledDataset; test?: LabeledDataset; u8Divisor: number; classNames?: string[] } {
@@ -107,7 +194,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     strict: true,
     options: {
       ...Object.fromEntries(
-        ['server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
+        ['partition', 'server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
           'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed', 'classes', 'class-names', 'save', 'quantize', 'checkpoint-every']
           .map((name) => [name, { type: 'string' as const }]),
       ),
@@ -120,8 +207,10 @@ export async function runClientCommand(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const token = (v.token as string | undefined) ?? process.env.CODISTILL_TOKEN;
-  const missing = ['server', 'session', 'data', 'model'].filter((k) => v[k] === undefined);
+  const part = typeof v.partition === 'string' ? readPartition(v.partition) : undefined;
+  if (part !== undefined) planDefaults(v, part);
+  const token = (v.token as string | undefined) ?? part?.member.token ?? process.env.CODISTILL_TOKEN;
+  const missing = ['server', 'session', 'data', 'model'].filter((k) => v[k] === undefined && !(k === 'data' && part !== undefined));
   if (token === undefined) missing.push('token (or CODISTILL_TOKEN)');
   if (missing.length > 0) {
     process.stderr.write(`codistill client: missing --${missing.join(', --')}\n\n${USAGE}`);
@@ -187,7 +276,10 @@ export async function runClientCommand(args: string[]): Promise<number> {
   if (classNames !== undefined && (classNames.some((n) => n === '') || new Set(classNames).size !== classNames.length)) {
     throw new Error(`--class-names must list distinct, non-empty names separated by commas; got "${String(v['class-names'])}"`);
   }
-  const data = loadPrivateData(v.data as string, v.label as string | undefined, classesFlag ?? classNames?.length ?? warm?.numClasses, classNames);
+  const data = part !== undefined && v.data === undefined
+    ? { train: part.train, test: part.test, u8Divisor: part.plan.u8Divisor }
+    : loadPrivateData(v.data as string, v.label as string | undefined, classesFlag ?? classNames?.length ?? warm?.numClasses, classNames);
+  const dataName = v.data === undefined && part !== undefined ? `--partition ${v.partition as string}` : `--data ${v.data as string}`;
   let { train } = data;
   let evaluation = data.test;
   const dataHash = createHash('sha256').update(new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength)).update(new Uint8Array(train.y.buffer, train.y.byteOffset, train.y.byteLength)).digest('hex').slice(0, 16);
@@ -227,7 +319,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
   const build = (numClasses: number) => {
     student = studentFor(numClasses);
     process.stdout.write(
-      `${distiller ? 'distiller' : 'participant'} on ${backend}: ${distiller ? `no private data (${evaluation?.y.length ?? 0} samples of --data for validation)` : `${train.y.length} private samples (${evaluation?.y.length ?? 0} held out for validation)`}, ` +
+      `${role} on ${backend}: ${distiller ? `no private data (${evaluation?.y.length ?? 0} samples of --data for validation)` : `${train.y.length} private samples (${evaluation?.y.length ?? 0} held out for validation)`}, ` +
         `${reference === undefined ? 'no reference set' : `${reference.length / sampleSize} reference samples`}, model ${modelArg} (${student.model.countParams()} parameters, ${numClasses} classes${warm === undefined ? '' : ', warm start'})\n`,
     );
     return student;
@@ -242,12 +334,12 @@ export async function runClientCommand(args: string[]): Promise<number> {
       task: 'classification',
       classes: { count: student!.numClasses, ...(data.classNames === undefined || data.classNames.length !== student!.numClasses ? {} : { names: data.classNames }) },
       // A distiller trained on the reference set: that is the input its student has seen.
-      input: { shape: inputShape, dtype: 'float32', preprocessing: distiller ? preprocessingOf(reference!, data.u8Divisor, `--reference ${v.reference as string}`) : preprocessingOf(train.x, data.u8Divisor, `--data ${v.data as string}`) },
+      input: { shape: inputShape, dtype: 'float32', preprocessing: distiller ? preprocessingOf(reference!, data.u8Divisor, `--reference ${v.reference as string}`) : preprocessingOf(train.x, data.u8Divisor, dataName) },
       architecture: builtHere ? modelArg : `${warm!.card?.model.architecture ?? 'custom model.json'} (warm-started from ${modelArg})`,
       training: {
         session: joined?.info.session ?? session, participant: joined?.participant, algorithm: joined?.info.algorithm, role, rounds: completed.length,
         epochs, batchSize, learningRate, trainSamples: train.y.length,
-        data: { source: distiller ? `the ensemble on --reference ${v.reference as string}; --data ${v.data as string} for validation only` : `--data ${v.data as string}`, hash: `sha256:${dataHash}` }, seed,
+        data: { source: distiller ? `the ensemble on --reference ${v.reference as string}; ${dataName} for validation only` : dataName, hash: `sha256:${dataHash}` }, seed,
         ...(status === 'final' ? {} : { status }),
       },
       metrics: last?.accuracy === undefined || evaluation === undefined ? {} : { validation: { accuracy: last.accuracy, samples: evaluation.y.length } },
@@ -295,6 +387,12 @@ export async function runClientCommand(args: string[]): Promise<number> {
 
   let summary: ParticipantSummary;
   try {
+    const pretrain = part?.member.pretrainEpochs;
+    if (role === 'teacher' && pretrain !== undefined && student !== undefined) {
+      // As the simulation's teacher: its task loss on its own shard, before round 1 (simulations/groups.ts, teacherEpochs).
+      const trained = await student.train({ labeled: train }, { epochs: pretrain, batchSize, alpha: 1, temperature: 1 });
+      process.stdout.write(`teacher: trained ${pretrain} epochs on its shard before joining (loss ${trained.loss.toFixed(4)})\n`);
+    }
     summary = await participate();
     const out = (v.out as string | undefined) ?? `codistill-client-${summary.info.session}-${summary.participant}.json`.replace(/[^\w.-]/g, '_');
     writeFileSync(out, `${JSON.stringify({ participant: summary.participant, info: summary.info, endReason: summary.endReason, rounds: summary.rounds.map(({ evaluationProbs: _, ...r }) => r) }, null, 2)}\n`);
@@ -309,6 +407,24 @@ export async function runClientCommand(args: string[]): Promise<number> {
     student?.dispose();
   }
   return 0;
+}
+
+/**
+ * A plan member's settings, each under its flag's name, where the command line left the flag
+ * out: explicit flags override the plan.
+ */
+function planDefaults(v: Record<string, string | boolean | undefined>, part: ReturnType<typeof readPartition>): void {
+  const { plan, member, folder } = part;
+  const defaults: Record<string, string> = {
+    server: plan.server, session: plan.session, model: member.model, role: member.role, seed: String(member.seed),
+    epochs: String(plan.epochs), 'batch-size': String(plan.batchSize), lr: String(plan.learningRate), classes: String(plan.numClasses),
+    reference: part.reference, out: join(folder, 'rounds.json'),
+  };
+  if (v['no-save'] !== true) defaults.save = join(folder, 'student');
+  if (member.privacy !== undefined && v['privacy-noise'] === undefined) {
+    Object.assign(defaults, { 'privacy-noise': String(member.privacy.noiseMultiplier), 'privacy-clip': String(member.privacy.clip), 'privacy-delta': String(member.privacy.delta) });
+  }
+  for (const [flag, value] of Object.entries(defaults)) v[flag] ??= value;
 }
 
 /**

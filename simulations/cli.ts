@@ -42,7 +42,9 @@ commands:
 simulate options — each overrides the field of the same name in --config (defaults in brackets):
   --config FILE             an experiment config, JSON or YAML (see experiments/configs/)
   --algorithm NAME          ${[...Object.keys(STRATEGIES), CENTRALIZED].join(' | ')} [${DEFAULT_OPTIONS.algorithm}]
-  --participants N          [${DEFAULT_OPTIONS.participants}]
+  --participants N          [${DEFAULT_OPTIONS.participants}]; a config may list groups instead:
+                            participants: [{ count: 5, model: cnn }, { count: 1, role: teacher }] (roles
+                            participant | teacher; model: --model's when omitted)
   --rounds N                [${DEFAULT_OPTIONS.rounds}]
   --model NAME              ${MODEL_NAMES_HELP} (hidden sizes: mlp:100 is 784-100-10) [${DEFAULT_OPTIONS.model}]
   --partition KIND          iid | dirichlet | shards | quantity [dirichlet]
@@ -78,6 +80,11 @@ simulate options — each overrides the field of the same name in --config (defa
   --out DIR                 where the run's files go [results/<algorithm>-seed<seed>-<time>/]
   --no-save                 keep no students (by default each participant's student of the algorithm
                             under study is saved in <out>/students/<participant>/, with its card)
+  --plan DIR                train nothing: write the run's plan for other machines into DIR — the session
+                            file (codistill server --config DIR/session.json), each member's shard, test and
+                            reference sets, one launch line per member (codistill client --partition DIR#i)
+                            and DIR/README.txt (Slurm array, Kubernetes Indexed Job, ssh); no baseline
+  --plan-server URL         the coordinator's URL the launch lines name [http://127.0.0.1:8080]
 `;
 
 /** Flags that carry numbers, by the config field they set. */
@@ -178,6 +185,30 @@ export function parseSimulateArgs(given: string[]): SimulationOptions {
   return validateExperiment(merged, typeof text.config === 'string' ? `${text.config} with command-line overrides` : 'command line');
 }
 
+/** `--plan DIR [--plan-server URL]`, read apart from the experiment's flags; undefined without --plan. */
+function planFlags(args: string[]): { dir: string; server: string } | undefined {
+  const { values } = parseArgs({ args, strict: false, options: { plan: { type: 'string' }, 'plan-server': { type: 'string' } } });
+  const server = typeof values['plan-server'] === 'string' ? values['plan-server'] : undefined;
+  if (values.plan === undefined) {
+    if (server !== undefined) throw new Error('--plan-server goes with --plan DIR');
+    return undefined;
+  }
+  if (typeof values.plan !== 'string' || values.plan === '') throw new Error('--plan needs a folder: --plan DIR');
+  const url = server ?? 'http://127.0.0.1:8080';
+  if (!/^https?:\/\/[^/\s]+\/?$/.test(url)) throw new Error(`--plan-server must be http(s)://HOST:PORT; got "${url}"`);
+  return { dir: values.plan, server: url.replace(/\/$/, '') };
+}
+
+function withoutPlanFlags(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--plan' || arg === '--plan-server') i++;
+    else if (!arg.startsWith('--plan=') && !arg.startsWith('--plan-server=')) out.push(arg);
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const say = { line: (text: string) => process.stdout.write(`${text}\n`) };
@@ -194,7 +225,14 @@ async function main(argv: string[]): Promise<number> {
       let options: SimulationOptions;
       const save = !rest.includes('--no-save');
       let students: string | undefined;
+      let plan: { dir: string; server: string } | undefined;
       try {
+        plan = planFlags(rest);
+        if (plan !== undefined) {
+          const { writePlan } = await import('./plan.js');
+          writePlan(parseSimulateArgs(withoutPlanFlags(rest).filter((a) => a !== '--no-save')), plan.dir, { server: plan.server }, say);
+          return 0;
+        }
         options = parseSimulateArgs(rest.filter((a) => a !== '--no-save'));
         // A folder that cannot take the students is refused now, not after the run.
         if (save) {

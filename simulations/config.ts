@@ -13,6 +13,7 @@ import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ATTACK_KINDS } from './attacks.js';
+import { GROUP_ROLES, groupRefusals, learnerCount, type GroupRole } from './groups.js';
 import { CENTRALIZED, distillerRefusal, type SimulationOptions } from './simulate.js';
 
 const oneOf = <T extends string>(values: readonly T[]) =>
@@ -35,12 +36,31 @@ const data = z.discriminatedUnion('source', [
   z.object({ source: z.literal('csv'), train: z.string().min(1), test: z.string().min(1).optional(), label: z.string().optional() }).strict(),
 ], { error: 'source must be one of mnist, idx, csv' });
 
+/**
+ * A count of learners with the experiment's model, or a list of groups (simulations/groups.ts),
+ * each { count, model?, role? }; groupRefusals then checks what the algorithm can run.
+ */
+const participants = z.union([
+  integer(2),
+  z.array(
+    z.object({
+      count: integer(1),
+      model: modelName.optional(),
+      // A refined string, not an enum: zod reports a union's failed enum on the whole list, not on the role.
+      role: z.string({ error: 'must be a role name' }).refine((r) => (GROUP_ROLES as readonly string[]).includes(r), {
+        error: `must be one of ${GROUP_ROLES.join(', ')} (a distiller is the experiment's own field, distiller)`,
+      }).transform((r) => r as GroupRole).optional(),
+    }).strict(),
+    { error: 'must be a count or a list of groups { count, model, role }' },
+  ).min(1, 'must list at least one group'),
+], { error: 'must be a count (≥ 2) or a list of groups { count, model, role }' });
+
 /** Every field of an experiment; `strict` so that a misspelt field is an error, not a silent default. */
 export const experimentSchema = z
   .object({
     data: data.optional(),
     algorithm: oneOf([...Object.keys(STRATEGIES), CENTRALIZED]),
-    participants: integer(2),
+    participants,
     rounds: integer(1),
     model: modelName,
     partition,
@@ -80,12 +100,14 @@ export const experimentSchema = z
   .strict()
   .superRefine((config, context) => {
     // Cross-field rules, each reported on the field a person would change.
-    if (config.attack !== undefined && config.attack.participants >= config.participants) {
+    const learners = learnerCount(config);
+    if (config.attack !== undefined && config.attack.participants >= learners) {
       context.addIssue({
         code: 'custom', path: ['attack', 'participants'], input: config.attack.participants,
-        message: `must be fewer than participants (${config.participants}): at least one participant has to stay honest`,
+        message: `must be fewer than participants (${learners}): at least one participant has to stay honest`,
       });
     }
+    for (const [field, message] of groupRefusals(config, CENTRALIZED)) context.addIssue({ code: 'custom', path: [field], input: config.participants, message });
     const refusal = config.distiller === undefined ? undefined : distillerRefusal(config.algorithm);
     if (refusal !== undefined) context.addIssue({ code: 'custom', path: ['distiller'], message: refusal });
     if (config.attack !== undefined && config.algorithm === CENTRALIZED && config.attack.participants > 0) {

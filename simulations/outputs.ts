@@ -1,6 +1,6 @@
 /**
  * What every run leaves behind, in one directory: the full result, one JSON line per round, a
- * CSV summary, the resolved config (rerun it with `codistill simulate --config DIR/config.json`)
+ * CSV summary, one CSV row per participant (its model, role and group), the resolved config (rerun it with `codistill simulate --config DIR/config.json`)
  * and the reproducibility manifest.
  */
 import { execFileSync } from 'node:child_process';
@@ -97,6 +97,24 @@ function maxEpsilon(run: SimulationResult['runs'][number]): number | undefined {
   return spent.length === 0 ? undefined : Math.max(...spent);
 }
 
+/**
+ * One row per member of each run: learners with their final held-out and personalised accuracy,
+ * teachers with their held-out accuracy after training before round 1 (personalised empty).
+ */
+const PARTICIPANT_COLUMNS = ['algorithm', 'seed', 'participant', 'group', 'model', 'role', 'held_out_accuracy', 'personalized_accuracy', 'hostile'];
+
+function participantRows(result: SimulationResult): string[] {
+  return result.runs.flatMap((run) => {
+    const last = run.rows.at(-1);
+    return run.members.map((m) => {
+      const teacher = run.teachers?.find((t) => t.id === m.id);
+      const accuracy = m.role === 'teacher' ? teacher?.accuracy : last?.accuracy[m.index];
+      const personalized = m.role === 'teacher' ? undefined : last?.personalized[m.index];
+      return [run.algorithm, result.options.seed, m.id, m.group, m.model.includes(',') ? `"${m.model}"` : m.model, m.role, accuracy ?? '', personalized ?? '', run.hostile.includes(m.index)].join(',');
+    });
+  });
+}
+
 /** Writes the run's files into `dir`; returns their paths. */
 export function writeRunOutputs(result: SimulationResult, dir: string): string[] {
   mkdirSync(dir, { recursive: true });
@@ -104,6 +122,7 @@ export function writeRunOutputs(result: SimulationResult, dir: string): string[]
     result: join(dir, 'result.json'),
     rounds: join(dir, 'rounds.jsonl'),
     summary: join(dir, 'summary.csv'),
+    participants: join(dir, 'participants.csv'),
     config: join(dir, 'config.json'),
     manifest: join(dir, 'manifest.json'),
   };
@@ -114,6 +133,7 @@ export function writeRunOutputs(result: SimulationResult, dir: string): string[]
       run.totalBytes.up, run.totalBytes.down, run.seconds.toFixed(1), run.backend, run.hostile.map((i) => `p${i}`).join(' '), maxEpsilon(run) ?? '', run.final.distillerAccuracy ?? ''].join(','),
   );
   writeFileSync(files.summary, `${CSV_COLUMNS.join(',')}\n${lines.join('\n')}\n`);
+  writeFileSync(files.participants, `${PARTICIPANT_COLUMNS.join(',')}\n${participantRows(result).join('\n')}\n`);
   writeFileSync(files.config, `${JSON.stringify(result.options, null, 2)}\n`);
   writeFileSync(files.manifest, `${JSON.stringify(manifestFor(result), null, 2)}\n`);
   return Object.values(files);

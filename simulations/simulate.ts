@@ -20,6 +20,7 @@ import type { RoundRecord, SessionConfig } from '../server/session.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
 import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn, personalisedAccuracy } from './metrics.js';
 import { hostileParticipants, type AttackSpec } from './attacks.js';
+import { commonModel, learnerCount, participantCount, roster, teacherEpochs, type Member, type ParticipantGroup } from './groups.js';
 import { WorkerPool, type PoolRun, type RoundReport } from './pool.js';
 import type { SimulatedParticipant, WorkerJob } from './worker.js';
 
@@ -36,7 +37,11 @@ export interface SimulationOptions {
   /** The embedded MNIST when omitted. */
   data?: DataSource;
   algorithm: string;
-  participants: number;
+  /**
+   * How many participants, all learners with `model`; or groups, each with its count, model and
+   * role (participant or teacher), laid out by simulations/groups.ts (learners first).
+   */
+  participants: number | ParticipantGroup[];
   rounds: number;
   model: ModelName;
   partition: PartitionSpec;
@@ -83,7 +88,7 @@ export interface SimulationOptions {
   out: string;
 }
 
-export const DEFAULT_OPTIONS: SimulationOptions = {
+export const DEFAULT_OPTIONS: SimulationOptions & { participants: number } = {
   algorithm: 'dml',
   participants: 4,
   rounds: 10,
@@ -140,6 +145,8 @@ export interface RoundRow {
   bytesUp: number;
   bytesDown: number;
   contributors: number;
+  /** The coordinator's sha256 of the round's ensemble (server RoundRecord): equal digests, equal targets. */
+  ensembleDigest: string | null;
   seconds: number;
 }
 
@@ -148,7 +155,15 @@ export interface RunResult {
   backend: string;
   /** The session settings the run used (the algorithm's defaults unless overridden). */
   settings: { temperature: number; alpha: number; aggregator?: string; sharpenTemperature?: number };
+  /** Learners: the columns of every row and what the means are over (teachers and the distiller not counted). */
   participants: number;
+  /**
+   * Every learner and teacher of the run with its model, role and group (its position in the
+   * config's participants list); learners first, in the order of the rows' columns.
+   */
+  members: Member[];
+  /** Each teacher's held-out accuracy after its training before round 1 (it never learns after that). */
+  teachers?: Array<{ id: string; model: ModelName; accuracy: number }>;
   /** Hostile participants (indices); the accuracies in `final` and in every row are over the others. */
   hostile: number[];
   /** What the means are over, in words, for whoever reads the file. */
@@ -230,13 +245,17 @@ export function prepareData(options: SimulationOptions, progress: Progress): Pre
   if (options.privateSize !== undefined && options.privateSize < split.pool.y.length) {
     split.pool = subset(split.pool, splitDataset(split.pool, { test: options.privateSize, reference: 0 }, options.seed).indices.test);
   }
-  const shards = partition(split.pool.y, all.numClasses, options.participants, options.partition, options.seed);
+  const shards = partition(split.pool.y, all.numClasses, participantCount(options), options.partition, options.seed);
   const trainSets = shards.indices.map((indices) => subset(split.pool, indices));
   progress.line(
     `data: ${name}, ${all.y.length + (ownTest?.y.length ?? 0)} samples → test ${split.test.y.length}, reference ${split.reference.y.length}, ` +
-      `private ${split.pool.y.length} over ${options.participants} participants (${describePartition(options.partition)}, seed ${options.seed}, hash ${shards.hash.slice(0, 12)})`,
+      `private ${split.pool.y.length} over ${participantCount(options)} participants (${describePartition(options.partition)}, seed ${options.seed}, hash ${shards.hash.slice(0, 12)})`,
   );
-  shards.labelMatrix.forEach((counts, i) => progress.line(`  p${i}: ${trainSets[i]!.y.length} samples, per class [${counts.join(' ')}]`));
+  const members = roster(options);
+  const heterogeneous = typeof options.participants !== 'number';
+  shards.labelMatrix.forEach((counts, i) => progress.line(
+    `  p${i}: ${trainSets[i]!.y.length} samples, per class [${counts.join(' ')}]${heterogeneous ? `, ${members[i]!.model}${members[i]!.role === 'teacher' ? ' teacher' : ''} (group ${members[i]!.group})` : ''}`,
+  ));
   return {
     source: name,
     seed: options.seed,
@@ -261,7 +280,7 @@ export async function simulate(options: SimulationOptions, progress: Progress, o
   const startedAt = new Date().toISOString();
   const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
   // The workers start first, so that their tfjs start-up overlaps loading the data here.
-  const members = (a: string) => (a === CENTRALIZED ? 1 : options.participants + (a === options.algorithm && distillerModel(options) !== undefined ? 1 : 0));
+  const members = (a: string) => (a === CENTRALIZED ? 1 : runMembers({ ...options, algorithm: a }).length + (a === options.algorithm && distillerModel(options) !== undefined ? 1 : 0));
   const pool = new WorkerPool(Math.max(...algorithms.map((a) => workerCount(options, members(a)))), options.backend);
   const runs: RunResult[] = [];
   let data: PreparedData;
@@ -311,11 +330,23 @@ export function distillerRefusal(algorithm: string): string | undefined {
   return undefined;
 }
 
-/** The distiller's model, when the options ask for one: its own, or the participants'. */
-export function distillerModel(options: Pick<SimulationOptions, 'distiller' | 'model'>): ModelName | undefined {
+/** The distiller's model, when the options ask for one: its own, or the participants' (the experiment's `model` when their groups differ). */
+export function distillerModel(options: Pick<SimulationOptions, 'distiller' | 'model'> & Partial<Pick<SimulationOptions, 'participants'>>): ModelName | undefined {
   const { distiller } = options;
   if (distiller === undefined || distiller === false) return undefined;
-  return distiller === true ? options.model : distiller.model ?? options.model;
+  const participants = options.participants === undefined ? options.model : commonModel({ participants: options.participants, model: options.model }) ?? options.model;
+  return distiller === true ? participants : distiller.model ?? participants;
+}
+
+/**
+ * The members one run of `options.algorithm` has: the roster, except that an algorithm exchanging
+ * nothing (the local-only baseline) has no use for teachers, and centralized pools every shard
+ * into one learner with the groups' common model.
+ */
+export function runMembers(options: SimulationOptions): Member[] {
+  const members = roster(options);
+  if (options.algorithm === CENTRALIZED) return [{ index: 0, id: 'p0', model: commonModel(options) ?? options.model, role: 'participant', group: 0 }];
+  return STRATEGIES[options.algorithm]?.knowledge === 'none' ? members.filter((m) => m.role === 'participant') : members;
 }
 
 /** Worker threads for a run of n participants: one per core unless told, at most one per participant. */
@@ -332,22 +363,19 @@ function workerCount(options: SimulationOptions, n: number): number {
 export async function runAlgorithm(options: SimulationOptions, data: PreparedData, progress: Progress, pool?: WorkerPool, students?: string): Promise<RunResult> {
   const started = performance.now();
   const centralized = options.algorithm === CENTRALIZED;
-  const algorithm = centralized ? 'local' : options.algorithm;
-  const defaults = ALGORITHM_DEFAULTS[algorithm];
-  if (defaults === undefined) throw new Error(`unknown algorithm "${options.algorithm}"`);
-  const settings = {
-    ...defaults,
-    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
-    ...(options.alpha === undefined ? {} : { alpha: options.alpha }),
-    ...(options.aggregator === undefined ? {} : { aggregator: options.aggregator }),
-  };
+  const { algorithm, settings } = algorithmSettings(options);
   const trainSets = centralized ? [pooled(data.trainSets)] : data.trainSets;
-  const n = trainSets.length;
+  const members = runMembers(options);
+  // Learners 0…n−1 report every round; teachers n…n+t−1 report once, after their training before round 1.
+  const n = centralized ? 1 : learnerCount(options);
+  const teachers = members.filter((m) => m.role === 'teacher');
+  if (!centralized && members.length < roster(options).length) progress.line(`(${options.algorithm} exchanges nothing: its run leaves the teachers out)`);
   const distiller = distillerModel(options);
   const refusal = distiller === undefined ? undefined : distillerRefusal(options.algorithm);
   if (refusal !== undefined) throw new Error(refusal);
-  // The distiller is one more member of the run, after the n participants: index n, its own slot in a worker.
-  const workers = workerCount(options, n + (distiller === undefined ? 0 : 1));
+  // The distiller is one more member of the run, after the participants and teachers: index members.length, its own slot in a worker.
+  const distillerIndex = members.length;
+  const workers = workerCount(options, members.length + (distiller === undefined ? 0 : 1));
   if (pool !== undefined && (pool.size < workers || pool.backend !== options.backend)) {
     throw new Error(
       `this run needs ${workers} worker threads on backend ${options.backend ?? '(automatic)'}; ` +
@@ -355,38 +383,19 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     );
   }
   const { test, reference } = data;
-  const tokens = Array.from({ length: n }, (_, i) => ({ id: `p${i}`, token: randomBytes(24).toString('hex') }));
+  const tokens = members.map((m) => ({ id: m.id, token: randomBytes(24).toString('hex'), ...(m.role === 'teacher' ? { role: 'teacher' as const } : {}) }));
   const distillerToken = distiller === undefined ? undefined : { id: 'distiller', token: randomBytes(24).toString('hex'), role: 'distiller' as const };
-  const config: SessionConfig = {
-    id: `sim-${options.algorithm}-${options.seed}`,
-    algorithm,
-    rounds: options.rounds,
-    participants: distillerToken === undefined ? tokens : [...tokens, distillerToken],
-    // A distiller uploads nothing: the quorum counts the participants only.
-    minParticipants: n,
-    numClasses: test.numClasses,
-    referenceSize: reference.y.length,
-    referencePerRound: options.referencePerRound,
-    temperature: settings.temperature,
-    alpha: settings.alpha,
-    aggregator: settings.aggregator,
-    sharpenTemperature: settings.sharpenTemperature,
-    trimFraction: options.trimFraction,
-    uploadDtype: options.uploadDtype,
-    targetDtype: options.targetDtype,
-    roundTimeoutMs: 10 * 60_000,
-    trainTimeoutMs: 10 * 60_000,
-    onRoundFailure: 'stop',
-    seed: options.seed,
-    maxMessageBytes: 16 * 1024 * 1024,
-  };
+  const config = simulationSession(options, algorithm, settings, data, distillerToken === undefined ? tokens : [...tokens, distillerToken]);
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
   // The distiller trains on the round's reference rows, as much work as a shard of that size.
-  const assignment = balanceWorkers([...trainSets.map((t) => t.y.length), ...(distiller === undefined ? [] : [options.referencePerRound])], workers);
+  // A teacher's work is its training before round 1, rounds × epochs passes: weigh it as a learner's (its shard size).
+  const assignment = balanceWorkers([...members.map((m) => trainSets[m.index]!.y.length), ...(distiller === undefined ? [] : [options.referencePerRound])], workers);
   // Personalised accuracy weighs each class by a site's own label share; the centralized model
   // serves every site, so it is scored against each and averaged.
   const sites = data.labelMatrix.map((counts) => counts.map((c) => c / counts.reduce((a, b) => a + b, 0)));
+  /** Each teacher's held-out accuracy, reported once (as round 0) after its training before round 1. */
+  const teacherAccuracy = new Map<number, number>();
 
   const rows: RoundRow[] = [];
   const perRound = new Map<number, Map<number, RoundReport>>();
@@ -400,12 +409,21 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   // (say, a trimmed mean that trims nothing) must not leave it listening.
   try {
     const session = coordinator.createSession(config);
-    progress.line(`\n[${options.algorithm}] ${n} participants${distiller === undefined ? '' : ` and a distiller (${distiller})`} in ${workers} worker threads, coordinator at ${coordinator.url}`);
+    const models = [...new Set(members.map((m) => m.model))];
+    progress.line(
+      `\n[${options.algorithm}] ${n} participants${teachers.length === 0 ? '' : `, ${teachers.length} teacher${teachers.length === 1 ? '' : 's'}`}${models.length > 1 ? ` (${models.map((model) => `${members.filter((m) => m.model === model).length} ${model}`).join(', ')})` : ''}` +
+        `${distiller === undefined ? '' : ` and a distiller (${distiller})`} in ${workers} worker threads, coordinator at ${coordinator.url}`,
+    );
     progress.line(header(n, hostile, options.privacy !== undefined, distiller !== undefined));
     let roundStarted = performance.now();
     const onRound = (message: RoundReport) => {
-      // The distiller's report is kept apart: it is none of the n participants' columns or means.
-      if (message.index === n) distillerPerRound.set(message.round, message);
+      // Teachers' and the distiller's reports are kept apart: they are none of the n participants' columns or means.
+      if (message.index >= n && message.index < distillerIndex) {
+        teacherAccuracy.set(message.index, message.accuracy);
+        progress.line(`teacher ${tokens[message.index]!.id} (${members[message.index]!.model}) trained ${teacherEpochs(options)} epochs on its shard before round 1: held-out accuracy ${(100 * message.accuracy).toFixed(1)}%`);
+        return;
+      }
+      if (message.index === distillerIndex) distillerPerRound.set(message.round, message);
       else {
         const reports = perRound.get(message.round) ?? new Map<number, RoundReport>();
         reports.set(message.index, message);
@@ -417,7 +435,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
       perRound.delete(message.round);
       distillerPerRound.delete(message.round);
       const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
-      const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
+      const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.slice(0, n).map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
       if (distilled !== undefined) row.distillerAccuracy = distilled.accuracy;
       previous = ordered.map((r) => r.testProbs);
       roundStarted = performance.now();
@@ -434,10 +452,13 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
       attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
       privacy: options.privacy,
       participants: [
-        ...tokens.map((t, index): SimulatedParticipant => ({ index, token: t.token, seed: options.seed * 1000 + index, train: trainSets[index]!, hostile: hostile.includes(index) })),
+        ...members.map((m): SimulatedParticipant => ({
+          index: m.index, token: tokens[m.index]!.token, seed: options.seed * 1000 + m.index, train: trainSets[m.index]!, hostile: hostile.includes(m.index), model: m.model,
+          ...(m.role === 'teacher' ? { role: 'teacher' as const, pretrainEpochs: teacherEpochs(options) } : {}),
+        })),
         // No private data: an empty set that still says the samples' shape and the classes.
         ...(distillerToken === undefined ? [] : [{
-          index: n, token: distillerToken.token, seed: options.seed * 1000 + n, train: subset(test, []), hostile: false, role: 'distiller' as const, model: distiller,
+          index: distillerIndex, token: distillerToken.token, seed: options.seed * 1000 + distillerIndex, train: subset(test, []), hostile: false, role: 'distiller' as const, model: distiller,
         }]),
       ].filter((p) => assignment[p.index] === w),
       reference: reference.x,
@@ -462,12 +483,14 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     await coordinator.close();
   }
   const last = rows[rows.length - 1];
-  const honest = tokens.map((_, i) => i).filter((i) => !hostile.includes(i));
+  const honest = tokens.slice(0, n).map((_, i) => i).filter((i) => !hostile.includes(i));
   return {
     algorithm: options.algorithm,
     backend: done.backend,
     settings,
     participants: n,
+    members,
+    ...(teachers.length === 0 ? {} : { teachers: teachers.map((m) => ({ id: m.id, model: m.model, accuracy: teacherAccuracy.get(m.index) ?? Number.NaN })) }),
     ...(distiller === undefined ? {} : { distiller: { model: distiller } }),
     hostile,
     accuracyOver: hostile.length === 0
@@ -484,6 +507,59 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     totalBytes: { up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0) },
     workerBusySeconds: done.busySeconds,
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** The session's algorithm for `options.algorithm` (centralized runs as local) and its settings: the defaults, then the overrides. */
+export function algorithmSettings(options: SimulationOptions): { algorithm: string; settings: RunResult['settings'] } {
+  const algorithm = options.algorithm === CENTRALIZED ? 'local' : options.algorithm;
+  const defaults = ALGORITHM_DEFAULTS[algorithm];
+  if (defaults === undefined) throw new Error(`unknown algorithm "${options.algorithm}"`);
+  const settings = {
+    ...defaults,
+    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+    ...(options.alpha === undefined ? {} : { alpha: options.alpha }),
+    ...(options.aggregator === undefined ? {} : { aggregator: options.aggregator }),
+  };
+  return { algorithm, settings };
+}
+
+/**
+ * The coordinator's session for a run of `options` (the algorithm's session name `algorithm`,
+ * `settings` its defaults with the overrides): what runAlgorithm starts in process and what
+ * `simulate --plan` writes for `codistill server` (simulations/plan.ts). `entries` lists every
+ * member with its token; the distiller, uploading nothing, is left out of the quorum.
+ */
+export function simulationSession(
+  options: SimulationOptions,
+  algorithm: string,
+  settings: RunResult['settings'],
+  data: Pick<PreparedData, 'test' | 'reference'>,
+  entries: SessionConfig['participants'],
+): SessionConfig {
+  const { test, reference } = data;
+  return {
+    id: `sim-${options.algorithm}-${options.seed}`,
+    algorithm,
+    rounds: options.rounds,
+    participants: entries,
+    // A distiller uploads nothing: the quorum counts the participants (and teachers) only.
+    minParticipants: entries.filter((p) => p.role !== 'distiller').length,
+    numClasses: test.numClasses,
+    referenceSize: reference.y.length,
+    referencePerRound: options.referencePerRound,
+    temperature: settings.temperature,
+    alpha: settings.alpha,
+    aggregator: settings.aggregator,
+    sharpenTemperature: settings.sharpenTemperature,
+    trimFraction: options.trimFraction,
+    uploadDtype: options.uploadDtype,
+    targetDtype: options.targetDtype,
+    roundTimeoutMs: 10 * 60_000,
+    trainTimeoutMs: 10 * 60_000,
+    onRoundFailure: 'stop',
+    seed: options.seed,
+    maxMessageBytes: 16 * 1024 * 1024,
   };
 }
 
@@ -569,6 +645,7 @@ export function roundRow(
     bytesUp: record?.bytesUp ?? 0,
     bytesDown: record?.bytesDown ?? 0,
     contributors: record?.contributors.length ?? 0,
+    ensembleDigest: record?.ensembleDigest ?? null,
     seconds: (performance.now() - since) / 1000,
   };
 }
@@ -601,6 +678,10 @@ export function formatSummary(result: SimulationResult): string {
     );
   }
   for (const run of result.runs) {
+    const byGroup = groupAccuracies(run);
+    if (byGroup !== undefined) lines.push(`  ${run.algorithm}: ${byGroup}`);
+  }
+  for (const run of result.runs) {
     if (run.hostile.length > 0) lines.push(`  ${run.algorithm}: accuracy over ${run.accuracyOver}`);
     const spent = run.privacy?.epsilon.filter((e): e is number => e !== null) ?? [];
     if (spent.length > 0) {
@@ -611,6 +692,24 @@ export function formatSummary(result: SimulationResult): string {
     lines.push(`  gain of ${result.options.algorithm} over local-only: ${result.gainOverLocal >= 0 ? '+' : ''}${result.gainOverLocal.toFixed(1)} points`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Final held-out accuracy per group of learners, and each teacher's, in words; undefined when every
+ * member is a learner of one group.
+ */
+export function groupAccuracies(run: RunResult): string | undefined {
+  const last = run.rows.at(-1);
+  const groups = [...new Set(run.members.map((m) => m.group))];
+  if (last === undefined || (groups.length < 2 && run.teachers === undefined)) return undefined;
+  const parts = groups.flatMap((group) => {
+    const learners = run.members.filter((m) => m.group === group && m.role === 'participant');
+    if (learners.length === 0) return [];
+    const mean = learners.reduce((a, m) => a + last.accuracy[m.index]!, 0) / learners.length;
+    return [`group ${group} (${learners.length} × ${learners[0]!.model}) mean ${pct(mean).trim()}%`];
+  });
+  const teachers = (run.teachers ?? []).map((t) => `teacher ${t.id} (${t.model}) ${pct(t.accuracy).trim()}%`);
+  return [...parts, ...teachers].join(', ');
 }
 
 export function writeResult(result: object, path: string): void {

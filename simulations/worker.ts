@@ -28,9 +28,13 @@ export interface SimulatedParticipant {
   hostile: boolean;
   /**
    * A distiller (client/procedures/distiller.ts): `train` is empty, it uploads nothing and learns
-   * from the ensemble on the reference set. A participant when omitted.
+   * from the ensemble on the reference set. A teacher trains on `train` for `pretrainEpochs`
+   * before round 1, reports its held-out accuracy once (as round 0), then only contributes. A
+   * participant when omitted.
    */
-  role?: 'distiller';
+  role?: 'distiller' | 'teacher';
+  /** A teacher's passes over its shard before round 1 (simulations/groups.ts, teacherEpochs). */
+  pretrainEpochs?: number;
   /** Its own model; the job's when omitted. */
   model?: ModelName;
 }
@@ -99,6 +103,16 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
       sampleShape, numClasses, learningRate: job.learningRate, seed: p.seed,
     });
     let heldOut: { accuracy: number; samples: number } | undefined;
+    if (p.role === 'teacher') {
+      // Its task loss only (α = 1): a teacher's knowledge is its own shard's, learnt before the exchange starts.
+      await student.train({ labeled: p.train }, { epochs: p.pretrainEpochs ?? job.epochs, batchSize: job.batchSize, alpha: 1, temperature: 1 });
+      const evaluated = await student.evaluate(job.test);
+      heldOut = { accuracy: evaluated.accuracy, samples: job.test.y.length };
+      post({
+        type: 'round', index: p.index, round: 0, receivedTarget: false, accuracy: evaluated.accuracy,
+        testProbs: evaluated.probs, loss: Number.NaN, trainMs: 0, numTensors: tf.memory().numTensors,
+      }, [evaluated.probs.buffer as ArrayBuffer]);
+    }
     const summary = await runParticipant({
       url: job.url,
       session: job.session,
@@ -111,7 +125,7 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
       batchSize: job.batchSize,
       ...(p.hostile && job.attack !== undefined ? { uploadHook: attackHook(job.attack, p.seed) } : {}),
       // A distiller uploads nothing: there is nothing for privacy to protect, and no ε to report.
-      ...(!p.hostile && p.role === undefined && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
+      ...(!p.hostile && p.role !== 'distiller' && job.privacy !== undefined ? { privacy: { ...job.privacy, seed: p.seed } } : {}),
       onRound: (r) => {
         const probs = r.evaluationProbs!;
         heldOut = { accuracy: r.accuracy!, samples: job.test.y.length };
@@ -153,7 +167,7 @@ function saveParticipantStudent(
     architecture: p.model ?? job.model,
     training: {
       session: job.session, participant, algorithm: save.algorithm,
-      role: distiller ? 'distiller (one global student, learnt from the ensemble only)' : p.hostile ? 'hostile (simulated attack)' : 'participant', rounds: save.rounds,
+      role: distiller ? 'distiller (one global student, learnt from the ensemble only)' : p.role === 'teacher' ? `teacher (trained ${p.pretrainEpochs ?? job.epochs} epochs on its shard before round 1, never after)` : p.hostile ? 'hostile (simulated attack)' : 'participant', rounds: save.rounds,
       epochs: job.epochs, batchSize: job.batchSize, learningRate: job.learningRate, trainSamples: y.length,
       data: distiller
         ? { source: `the participants' ensemble on the reference set; ${save.source}`, hash: `sha256:${hash} (the reference set's features)` }
