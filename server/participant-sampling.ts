@@ -30,12 +30,13 @@ export function sampleSize(sampling: SamplingSettings, available: number, quorum
  */
 export function sampleParticipants(available: readonly string[], sampling: SamplingSettings, quorum: number, seed: number, round: number): string[] {
   const n = sampleSize(sampling, available.length, quorum);
-  if (n >= available.length) return [...available];
+  if (n >= available.length) return [...available].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const rank = new Map(available.map((id) => [id, createHash('sha256').update(`participant:${seed}:${round}:${id}`).digest().readUInt32BE(0)]));
   const chosen = new Set(
     [...available].sort((a, b) => rank.get(a)! - rank.get(b)! || (a < b ? -1 : a > b ? 1 : 0)).slice(0, n),
   );
-  return available.filter((id) => chosen.has(id));
+  // In id order, as the round record lists them whatever order the participants connected in.
+  return available.filter((id) => chosen.has(id)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** What is wrong with a session's sampling settings, for checkSessionConfig: one sentence each. */
