@@ -19,7 +19,9 @@ import { runParticipant } from '../../client/participant.js';
 import { Student } from '../../client/student.js';
 import { Coordinator } from '../../server/coordinator.js';
 import type { SessionConfig } from '../../server/session-config.js';
+import { writeCsv, writeIdxImages } from '../../simulations/demo-sites.js';
 import type { SimulationResult } from '../../simulations/simulate.js';
+import { startCli } from '../server/fault-kit.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
@@ -86,6 +88,32 @@ describe('FedMD\'s transfer learning', () => {
     } finally {
       student.dispose();
     }
+  });
+
+  it('runs at a deployed site from a labelled reference CSV (codistill client --pretrain-on-reference), and an IDX reference without labels is refused', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codistill-fedmd-client-'));
+    const split = splitDataset(loadMnist(), { test: 0, reference: 300 }, 6);
+    const rows = Array.from({ length: 300 }, (_, i) => i);
+    writeCsv(join(dir, 'site.csv'), Float32Array.from(rows.flatMap((r) => Array.from(split.pool.x.subarray(r * 784, (r + 1) * 784)))), Int32Array.from(rows, (r) => split.pool.y[r]!));
+    writeCsv(join(dir, 'reference.csv'), split.reference.x, split.reference.y);
+    writeIdxImages(join(dir, 'reference-idx3-ubyte'), split.reference.x);
+    const token = `token-site-${Math.random()}-0123456789`;
+    coordinator.createSession({
+      id: 'fedmd-site', algorithm: 'fedmd', rounds: 1, participants: [{ id: 'site', token }], minParticipants: 1, numClasses: 10,
+      referenceSize: 300, referencePerRound: 100, temperature: 1, alpha: 1, uploadDtype: 'float32', roundTimeoutMs: 60_000,
+      trainTimeoutMs: 60_000, onRoundFailure: 'stop', seed: 6, maxMessageBytes: 1 << 20,
+    });
+    const args = (reference: string) => ['client', '--server', coordinator.url, '--session', 'fedmd-site', '--data', join(dir, 'site.csv'), '--model', 'mlp',
+      '--reference', join(dir, reference), '--pretrain-on-reference', '3', '--no-save', '--out', join(dir, 'log.json')];
+    const refused = startCli(args('reference-idx3-ubyte'), { CODISTILL_TOKEN: token });
+    expect(await refused.exited).not.toBe(0);
+    expect(refused.output()).toMatch(/--pretrain-on-reference needs the reference set's labels: give the IDX labels file of .*reference-idx3-ubyte with --reference-labels FILE/);
+    const site = startCli(args('reference.csv'), { CODISTILL_TOKEN: token });
+    expect(await site.exited).toBe(0);
+    const accuracy = /transfer learning: 3 epochs on the 300 labelled reference samples \(accuracy on them (\d+\.\d) %\), then 3 on 270 private samples/.exec(site.output());
+    expect(accuracy, site.output()).not.toBeNull();
+    expect(Number(accuracy![1])).toBeGreaterThan(80);
+    expect(site.output()).toMatch(/session ended: completed 1 rounds/);
   });
 
   it('is on by default in a short fedmd simulation, for the local-only baseline too, and the run completes', { timeout: 300_000 }, async () => {
