@@ -5,7 +5,7 @@
  * the step on by default.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -114,6 +114,23 @@ describe('FedMD\'s transfer learning', () => {
     expect(accuracy, site.output()).not.toBeNull();
     expect(Number(accuracy![1])).toBeGreaterThan(80);
     expect(site.output()).toMatch(/session ended: completed 1 rounds/);
+
+    // An IDX reference with its IDX labels file (magic 0x00000801, n, then one byte per label).
+    const labels = Buffer.alloc(8 + 300);
+    labels.writeUInt32BE(0x00000801, 0);
+    labels.writeUInt32BE(300, 4);
+    split.reference.y.forEach((y, i) => labels.writeUInt8(y, 8 + i));
+    writeFileSync(join(dir, 'reference-idx1-ubyte'), labels);
+    const idxToken = `token-idx-${Math.random()}-0123456789`;
+    coordinator.createSession({
+      id: 'fedmd-site-idx', algorithm: 'fedmd', rounds: 1, participants: [{ id: 'site', token: idxToken }], minParticipants: 1, numClasses: 10,
+      referenceSize: 300, referencePerRound: 100, temperature: 1, alpha: 1, uploadDtype: 'float32', roundTimeoutMs: 60_000,
+      trainTimeoutMs: 60_000, onRoundFailure: 'stop', seed: 6, maxMessageBytes: 1 << 20,
+    });
+    const idxArgs = args('reference-idx3-ubyte').map((a) => (a === 'fedmd-site' ? 'fedmd-site-idx' : a));
+    const idxSite = startCli([...idxArgs, '--reference-labels', join(dir, 'reference-idx1-ubyte')], { CODISTILL_TOKEN: idxToken });
+    expect(await idxSite.exited, idxSite.output()).toBe(0);
+    expect(idxSite.output()).toMatch(/transfer learning: 3 epochs on the 300 labelled reference samples \(accuracy on them (8|9)\d\.\d %\)/);
   });
 
   it('is on by default in a short fedmd simulation, for the local-only baseline too, and the run completes', { timeout: 300_000 }, async () => {
