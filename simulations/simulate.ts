@@ -440,7 +440,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   try {
     const session = coordinator.createSession(config);
     progress.line(`\n[${options.algorithm}] ${n} participants${distiller === undefined ? '' : ` and a distiller (${distiller})`} in ${workers} worker threads, coordinator at ${coordinator.url}`);
-    if (options.sampling !== undefined) progress.line(`sampling ${sampleSize(options.sampling, n, config.minParticipants)} of ${n} participants each round (${JSON.stringify(options.sampling)}; quorum ${config.minParticipants}); the others sit the round out`);
+    if (options.sampling !== undefined) progress.line(`sampling ${sampleSize(options.sampling, n, config.minParticipants)} of ${n} participants each round (${JSON.stringify(options.sampling)}; quorum ${config.minParticipants}); the others sit the round out (marked -)`);
     if (pretrainEpochs(options) > 0) progress.line(`transfer learning before round 1: ${pretrainEpochs(options)} epochs on the labelled reference set (${reference.y.length} samples), then ${pretrainEpochs(options)} on each private set`);
     progress.line(header(n, hostile, options.privacy !== undefined, distiller !== undefined));
     let roundStarted = performance.now();
@@ -636,7 +636,9 @@ function formatRow(row: RoundRow): string {
   const epsilons = (row.epsilon ?? []).filter((e): e is number => e !== null);
   const epsilon = epsilons.length === 0 ? '' : Math.max(...epsilons).toFixed(2).padStart(10);
   const distiller = row.distillerAccuracy === undefined ? '' : `    ${pct(row.distillerAccuracy)}`;
-  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}${distiller}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s${epsilon}`;
+  // A participant that sat the round out (not sampled) is marked "-": its student is as it was.
+  const accuracies = row.accuracy.map((a, i) => (row.sampled === undefined || row.sampled.includes(i) ? pct(a) : `${(100 * a).toFixed(1)}-`.padStart(6)));
+  return `${String(row.round).padStart(5)} ${accuracies.join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}${distiller}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s${epsilon}`;
 }
 
 export function formatSummary(result: SimulationResult): string {

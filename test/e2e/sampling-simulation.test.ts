@@ -21,7 +21,11 @@ describe('a simulation with participant sampling', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'codistill-sampling-')), 'run');
     const { stdout } = await run('node', [CLI, 'simulate', '--participants', '4', '--rounds', '3', '--test-size', '300', '--reference-size', '200',
       '--reference-per-round', '100', '--private-size', '1200', '--sample-fraction', '0.5', '--sample-min', '2', '--seed', '3', '--no-save', '--out', out], { timeout: 300_000 });
-    expect(stdout).toContain('sampling 2 of 4 participants each round ({"fraction":0.5,"min":2}; quorum 2); the others sit the round out');
+    expect(stdout).toContain('sampling 2 of 4 participants each round ({"fraction":0.5,"min":2}; quorum 2); the others sit the round out (marked -)');
+    // Two of the four accuracies of each row are marked as sat out.
+    const table = stdout.slice(stdout.indexOf('[dml]'), stdout.indexOf('[local]')).split('\n').filter((l) => /^\s+[123] /.test(l));
+    expect(table).toHaveLength(3);
+    for (const line of table) expect(line.match(/\d+\.\d- /g)).toHaveLength(2);
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as SimulationResult;
     const [dml, local] = result.runs;
     expect(dml!.settings.sampling).toEqual({ fraction: 0.5, min: 2 });
