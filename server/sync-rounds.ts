@@ -104,7 +104,7 @@ export class SyncRounds implements SessionMode {
     }
     if (open.uploads.has(participant)) return null; // a retried upload: the first one stands
     if (!open.members.has(participant)) {
-      if (open.sitOut !== undefined && open.record.sampled !== undefined && !open.record.sampled.includes(participant)) {
+      if (open.record.sampled !== undefined) {
         throw new ProtocolError(ErrorCode.RoundClosed, `${participant} is not among the ${open.record.sampled.length} participants sampled for round ${round}; wait for round ${round + 1}`);
       }
       throw new ProtocolError(ErrorCode.RoundClosed, `round ${round} opened before ${participant} joined; wait for round ${round + 1}`);
