@@ -29,7 +29,12 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --token TOKEN         this participant's token (or set CODISTILL_TOKEN, which keeps it out of shell history)
   --data PATH           private data: a CSV file with a header and a label column, or an IDX folder (MNIST family)
   --label COLUMN        the CSV label column [label]
-  --reference PATH      the session's shared reference set: an IDX images file or a CSV (its label column, if any, is ignored)
+  --reference PATH      the session's shared reference set: an IDX images file or a CSV (its label column is
+                        read only for --pretrain-on-reference)
+  --pretrain-on-reference N  FedMD's transfer learning before round 1: N epochs on the labelled reference set,
+                        then N on the private data; needs the reference labels — the CSV's label column,
+                        or --reference-labels for an IDX reference [0: off]
+  --reference-labels FILE    the IDX labels file of an IDX --reference (for --pretrain-on-reference)
   --model NAME|DIR|FILE mlp | mlp:H1[,H2…] | cnn (built here), or a saved student to start from: its folder (model.json,
                         weights, card.json, as --save writes it) or any tfjs layers model.json
   --classes N           the session's number of classes, for a model built here [learned from the session:
@@ -180,6 +185,30 @@ function loadReference(path: string, label: string | undefined, sampleSize: numb
   return features;
 }
 
+/**
+ * The reference set's labels, for FedMD's transfer learning, where they are public: a CSV
+ * reference's label column (named as the private data's), or an IDX labels file beside an IDX
+ * reference. String labels are numbered as the private data's classes.
+ */
+function loadReferenceLabels(path: string, label: string | undefined, labelsPath: string | undefined, rows: number, classNames: string[] | undefined): Int32Array {
+  let labels: Int32Array;
+  if (/\.csv(\.gz)?$/i.test(path)) {
+    if (labelsPath !== undefined) throw new Error(`--reference-labels is for an IDX reference; the CSV ${path} carries its labels in its label column`);
+    try {
+      labels = loadCsv(path, { label, ...(classNames === undefined ? {} : { classNames }) }).y;
+    } catch (error) {
+      throw new Error(`--pretrain-on-reference needs the reference set's labels: ${(error as Error).message}`);
+    }
+  } else {
+    if (labelsPath === undefined) throw new Error(`--pretrain-on-reference needs the reference set's labels: give the IDX labels file of ${path} with --reference-labels FILE`);
+    const idx = readIdxFile(labelsPath);
+    if (idx.shape.length !== 1 || idx.dtype === 'f32' || idx.dtype === 'f64') throw new Error(`--reference-labels ${labelsPath}: expected an IDX labels file (integers [n]); got ${idx.dtype} [${idx.shape.join(', ')}]`);
+    labels = Int32Array.from(idx.data as ArrayLike<number>);
+  }
+  if (labels.length !== rows) throw new Error(`--pretrain-on-reference: the reference set holds ${rows} samples but ${labels.length} labels`);
+  return labels;
+}
+
 function readCa(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -194,7 +223,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     strict: true,
     options: {
       ...Object.fromEntries(
-        ['partition', 'server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
+        ['partition', 'server', 'session', 'token', 'ca', 'data', 'label', 'reference', 'reference-labels', 'pretrain-on-reference', 'model', 'epochs', 'batch-size', 'lr', 'validation', 'role', 'backend', 'seed', 'out',
           'reconnect-attempts', 'privacy-noise', 'privacy-clip', 'privacy-delta', 'privacy-seed', 'classes', 'class-names', 'save', 'quantize', 'checkpoint-every']
           .map((name) => [name, { type: 'string' as const }]),
       ),
@@ -231,6 +260,9 @@ export async function runClientCommand(args: string[]): Promise<number> {
   const validation = number('validation', 0.1, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
   const seed = number('seed', 1, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
   const reconnectAttempts = number('reconnect-attempts', 30, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const pretrainOnReference = number('pretrain-on-reference', 0, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  if (pretrainOnReference > 0 && v.reference === undefined) throw new Error('--pretrain-on-reference trains on the labelled reference set: give it with --reference PATH');
+  if (v['reference-labels'] !== undefined && pretrainOnReference === 0) throw new Error('--reference-labels is read only for --pretrain-on-reference N');
   const privacyFlags = ['privacy-clip', 'privacy-delta', 'privacy-seed'].filter((k) => v[k] !== undefined);
   if (v['privacy-noise'] === undefined && privacyFlags.length > 0) {
     throw new Error(`--${privacyFlags[0]} needs --privacy-noise Z, which turns differential privacy on`);
@@ -306,6 +338,8 @@ export async function runClientCommand(args: string[]): Promise<number> {
   }
   const sampleSize = train.sampleShape.reduce((a, b) => a * b, 1);
   const reference = v.reference === undefined ? undefined : loadReference(v.reference as string, v.label as string | undefined, sampleSize);
+  const referenceLabels = pretrainOnReference === 0 ? undefined
+    : loadReferenceLabels(v.reference as string, v.label as string | undefined, v['reference-labels'] as string | undefined, reference!.length / sampleSize, data.classNames);
   /** The data as the session numbers its classes: labels must lie below numClasses. */
   const withClasses = (d: LabeledDataset, numClasses: number): LabeledDataset => ({ ...d, sampleShape: inputShape, numClasses });
   const studentFor = (numClasses: number) => {
@@ -359,7 +393,8 @@ export async function runClientCommand(args: string[]): Promise<number> {
     student: student ?? ((info) => build(info.numClasses)),
     role,
     ca: v.ca === undefined ? undefined : readCa(v.ca as string),
-    data: { train: withClasses(train, known ?? train.numClasses), reference },
+    data: { train: withClasses(train, known ?? train.numClasses), reference, ...(referenceLabels === undefined ? {} : { referenceLabels }) },
+    ...(pretrainOnReference === 0 ? {} : { pretrainOnReference }),
     evaluation: evaluation === undefined ? undefined : withClasses(evaluation, known ?? train.numClasses),
     epochs,
     batchSize,
@@ -369,6 +404,10 @@ export async function runClientCommand(args: string[]): Promise<number> {
     onJoined: (participant, info) => (joined = { participant, info }),
     onRound: (r) => {
       completed.push(r);
+      if (r.sampled === false) {
+        process.stdout.write(`round ${r.round}: not sampled: sat it out${r.accuracy === undefined ? '' : `, validation accuracy ${(100 * r.accuracy).toFixed(1)}%`}\n`);
+        return;
+      }
       process.stdout.write(
         `round ${r.round}: ${r.receivedTarget ? 'learned from peers' : 'no peer target'}, loss ${r.train.loss.toFixed(4)}` +
           `${r.accuracy === undefined ? '' : `, validation accuracy ${(100 * r.accuracy).toFixed(1)}%`}, ${(r.bytesUp / 1024).toFixed(1)} KiB sent, ${(r.bytesDown / 1024).toFixed(1)} KiB received` +

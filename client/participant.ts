@@ -27,6 +27,7 @@ import {
 import type { LabeledDataset } from './data/dataset.js';
 import { distiller } from './procedures/distiller.js';
 import {
+  combined,
   procedureFor,
   targetShape,
   type AsyncChannel,
@@ -57,6 +58,12 @@ export interface ParticipantOptions {
   evaluation?: LabeledDataset;
   /** Local epochs over the private data per round. */
   epochs: number;
+  /**
+   * FedMD's transfer learning (Li & Wang 2019, Algorithm 1), before the first round: this many
+   * epochs on the labelled reference set (data.referenceLabels), then as many on the private
+   * data. Off when omitted or 0.
+   */
+  pretrainOnReference?: number;
   batchSize: number;
   /** PEM certificate authority to trust for an https:// coordinator with its own (e.g. self-signed) certificate. */
   ca?: string;
@@ -95,6 +102,8 @@ export interface RoundResult {
   round: number;
   /** Whether the round brought a target from peers (false for local training or a lone participant). */
   receivedTarget: boolean;
+  /** False when the session sampled participants and this one sat the round out: it neither shared nor trained (train is then empty). */
+  sampled?: boolean;
   train: TrainResult;
   accuracy?: number;
   /** Probabilities on the evaluation set, [n, numClasses], for ensemble metrics. */
@@ -108,9 +117,20 @@ export interface RoundResult {
   privacy?: PrivacySpent;
 }
 
+/** What the transfer learning before round 1 did (ParticipantOptions.pretrainOnReference). */
+export interface PretrainResult {
+  epochs: number;
+  /** Accuracy on the labelled reference set after training on it, and again after the private data (as round 1 finds the student). */
+  referenceAccuracy: number;
+  referenceAccuracyBeforeRound1: number;
+  train: TrainResult;
+}
+
 export interface ParticipantSummary {
   participant: string;
   info: SessionInfo;
+  /** The transfer learning before round 1, when asked for. */
+  pretrain?: PretrainResult;
   rounds: RoundResult[];
   endReason: string;
 }
@@ -194,6 +214,7 @@ class ParticipantRun {
   private joined: Promise<boolean> = Promise.resolve(false);
   /** Whether this participant has done its part of the session's last round (or checkpoint). */
   private lastRoundDone = false;
+  private pretrained: PretrainResult | undefined;
   private endingAfterLastRound: ReturnType<typeof setTimeout> | undefined;
   private finished = false;
   /** Requests in flight: a dropped link fails them at once rather than at their timeout. */
@@ -408,6 +429,8 @@ class ParticipantRun {
     const identity = this.identity;
     if (identity === undefined || round.session !== identity.info.session) return;
     checkRound(round, identity.info);
+    if ((this.options.role ?? 'participant') === 'participant') await this.pretrainOnce();
+    if (round.sampled === false) return this.sitOut(round);
     this.current = round;
     const { procedure } = identity;
     if (round.knowledge === 'none') return this.learnAndReport(round, null);
@@ -428,6 +451,54 @@ class ParticipantRun {
     }, this.limits());
     readReply(replyMessages.ack, await this.request('upload', upload));
     if (this.options.role === 'teacher' && round.round >= identity.info.rounds) this.doneWithLastRound();
+  }
+
+  /**
+   * FedMD's transfer learning, once, before this participant's first round: train on the labelled
+   * public (reference) set, then on the private data — "each party trains its model to
+   * convergence on the public dataset and then on its own private dataset" (Li & Wang 2019,
+   * Algorithm 1); here for a fixed number of epochs each.
+   */
+  private async pretrainOnce(): Promise<void> {
+    const epochs = this.options.pretrainOnReference ?? 0;
+    if (epochs === 0 || this.pretrained !== undefined) return;
+    const { reference, referenceLabels, train } = this.options.data;
+    const student = this.student!;
+    const d = train.sampleShape.reduce((a, b) => a * b, 1);
+    if (reference === undefined || referenceLabels === undefined) {
+      throw new Error('transfer learning on the reference set (pretrainOnReference) needs its labels: give a labelled reference set');
+    }
+    if (referenceLabels.length * d !== reference.length) {
+      throw new Error(`the reference set holds ${reference.length / d} samples but ${referenceLabels.length} labels`);
+    }
+    const top = largestLabel(referenceLabels);
+    if (top >= student.numClasses) throw new Error(`the reference set's labels reach ${top}; the session has ${student.numClasses} classes (0–${student.numClasses - 1})`);
+    const labelled: LabeledDataset = { x: reference, y: referenceLabels, sampleShape: train.sampleShape, numClasses: student.numClasses };
+    const options = { epochs, batchSize: this.options.batchSize, alpha: 1, temperature: 1 };
+    const onReference = await student.train({ labeled: labelled }, options);
+    const referenceAccuracy = (await student.evaluate(labelled)).accuracy;
+    const onPrivate = train.y.length === 0 ? undefined : await student.train({ labeled: train }, options);
+    const referenceAccuracyBeforeRound1 = (await student.evaluate(labelled)).accuracy;
+    this.pretrained = { epochs, referenceAccuracy, referenceAccuracyBeforeRound1, train: onPrivate === undefined ? onReference : combined(onReference, onPrivate) };
+    this.log(
+      `transfer learning: ${epochs} epochs on the ${referenceLabels.length} labelled reference samples (accuracy on them ${(100 * referenceAccuracy).toFixed(1)} %), ` +
+        `then ${epochs} on ${train.y.length} private samples (${(100 * referenceAccuracyBeforeRound1).toFixed(1)} % on the reference set before round 1)`,
+    );
+  }
+
+  /**
+   * The session sampled other participants for this round: nothing to share, learn or report.
+   * The round is still recorded here (the student as it stands, evaluated), so that a run's
+   * rounds stay complete; the participant waits for the next round, or the end.
+   */
+  private async sitOut(round: ServerMessage<'round'>): Promise<void> {
+    this.current = undefined;
+    this.log(`round ${round.round}: not sampled; sitting it out`);
+    if (this.options.role !== 'teacher') {
+      const evaluation = this.options.evaluation === undefined ? undefined : await this.student!.evaluate(this.options.evaluation);
+      this.record({ round: round.round, receivedTarget: false, sampled: false, train: { loss: Number.NaN, steps: 0, samples: 0, ms: 0 }, accuracy: evaluation?.accuracy, evaluationProbs: evaluation?.probs });
+    }
+    if (round.round >= this.identity!.info.rounds) this.doneWithLastRound();
   }
 
   /** The round's target arrived: learn from it and report. */
@@ -476,26 +547,21 @@ class ParticipantRun {
     } catch (error) {
       refused = error;
     }
-    const result: RoundResult = {
-      round,
-      receivedTarget,
-      train,
-      accuracy: evaluation?.accuracy,
-      evaluationProbs: evaluation?.probs,
-      bytesUp: this.bytesUp,
-      bytesDown: this.bytesDown,
-      numTensors: tf.memory().numTensors,
-      ...(privacy === undefined ? {} : { privacy }),
-    };
+    this.record({ round, receivedTarget, train, accuracy: evaluation?.accuracy, evaluationProbs: evaluation?.probs, ...(privacy === undefined ? {} : { privacy }) });
+    if (round >= info.rounds) this.doneWithLastRound();
+    if (refused !== undefined) throw refused;
+  }
+
+  /** Records a round (or checkpoint) with the bytes since the last one, and tells the caller. */
+  private record(result: Omit<RoundResult, 'bytesUp' | 'bytesDown' | 'numTensors'>): void {
+    const full: RoundResult = { ...result, bytesUp: this.bytesUp, bytesDown: this.bytesDown, numTensors: tf.memory().numTensors };
     this.bytesUp = 0;
     this.bytesDown = 0;
     // A round run again (the coordinator restarted before it completed) replaces the first try.
-    const again = this.results.findIndex((r) => r.round === round);
-    if (again === -1) this.results.push(result);
-    else this.results[again] = result;
-    options.onRound?.(result);
-    if (round >= info.rounds) this.doneWithLastRound();
-    if (refused !== undefined) throw refused;
+    const again = this.results.findIndex((r) => r.round === full.round);
+    if (again === -1) this.results.push(full);
+    else this.results[again] = full;
+    this.options.onRound?.(full);
   }
 
   // ---------------------------------------------------------------- the asynchronous run
@@ -544,7 +610,7 @@ class ParticipantRun {
     clearTimeout(this.endingAfterLastRound);
     this.socket.close();
     const { participant, info } = this.identity!;
-    this.settle!.resolve({ participant, info, rounds: this.results, endReason });
+    this.settle!.resolve({ participant, info, ...(this.pretrained === undefined ? {} : { pretrain: this.pretrained }), rounds: this.results, endReason });
   }
 
   private fail(error: unknown): void {

@@ -133,6 +133,12 @@ export const serverMessages = {
     temperature: z.number().positive(),
     /** Milliseconds since the epoch after which uploads for this round are refused. */
     deadline: z.number(),
+    /**
+     * Sessions that sample participants per round: true for a sampled participant; false for one
+     * that sits the round out — it uploads nothing, gets no target, owes no report and waits for
+     * the next round (its referenceIds are then empty). Absent: every participant takes part.
+     */
+    sampled: z.boolean().optional(),
   }),
   target: z.object({
     ...header,

@@ -55,6 +55,8 @@ const sessionFile = z
     seed: count(0).default(1),
     maxMessageBytes: count(1024).default(DEFAULT_MAX_BYTES),
     async: z.object({ shards: count(1), exchangeEvery: count(1), burnInSteps: count(0), stalenessMs: z.number().positive() }).strict().optional(),
+    /** Participant sampling per round: { fraction | count, min? } (checkSessionConfig checks them against the quorum). */
+    sampling: z.object({ fraction: z.number().gt(0).max(1).optional(), count: count(1).optional(), min: count(1).optional() }).strict().optional(),
   })
   .strict();
 
@@ -85,7 +87,8 @@ export function readSessionConfig(path: string): SessionConfig {
   const defaults = ALGORITHM_DEFAULTS[c.algorithm]!;
   return {
     ...c,
-    minParticipants: c.minParticipants ?? contributorEntries(c).length,
+    // Every contributor by default; with sampling, the sample's minimum (or count), which the quorum may not exceed.
+    minParticipants: c.minParticipants ?? (c.sampling === undefined ? contributorEntries(c).length : c.sampling.min ?? c.sampling.count ?? 1),
     referencePerRound: c.referencePerRound ?? c.referenceSize,
     temperature: c.temperature ?? defaults.temperature,
     alpha: c.alpha ?? defaults.alpha,
@@ -121,6 +124,10 @@ const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.
   --web              serve the browser participant page (/participant/) and the dashboard
                      (/dashboard/), built by npm run build
   --reference FILE   the session's reference set (IDX or CSV), served to its browser participants
+  The session file may sample participants per round: sampling: { fraction: 0.5, min: 2 } (or
+  count: N instead of fraction); only the sampled upload, get targets and train, the others sit
+  the round out; min (the quorum when omitted) must be at least minParticipants, which then
+  defaults to min (or count, or 1).
 `;
 
 /** Fields in which a journalled session's config differs from the file's (tokens compared by hash). */

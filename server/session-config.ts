@@ -6,8 +6,10 @@
 import { createHash } from 'node:crypto';
 import type { ClientMessage, Role, WireDtype, WireError } from '../protocol/index.js';
 import { aggregatorConfigProblems } from './aggregators/index.js';
+import { samplingProblems, type SamplingSettings } from './participant-sampling.js';
+import { STRATEGIES } from './strategies/index.js';
 
-export type { Role };
+export type { Role, SamplingSettings };
 
 /**
  * One participant a session admits: its token, or (in a journal, or a config restored from one)
@@ -65,6 +67,12 @@ export interface SessionConfig {
   trainTimeoutMs: number;
   /** Asynchronous exchange settings (co-distillation); defaults when the algorithm is asynchronous and this is omitted. */
   async?: AsyncSettings;
+  /**
+   * Participant sampling per round (synchronous sessions): only the sampled contributors upload,
+   * receive targets and train; the quorum and the deadline apply to them. Every connected
+   * contributor takes part each round when omitted.
+   */
+  sampling?: SamplingSettings;
   /** What a round that cannot reach its quorum does to the session. */
   onRoundFailure: 'continue' | 'stop';
   seed: number;
@@ -77,6 +85,8 @@ export interface RoundRecord {
   round: number;
   /** Participants connected when the round opened. */
   participants: string[];
+  /** With sampling: the contributors sampled for the round, who alone upload, get targets and train (absent without sampling). */
+  sampled?: string[];
   /** Participants whose upload went into the aggregate. */
   contributors: string[];
   referenceCount: number;
@@ -122,6 +132,18 @@ export function checkSessionConfig(c: SessionConfig): void {
     if (!(Number.isInteger(a.exchangeEvery) && a.exchangeEvery >= 1)) problems.push(`async.exchangeEvery must be an integer ≥ 1 (got ${a.exchangeEvery})`);
     if (!(Number.isInteger(a.burnInSteps) && a.burnInSteps >= 0)) problems.push(`async.burnInSteps must be an integer ≥ 0 (got ${a.burnInSteps})`);
     if (!(a.stalenessMs > 0)) problems.push(`async.stalenessMs must be > 0 (got ${a.stalenessMs})`);
+    const descriptor = Object.hasOwn(STRATEGIES, c.algorithm) ? STRATEGIES[c.algorithm] : undefined;
+    if (descriptor?.mode === 'sync') problems.push(`async settings are for asynchronous exchange (co-distillation): ${c.algorithm} runs synchronous rounds and would ignore them`);
+  }
+  if (c.sampling !== undefined) {
+    problems.push(...samplingProblems(c.sampling, contributors, c.minParticipants));
+    const descriptor = Object.hasOwn(STRATEGIES, c.algorithm) ? STRATEGIES[c.algorithm] : undefined;
+    if (descriptor?.mode === 'async') problems.push(`sampling is for synchronous rounds: ${c.algorithm} exchanges asynchronously, with no round to sample participants for`);
+    // McMahan et al.'s C-fraction FedAvg hands every selected client the current global model; here a
+    // participant that sat rounds out would train from the last global model it received: refused, not approximated.
+    if (descriptor?.knowledge === 'weights') {
+      problems.push(`sampling is not supported for ${c.algorithm}: a participant that sits a round out does not receive that round's global model, so it would train from a stale one next time (not FedAvg's client fraction C)`);
+    }
   }
   if (c.aggregator !== undefined) problems.push(...aggregatorConfigProblems(c.aggregator, { trimFraction: c.trimFraction, participants: c.participants.length }));
   if (c.referenceDigest !== undefined && !/^[0-9a-f]{64}$/.test(c.referenceDigest)) problems.push(`referenceDigest must be a SHA-256 in 64 lowercase hex digits (got "${c.referenceDigest}")`);

@@ -8,6 +8,7 @@
  */
 import { ErrorCode, knowledgeShape, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
 import type { Phase, SessionHost, SessionMode } from './session-mode.js';
+import { sampleParticipants } from './participant-sampling.js';
 import { valuesDigest, type RoundRecord, type SessionConfig } from './session-config.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
 
@@ -16,10 +17,15 @@ interface OpenRound {
   referenceIds: number[];
   /** The round's announcement, resent to a participant that (re)joins while the round collects. */
   announcement: Outgoing['round'];
+  /** With sampling: what a contributor that is not sampled is told instead (it sits the round out). */
+  sitOut: Outgoing['round'] | undefined;
   uploads: Map<string, Contribution>;
   /** Who still owes a training report (the contributors, once targets are out). */
   owing: Set<string>;
-  /** Who may upload to the round (record.participants but the distillers), as a set: membership is checked on every upload. */
+  /**
+   * Who may upload to the round (record.participants but the distillers; with sampling, the
+   * sampled ones), as a set: membership is checked on every upload.
+   */
   members: Set<string>;
   /** Members that left since the round opened (some may have rejoined). */
   departed: number;
@@ -58,6 +64,14 @@ export class SyncRounds implements SessionMode {
     if (distiller) {
       if (!open.record.participants.includes(participant)) open.record.participants.push(participant);
     } else if (!open.members.has(participant)) {
+      // The round's sample is drawn when it opens: a contributor that was not in it sits the round out.
+      const sitOut = open.sitOut;
+      if (sitOut !== undefined) {
+        setImmediate(() => {
+          if (this.open === open && this.phase === 'collecting' && this.session.links.get(participant) === link) open.record.bytesDown += link.send('round', sitOut);
+        });
+        return;
+      }
       open.members.add(participant);
       open.record.participants.push(participant);
     } else if (returning) {
@@ -90,6 +104,9 @@ export class SyncRounds implements SessionMode {
     }
     if (open.uploads.has(participant)) return null; // a retried upload: the first one stands
     if (!open.members.has(participant)) {
+      if (open.record.sampled !== undefined) {
+        throw new ProtocolError(ErrorCode.RoundClosed, `${participant} is not among the ${open.record.sampled.length} participants sampled for round ${round}; wait for round ${round + 1}`);
+      }
       throw new ProtocolError(ErrorCode.RoundClosed, `round ${round} opened before ${participant} joined; wait for round ${round + 1}`);
     }
     const { knowledge } = this.session.strategy;
@@ -178,9 +195,13 @@ export class SyncRounds implements SessionMode {
     const plan = strategy.configureRound(round);
     const deadline = Date.now() + config.roundTimeoutMs;
     const participants = [...this.session.links.keys()];
+    const contributors = this.session.contributors(participants);
+    // Sampled among the contributors connected now, deterministically from (seed, round, id): a restart draws the same.
+    const sampled = config.sampling === undefined ? undefined : sampleParticipants(contributors, config.sampling, config.minParticipants, config.seed, round);
     const record: RoundRecord = {
       round,
       participants,
+      ...(sampled === undefined ? {} : { sampled }),
       contributors: [],
       referenceCount: plan.referenceIds.length,
       bytesUp: 0,
@@ -192,23 +213,37 @@ export class SyncRounds implements SessionMode {
     };
     const announcement: Outgoing['round'] = {
       session: config.id, round, knowledge: strategy.knowledge, referenceIds: plan.referenceIds, temperature: config.temperature, deadline,
+      ...(sampled === undefined ? {} : { sampled: true }),
     };
+    // One message object for every participant that sits out, so that it is encoded once.
+    const sitOut = sampled === undefined ? undefined : { ...announcement, referenceIds: [], sampled: false };
     const open: OpenRound = {
-      record, referenceIds: plan.referenceIds, announcement, uploads: new Map(), owing: new Set(), members: new Set(this.session.contributors(participants)), departed: 0,
+      record, referenceIds: plan.referenceIds, announcement, sitOut, uploads: new Map(), owing: new Set(), members: new Set(sampled ?? contributors), departed: 0,
     };
     this.open = open;
     if (strategy.knowledge === 'none') {
-      // Nothing to collect: everyone trains at once and reports.
+      // Nothing to collect: everyone (sampled) trains at once and reports.
       this.phase = 'training';
-      record.contributors = participants;
-      open.owing = new Set(this.session.learners(participants));
-      record.bytesDown += this.session.broadcast('round', announcement);
+      record.contributors = sampled ?? participants;
+      open.owing = new Set(this.session.learners(record.contributors));
+      record.bytesDown += this.announce(open);
       this.arm(config.trainTimeoutMs, () => this.closeRound());
       return;
     }
     this.phase = 'collecting';
-    record.bytesDown += this.session.broadcast('round', announcement);
+    record.bytesDown += this.announce(open);
     this.arm(config.roundTimeoutMs, () => this.aggregate());
+  }
+
+  /** Tells every connected participant the round: its members and the distillers take part, the contributors not sampled sit it out. */
+  private announce(open: OpenRound): number {
+    if (open.sitOut === undefined) return this.session.broadcast('round', open.announcement);
+    let bytes = 0;
+    const contributors = new Set(this.session.contributors(this.session.links.keys()));
+    for (const [participant, link] of this.session.links) {
+      bytes += link.send('round', open.members.has(participant) || !contributors.has(participant) ? open.announcement : open.sitOut);
+    }
+    return bytes;
   }
 
   /**

@@ -76,6 +76,17 @@ simulate options — each overrides the field of the same name in --config (defa
                             data, uploads nothing and learns from the ensemble of every participant's
                             predictions on the reference set; its held-out accuracy is the distiller
                             column (${Object.keys(STRATEGIES).filter((a) => distillerRefusal(a) === undefined).join(', ')} only) [MODEL: --model's]
+  --sample-fraction F       participant sampling: each round ⌊F·N⌋ participants (0 < F ≤ 1) upload, get targets
+                            and train; the others sit the round out (synchronous algorithms but fedavg) [all take part]
+  --sample-count N          participant sampling: N participants each round (instead of --sample-fraction)
+  --sample-min N            the fewest sampled each round, also the quorum [the sample's size]
+  --async-shards N          codistillation: reference shards a participant pushes and pulls [5]
+  --exchange-every N        codistillation: local steps between exchanges [20]
+  --burn-in-steps N         codistillation: local steps before distillation starts [20]
+  --staleness-ms MS         codistillation: predictions older than this are left out of the ensemble [120000]
+  --pretrain-on-reference N transfer learning before round 1 (FedMD's first step): N epochs on the labelled
+                            reference set, then N on the private data; the local-only baseline starts
+                            from it too [fedmd: 5, others: 0]
   --no-baseline             skip the local-only baseline run
   --out DIR                 where the run's files go [results/<algorithm>-seed<seed>-<time>/]
   --no-save                 keep no students (by default each participant's student of the algorithm
@@ -103,6 +114,7 @@ const NUMERIC: Record<string, keyof SimulationOptions> = {
   temperature: 'temperature',
   workers: 'workers',
   'trim-fraction': 'trimFraction',
+  'pretrain-on-reference': 'pretrainOnReference',
 };
 /** Flags that set a field of a nested object: flag → [object field, its field, default when the object is new]. */
 const NESTED: Record<string, [keyof SimulationOptions, string, number | undefined]> = {
@@ -111,6 +123,13 @@ const NESTED: Record<string, [keyof SimulationOptions, string, number | undefine
   'privacy-delta': ['privacy', 'delta', 1e-5],
   hostile: ['attack', 'participants', 2],
   'attack-scale': ['attack', 'scale', undefined],
+  'sample-fraction': ['sampling', 'fraction', undefined],
+  'sample-count': ['sampling', 'count', undefined],
+  'sample-min': ['sampling', 'min', undefined],
+  'async-shards': ['async', 'shards', undefined],
+  'exchange-every': ['async', 'exchangeEvery', undefined],
+  'burn-in-steps': ['async', 'burnInSteps', undefined],
+  'staleness-ms': ['async', 'stalenessMs', undefined],
 };
 const TEXT: Record<string, keyof SimulationOptions> = {
   algorithm: 'algorithm',
@@ -162,6 +181,12 @@ export function parseSimulateArgs(given: string[]): SimulationOptions {
   // whatever is missing or wrong (privacy.noiseMultiplier, attack.kind, …).
   const asNumber = (raw: string) => (raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw);
   if (typeof text.attack === 'string') merged.attack = { ...(merged.attack as object | undefined), kind: text.attack };
+  // A sample's fraction on the command line replaces a config's count, and the other way round.
+  const sampling = merged.sampling as Record<string, unknown> | undefined;
+  if (sampling !== undefined && text['sample-fraction'] !== text['sample-count']) {
+    const { fraction: _fraction, count: _count, ...rest } = sampling;
+    merged.sampling = rest;
+  }
   for (const [flag, [object, field]] of Object.entries(NESTED)) {
     const raw = text[flag];
     if (typeof raw === 'string') merged[object] = { ...(merged[object] as object | undefined), [field]: asNumber(raw) };

@@ -13,7 +13,7 @@ import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ATTACK_KINDS } from './attacks.js';
-import { GROUP_ROLES, groupRefusals, learnerCount, type GroupRole } from './groups.js';
+import { GROUP_ROLES, groupRefusals, learnerCount, participantCount, type GroupRole } from './groups.js';
 import { CENTRALIZED, distillerRefusal, type SimulationOptions } from './simulate.js';
 
 const oneOf = <T extends string>(values: readonly T[]) =>
@@ -94,6 +94,16 @@ export const experimentSchema = z
       (value) => (value === true ? {} : value === false ? undefined : value),
       z.object({ model: modelName.optional() }, { error: 'must be true, false or { model: NAME }' }).strict().optional(),
     ),
+    /** Participant sampling per round: exactly one of fraction and count, and a minimum (the quorum). */
+    sampling: z.object({
+      fraction: z.number({ error: 'must be a number' }).gt(0, 'must be in (0, 1]').max(1, 'must be in (0, 1]').optional(),
+      count: integer(1).optional(),
+      min: integer(1).optional(),
+    }).strict().optional(),
+    /** Co-distillation's knobs; DEFAULT_ASYNC for the ones omitted. */
+    async: z.object({ shards: integer(1).optional(), exchangeEvery: integer(1).optional(), burnInSteps: integer(0).optional(), stalenessMs: positive.optional() }).strict().optional(),
+    /** FedMD's transfer learning: epochs on the labelled reference set, then on the private data, before round 1. */
+    pretrainOnReference: integer(0).optional(),
     baseline: z.boolean({ error: 'must be true or false' }),
     out: z.string(),
   })
@@ -110,6 +120,31 @@ export const experimentSchema = z
     for (const [field, message] of groupRefusals(config, CENTRALIZED)) context.addIssue({ code: 'custom', path: [field], input: config.participants, message });
     const refusal = config.distiller === undefined ? undefined : distillerRefusal(config.algorithm);
     if (refusal !== undefined) context.addIssue({ code: 'custom', path: ['distiller'], message: refusal });
+    const mode = Object.hasOwn(STRATEGIES, config.algorithm) ? STRATEGIES[config.algorithm]!.mode : 'sync';
+    if (config.sampling !== undefined) {
+      const why = config.algorithm === CENTRALIZED ? 'centralized pools every shard into one participant: there is nobody to sample'
+        : mode === 'async' ? `${config.algorithm} exchanges asynchronously: there are no rounds to sample participants for`
+        : Object.hasOwn(STRATEGIES, config.algorithm) && STRATEGIES[config.algorithm]!.knowledge === 'weights'
+          ? `${config.algorithm} is not supported with sampling: a participant that sits a round out does not receive that round's global model, so it would train from a stale one next time (not FedAvg's client fraction C)`
+          : undefined;
+      if (why !== undefined) context.addIssue({ code: 'custom', path: ['sampling'], message: why });
+      // The session's rules (server/participant-sampling.ts) with the quorum the simulation sets (the sample's minimum, or its size) hold when these do.
+      else {
+        const { fraction, count, min } = config.sampling;
+        if ((fraction === undefined) === (count === undefined)) context.addIssue({ code: 'custom', path: ['sampling'], message: `takes exactly one of fraction and count (got ${fraction === undefined ? 'neither' : 'both'})` });
+        for (const [field, value] of [['count', count], ['min', min]] as const) {
+          if (value !== undefined && value > participantCount(config)) context.addIssue({ code: 'custom', path: ['sampling', field], input: value, message: `must be ≤ the participants that contribute (${participantCount(config)})` });
+        }
+        if (count !== undefined && min !== undefined && min > count) context.addIssue({ code: 'custom', path: ['sampling', 'min'], input: min, message: `must be ≤ count (${count}): a round samples count participants` });
+      }
+    }
+    if (config.async !== undefined && mode !== 'async') {
+      const asynchronous = Object.values(STRATEGIES).filter((d) => d.mode === 'async').map((d) => d.name).join(', ');
+      context.addIssue({ code: 'custom', path: ['async'], message: `${config.algorithm} runs synchronous rounds: the asynchronous exchange's knobs are for ${asynchronous} only` });
+    }
+    if (config.async?.shards !== undefined && config.async.shards > config.referenceSize) {
+      context.addIssue({ code: 'custom', path: ['async', 'shards'], input: config.async.shards, message: `must be ≤ referenceSize (${config.referenceSize}): each shard holds reference samples` });
+    }
     if (config.attack !== undefined && config.algorithm === CENTRALIZED && config.attack.participants > 0) {
       context.addIssue({ code: 'custom', path: ['attack'], message: 'centralized pools every shard into one participant: there is nobody to be hostile' });
     }

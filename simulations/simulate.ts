@@ -16,7 +16,8 @@ import { describePartition, partition, type PartitionSpec } from '../client/data
 import type { ModelName } from '../client/models.js';
 import type { WireDtype } from '../protocol/index.js';
 import { Coordinator } from '../server/coordinator.js';
-import type { RoundRecord, SessionConfig } from '../server/session.js';
+import { sampleSize } from '../server/participant-sampling.js';
+import { DEFAULT_ASYNC, type AsyncSettings, type RoundRecord, type SamplingSettings, type SessionConfig } from '../server/session-config.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
 import { accuracy, expectedCalibrationError, meanEntropy, meanKl, meanProbabilities, perClassAccuracy, predictionChurn, personalisedAccuracy } from './metrics.js';
 import { hostileParticipants, type AttackSpec } from './attacks.js';
@@ -82,6 +83,21 @@ export interface SimulationOptions {
    * baseline never gets one.
    */
   distiller?: boolean | { model?: ModelName };
+  /**
+   * Participant sampling per round (server/participant-sampling.ts): a fraction or a count of the
+   * participants, at least `min`; the others sit the round out. Synchronous algorithms only; the
+   * local-only baseline trains everyone every round.
+   */
+  sampling?: SamplingSettings;
+  /** Co-distillation's asynchronous exchange: shards, exchangeEvery, burnInSteps, stalenessMs (the rest from DEFAULT_ASYNC). */
+  async?: Partial<AsyncSettings>;
+  /**
+   * FedMD's transfer learning (Li & Wang 2019, Algorithm 1): before round 1 each participant
+   * trains this many epochs on the *labelled* reference set, then as many on its private data.
+   * The reference labels reach the participants only then. FedMD's default: FEDMD_PRETRAIN_EPOCHS;
+   * 0 turns it off; the local-only baseline starts from the same step.
+   */
+  pretrainOnReference?: number;
   /** Also run the local-only baseline on the same participants. */
   baseline: boolean;
   /** Where the results JSON goes. */
@@ -108,6 +124,8 @@ export const DEFAULT_OPTIONS: SimulationOptions & { participants: number } = {
 
 export interface RoundRow {
   round: number;
+  /** With participant sampling: the participants (indices) sampled for the round; the others sat it out. */
+  sampled?: number[];
   /** The distiller's accuracy on the held-out test set, in a run with a distiller (not among `accuracy` or any mean). */
   distillerAccuracy?: number;
   /** Each participant's accuracy on the held-out test set, in participant order (hostile ones included). */
@@ -154,7 +172,11 @@ export interface RunResult {
   algorithm: string;
   backend: string;
   /** The session settings the run used (the algorithm's defaults unless overridden). */
-  settings: { temperature: number; alpha: number; aggregator?: string; sharpenTemperature?: number };
+  settings: {
+    temperature: number; alpha: number; aggregator?: string; sharpenTemperature?: number;
+    /** Participant sampling, the asynchronous exchange's settings and the transfer-learning epochs, when the run had them. */
+    sampling?: SamplingSettings; async?: AsyncSettings; pretrainOnReference?: number;
+  };
   /** Learners: the columns of every row and what the means are over (teachers and the distiller not counted). */
   participants: number;
   /**
@@ -286,9 +308,15 @@ export async function simulate(options: SimulationOptions, progress: Progress, o
   let data: PreparedData;
   try {
     data = prepareData(options, progress);
+    // The baseline starts from the same transfer-learning step as the algorithm under study: what the
+    // exchange adds is then measured from the same start.
+    const pretrainOnReference = pretrainEpochs(options);
     for (const algorithm of algorithms) {
-      // Overrides (α, T, aggregator) and the distiller are for the algorithm under study, not for the baseline.
-      const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined, distiller: undefined };
+      // Overrides (α, T, aggregator), the distiller and the round semantics (sampling, the
+      // asynchronous knobs) are for the algorithm under study, not for the baseline.
+      const overrides = algorithm === options.algorithm
+        ? { ...options, pretrainOnReference }
+        : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined, distiller: undefined, sampling: undefined, async: undefined, pretrainOnReference };
       // The students of the algorithm under study are the product; the baseline's are not kept.
       runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool, algorithm === options.algorithm ? output.students : undefined));
     }
@@ -328,6 +356,14 @@ export function distillerRefusal(algorithm: string): string | undefined {
   }
   if (mode === 'async') return why('it runs asynchronously, so there is no round ensemble to send');
   return undefined;
+}
+
+/** FedMD's transfer learning by default: epochs on the labelled reference set (then as many on the private data) before round 1. */
+export const FEDMD_PRETRAIN_EPOCHS = 5;
+
+/** The transfer-learning epochs of a run: the config's, FEDMD_PRETRAIN_EPOCHS for fedmd, none otherwise. */
+export function pretrainEpochs(options: Pick<SimulationOptions, 'algorithm' | 'pretrainOnReference'>): number {
+  return options.pretrainOnReference ?? (options.algorithm === 'fedmd' ? FEDMD_PRETRAIN_EPOCHS : 0);
 }
 
 /** The distiller's model, when the options ask for one: its own, or the participants' (the experiment's `model` when their groups differ). */
@@ -414,6 +450,8 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
       `\n[${options.algorithm}] ${n} participants${teachers.length === 0 ? '' : `, ${teachers.length} teacher${teachers.length === 1 ? '' : 's'}`}${models.length > 1 ? ` (${models.map((model) => `${members.filter((m) => m.model === model).length} ${model}`).join(', ')})` : ''}` +
         `${distiller === undefined ? '' : ` and a distiller (${distiller})`} in ${workers} worker threads, coordinator at ${coordinator.url}`,
     );
+    if (options.sampling !== undefined) progress.line(`sampling ${sampleSize(options.sampling, n, config.minParticipants)} of ${n} participants each round (${JSON.stringify(options.sampling)}; quorum ${config.minParticipants}); the others sit the round out (marked -)`);
+    if (pretrainEpochs(options) > 0) progress.line(`transfer learning before round 1: ${pretrainEpochs(options)} epochs on the labelled reference set (${reference.y.length} samples), then ${pretrainEpochs(options)} on each private set`);
     progress.line(header(n, hostile, options.privacy !== undefined, distiller !== undefined));
     let roundStarted = performance.now();
     const onRound = (message: RoundReport) => {
@@ -451,6 +489,8 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
       batchSize: options.batchSize,
       attack: options.attack === undefined ? undefined : { kind: options.attack.kind, scale: options.attack.scale },
       privacy: options.privacy,
+      // FedMD's setting: the reference labels are public, and reach the participants only for this step.
+      ...(pretrainEpochs(options) === 0 ? {} : { pretrain: { epochs: pretrainEpochs(options), referenceLabels: reference.y } }),
       participants: [
         ...members.map((m): SimulatedParticipant => ({
           index: m.index, token: tokens[m.index]!.token, seed: options.seed * 1000 + m.index, train: trainSets[m.index]!, hostile: hostile.includes(m.index), model: m.model,
@@ -487,7 +527,12 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
   return {
     algorithm: options.algorithm,
     backend: done.backend,
-    settings,
+    settings: {
+      ...settings,
+      ...(config.sampling === undefined ? {} : { sampling: config.sampling }),
+      ...(config.async === undefined ? {} : { async: config.async }),
+      ...(pretrainEpochs(options) === 0 ? {} : { pretrainOnReference: pretrainEpochs(options) }),
+    },
     participants: n,
     members,
     ...(teachers.length === 0 ? {} : { teachers: teachers.map((m) => ({ id: m.id, model: m.model, accuracy: teacherAccuracy.get(m.index) ?? Number.NaN })) }),
@@ -538,13 +583,17 @@ export function simulationSession(
   entries: SessionConfig['participants'],
 ): SessionConfig {
   const { test, reference } = data;
+  const contributors = entries.filter((p) => p.role !== 'distiller').length;
   return {
     id: `sim-${options.algorithm}-${options.seed}`,
     algorithm,
     rounds: options.rounds,
     participants: entries,
-    // A distiller uploads nothing: the quorum counts the participants (and teachers) only.
-    minParticipants: entries.filter((p) => p.role !== 'distiller').length,
+    // A distiller uploads nothing: the quorum counts the participants (and teachers) only. With
+    // sampling, the quorum is the sample's minimum (or its size): the sampled participants all upload.
+    minParticipants: options.sampling === undefined ? contributors : options.sampling.min ?? sampleSize(options.sampling, contributors, 1),
+    ...(options.sampling === undefined ? {} : { sampling: options.sampling }),
+    ...(options.async === undefined ? {} : { async: { ...DEFAULT_ASYNC, ...options.async } }),
     numClasses: test.numClasses,
     referenceSize: reference.y.length,
     referencePerRound: options.referencePerRound,
@@ -631,6 +680,7 @@ export function roundRow(
   const reported = reports.map((r) => record?.reports[ids[r.index] ?? `p${r.index}`]?.privacy?.epsilon ?? null);
   return {
     round,
+    ...(record?.sampled === undefined ? {} : { sampled: record.sampled.map((id) => ids.indexOf(id)) }),
     accuracy: accuracies,
     hostile: [...hostile],
     meanAccuracy: honestMean(accuracies),
@@ -664,7 +714,9 @@ function formatRow(row: RoundRow): string {
   const epsilons = (row.epsilon ?? []).filter((e): e is number => e !== null);
   const epsilon = epsilons.length === 0 ? '' : Math.max(...epsilons).toFixed(2).padStart(10);
   const distiller = row.distillerAccuracy === undefined ? '' : `    ${pct(row.distillerAccuracy)}`;
-  return `${String(row.round).padStart(5)} ${row.accuracy.map(pct).join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}${distiller}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s${epsilon}`;
+  // A participant that sat the round out (not sampled) is marked "-": its student is as it was.
+  const accuracies = row.accuracy.map((a, i) => (row.sampled === undefined || row.sampled.includes(i) ? pct(a) : `${(100 * a).toFixed(1)}-`.padStart(6)));
+  return `${String(row.round).padStart(5)} ${accuracies.join(' ')} ${pct(row.meanAccuracy)} ${pct(row.meanPersonalized)}   ${pct(row.ensembleAccuracy)}${distiller}   ${kib(row.bytesUp)}  ${kib(row.bytesDown)}  ${row.seconds.toFixed(1).padStart(5)}s${epsilon}`;
 }
 
 export function formatSummary(result: SimulationResult): string {

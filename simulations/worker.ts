@@ -55,6 +55,8 @@ export interface WorkerJob {
   attack?: { kind: AttackKind; scale?: number };
   /** Differential privacy on every honest participant's uploads, seeded with the participant's seed. */
   privacy?: { clip: number; noiseMultiplier: number; delta: number };
+  /** FedMD's transfer learning before round 1 (participants, not the distiller): epochs, and the reference labels it needs. */
+  pretrain?: { epochs: number; referenceLabels: Int32Array };
   participants: SimulatedParticipant[];
   reference: Float32Array;
   test: LabeledDataset;
@@ -119,7 +121,8 @@ async function runOne(job: WorkerJob, p: SimulatedParticipant, post: (m: WorkerO
       token: p.token,
       student,
       ...(p.role === undefined ? {} : { role: p.role }),
-      data: { train: p.train, reference: job.reference },
+      data: { train: p.train, reference: job.reference, ...(job.pretrain === undefined || p.role !== undefined ? {} : { referenceLabels: job.pretrain.referenceLabels }) },
+      ...(job.pretrain === undefined || p.role !== undefined ? {} : { pretrainOnReference: job.pretrain.epochs }),
       evaluation: job.test,
       epochs: job.epochs,
       batchSize: job.batchSize,

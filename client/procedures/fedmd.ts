@@ -2,7 +2,9 @@
  * FedMD (Li & Wang 2019): share class scores (logits) on the round's public samples; learn by
  * *digesting* the consensus — fitting the logits to it by mean absolute error, as the authors'
  * code does — then *revisiting* the private data, in that order. The paper's initial transfer
- * learning on a labeled public set is left to the caller (our reference set is unlabeled).
+ * learning (Algorithm 1: train on the labelled public set, then on the private data) runs once
+ * before round 1 when the participant is given the reference labels and pretrainOnReference
+ * (client/participant.ts); a reference set without labels skips it.
  */
 import { combined, referenceFeatures, trainOptions, type SyncProcedure } from './procedure.js';
 

@@ -10,7 +10,7 @@ import { local } from './local.js';
 import type { Procedure } from './procedure.js';
 
 export type { AsyncChannel, AsyncProcedure, ParticipantData, Procedure, RoundContext, Share, SyncProcedure, Target, UploadContext, UploadHook } from './procedure.js';
-export { targetShape } from './procedure.js';
+export { combined, targetShape } from './procedure.js';
 
 /**
  * Each participant gets its own procedure instance: some keep state between share and learn.

@@ -9,8 +9,13 @@ import type { Student, TrainResult } from '../student.js';
 /** What a participant holds: its private data, and the shared reference set's features. */
 export interface ParticipantData {
   train: LabeledDataset;
-  /** Reference features, row-major [referenceSize, ...sampleShape]; labels are never used. */
+  /** Reference features, row-major [referenceSize, ...sampleShape]; labels are never used in the rounds. */
   reference?: Float32Array;
+  /**
+   * The reference set's labels, where they are public (FedMD's setting): used only by the
+   * transfer learning before round 1 (ParticipantOptions.pretrainOnReference).
+   */
+  referenceLabels?: Int32Array;
 }
 
 export interface RoundContext {
