@@ -33,7 +33,7 @@ describe('sampling in experiment configs', () => {
     expect(experiment({ sampling: { fraction: 0.5, min: 2 } }).sampling).toEqual({ fraction: 0.5, min: 2 });
     expect(experiment({ sampling: { count: 3 } }).sampling).toEqual({ count: 3 });
     // The flags land in the same fields (test/e2e/sampling-simulation.test.ts runs them).
-    expect(await refusal(['--participants', '4', '--sample-count', '3', '--sample-min', '5'])).toMatch(/sampling\.min: must be ≤ participants \(4\) \(got 5\)/);
+    expect(await refusal(['--participants', '4', '--sample-count', '3', '--sample-min', '5'])).toMatch(/sampling\.min: must be ≤ the participants that contribute \(4\) \(got 5\)/);
     expect(await refusal(['--sample-fraction', '0.5', '--sample-count', '3'])).toMatch(/sampling: takes exactly one of fraction and count \(got both\)/);
   });
 
@@ -41,7 +41,7 @@ describe('sampling in experiment configs', () => {
     expect(() => experiment({ sampling: { fraction: 0.5, count: 2 } })).toThrow(/sampling: takes exactly one of fraction and count \(got both\)/);
     expect(() => experiment({ sampling: { min: 2 } })).toThrow(/sampling: takes exactly one of fraction and count \(got neither\)/);
     expect(() => experiment({ sampling: { fraction: 0 } })).toThrow(/sampling\.fraction: must be in \(0, 1\] \(got 0\)/);
-    expect(() => experiment({ participants: 4, sampling: { count: 5 } })).toThrow(/sampling\.count: must be ≤ participants \(4\) \(got 5\)/);
+    expect(() => experiment({ participants: 4, sampling: { count: 5 } })).toThrow(/sampling\.count: must be ≤ the participants that contribute \(4\) \(got 5\)/);
     expect(() => experiment({ sampling: { count: 2, min: 3 } })).toThrow(/sampling\.min: must be ≤ count \(2\)/);
     expect(() => experiment({ algorithm: 'codistillation', sampling: { count: 2 } })).toThrow(/sampling: codistillation exchanges asynchronously: there are no rounds to sample participants for/);
     expect(() => experiment({ sampling: { fraction: 0.5, seed: 3 } })).toThrow(/sampling: unknown field "seed"/);
