@@ -13,5 +13,6 @@ export const fedmd: StrategyDescriptor = {
   // FedMD digests raw logits (T unused) and revisits on labels alone (α unused).
   defaults: { temperature: 1, alpha: 1, aggregator: 'mean-logits' },
   summary: "FedMD: digest the consensus logits on public samples, then revisit private data (Li & Wang 2019)",
+  secureTargets: 'all',
   create: (settings) => ensembleForAll(settings, 'mean-logits'),
 };
