@@ -62,6 +62,8 @@ export const experimentSchema = z
       noiseMultiplier: positive,
       delta: z.number({ error: 'must be a number' }).gt(0, 'must be in (0, 1)').lt(1, 'must be in (0, 1)'),
     }).strict().optional(),
+    /** Secure aggregation (server/secure-rounds.ts): the coordinator sees only sums; threshold = Shamir's t. */
+    secureAggregation: z.object({ threshold: integer(2) }).strict().optional(),
     uploadDtype: oneOf(WIRE_DTYPES),
     targetDtype: oneOf(WIRE_DTYPES).optional(),
     backend: oneOf(BACKENDS).optional(),

@@ -67,6 +67,8 @@ export interface SimulationOptions {
   attack?: AttackSpec;
   /** Differential privacy on every participant's uploads (client/privacy.ts), seeded per participant. */
   privacy?: { clip: number; noiseMultiplier: number; delta: number };
+  /** Secure aggregation of the algorithm under study's rounds (server/secure-rounds.ts): the coordinator sees only sums. */
+  secureAggregation?: { threshold: number };
   /** Worker threads the participants are spread over; one per core (at most one per participant) when omitted. */
   workers?: number;
   /**
@@ -269,7 +271,7 @@ export async function simulate(options: SimulationOptions, progress: Progress, o
     data = prepareData(options, progress);
     for (const algorithm of algorithms) {
       // Overrides (α, T, aggregator) and the distiller are for the algorithm under study, not for the baseline.
-      const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined, distiller: undefined };
+      const overrides = algorithm === options.algorithm ? options : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined, distiller: undefined, secureAggregation: undefined };
       // The students of the algorithm under study are the product; the baseline's are not kept.
       runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool, algorithm === options.algorithm ? output.students : undefined));
     }
@@ -379,6 +381,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
     onRoundFailure: 'stop',
     seed: options.seed,
     maxMessageBytes: 16 * 1024 * 1024,
+    ...(options.secureAggregation === undefined ? {} : { secureAggregation: options.secureAggregation }),
   };
   // The centralized baseline pools every shard into one participant: nobody there to be hostile.
   const hostile = centralized || options.attack === undefined ? [] : hostileParticipants(n, options.attack.participants, options.seed);
