@@ -23,6 +23,7 @@ import { captureStockKernels } from './kernels.js';
 import { machineInfo } from './machine.js';
 import { predictionBenchmark } from './prediction.js';
 import { renderMarkdown, renderSummary, type RunReport } from './report.js';
+import { secureAggregationBenchmark } from './secure-aggregation.js';
 import { simulationBenchmark } from './simulation.js';
 import { studentsBenchmark } from './students.js';
 import { trainingBenchmark } from './training.js';
@@ -36,6 +37,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   simulationBenchmark,
   bytesToAccuracyBenchmark,
   studentsBenchmark,
+  secureAggregationBenchmark,
 ];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(',')}] [--backend NAME] [--out DIR] [--render-only]

@@ -27,6 +27,7 @@ import {
   shareEncryptionKey,
   SHARE_PLAINTEXT_BYTES,
   splitSecret,
+  type CryptoKey,
   type KeyPair,
   type SecretShare,
 } from '../protocol/secure/index.js';
@@ -49,6 +50,8 @@ interface RoundState {
   /** Its own shares (x = its roster index + 1), kept rather than sent. */
   ownShares?: { maskKey: SecretShare; seed: SecretShare };
   received: Map<string, { maskKey: Uint8Array; seed: Uint8Array }>;
+  /** The AES-GCM key shared with each other member, agreed once (X25519 is the costly step) for sending and for receiving. */
+  shareKeys: Map<string, CryptoKey>;
   senders?: string[];
   /** The survivors of the first reveal: a second request must name the same. */
   revealedFor?: string;
@@ -77,7 +80,7 @@ export class SecureParticipant {
     if (own.length !== expected) throw new Error(`secure round ${round.round}: the share encodes to ${own.length} words; the round sums ${expected}`);
     const state: RoundState = {
       round: round.round, context: { session: round.session, round: round.round },
-      cipher: await generateKeyPair(), mask: await generateKeyPair(), seed: randomSeed(), own, received: new Map(),
+      cipher: await generateKeyPair(), mask: await generateKeyPair(), seed: randomSeed(), own, received: new Map(), shareKeys: new Map(),
     };
     this.state = state;
     await this.send('secure-keys', { cipherKey: state.cipher.publicKey, maskKey: state.mask.publicKey }, round.round);
@@ -111,6 +114,7 @@ export class SecureParticipant {
       plaintext.set(maskShares[j]!.y, 0);
       plaintext.set(seedShares[j]!.y, KEY_BYTES);
       const key = await shareEncryptionKey(state.cipher.privateKey, to.cipherKey, state.context);
+      state.shareKeys.set(to.participant, key);
       const { nonce, ciphertext } = await encryptShare(key, plaintext, state.context, this.participant, to.participant);
       shares.push({ to: to.participant, nonce, ciphertext });
     }
@@ -137,7 +141,7 @@ export class SecureParticipant {
       throw this.refuse(`round ${message.round} routed shares from ${[...from].join(', ')}; the other senders are ${senders.filter((s) => s !== this.participant).join(', ')}`);
     }
     for (const share of message.shares) {
-      const key = await shareEncryptionKey(state.cipher.privateKey, byId.get(share.from)!.cipherKey, state.context);
+      const key = state.shareKeys.get(share.from) ?? (await shareEncryptionKey(state.cipher.privateKey, byId.get(share.from)!.cipherKey, state.context));
       const plaintext = await decryptShare(key, share.nonce, share.ciphertext, state.context, share.from, this.participant);
       if (plaintext.length !== SHARE_PLAINTEXT_BYTES) throw this.refuse(`${share.from}'s share for round ${message.round} has ${plaintext.length} bytes`);
       state.received.set(share.from, { maskKey: plaintext.slice(0, KEY_BYTES), seed: plaintext.slice(KEY_BYTES) });
