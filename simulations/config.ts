@@ -13,6 +13,7 @@ import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ATTACK_KINDS } from './attacks.js';
+import { secureAggregationProblems } from '../server/secure-config.js';
 import { CENTRALIZED, distillerRefusal, type SimulationOptions } from './simulate.js';
 
 const oneOf = <T extends string>(values: readonly T[]) =>
@@ -87,6 +88,12 @@ export const experimentSchema = z
         code: 'custom', path: ['attack', 'participants'], input: config.attack.participants,
         message: `must be fewer than participants (${config.participants}): at least one participant has to stay honest`,
       });
+    }
+    if (config.secureAggregation !== undefined) {
+      const algorithm = config.algorithm === CENTRALIZED ? 'local' : config.algorithm;
+      for (const message of secureAggregationProblems({ ...config, algorithm, minParticipants: config.participants, secureAggregation: config.secureAggregation }, config.participants)) {
+        context.addIssue({ code: 'custom', path: ['secureAggregation'], message });
+      }
     }
     const refusal = config.distiller === undefined ? undefined : distillerRefusal(config.algorithm);
     if (refusal !== undefined) context.addIssue({ code: 'custom', path: ['distiller'], message: refusal });
