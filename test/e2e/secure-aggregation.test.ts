@@ -37,7 +37,7 @@ interface Run {
   journal: Buffer;
 }
 
-async function run(algorithm: 'dml' | 'fd', secure: boolean, withDistiller: boolean): Promise<Run> {
+async function run(algorithm: 'dml' | 'fd', secure: boolean, withDistiller: boolean, privacy?: { clip: number; noiseMultiplier: number; delta: number }): Promise<Run> {
   const file = join(mkdtempSync(join(tmpdir(), 'codistill-secure-e2e-')), 'journal.db');
   const coordinator = await Coordinator.start({ journal: file });
   const ids = Array.from({ length: PARTICIPANTS }, (_, i) => `p${i}`);
@@ -67,7 +67,8 @@ async function run(algorithm: 'dml' | 'fd', secure: boolean, withDistiller: bool
         await runParticipant({
           url: coordinator.url, session: config.id, token, student, epochs: 1, batchSize: 32, role,
           data: { train: role === 'distiller' ? nothing : trainSets[i]!, reference: split.reference.x },
-          uploadHook: { transform: (share) => (uploads[i]!.push(share), share) },
+          // Differential privacy seeded per participant, so that the plain and the secure run add the same noise.
+          ...(privacy === undefined ? { uploadHook: { transform: (share: Share) => (uploads[i]!.push(share), share) } } : { privacy: { ...privacy, seed: 100 + i } }),
         });
       } finally {
         student.dispose();
@@ -111,6 +112,17 @@ describe('secure aggregation with real participants', () => {
       expect(plain.journal.indexOf(floats)).toBeGreaterThanOrEqual(0);
       expect(secure.journal.indexOf(floats)).toBe(-1);
       expect(secure.journal.indexOf(fixed)).toBe(-1);
+    }
+  });
+
+  it('differential privacy applies before the masking: secure and plain runs with the same noise train on the same targets', async () => {
+    const privacy = { clip: 1, noiseMultiplier: 0.5, delta: 1e-5 };
+    const plain = await run('dml', false, false, privacy);
+    const secure = await run('dml', true, false, privacy);
+    const noiseless = await run('dml', true, false);
+    for (let i = 0; i < PARTICIPANTS; i++) {
+      expect(maxDifference(secure.probs[i]![0]!, plain.probs[i]![0]!)).toBeLessThanOrEqual(1 / PROBABILITY_SCALE);
+      expect(maxDifference(secure.probs[i]![0]!, noiseless.probs[i]![0]!)).toBeGreaterThan(0.01); // the noise is there
     }
   });
 
