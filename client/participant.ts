@@ -470,7 +470,13 @@ class ParticipantRun {
     const secure = this.secureAggregation(identity);
     if (event === 'secure-roster') return secure.roster(decodeMessage(serverMessages[event], bytes, this.limits()));
     if (event === 'secure-routed') return secure.routed(decodeMessage(serverMessages[event], bytes, this.limits()));
-    if (event === 'secure-unmask') return secure.unmask(decodeMessage(serverMessages[event], bytes, this.limits()));
+    if (event === 'secure-unmask') {
+      const request = decodeMessage(serverMessages[event], bytes, this.limits());
+      await secure.unmask(request);
+      // A teacher's part of a round ends with its reveal, as a plain round's ends with its upload.
+      if (this.options.role === 'teacher' && request.round >= identity.info.rounds) this.doneWithLastRound();
+      return;
+    }
     const message = decodeMessage(serverMessages[event], bytes, this.limits());
     const current = this.current;
     if (current === undefined || message.round !== current.round || current.knowledge === 'none') {
