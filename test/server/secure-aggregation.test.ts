@@ -137,6 +137,20 @@ describe('secure aggregation: what the coordinator learns', () => {
     }
   });
 
+  it('FedMD: every member learns the plain mean of the logits, its own included, within the logit step', async () => {
+    await start();
+    const members = ids(3);
+    const logitsOf = (id: string) => probabilitiesOf(id).map((p, i) => Math.log(p) * 3 + (i % 2 === 0 ? -40 : 17));
+    const session = coordinator!.createSession(secureConfig(members, { algorithm: 'fedmd', aggregator: 'mean-logits' }));
+    const ps = members.map((id) => member(id, () => ({ values: logitsOf(id) })));
+    await Promise.all(ps.map((p) => p.join()));
+    await until(() => session.history.length === 1, 'a secure FedMD round', 20_000);
+    expect(ps[0]!.info!.secure!.targets).toBe('all');
+    const contributions: Contribution[] = members.map((id) => ({ participant: id, values: logitsOf(id) }));
+    const plain = createStrategy('fedmd', secureConfig(members, { algorithm: 'fedmd', aggregator: 'mean-logits' })).aggregate(contributions, members, REFERENCE).targets;
+    for (const p of ps) expect(maxDifference(p.secureTargets[0]!.values, plain.get(p.id)!.values)).toBeLessThanOrEqual(1 / LOGIT_SCALE);
+  });
+
   it('a distiller gets the sum and learns the mean of every contribution, within the step', async () => {
     await start();
     const members = ids(3);
