@@ -24,6 +24,7 @@ import { machineInfo } from './machine.js';
 import { predictionBenchmark } from './prediction.js';
 import { renderMarkdown, renderSummary, type RunReport } from './report.js';
 import { roundTimeBenchmark } from './round-time.js';
+import { secureAggregationBenchmark } from './secure-aggregation.js';
 import { simulationBenchmark } from './simulation.js';
 import { studentsBenchmark } from './students.js';
 import { trainingBenchmark } from './training.js';
@@ -38,6 +39,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   bytesToAccuracyBenchmark,
   studentsBenchmark,
   roundTimeBenchmark,
+  secureAggregationBenchmark,
 ];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(',')}] [--backend NAME] [--out DIR] [--render-only]

@@ -40,6 +40,7 @@ import {
   type UploadContext,
   type UploadHook,
 } from './procedures/index.js';
+import { SecureParticipant, type SecureSend } from './secure-round.js';
 import { GaussianUploads, type PrivacySettings, type PrivacySpent } from './privacy.js';
 import type { Student, TrainResult } from './student.js';
 
@@ -220,6 +221,8 @@ class ParticipantRun {
   /** Requests in flight: a dropped link fails them at once rather than at their timeout. */
   private readonly inFlight = new Set<(error: Error) => void>();
   private settle: { resolve: (summary: ParticipantSummary) => void; reject: (error: Error) => void } | undefined;
+  /** This participant's side of secure aggregation, in sessions that run it (client/secure-round.ts). */
+  private secure: SecureParticipant | undefined;
 
   constructor(
     private readonly options: ParticipantOptions,
@@ -252,6 +255,9 @@ class ParticipantRun {
       socket.on('target', (bytes) => this.enqueue(() => this.receiveTarget(bytes)));
       socket.on('round-failed', (bytes) => this.enqueue(async () => this.roundFailed(bytes)));
       socket.on('end', (bytes) => this.enqueue(async () => this.sessionEnded(bytes)));
+      for (const event of ['secure-roster', 'secure-routed', 'secure-unmask', 'secure-sum'] as const) {
+        socket.on(event, (bytes) => this.enqueue(() => this.secureStep(event, bytes)));
+      }
       // The coordinator closes this link and says why (E_REPLACED: this participant connected
       // again elsewhere): the server closes it, so there is nothing to reconnect to.
       socket.on('closing', (bytes) => {
@@ -438,6 +444,8 @@ class ParticipantRun {
     const computed = await procedure.share(this.context(round));
     if (computed === undefined) return;
     const share = rewritten(this.hook, computed, { kind: round.knowledge, numClasses: identity.info.numClasses, round: round.round });
+    // Under secure aggregation the share goes up masked, after the keys and shares (DP's hook has applied already).
+    if (identity.info.secure !== undefined) return this.secureAggregation(identity).begin(round, share);
     const upload = encodeMessage(clientMessages.upload, {
       v: PROTOCOL_VERSION,
       session: round.session,
@@ -512,6 +520,41 @@ class ParticipantRun {
     }
     const target = message.target === null ? null : { values: unpackTensor(message.target, targetShape(this.context(current))), counts: message.counts };
     await this.learnAndReport(current, target);
+  }
+
+  /** This participant's side of secure aggregation, made at its first secure round. */
+  private secureAggregation(identity: Identity): SecureParticipant {
+    const send: SecureSend = async (event, message, round) => {
+      const envelope = encodeMessage(clientMessages[event], { v: PROTOCOL_VERSION, session: identity.info.session, round, participant: identity.participant, ...message } as never, this.limits());
+      readReply(replyMessages.ack, await this.request(event, envelope));
+    };
+    this.secure ??= new SecureParticipant(identity.participant, identity.info, send);
+    return this.secure;
+  }
+
+  /** A step of secure aggregation: answer it, or, with the round's sum, learn and report. */
+  private async secureStep(event: 'secure-roster' | 'secure-routed' | 'secure-unmask' | 'secure-sum', bytes: Uint8Array): Promise<void> {
+    this.bytesDown += bytes.byteLength;
+    const identity = this.identity;
+    if (identity === undefined) return;
+    const distiller = this.options.role === 'distiller';
+    const secure = this.secureAggregation(identity);
+    if (event === 'secure-roster') return secure.roster(decodeMessage(serverMessages[event], bytes, this.limits()));
+    if (event === 'secure-routed') return secure.routed(decodeMessage(serverMessages[event], bytes, this.limits()));
+    if (event === 'secure-unmask') {
+      const request = decodeMessage(serverMessages[event], bytes, this.limits());
+      await secure.unmask(request);
+      // A teacher's part of a round ends with its reveal, as a plain round's ends with its upload.
+      if (this.options.role === 'teacher' && request.round >= identity.info.rounds) this.doneWithLastRound();
+      return;
+    }
+    const message = decodeMessage(serverMessages[event], bytes, this.limits());
+    const current = this.current;
+    if (current === undefined || message.round !== current.round || current.knowledge === 'none') {
+      this.log(`ignored the sum of round ${message.round}; the current round is ${current?.round ?? 'none'}`);
+      return;
+    }
+    await this.learnAndReport(current, secure.target(message, current.knowledge, current.referenceIds.length, distiller));
   }
 
   private async learnAndReport(round: ServerMessage<'round'>, target: Target | null): Promise<void> {

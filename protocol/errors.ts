@@ -36,6 +36,11 @@ export const ErrorCode = {
   Capacity: 'E_CAPACITY',
   /** The participant's reference set is not the session's (another digest): every site must predict on the same rows. */
   Reference: 'E_REFERENCE',
+  /**
+   * A secure-aggregation message out of turn or naming members it may not: a step the round is
+   * not at, a participant not in the round's roster, a share for oneself or one missing.
+   */
+  Secure: 'E_SECURE',
   /** A bug on the answering side; the message says what failed. */
   Internal: 'E_INTERNAL',
 } as const;

@@ -57,10 +57,25 @@ const sessionInfo = z.object({
       stalenessMs: z.number().positive(),
     })
     .optional(),
+  /**
+   * Present for sessions under secure aggregation (protocol/secure, server/secure-rounds.ts): the
+   * coordinator sees only masked sums; any `threshold` members' shares rebuild a dropped member's
+   * mask key. `targets` says what a participant makes of the round's sum: the mean of the others
+   * (S − own)/(n − 1), or the mean of all S/n.
+   */
+  secure: z.object({ threshold: z.number().int().min(2).max(255), targets: z.enum(['others', 'all']) }).optional(),
 });
 export type SessionInfo = z.infer<typeof sessionInfo>;
 
 const header = { v: z.literal(PROTOCOL_VERSION), session: id };
+
+/** Binary of at most `max` bytes; exact sizes are the session's to check (E_SHAPE), not the schema's. */
+const bytes = (max: number) =>
+  z.custom<Uint8Array>((value) => value instanceof Uint8Array && value.byteLength <= max, `expected binary bytes (msgpack bin) of at most ${max} bytes`);
+/** A secure round holds at most 255 members (protocol/secure's MAX_SECURE_MEMBERS). */
+const secureMembers = 255;
+const secureShare = z.object({ to: id, nonce: bytes(64), ciphertext: bytes(1024) });
+const revealedShare = z.object({ of: id, share: bytes(1024) });
 
 /**
  * What a participant joins as: a participant contributes and learns; a teacher contributes and
@@ -122,6 +137,20 @@ export const clientMessages = {
   }),
   /** Asynchronous sessions: asks for the ensemble of the *others'* latest predictions on a shard. */
   pull: z.object({ ...header, participant: id, shard: count }),
+  /**
+   * Secure aggregation (Bonawitz et al. 2017), step 1: this member's two fresh X25519 public keys
+   * for the round — one to agree share-encryption keys, one to agree pairwise masks.
+   */
+  'secure-keys': z.object({ ...header, round: roundNumber, participant: id, cipherKey: bytes(1024), maskKey: bytes(1024) }),
+  /** Step 2: for every other member of the roster, its shares of this member's mask key and self-mask seed, encrypted to it (AES-GCM). */
+  'secure-shares': z.object({ ...header, round: roundNumber, participant: id, shares: z.array(secureShare).max(secureMembers) }),
+  /** Step 3: the fixed-point knowledge plus the self mask and the pairwise masks, uint32 little-endian, mod 2^32. */
+  'secure-upload': z.object({ ...header, round: roundNumber, participant: id, masked: bytes(2 ** 31) }),
+  /** Step 4: the shares the coordinator asked for — mask-key shares of members that dropped, seed shares of members that uploaded. */
+  'secure-reveal': z.object({
+    ...header, round: roundNumber, participant: id,
+    maskKeyShares: z.array(revealedShare).max(secureMembers), seedShares: z.array(revealedShare).max(secureMembers),
+  }),
 } as const;
 
 export const serverMessages = {
@@ -151,6 +180,20 @@ export const serverMessages = {
     contributors: count,
   }),
   'round-failed': z.object({ ...header, round: roundNumber, error: wireError }),
+  /** Secure aggregation: the round's members and their public keys; a member's share x-coordinate is its index + 1. */
+  'secure-roster': z.object({
+    ...header, round: roundNumber,
+    members: z.array(z.object({ participant: id, cipherKey: bytes(1024), maskKey: bytes(1024) })).min(1).max(secureMembers),
+  }),
+  /** The members whose shares went out (they mask with each other), and the shares addressed to this member. */
+  'secure-routed': z.object({
+    ...header, round: roundNumber, senders: z.array(id).max(secureMembers),
+    shares: z.array(z.object({ from: id, nonce: bytes(64), ciphertext: bytes(1024) })).max(secureMembers),
+  }),
+  /** Who uploaded a masked vector: each survivor reveals seed shares of these and mask-key shares of the other senders. */
+  'secure-unmask': z.object({ ...header, round: roundNumber, uploaded: z.array(id).max(secureMembers) }),
+  /** The round's unmasked sum (uint32 little-endian, fixed point) over `contributors` members: participants build their targets from it. */
+  'secure-sum': z.object({ ...header, round: roundNumber, sum: bytes(2 ** 31), contributors: count }),
   end: z.object({ ...header, reason: z.string().max(4096), rounds: count }),
 } as const;
 
@@ -194,11 +237,19 @@ export interface ClientToServerEvents {
   report: (envelope: Envelope, ack: Ack) => void;
   push: (envelope: Envelope, ack: Ack) => void;
   pull: (envelope: Envelope, ack: Ack) => void;
+  'secure-keys': (envelope: Envelope, ack: Ack) => void;
+  'secure-shares': (envelope: Envelope, ack: Ack) => void;
+  'secure-upload': (envelope: Envelope, ack: Ack) => void;
+  'secure-reveal': (envelope: Envelope, ack: Ack) => void;
 }
 export interface ServerToClientEvents {
   round: (envelope: Envelope) => void;
   target: (envelope: Envelope) => void;
   'round-failed': (envelope: Envelope) => void;
+  'secure-roster': (envelope: Envelope) => void;
+  'secure-routed': (envelope: Envelope) => void;
+  'secure-unmask': (envelope: Envelope) => void;
+  'secure-sum': (envelope: Envelope) => void;
   end: (envelope: Envelope) => void;
   /**
    * The coordinator is about to close this connection, and says why: a refusal envelope

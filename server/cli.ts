@@ -54,6 +54,8 @@ const sessionFile = z
     onRoundFailure: oneOf(['continue', 'stop'] as const).default('continue'),
     seed: count(0).default(1),
     maxMessageBytes: count(1024).default(DEFAULT_MAX_BYTES),
+    /** Secure aggregation (server/secure-rounds.ts): the coordinator sees only sums; any `threshold` survivors unmask a round. */
+    secureAggregation: z.object({ threshold: count(2) }).strict().optional(),
     async: z.object({ shards: count(1), exchangeEvery: count(1), burnInSteps: count(0), stalenessMs: z.number().positive() }).strict().optional(),
     /** Participant sampling per round: { fraction | count, min? } (checkSessionConfig checks them against the quorum). */
     sampling: z.object({ fraction: z.number().gt(0).max(1).optional(), count: count(1).optional(), min: count(1).optional() }).strict().optional(),

@@ -28,10 +28,13 @@ import { Journal } from './journal.js';
 import { checkOperators, OperatorDesk, type OperatorAccount } from './operator.js';
 import { TokenBucket } from './rate-limit.js';
 import { Session } from './session.js';
+import type { SecureEvent } from './secure-rounds.js';
 import type { SessionConfig } from './session-config.js';
 import { entryTokenHash, hashToken, withTokenHashes } from './tokens.js';
 import { serveWeb, type WebOptions } from './web.js';
 import { encodeEnsembleReply, encodeOutgoing, readPush, type PeerLink } from './wire.js';
+
+const SECURE_EVENTS: readonly SecureEvent[] = ['secure-keys', 'secure-shares', 'secure-upload', 'secure-reveal'];
 
 export interface CoordinatorOptions {
   /** Interface to listen on; 127.0.0.1 unless a deployment says otherwise. */
@@ -356,7 +359,7 @@ export class Coordinator {
       return encodeEnvelope(reply);
     });
     /** A request of a joined participant about itself in its own session: checked, then handled. */
-    const request = <E extends 'upload' | 'report' | 'push' | 'pull'>(
+    const request = <E extends 'upload' | 'report' | 'push' | 'pull' | SecureEvent>(
       event: E,
       handle: (message: ClientMessage<E>, bytes: number) => Uint8Array,
     ) =>
@@ -385,6 +388,8 @@ export class Coordinator {
       session.replied(reply.byteLength);
       return reply;
     });
+    // Secure aggregation's steps (server/secure-rounds.ts): checked and kept by the session's mode.
+    for (const event of SECURE_EVENTS) request(event, (message, size) => (session.secure(participant, event, message, size), ok));
     socket.on('disconnect', (reason) => {
       if (!joined) return;
       this.log(`${participant} left ${session.config.id}: ${reason}`);

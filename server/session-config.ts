@@ -8,6 +8,7 @@ import type { ClientMessage, Role, WireDtype, WireError } from '../protocol/inde
 import { aggregatorConfigProblems } from './aggregators/index.js';
 import { samplingProblems, type SamplingSettings } from './participant-sampling.js';
 import { STRATEGIES } from './strategies/index.js';
+import { secureAggregationProblems, type SecureAggregationSettings } from './secure-config.js';
 
 export type { Role, SamplingSettings };
 
@@ -77,6 +78,12 @@ export interface SessionConfig {
   onRoundFailure: 'continue' | 'stop';
   seed: number;
   maxMessageBytes: number;
+  /**
+   * Secure aggregation (server/secure-rounds.ts): the coordinator learns only the sum of the
+   * members' knowledge, never one member's; `threshold` survivors' shares recover a round from
+   * dropouts. Off when omitted.
+   */
+  secureAggregation?: SecureAggregationSettings;
 }
 
 export type ParticipantMetrics = ClientMessage<'report'>['metrics'];
@@ -146,6 +153,7 @@ export function checkSessionConfig(c: SessionConfig): void {
     }
   }
   if (c.aggregator !== undefined) problems.push(...aggregatorConfigProblems(c.aggregator, { trimFraction: c.trimFraction, participants: c.participants.length }));
+  if (c.secureAggregation !== undefined) problems.push(...secureAggregationProblems({ ...c, secureAggregation: c.secureAggregation }, contributors));
   if (c.referenceDigest !== undefined && !/^[0-9a-f]{64}$/.test(c.referenceDigest)) problems.push(`referenceDigest must be a SHA-256 in 64 lowercase hex digits (got "${c.referenceDigest}")`);
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);

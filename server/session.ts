@@ -27,6 +27,8 @@ import { checkSessionConfig, DEFAULT_ASYNC, type Role, type RoundRecord, type Se
 import { createStrategy, type Strategy } from './strategies/index.js';
 import type { SessionHost, SessionMode } from './session-mode.js';
 import { SyncRounds } from './sync-rounds.js';
+import { SecureRounds, type SecureEvent } from './secure-rounds.js';
+import { strategyDescriptor } from './strategies/index.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
 
 export type { ParticipantEntry, ParticipantMetrics, Role, RoundRecord, SessionConfig } from './session-config.js';
@@ -67,7 +69,10 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     this.journal = options.journal;
     this.strategy = createStrategy(config.algorithm, config);
     if (config.referenceDigest !== undefined) this.reference = { digest: config.referenceDigest, from: 'the session config' };
-    this.mode = this.strategy.mode === 'async' ? new AsyncRun(this, config.async ?? DEFAULT_ASYNC) : new SyncRounds(this);
+    this.mode =
+      this.strategy.mode === 'async' ? new AsyncRun(this, config.async ?? DEFAULT_ASYNC)
+      : config.secureAggregation !== undefined ? new SecureRounds(this)
+      : new SyncRounds(this);
   }
 
   get info(): SessionInfo {
@@ -84,6 +89,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       uploadDtype: c.uploadDtype,
       maxMessageBytes: c.maxMessageBytes,
       async: this.mode instanceof AsyncRun ? this.mode.settings : undefined,
+      secure: c.secureAggregation === undefined ? undefined : { threshold: c.secureAggregation.threshold, targets: strategyDescriptor(c.algorithm).secureTargets! },
     };
   }
 
@@ -198,6 +204,14 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   /** An upload for the open round, decoded against expectUpload's answer; idempotent by (session, round, participant). */
   upload(participant: string, round: number, contribution: Contribution, bytes: number): void {
     this.mode.upload(participant, round, contribution, bytes);
+  }
+
+  /** A step of secure aggregation (server/secure-rounds.ts); refused by sessions that do not run it. */
+  secure(participant: string, event: SecureEvent, message: ClientMessage<SecureEvent>, bytes: number): void {
+    if (!(this.mode instanceof SecureRounds)) {
+      throw new ProtocolError(ErrorCode.Secure, `session ${this.config.id} does not run secure aggregation: ${event} is for sessions whose config sets secureAggregation`);
+    }
+    this.mode.receive(participant, event, message, bytes);
   }
 
   /** A participant's training report for the round (or checkpoint) whose target it received. */

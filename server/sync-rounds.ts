@@ -12,7 +12,7 @@ import { sampleParticipants } from './participant-sampling.js';
 import { valuesDigest, type RoundRecord, type SessionConfig } from './session-config.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
 
-interface OpenRound {
+export interface OpenRound {
   record: RoundRecord;
   referenceIds: number[];
   /** The round's announcement, resent to a participant that (re)joins while the round collects. */
@@ -33,12 +33,12 @@ interface OpenRound {
 
 export class SyncRounds implements SessionMode {
   phase: Phase = 'waiting';
-  private open: OpenRound | undefined;
+  protected open: OpenRound | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Parameter count of the model whose weights this session exchanges, fixed by the first upload (FedAvg). */
   private parameters: number | undefined;
 
-  constructor(private readonly session: SessionHost) {}
+  constructor(protected readonly session: SessionHost) {}
 
   get currentRound(): number {
     return this.open?.record.round ?? this.session.history.length;
@@ -181,7 +181,7 @@ export class SyncRounds implements SessionMode {
     return new ProtocolError(ErrorCode.Schema, `session ${this.session.config.id} runs synchronous rounds: ${what} is for asynchronous sessions; upload instead`);
   }
 
-  private requireOpen(participant: string, round: number, what: string): OpenRound {
+  protected requireOpen(participant: string, round: number, what: string): OpenRound {
     const open = this.open;
     if (open === undefined || open.record.round !== round) {
       const now = this.phase === 'ended' ? 'the session has ended' : `the current round is ${this.currentRound}`;
@@ -190,7 +190,7 @@ export class SyncRounds implements SessionMode {
     return open;
   }
 
-  private openRound(round: number): void {
+  protected openRound(round: number): void {
     const { config, strategy } = this.session;
     const plan = strategy.configureRound(round);
     const deadline = Date.now() + config.roundTimeoutMs;
@@ -262,7 +262,8 @@ export class SyncRounds implements SessionMode {
     return expected.length > 0 && expected.every((p) => open.uploads.has(p));
   }
 
-  private aggregate(): void {
+  /** The collecting phase's deadline, or everyone has uploaded: aggregate (secure-rounds.ts takes over here). */
+  protected aggregate(): void {
     const { config, strategy, journal } = this.session;
     const open = this.open!;
     const { record } = open;
@@ -314,7 +315,7 @@ export class SyncRounds implements SessionMode {
     else this.arm(config.trainTimeoutMs, () => this.closeRound());
   }
 
-  private failRound(error: WireError): void {
+  protected failRound(error: WireError): void {
     const { config } = this.session;
     const open = this.open!;
     open.record.failure = error;
@@ -333,7 +334,7 @@ export class SyncRounds implements SessionMode {
     this.session.completed(open.record);
   }
 
-  private closeRound(): void {
+  protected closeRound(): void {
     clearTimeout(this.timer);
     const round = this.open!.record.round;
     this.finishRecord();
@@ -347,7 +348,7 @@ export class SyncRounds implements SessionMode {
     }
   }
 
-  private arm(ms: number, then: () => void): void {
+  protected arm(ms: number, then: () => void): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(then, ms);
   }

@@ -26,6 +26,11 @@ export interface Outgoing {
   target: Omit<ServerMessage<'target'>, 'v' | 'target'> & { target: Target | null };
   'round-failed': Omit<ServerMessage<'round-failed'>, 'v'>;
   end: Omit<ServerMessage<'end'>, 'v'>;
+  // Secure aggregation (server/secure-rounds.ts).
+  'secure-roster': Omit<ServerMessage<'secure-roster'>, 'v'>;
+  'secure-routed': Omit<ServerMessage<'secure-routed'>, 'v'>;
+  'secure-unmask': Omit<ServerMessage<'secure-unmask'>, 'v'>;
+  'secure-sum': Omit<ServerMessage<'secure-sum'>, 'v'>;
 }
 
 /** The answer to a pull (asynchronous sessions): the others' ensemble on a shard, or null. */

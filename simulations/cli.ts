@@ -68,6 +68,9 @@ simulate options — each overrides the field of the same name in --config (defa
   --attack KIND             experiments only: hostile participants send random | flipped | scaled uploads
   --hostile N               how many participants are hostile (with --attack) [2]
   --attack-scale S          the logit factor of --attack scaled [100]
+  --secure-aggregation      secure aggregation: the coordinator learns only sums, never one participant's
+                            predictions (dml, fd, fedmd, kdcl; dsfl with --aggregator mean)
+  --secure-threshold T      shares that recover a dropped participant's masks (turns it on) [⌊n/2⌋ + 1]
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
   --target-dtype D          how targets travel down: ${WIRE_DTYPES.join(' | ')} [float32]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
@@ -130,6 +133,7 @@ const NESTED: Record<string, [keyof SimulationOptions, string, number | undefine
   'exchange-every': ['async', 'exchangeEvery', undefined],
   'burn-in-steps': ['async', 'burnInSteps', undefined],
   'staleness-ms': ['async', 'stalenessMs', undefined],
+  'secure-threshold': ['secureAggregation', 'threshold', undefined],
 };
 const TEXT: Record<string, keyof SimulationOptions> = {
   algorithm: 'algorithm',
@@ -163,6 +167,7 @@ export function parseSimulateArgs(given: string[]): SimulationOptions {
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, partition: { type: 'string' } };
   for (const flag of [...Object.keys(NUMERIC), ...Object.keys(TEXT), ...Object.keys(NESTED), 'attack', 'dirichlet-alpha', 'classes-per-participant']) options[flag] = { type: 'string' };
   options['no-baseline'] = { type: 'boolean' };
+  options['secure-aggregation'] = { type: 'boolean' };
   const { values } = parseArgs({ args, strict: true, options });
   const text = values as Record<string, string | boolean | undefined>;
 
@@ -194,6 +199,10 @@ export function parseSimulateArgs(given: string[]): SimulationOptions {
   for (const [object, field, fallback] of Object.values(NESTED)) {
     const nested = merged[object] as Record<string, unknown> | undefined;
     if (nested !== undefined && fallback !== undefined && nested[field] === undefined) merged[object] = { ...nested, [field]: fallback };
+  }
+  if (text['secure-aggregation'] === true || merged.secureAggregation !== undefined) {
+    const n = Number(merged.participants);
+    merged.secureAggregation = { threshold: Number.isInteger(n) ? Math.max(2, Math.floor(n / 2) + 1) : undefined, ...(merged.secureAggregation as object | undefined) };
   }
   const partitionFlags = ['partition', 'dirichlet-alpha', 'classes-per-participant'].some((f) => text[f] !== undefined);
   if (partitionFlags) {

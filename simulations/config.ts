@@ -14,6 +14,7 @@ import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ATTACK_KINDS } from './attacks.js';
 import { GROUP_ROLES, groupRefusals, learnerCount, participantCount, type GroupRole } from './groups.js';
+import { secureAggregationProblems } from '../server/secure-config.js';
 import { CENTRALIZED, distillerRefusal, type SimulationOptions } from './simulate.js';
 
 const oneOf = <T extends string>(values: readonly T[]) =>
@@ -82,6 +83,8 @@ export const experimentSchema = z
       noiseMultiplier: positive,
       delta: z.number({ error: 'must be a number' }).gt(0, 'must be in (0, 1)').lt(1, 'must be in (0, 1)'),
     }).strict().optional(),
+    /** Secure aggregation (server/secure-rounds.ts): the coordinator sees only sums; threshold = Shamir's t. */
+    secureAggregation: z.object({ threshold: integer(2) }).strict().optional(),
     uploadDtype: oneOf(WIRE_DTYPES),
     targetDtype: oneOf(WIRE_DTYPES).optional(),
     backend: oneOf(BACKENDS).optional(),
@@ -118,6 +121,12 @@ export const experimentSchema = z
       });
     }
     for (const [field, message] of groupRefusals(config, CENTRALIZED)) context.addIssue({ code: 'custom', path: [field], input: config.participants, message });
+    if (config.secureAggregation !== undefined) {
+      const algorithm = config.algorithm === CENTRALIZED ? 'local' : config.algorithm;
+      for (const message of secureAggregationProblems({ ...config, algorithm, minParticipants: participantCount(config), secureAggregation: config.secureAggregation }, participantCount(config))) {
+        context.addIssue({ code: 'custom', path: ['secureAggregation'], message });
+      }
+    }
     const refusal = config.distiller === undefined ? undefined : distillerRefusal(config.algorithm);
     if (refusal !== undefined) context.addIssue({ code: 'custom', path: ['distiller'], message: refusal });
     const mode = Object.hasOwn(STRATEGIES, config.algorithm) ? STRATEGIES[config.algorithm]!.mode : 'sync';

@@ -73,6 +73,8 @@ export interface SimulationOptions {
   attack?: AttackSpec;
   /** Differential privacy on every participant's uploads (client/privacy.ts), seeded per participant. */
   privacy?: { clip: number; noiseMultiplier: number; delta: number };
+  /** Secure aggregation of the algorithm under study's rounds (server/secure-rounds.ts): the coordinator sees only sums. */
+  secureAggregation?: { threshold: number };
   /** Worker threads the participants are spread over; one per core (at most one per participant) when omitted. */
   workers?: number;
   /**
@@ -316,7 +318,7 @@ export async function simulate(options: SimulationOptions, progress: Progress, o
       // asynchronous knobs) are for the algorithm under study, not for the baseline.
       const overrides = algorithm === options.algorithm
         ? { ...options, pretrainOnReference }
-        : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined, distiller: undefined, sampling: undefined, async: undefined, pretrainOnReference };
+        : { ...options, alpha: undefined, temperature: undefined, aggregator: undefined, distiller: undefined, sampling: undefined, async: undefined, secureAggregation: undefined, pretrainOnReference };
       // The students of the algorithm under study are the product; the baseline's are not kept.
       runs.push(await runAlgorithm({ ...overrides, algorithm }, data, progress, pool, algorithm === options.algorithm ? output.students : undefined));
     }
@@ -609,6 +611,7 @@ export function simulationSession(
     onRoundFailure: 'stop',
     seed: options.seed,
     maxMessageBytes: 16 * 1024 * 1024,
+    ...(options.secureAggregation === undefined ? {} : { secureAggregation: options.secureAggregation }),
   };
 }
 

@@ -16,6 +16,7 @@ export const dml: StrategyDescriptor = {
   // Hinton et al.'s soft targets at T = 3, equal weight on labels and peers.
   defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   summary: "deep mutual learning across nodes: each learns from the others' soft predictions on reference samples (Zhang et al. 2018)",
+  secureTargets: 'others',
   create(settings): StrategyRounds {
     const name = settings.aggregator ?? 'mean';
     const aggregator = aggregatorFor(name);

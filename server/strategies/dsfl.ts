@@ -14,5 +14,6 @@ export const dsfl: StrategyDescriptor = {
   // DS-FL predicts at T = 1 and sharpens the mean with ERA at T = 0.1 (Itahara et al.).
   defaults: { temperature: 1, alpha: 0, aggregator: 'era', sharpenTemperature: 0.1 },
   summary: "DS-FL: one global soft label per reference sample, sharpened by entropy reduction (Itahara et al. 2021)",
+  secureTargets: 'all',
   create: (settings) => ensembleForAll(settings, 'era'),
 };

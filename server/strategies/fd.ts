@@ -16,6 +16,7 @@ export const fd: StrategyDescriptor = {
   // Jeong et al. distill towards the others' per-class logits; T = 1 keeps their logit scale.
   defaults: { temperature: 1, alpha: 0.5 },
   summary: "federated distillation: per-class mean logits, no shared data (Jeong et al. 2018)",
+  secureTargets: 'others',
   create(settings): StrategyRounds {
     const C = settings.numClasses;
     return {

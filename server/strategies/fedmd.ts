@@ -15,5 +15,6 @@ export const fedmd: StrategyDescriptor = {
   // FedMD digests raw logits (T unused) and revisits on labels alone (α unused).
   defaults: { temperature: 1, alpha: 1, aggregator: 'mean-logits' },
   summary: "FedMD: transfer learning on the labelled public set, then each round digest the consensus logits on public samples and revisit private data (Li & Wang 2019)",
+  secureTargets: 'all',
   create: (settings) => ensembleForAll(settings, 'mean-logits'),
 };

@@ -14,5 +14,6 @@ export const kdcl: StrategyDescriptor = {
   // DML's settings: soft targets at T = 3, equal weight on labels and the ensemble.
   defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   summary: 'KDCL across nodes: each learns from the ensemble of all participants, itself included (Guo et al. 2020)',
+  secureTargets: 'all',
   create: (settings) => ensembleForAll(settings, 'mean'),
 };

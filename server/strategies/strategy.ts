@@ -74,6 +74,12 @@ export interface StrategyDescriptor {
   /** One line for tables and --help: the method and its source. */
   readonly summary: string;
   create(settings: StrategySettings): StrategyRounds;
+  /**
+   * What a participant makes of a secure round's sum S over n members (server/secure-rounds.ts),
+   * for an algorithm that works from sums: 'others', its leave-one-out (S − own)/(n − 1); 'all',
+   * the mean S/n. Absent: the algorithm cannot run under secure aggregation.
+   */
+  readonly secureTargets?: 'others' | 'all';
 }
 
 /** A strategy at work in a session: its descriptor's identity and its rounds. */
