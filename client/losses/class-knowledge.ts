@@ -28,8 +28,10 @@ import { DistillError, type ClassKnowledgeTensors, type LossInputs, type LossMet
 /** FedProto's regulariser, above: features [N, D], labels [N], prototypes [C, D], present [C] (1 or 0). */
 export function prototypeLoss(features: tf.Tensor2D, labels: tf.Tensor1D, prototypes: tf.Tensor2D, present: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => {
-    const target = stopGradient(tf.gather(prototypes, labels)) as tf.Tensor2D;
-    const held = tf.reshape(tf.gather(present, labels), [-1, 1]);
+    // Each row's class picked by a one-hot product (the wasm backend has no gradient kernel for gather).
+    const oneHot = tf.oneHot(labels, prototypes.shape[0]).toFloat();
+    const target = stopGradient(tf.matMul(oneHot, prototypes));
+    const held = tf.matMul(oneHot, tf.reshape(present, [-1, 1]));
     const squared = tf.mul(tf.square(tf.sub(features, target)), held);
     return tf.div(tf.sum(squared), features.shape[0] * features.shape[1]) as tf.Scalar;
   });

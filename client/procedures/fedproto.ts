@@ -6,11 +6,13 @@
  *   α · CE(y, z) + (1 − α) · (1/(N·D)) Σ_n ‖f(x_n) − p̄_{y_n}‖²
  * (client/losses/class-knowledge.ts, `prototypes`), the paper's CE + λ·regulariser with
  * λ = (1 − α)/α — α = 0.5 is the authors' λ = 1 — and the first round (no global prototypes yet)
- * CE alone, as in their code. The student classifies with its own head; the prototypes only shape
+ * CE alone, as in their code. Every participant starts from the same weights (sharedInitialisation).
+ * The student classifies with its own head; the prototypes only shape
  * its representation (the paper's nearest-prototype inference is not what the rounds report).
  */
+import * as tf from '@tensorflow/tfjs';
 import type { LossTermConfig } from '../losses/index.js';
-import type { TrainResult } from '../student.js';
+import type { Student, TrainResult } from '../student.js';
 import { trainOptions, type RoundContext, type SyncProcedure, type Target } from './procedure.js';
 
 export const fedproto = (): SyncProcedure => classKnowledgeProcedure(false);
@@ -23,9 +25,12 @@ export const fedproto = (): SyncProcedure => classKnowledgeProcedure(false);
 export function classKnowledgeProcedure(withSoftPredictions: boolean): SyncProcedure {
   let previous: Target | null = null;
   let lastTraining: TrainResult | undefined;
+  let initialised = false;
   return {
     mode: 'sync',
     async share(context) {
+      if (!initialised) sharedInitialisation(context.student, context.info.session);
+      initialised = true;
       lastTraining = await train(context, previous, withSoftPredictions);
       return classRows(context, withSoftPredictions);
     },
@@ -36,6 +41,24 @@ export function classKnowledgeProcedure(withSoftPredictions: boolean): SyncProce
       return trained;
     },
   };
+}
+
+/**
+ * Every participant's student starts from the same weights, drawn from a seed every site derives
+ * from the session's id: kernels Glorot-uniform, biases zero (createModel's initialisers). Both
+ * methods assume it — the authors' code gives every client a copy of one initial model
+ * (FedProto's local_model_list, FedHKD's copy.deepcopy(global_model)) — because a prototype is a
+ * point in one network's representation space: averaged over networks started apart, the spaces
+ * are unrelated and the mean means nothing. It costs no bytes. (Participants with different
+ * architectures keep different weights; their prototypes then meet only through the regulariser.)
+ */
+export function sharedInitialisation(student: Student, session: string): void {
+  // FNV-1a of the session id: the same seed at every site.
+  let seed = 0x811c9dc5;
+  for (let i = 0; i < session.length; i++) seed = Math.imul(seed ^ session.charCodeAt(i), 0x01000193) >>> 0;
+  const weights = student.model.getWeights().map((w) => (w.rank === 1 ? tf.zeros(w.shape) : tf.initializers.glorotUniform({ seed: seed++ }).apply(w.shape)));
+  student.model.setWeights(weights);
+  tf.dispose(weights);
 }
 
 /** One pass over the private data, towards the previous round's global class knowledge when there is one. */
