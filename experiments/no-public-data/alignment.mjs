@@ -1,12 +1,12 @@
 // Why class knowledge does not reach the classes a participant never holds: for each finished run
 // of fedproto or fedhkd, loads every participant's final student (students/pN, saved by the run),
 // rebuilds the run's data split and partition, and measures on the held-out test set
-//   - head: the student's own classifier, on test digits of classes it holds and of classes it does not;
+//   - head: the student's own classifier, on test digits of classes it holds many, few or no private digits of;
 //   - nearest prototype: FedProto's inference — the class of the nearest global prototype, the
 //     count-weighted mean over holders of each holder's mean representation of its private digits
 //     (what the last round's target held, recomputed from the final students);
-//   - own centroid: the same with the participant's own per-class centroids of the *test* digits
-//     (an oracle: how separable the classes are in its representation space at all).
+//   - own centroids: the same with the participant's own per-class centroids of the *test* digits
+//     (an oracle: how separable the classes it holds no digit of are in its representation space at all).
 // Run after `npm run build`:  node experiments/no-public-data/alignment.mjs RUN_DIR [RUN_DIR …] > alignment.md
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,8 +18,12 @@ import { prepareData } from '../../dist/simulations/simulate.js';
 await selectBackend('wasm');
 const C = 10;
 const pct = (n, d) => (d === 0 ? '—' : `${((100 * n) / d).toFixed(1)}`);
-console.log('| run | head, held classes % | head, unseen classes % | nearest global prototype, held % | nearest global prototype, unseen % | own test centroids, unseen % |');
-console.log('|---|---|---|---|---|---|');
+// Test digits fall in three groups per participant, by how many private digits of their class it holds:
+// many (≥ 20), few (1–19) or none. Each cell is an accuracy over the digits of that group, all participants pooled.
+const GROUPS = ['many', 'few', 'none'];
+const groupOf = (n) => (n >= 20 ? 'many' : n > 0 ? 'few' : 'none');
+console.log('| run | share of test digits many / few / none % | head: many / few / none % | nearest global prototype: many / few / none % | own test centroids: none % |');
+console.log('|---|---|---|---|---|');
 for (const dir of process.argv.slice(2)) {
   const options = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   const data = prepareData({ ...options, data: options.data }, { line() {} });
@@ -39,7 +43,8 @@ for (const dir of process.argv.slice(2)) {
     for (let n = 0; n < y.length; n++) counts[y[n]]++;
   }
   for (let k = 0; k < C; k++) for (let j = 0; j < D; j++) global[k * D + j] /= Math.max(counts[k], 1);
-  const tally = { headHeld: [0, 0], headUnseen: [0, 0], protoHeld: [0, 0], protoUnseen: [0, 0], ownUnseen: [0, 0] };
+  const tally = { ownUnseen: [0, 0] };
+  for (const g of GROUPS) [tally[`head-${g}`], tally[`proto-${g}`]] = [[0, 0], [0, 0]];
   const nearest = (centres, valid, r, n) => {
     let best = -1;
     let bestDistance = Infinity;
@@ -52,7 +57,7 @@ for (const dir of process.argv.slice(2)) {
     return best;
   };
   for (let i = 0; i < students.length; i++) {
-    const held = data.labelMatrix[i].map((n) => n > 0);
+    const group = data.labelMatrix[i].map(groupOf);
     const { x, y } = data.test;
     const { representations, logits } = await students[i].representations(x);
     const own = new Float64Array(C * D);
@@ -66,18 +71,20 @@ for (const dir of process.argv.slice(2)) {
     for (let n = 0; n < y.length; n++) {
       let argmax = 0;
       for (let k = 1; k < C; k++) if (logits[n * C + k] > logits[n * C + argmax]) argmax = k;
-      const side = held[y[n]] ? 'Held' : 'Unseen';
-      tally[`head${side}`][0] += argmax === y[n] ? 1 : 0;
-      tally[`head${side}`][1]++;
-      tally[`proto${side}`][0] += nearest(global, counts.map((c) => c > 0), representations, n) === y[n] ? 1 : 0;
-      tally[`proto${side}`][1]++;
-      if (side === 'Unseen') {
+      const g = group[y[n]];
+      tally[`head-${g}`][0] += argmax === y[n] ? 1 : 0;
+      tally[`head-${g}`][1]++;
+      tally[`proto-${g}`][0] += nearest(global, counts.map((c) => c > 0), representations, n) === y[n] ? 1 : 0;
+      tally[`proto-${g}`][1]++;
+      if (g === 'none') {
         tally.ownUnseen[0] += nearest(own, everywhere, representations, n) === y[n] ? 1 : 0;
         tally.ownUnseen[1]++;
       }
     }
   }
   const cell = ([a, b]) => pct(a, b);
-  console.log(`| ${dir.split('/').filter(Boolean).slice(-1)[0]} | ${cell(tally.headHeld)} | ${cell(tally.headUnseen)} | ${cell(tally.protoHeld)} | ${cell(tally.protoUnseen)} | ${cell(tally.ownUnseen)} |`);
+  const all = GROUPS.reduce((t, g) => t + tally[`head-${g}`][1], 0);
+  const row = (kind) => GROUPS.map((g) => cell(tally[`${kind}-${g}`])).join(' / ');
+  console.log(`| ${dir.split('/').filter(Boolean).slice(-1)[0]} | ${GROUPS.map((g) => pct(tally[`head-${g}`][1], all)).join(' / ')} | ${row('head')} | ${row('proto')} | ${cell(tally.ownUnseen)} |`);
   for (const s of students) s.dispose();
 }

@@ -9,6 +9,7 @@ import { subset } from '../../client/data/dataset.js';
 import { loadMnist } from '../../client/data/mnist.js';
 import { createLossMethod, hyperKnowledgeLoss, prototypeLoss } from '../../client/losses/index.js';
 import { createModel } from '../../client/models.js';
+import { sharedInitialisation } from '../../client/procedures/fedproto.js';
 import { Student } from '../../client/student.js';
 
 const FEATURES = [[0.5, 1.0, -0.2], [1.5, 0.0, 0.3], [0.2, 0.2, 0.2], [2.0, -1.0, 0.0]];
@@ -127,5 +128,26 @@ describe('class knowledge in a student\'s pass', () => {
     expect(unseen(taught)).toBeLessThan(0.75 * unseen(plain));
     taught.dispose();
     plain.dispose();
+  });
+});
+
+describe('shared initialisation (FedProto, FedHKD)', () => {
+  beforeAll(async () => {
+    await selectBackend();
+  });
+
+  it('students built from different seeds start from the same weights in one session, different ones in another', () => {
+    const make = (seed: number) => new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed });
+    const [a, b, c] = [make(1), make(2), make(3)];
+    expect(a.getWeights()).not.toEqual(b.getWeights());
+    sharedInitialisation(a, 'sim-fedproto-1');
+    sharedInitialisation(b, 'sim-fedproto-1');
+    sharedInitialisation(c, 'sim-fedproto-2');
+    expect(a.getWeights()).toEqual(b.getWeights());
+    expect(a.getWeights()).not.toEqual(c.getWeights());
+    // Biases start at zero, kernels do not.
+    const bias = a.model.layers[1]!.getWeights()[1]!;
+    expect([...bias.dataSync()].every((v) => v === 0)).toBe(true);
+    for (const s of [a, b, c]) s.dispose();
   });
 });
