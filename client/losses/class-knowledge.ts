@@ -6,8 +6,8 @@
  *    f the student's representation (penultimate layer), p̄ the global prototypes, N the batch's
  *    private rows, D the representation width. This is the authors' code (yuetan031/FedProto,
  *    lib/update.py: nn.MSELoss over the batch's [N, D], the target of a row whose class has no
- *    global prototype being the row itself, so it adds 0 but counts in N); the paper writes a
- *    sum of distances over the classes without fixing the reduction.
+ *    global prototype being the row itself, so it adds 0 but counts in N). The reduction is the
+ *    code's; λ = 1 there (args.ld).
  *  - `hyper-knowledge` (FedHKD, Chen et al. 2023, the λ term):
  *      (1/|H|) Σ_{c ∈ H} KL(Q̄_c ‖ softmax(head(H̄_c) / T)),
  *    H the classes some participant holds, H̄_c and Q̄_c the global mean representation and soft
