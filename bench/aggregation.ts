@@ -57,6 +57,13 @@ function payload(kind: Kind, index: number): { values: Float32Array; sampleCount
       for (let i = 0; i < values.length; i++) values[i] = rand() * 0.2 - 0.1;
       return { values, sampleCount };
     }
+    case 'class-representations':
+    case 'class-hyper-knowledge': {
+      // 128-wide rows (the mlp's penultimate layer); the soft part of hyper-knowledge is not on the simplex, which aggregation does not need.
+      const values = new Float32Array(CLASSES * (128 + (kind === 'class-hyper-knowledge' ? CLASSES : 0)));
+      for (let i = 0; i < values.length; i++) values[i] = rand() * 4;
+      return { values, sampleCount, labelCounts: counts };
+    }
   }
 }
 

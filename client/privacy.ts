@@ -231,6 +231,9 @@ export class GaussianUploads implements UploadHook {
       }
       case 'weights':
         throw new Error('privacy: this mechanism protects predictions and class logits; FedAvg shares weights, which it does not cover');
+      case 'class-representations':
+      case 'class-hyper-knowledge':
+        throw new Error(`privacy: this mechanism protects predictions and class logits; ${context.kind} (per-class mean representations) are not covered yet`);
     }
   }
 

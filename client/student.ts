@@ -13,6 +13,7 @@ import {
   stackTargets,
   temperedSoftmax,
   WeightedSumLoss,
+  type ClassKnowledgeTensors,
   type LossTermConfig,
   type StackedTargets,
   type StackedTargetTensors,
@@ -58,10 +59,36 @@ export interface SoftTargets {
   probs: Float32Array;
 }
 
-/** What a training pass learns from: private labeled data, soft targets, or both. */
+/**
+ * The round's global per-class knowledge (FedProto's prototypes, FedHKD's hyper-knowledge) and
+ * the loss terms that read it: for this pass the objective becomes
+ *   objectiveWeight · (the student's objective) + Σ terms,
+ * each term on the labeled rows (client/losses/class-knowledge.ts).
+ */
+export interface ClassKnowledgeSource {
+  /** [C, D]: each class's global mean representation, D = representationWidth. */
+  representations: Float32Array;
+  /** [C]: the samples behind each class's row; 0 marks a class no participant holds. */
+  counts: readonly number[];
+  /** [C, C]: each class's global mean soft prediction at `temperature` (FedHKD). */
+  softPredictions?: Float32Array;
+  temperature: number;
+  terms: readonly LossTermConfig[];
+  objectiveWeight: number;
+}
+
+/** What a training pass learns from: private labeled data, soft targets, or both; and per-class knowledge. */
 export interface TrainingSources {
   labeled?: LabeledDataset;
   soft?: SoftTargets;
+  classKnowledge?: ClassKnowledgeSource;
+}
+
+/** A pass's per-class knowledge as tensors, with the weighted sum of the terms that read it. */
+interface ClassKnowledgePass {
+  loss: WeightedSumLoss;
+  tensors: ClassKnowledgeTensors;
+  objectiveWeight: number;
 }
 
 export interface TrainResult {
@@ -111,6 +138,8 @@ export class Student {
    * undefined for PEER_OBJECTIVE, whose step is the plain forward pass and the fused one-pass loss.
    */
   private readonly extra: { loss: WeightedSumLoss; features: FeatureModel; teacher?: FeatureModel; peersWeight: number; prepared: boolean } | undefined;
+  /** The student's features for passes with per-class knowledge when the objective has none of its own (built on first use). */
+  private knowledgeFeatures: FeatureModel | undefined;
 
   constructor(model: tf.LayersModel, options: StudentOptions) {
     this.model = model;
@@ -143,6 +172,18 @@ export class Student {
    */
   async train(sources: TrainingSources, options: TrainOptions): Promise<TrainResult> {
     const { labeled, soft } = sources;
+    const pass = sources.classKnowledge === undefined ? undefined : this.classKnowledgePass(sources.classKnowledge);
+    try {
+      return await this.trainPass(labeled, soft, pass, options);
+    } finally {
+      if (pass !== undefined) {
+        pass.loss.dispose();
+        tf.dispose([pass.tensors.representations, pass.tensors.present, ...(pass.tensors.softPredictions === undefined ? [] : [pass.tensors.softPredictions])]);
+      }
+    }
+  }
+
+  private async trainPass(labeled: LabeledDataset | undefined, soft: SoftTargets | undefined, pass: ClassKnowledgePass | undefined, options: TrainOptions): Promise<TrainResult> {
     const d = this.sampleSize;
     const c = this.numClasses;
     if (labeled !== undefined && sampleLength(labeled) !== d) {
@@ -195,11 +236,11 @@ export class Student {
         weights: tf.tensor2d(stacked.weights.subarray(0, rows * c), [rows, c]),
         constant: stacked.constant,
       };
-      if (this.extra === undefined) {
+      if (this.extra === undefined && pass === undefined) {
         // PEER_OBJECTIVE: the peers term is the whole loss (client/losses/peers.ts computes exactly this).
         return () => stackedDistillationLoss(this.model.apply(x, { training: true }) as tf.Tensor2D, targets);
       }
-      return this.extraStep(x, yBuffer.subarray(0, pb), targets);
+      return this.extraStep(x, yBuffer.subarray(0, pb), targets, pass);
     });
   }
 
@@ -210,27 +251,105 @@ export class Student {
    * A step without labeled rows (DS-FL's distillation on open data) has nothing for them: it
    * descends the peers term alone.
    */
-  private extraStep(x: tf.Tensor, privateLabels: Int32Array, target: StackedTargetTensors): () => tf.Scalar {
-    const extra = this.extra!;
-    const { loss, features, teacher } = extra;
+  private extraStep(x: tf.Tensor, privateLabels: Int32Array, target: StackedTargetTensors, pass?: ClassKnowledgePass): () => tf.Scalar {
+    const extra = this.extra;
+    const features = this.featureModel();
+    const teacher = extra?.teacher;
     const labeledRows = privateLabels.length;
     const labels = tf.tensor1d(privateLabels, 'int32');
     const privateX = labeledRows === 0 ? undefined : tf.slice(x, 0, labeledRows);
     const teacherOutputs = privateX === undefined || teacher === undefined ? undefined : teacher.forward(privateX, false);
     const onPrivateRows = (t: tf.Tensor) => (t.shape[0] === labeledRows ? t : tf.slice(t, 0, labeledRows));
-    if (privateX !== undefined && !extra.prepared) {
+    if (extra !== undefined && privateX !== undefined && !extra.prepared) {
       // Terms with parameters of their own (FitNets' regressor) build them from a first batch.
-      loss.prepare({ student: features.forward(privateX, false), teacher: teacherOutputs, labels });
+      extra.loss.prepare({ student: features.forward(privateX, false), teacher: teacherOutputs, labels });
       extra.prepared = true;
     }
     return () => {
       const outputs = features.forward(x, true);
-      if (privateX === undefined) return tf.mul(stackedDistillationLoss(outputs.logits, target), extra.peersWeight) as tf.Scalar;
+      if (privateX === undefined) return tf.mul(stackedDistillationLoss(outputs.logits, target), extra?.peersWeight ?? 1) as tf.Scalar;
       const student = {
         logits: onPrivateRows(outputs.logits) as tf.Tensor2D,
         features: Object.fromEntries(Object.entries(outputs.features).map(([name, f]) => [name, onPrivateRows(f)])),
       };
-      return loss.compute({ student, teacher: teacherOutputs, labels, peers: { logits: outputs.logits, target } });
+      const inputs = { student, teacher: teacherOutputs, labels, peers: { logits: outputs.logits, target }, classKnowledge: pass?.tensors };
+      const objective = extra === undefined ? stackedDistillationLoss(outputs.logits, target) : extra.loss.compute(inputs);
+      if (pass === undefined) return objective;
+      return tf.add(tf.mul(objective, pass.objectiveWeight), pass.loss.compute(inputs)) as tf.Scalar;
+    };
+  }
+
+  /** The student's features (a featureView sharing its weights): the objective's, else one built once for class knowledge. */
+  private featureModel(): FeatureModel {
+    if (this.extra !== undefined) return this.extra.features;
+    this.knowledgeFeatures ??= featureView(this.model, this.numClasses);
+    return this.knowledgeFeatures;
+  }
+
+  /** The name of the feature that is the student's representation: the logits layer's input, the last of featureView's features. */
+  private representationFeature(): string {
+    const view = this.featureModel();
+    const name = view.outputNames.at(-1)!;
+    const shape = view.outputShapes[name]!;
+    if (name === 'logits' || shape.length !== 1 || shape[0] !== this.representationWidth) {
+      throw new Error(`this student has no flat penultimate layer to take as its representation (its last feature is ${name}, shape [${shape.join(',')}])`);
+    }
+    return name;
+  }
+
+  /** Values in the student's representation: the width of the input to its logits layer (128 for mlp, 64 for cnn). */
+  get representationWidth(): number {
+    const input = this.model.layers.at(-1)!.input as tf.SymbolicTensor;
+    return input.shape.at(-1)!;
+  }
+
+  /** Each row's representation (the penultimate layer's output) and logits, in inference mode. */
+  async representations(x: Float32Array): Promise<{ representations: Float32Array; logits: Float32Array }> {
+    const view = this.featureModel();
+    const name = this.representationFeature();
+    const d = this.sampleSize;
+    const D = this.representationWidth;
+    const count = x.length / d;
+    const representations = new Float32Array(count * D);
+    const logits = new Float32Array(count * this.numClasses);
+    for (let start = 0; start < count; start += PREDICT_BATCH) {
+      const rows = Math.min(PREDICT_BATCH, count - start);
+      const [f, z] = tf.tidy(() => {
+        const outputs = view.forward(tf.tensor(x.subarray(start * d, (start + rows) * d), [rows, ...this.sampleShape]), false);
+        return [outputs.features[name]!, outputs.logits];
+      });
+      representations.set(f.dataSync() as Float32Array, start * D);
+      logits.set(z.dataSync() as Float32Array, start * this.numClasses);
+      tf.dispose([f, z]);
+      await yieldToEventLoop();
+    }
+    return { representations, logits };
+  }
+
+  /** The tensors of a pass with per-class knowledge, checked against the student, and its terms' weighted sum. */
+  private classKnowledgePass(source: ClassKnowledgeSource): ClassKnowledgePass {
+    const C = this.numClasses;
+    const D = this.representationWidth;
+    if (source.representations.length !== C * D || source.counts.length !== C) {
+      throw new Error(`class knowledge: ${source.representations.length} representation values and ${source.counts.length} counts; this student needs [${C}, ${D}] and ${C}`);
+    }
+    if (source.softPredictions !== undefined && source.softPredictions.length !== C * C) {
+      throw new Error(`class knowledge: ${source.softPredictions.length} soft-prediction values; this student needs [${C}, ${C}]`);
+    }
+    const feature = this.representationFeature();
+    const loss = new WeightedSumLoss(source.terms);
+    const head = this.model.layers.at(-1)!;
+    return {
+      loss,
+      objectiveWeight: source.objectiveWeight,
+      tensors: {
+        representations: tf.tensor2d(source.representations, [C, D]),
+        present: tf.tensor1d(source.counts.map((n) => (n > 0 ? 1 : 0))),
+        softPredictions: source.softPredictions === undefined ? undefined : tf.tensor2d(source.softPredictions, [C, C]),
+        temperature: source.temperature,
+        feature,
+        head: (representations) => head.apply(representations) as tf.Tensor2D,
+      },
     };
   }
 
@@ -353,6 +472,7 @@ export class Student {
     this.optimizer.dispose();
     this.extra?.loss.dispose();
     this.extra?.features.dispose();
+    this.knowledgeFeatures?.dispose();
     this.model.dispose();
   }
 }

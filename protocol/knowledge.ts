@@ -8,12 +8,18 @@
  *  - class-logits: mean logit vector per class over private data, [classes, classes], with the
  *    per-class sample counts in labelCounts (FD — needs no shared data);
  *  - weights: all model parameters flattened, [parameters], with sampleCount (the FedAvg
- *    baseline only, so that bytes and accuracy compare on the same wire).
+ *    baseline only, so that bytes and accuracy compare on the same wire);
+ *  - class-representations: per class, the mean of the penultimate layer's output over private
+ *    data — a prototype — [classes, width], with labelCounts and sampleCount (FedProto);
+ *  - class-hyper-knowledge: per class, the mean representation followed by the mean soft
+ *    prediction softmax(z/T), [classes, width + classes], with labelCounts and sampleCount (FedHKD).
+ *  Both class kinds need no shared data. A class the sender does not hold has count 0 and a row of
+ *  zeros; the row width is fixed by the session's first upload, as the parameter count of weights is.
  */
 import { ErrorCode, ProtocolError } from './errors.js';
 import { decodeTensorValues, unpackTensor, type WireDtype, type WireTensor } from './tensor.js';
 
-export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-logits', 'class-logits', 'weights'] as const;
+export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-logits', 'class-logits', 'weights', 'class-representations', 'class-hyper-knowledge'] as const;
 export type KnowledgeKind = (typeof KNOWLEDGE_KINDS)[number];
 /** What a session exchanges: a kind of knowledge, or nothing (local training). */
 export type Knowledge = KnowledgeKind | 'none';
@@ -25,6 +31,13 @@ export interface ShapeContext {
   numClasses: number;
   /** Parameters of the model whose weights are exchanged (weights), once known. */
   parameters?: number;
+  /** Values per class row of the class kinds (class-representations, class-hyper-knowledge), once known. */
+  width?: number;
+}
+
+/** The kinds whose rows are per-class means of a width the first upload fixes. */
+export function isClassRowKind(kind: Knowledge): kind is 'class-representations' | 'class-hyper-knowledge' {
+  return kind === 'class-representations' || kind === 'class-hyper-knowledge';
 }
 
 /**
@@ -42,6 +55,10 @@ export function knowledgeShape(knowledge: Knowledge, context: ShapeContext): num
     case 'weights':
       if (context.parameters === undefined) throw new Error('the shape of weights needs the parameter count');
       return [context.parameters];
+    case 'class-representations':
+    case 'class-hyper-knowledge':
+      if (context.width === undefined) throw new Error(`the shape of ${knowledge} needs the row width`);
+      return [context.numClasses, context.width];
     case 'none':
       return [0];
   }
@@ -82,6 +99,8 @@ export interface KnowledgeExpectation {
   rows: number;
   /** Parameter count every weights upload must have, once known. */
   parameters?: number;
+  /** Row width every class-representations or class-hyper-knowledge upload must have, once known. */
+  width?: number;
 }
 
 export interface RawUpload {
@@ -151,6 +170,19 @@ function expectedShape(e: KnowledgeExpectation, upload: RawUpload): number[] {
     }
     return [upload.values.shape[0]!];
   }
+  if (isClassRowKind(e.kind) && e.width === undefined) {
+    // Any width the kind allows until the session has seen one upload; the same width ever after.
+    const shape = upload.values.shape;
+    const least = e.kind === 'class-hyper-knowledge' ? e.numClasses + 1 : 1;
+    if (shape.length !== 2 || shape[0] !== e.numClasses || !Number.isInteger(shape[1]) || shape[1]! < least || shape[1]! > MAX_CLASS_ROW_WIDTH) {
+      throw new ProtocolError(
+        ErrorCode.Shape,
+        `${e.kind} travel as [classes, width] = [${e.numClasses}, w] with ${least} ≤ w ≤ ${MAX_CLASS_ROW_WIDTH}` +
+          `${e.kind === 'class-hyper-knowledge' ? ' (a representation of at least one value, then the class\'s soft prediction over the classes)' : ''}; got shape [${shape.join(',')}]`,
+      );
+    }
+    return [e.numClasses, shape[1]!];
+  }
   return knowledgeShape(e.kind, e);
 }
 
@@ -211,8 +243,61 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
       break;
     case 'reference-logits':
       break;
+    case 'class-representations':
+    case 'class-hyper-knowledge':
+      checkClassRows(contribution, e, upload.values.dtype, what);
+      break;
   }
   return contribution;
+}
+
+/** The widest class row a session takes: a penultimate layer of 4,096 units plus its classes is far below it. */
+export const MAX_CLASS_ROW_WIDTH = 65_536;
+
+/**
+ * The largest magnitude a representation value may have. The coordinator averages the rows, so
+ * one participant's value of v moves the class's mean by up to v·n_i/n: without a bound a
+ * single sender could put the mean anywhere. Honest penultimate activations of the students
+ * here are O(1)–O(10) (ReLU outputs of an MLP or CNN on [0, 1] inputs); 10⁴ leaves room for
+ * any reasonable model while keeping one sender's pull bounded.
+ */
+export const MAX_REPRESENTATION_MAGNITUDE = 1e4;
+
+/**
+ * The class kinds' semantic checks: counts that say how many private samples stand behind each
+ * row and add up to sampleCount; a row of zeros for every class the sender does not hold (so
+ * "absent" means one thing on the wire); representation values bounded by
+ * MAX_REPRESENTATION_MAGNITUDE; and for class-hyper-knowledge, each held class's soft prediction
+ * (the row's last `classes` values) on the simplex.
+ */
+function checkClassRows(c: Contribution, e: KnowledgeExpectation, dtype: WireDtype, what: string): void {
+  const C = e.numClasses;
+  const { labelCounts, sampleCount, values } = c;
+  if (labelCounts === undefined || sampleCount === undefined) {
+    throw new ProtocolError(ErrorCode.Schema, `${what}: labelCounts and sampleCount are required: the private samples behind each class's mean, and their total`);
+  }
+  let total = 0;
+  for (const n of labelCounts) total += n;
+  if (total !== sampleCount || sampleCount < 1) {
+    throw new ProtocolError(ErrorCode.Value, `${what}: labelCounts add up to ${total} but sampleCount is ${sampleCount}; they must agree, and at least one sample must stand behind the upload`);
+  }
+  const width = values.length / C;
+  const soft = e.kind === 'class-hyper-knowledge' ? C : 0;
+  const represented = width - soft;
+  for (let k = 0; k < C; k++) {
+    const row = values.subarray(k * width, (k + 1) * width);
+    if (labelCounts[k] === 0) {
+      const at = row.findIndex((v) => v !== 0);
+      if (at >= 0) throw new ProtocolError(ErrorCode.Value, `${what}: class ${k} has count 0 but its row holds ${row[at]} at column ${at}; a class the sender does not hold must be a row of zeros`);
+      continue;
+    }
+    for (let j = 0; j < represented; j++) {
+      if (!(Math.abs(row[j]!) <= MAX_REPRESENTATION_MAGNITUDE)) {
+        throw new ProtocolError(ErrorCode.Value, `${what}: class ${k}, representation value ${j} is ${row[j]}; representation values must lie in [−${MAX_REPRESENTATION_MAGNITUDE}, ${MAX_REPRESENTATION_MAGNITUDE}]`);
+      }
+    }
+    if (soft > 0) checkSimplex(row.subarray(represented), 1, C, simplexTolerance(dtype, C), PROBABILITY_SLACK, `${what}: class ${k}'s soft prediction`);
+  }
 }
 
 /**

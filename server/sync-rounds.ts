@@ -6,7 +6,7 @@
  *      │                              ▼                                                       │
  *      └──────────── next round ◄──────────── (all contributors reported, or deadline) ◄─────┘
  */
-import { ErrorCode, knowledgeShape, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
+import { ErrorCode, isClassRowKind, knowledgeShape, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation, type WireError } from '../protocol/index.js';
 import type { Phase, SessionHost, SessionMode } from './session-mode.js';
 import { sampleParticipants } from './participant-sampling.js';
 import { valuesDigest, type RoundRecord, type SessionConfig } from './session-config.js';
@@ -37,6 +37,8 @@ export class SyncRounds implements SessionMode {
   private timer: NodeJS.Timeout | undefined;
   /** Parameter count of the model whose weights this session exchanges, fixed by the first upload (FedAvg). */
   private parameters: number | undefined;
+  /** Row width of the class kinds (FedProto's prototypes, FedHKD's hyper-knowledge), fixed by the first upload. */
+  private width: number | undefined;
 
   constructor(protected readonly session: SessionHost) {}
 
@@ -113,13 +115,14 @@ export class SyncRounds implements SessionMode {
     if (knowledge === 'none') {
       throw new ProtocolError(ErrorCode.Schema, `session ${this.session.config.id} exchanges nothing: there is no upload to send`);
     }
-    return { kind: knowledge, round, numClasses: this.session.config.numClasses, rows: open.referenceIds.length, parameters: this.parameters };
+    return { kind: knowledge, round, numClasses: this.session.config.numClasses, rows: open.referenceIds.length, parameters: this.parameters, width: this.width };
   }
 
   upload(participant: string, round: number, contribution: Contribution, bytes: number): void {
     const open = this.requireOpen(participant, round, 'upload');
     if (this.phase !== 'collecting' || open.uploads.has(participant)) return;
     if (this.session.strategy.knowledge === 'weights') this.parameters ??= contribution.values.length;
+    if (isClassRowKind(this.session.strategy.knowledge)) this.width ??= contribution.values.length / this.session.config.numClasses;
     open.uploads.set(participant, contribution);
     open.record.bytesUp += bytes;
     if (this.readyEarly()) this.aggregate();

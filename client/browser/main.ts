@@ -61,6 +61,10 @@ function describeShare(info: SessionInfo): string {
       return `this page shares its model's mean logits per class over your data, and how many samples of each class you have — ${never}.`;
     case 'weights':
       return `this session is the FedAvg baseline: this page shares its model's weights and your sample count — ${never}.`;
+    case 'class-representations':
+      return `this page shares its model's mean internal representation per class over your data (prototypes), and how many samples of each class you have — ${never}.`;
+    case 'class-hyper-knowledge':
+      return `this page shares its model's mean internal representation and mean soft prediction per class over your data, and how many samples of each class you have — ${never}.`;
     case 'none':
       return 'this session exchanges nothing: the page trains on your data alone and reports its accuracy.';
   }

@@ -1,5 +1,5 @@
 /** The client's losses: low-level terms, named methods, their registry and the weighted sum. Re-exports only. */
-export type { LossInputs, LossMethod, LossTermConfig, ModelOutputs, StackedTargetTensors } from './types.js';
+export type { ClassKnowledgeTensors, LossInputs, LossMethod, LossTermConfig, ModelOutputs, StackedTargetTensors } from './types.js';
 export { DistillError } from './types.js';
 export {
   crossEntropy,
@@ -15,6 +15,7 @@ export {
 } from './logits.js';
 export { attentionMap, attentionTransferLoss, gatedEnsemble, hintLoss, l2Normalize, nstLoss, polynomialKernel, selectivityVectors, type AttentionDistance } from './features.js';
 export { AttentionTransferMethod } from './attention-transfer.js';
+export { HyperKnowledgeMethod, hyperKnowledgeLoss, PrototypeMethod, prototypeLoss } from './class-knowledge.js';
 export { CrossEntropyMethod } from './cross-entropy.js';
 export { FitNetsMethod } from './fitnets.js';
 export { KnowledgeDistillationMethod } from './kd.js';

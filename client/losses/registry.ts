@@ -5,6 +5,7 @@
  * name it in `{ name, weight, params }` and weighted-sum.ts adds them up.
  */
 import { AttentionTransferMethod } from './attention-transfer.js';
+import { HyperKnowledgeMethod, PrototypeMethod } from './class-knowledge.js';
 import { CrossEntropyMethod } from './cross-entropy.js';
 import { FitNetsMethod } from './fitnets.js';
 import { KnowledgeDistillationMethod } from './kd.js';
@@ -23,6 +24,8 @@ export const LOSS_METHODS: Readonly<Record<string, LossMethodFactory>> = {
   at: (params) => new AttentionTransferMethod(params),
   nst: (params) => new NeuronSelectivityTransferMethod(params),
   one: (params) => new OneMethod(params),
+  prototypes: (params) => new PrototypeMethod(params),
+  'hyper-knowledge': (params) => new HyperKnowledgeMethod(params),
 };
 
 export function createLossMethod(name: string, params?: Record<string, unknown>): LossMethod {

@@ -40,6 +40,28 @@ export interface LossInputs {
    * term reads it; offline distillation has no peers.
    */
   peers?: { logits: tf.Tensor2D; target: StackedTargetTensors };
+  /**
+   * A federated participant's step in a session that exchanges per-class knowledge (FedProto,
+   * FedHKD): the round's global per-class means, constants of the pass. The `prototypes` and
+   * `hyper-knowledge` terms read it.
+   */
+  classKnowledge?: ClassKnowledgeTensors;
+}
+
+/** The global per-class knowledge of a round as tensors (client/student.ts builds them from the target). */
+export interface ClassKnowledgeTensors {
+  /** [C, D]: each class's global mean representation; a row of zeros where no participant holds the class. */
+  representations: tf.Tensor2D;
+  /** [C]: 1 where some participant holds the class, 0 where none does (the target's counts). */
+  present: tf.Tensor1D;
+  /** [C, C]: each class's global mean soft prediction softmax(z/T) (FedHKD); rows of absent classes are zeros. */
+  softPredictions?: tf.Tensor2D;
+  /** The T of softPredictions. */
+  temperature: number;
+  /** The student's feature that is its representation: the penultimate layer's output, the logits layer's input. */
+  feature: string;
+  /** The student's logits layer, representation → logits: FedHKD asks it what it makes of the global representations. */
+  head: (representations: tf.Tensor2D) => tf.Tensor2D;
 }
 
 /** One entry of a weighted-sum loss configuration, as in torchdistill: `{ name, weight, params }`. */

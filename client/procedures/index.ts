@@ -4,7 +4,9 @@ import { dml } from './dml.js';
 import { dsfl } from './dsfl.js';
 import { fd } from './fd.js';
 import { fedavg } from './fedavg.js';
+import { fedhkd } from './fedhkd.js';
 import { fedmd } from './fedmd.js';
+import { fedproto } from './fedproto.js';
 import { kdcl } from './kdcl.js';
 import { local } from './local.js';
 import type { Procedure } from './procedure.js';
@@ -25,6 +27,8 @@ export const PROCEDURES: Record<string, () => Procedure> = {
   fedavg,
   local,
   kdcl,
+  fedproto,
+  fedhkd,
 };
 
 export function procedureFor(algorithm: string): Procedure {

@@ -113,7 +113,23 @@ export function targetShape(context: RoundContext): number[] {
     rows: context.round.referenceIds.length,
     numClasses: context.info.numClasses,
     parameters: context.info.knowledge === 'weights' ? context.student.model.countParams() : undefined,
+    width: classRowWidth(context),
   });
+}
+
+/**
+ * The row width of the class kinds for this participant's student: its representation, followed
+ * for hyper-knowledge by a soft prediction over the classes. Undefined for the other kinds.
+ */
+export function classRowWidth(context: RoundContext): number | undefined {
+  switch (context.info.knowledge) {
+    case 'class-representations':
+      return context.student.representationWidth;
+    case 'class-hyper-knowledge':
+      return context.student.representationWidth + context.info.numClasses;
+    default:
+      return undefined;
+  }
 }
 
 /** Training options for the round from the session and the participant's settings. */

@@ -4,14 +4,16 @@ import { dml } from './dml.js';
 import { dsfl } from './dsfl.js';
 import { fd } from './fd.js';
 import { fedavg } from './fedavg.js';
+import { fedhkd } from './fedhkd.js';
 import { fedmd } from './fedmd.js';
+import { fedproto } from './fedproto.js';
 import { kdcl } from './kdcl.js';
 import { local } from './local.js';
 import type { AlgorithmDefaults, Strategy, StrategyDescriptor, StrategySettings } from './strategy.js';
 
 export type { Aggregate, AlgorithmDefaults, Knowledge, RoundPlan, Strategy, StrategyDescriptor, Target } from './strategy.js';
 
-const DESCRIPTORS: readonly StrategyDescriptor[] = [dml, codistillation, fd, fedmd, dsfl, fedavg, local, kdcl];
+const DESCRIPTORS: readonly StrategyDescriptor[] = [dml, codistillation, fd, fedmd, dsfl, fedavg, local, kdcl, fedproto, fedhkd];
 
 /** Every algorithm's descriptor, by name. */
 export const STRATEGIES: Readonly<Record<string, StrategyDescriptor>> = Object.fromEntries(DESCRIPTORS.map((d) => [d.name, d]));

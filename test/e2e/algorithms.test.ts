@@ -82,6 +82,13 @@ describe('algorithms end to end', () => {
         expect(session.history[0]!.referenceCount).toBe(0);
         expect(session.history[0]!.bytesUp).toBeLessThan(3 * 1024);
       }
+      if (algorithm === 'fedproto' || algorithm === 'fedhkd') {
+        // Per-class rows travel, no reference set: C × 128 floats (fedhkd: C × (128 + C)) up per participant.
+        expect(session.history[0]!.referenceCount).toBe(0);
+        const width = algorithm === 'fedproto' ? 128 : 138;
+        expect(session.history[0]!.bytesUp).toBeGreaterThan(3 * 10 * width * 4);
+        expect(session.history[0]!.bytesUp).toBeLessThan(3 * (10 * width * 4 + 1024));
+      }
       for (const st of students) st.dispose();
     });
   }
