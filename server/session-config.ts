@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ClientMessage, Role, WireDtype, WireError } from '../protocol/index.js';
 import { aggregatorConfigProblems } from './aggregators/index.js';
-import { samplingProblems, type SamplingSettings } from './participant-sampling.js';
+import { sampleSize, samplingProblems, type SamplingSettings } from './participant-sampling.js';
 import { STRATEGIES } from './strategies/index.js';
 import { secureAggregationProblems, type SecureAggregationSettings } from './secure-config.js';
 
@@ -154,6 +154,13 @@ export function checkSessionConfig(c: SessionConfig): void {
   }
   if (c.aggregator !== undefined) problems.push(...aggregatorConfigProblems(c.aggregator, { trimFraction: c.trimFraction, participants: c.participants.length }));
   if (c.secureAggregation !== undefined) problems.push(...secureAggregationProblems({ ...c, secureAggregation: c.secureAggregation }, contributors));
+  if (c.secureAggregation !== undefined && c.sampling !== undefined) {
+    // A secure round needs the threshold's members to reveal; a sampled round has only its sample.
+    const sampled = sampleSize(c.sampling, contributors, c.minParticipants);
+    if (c.secureAggregation.threshold > sampled) {
+      problems.push(`secureAggregation.threshold (${c.secureAggregation.threshold}) exceeds the ${sampled} participants sampled each round: every secure round would fail; lower the threshold or sample more`);
+    }
+  }
   if (c.referenceDigest !== undefined && !/^[0-9a-f]{64}$/.test(c.referenceDigest)) problems.push(`referenceDigest must be a SHA-256 in 64 lowercase hex digits (got "${c.referenceDigest}")`);
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);

@@ -214,6 +214,44 @@ describe('secure aggregation: members dropping mid-round', () => {
   });
 });
 
+describe('secure aggregation with participant sampling', () => {
+  it('each round masks among the sampled members only: targets as a plain round over the sample, nothing for the others', async () => {
+    await start();
+    const members = ids(5);
+    const session = coordinator!.createSession(secureConfig(members, { rounds: 3, minParticipants: 3, sampling: { count: 3 } }));
+    const ps = members.map((id) => member(id, () => ({ values: probabilitiesOf(id) })));
+    await Promise.all(ps.map((p) => p.join()));
+    await until(() => session.history.length === 3, 'three sampled secure rounds', 20_000);
+    expect(ps.map((p) => p.errors.map(String))).toEqual(ps.map(() => []));
+    const samples = session.history.map((r) => r.sampled!);
+    expect(new Set(samples.map((s) => s.join())).size, 'the sample changes across rounds').toBeGreaterThan(1);
+    samples.forEach((sample, r) => {
+      expect(sample).toHaveLength(3);
+      expect(session.history[r]!.contributors).toEqual(sample);
+      const plain = createStrategy('dml', secureConfig(members)).aggregate(
+        sample.map((id) => ({ participant: id, values: probabilitiesOf(id) })), sample, REFERENCE,
+      ).targets;
+      for (const p of ps) {
+        const sum = p.sums.find((m) => m.round === r + 1);
+        if (!sample.includes(p.id)) {
+          expect(sum, `${p.id} sat round ${r + 1} out`).toBeUndefined();
+          continue;
+        }
+        expect(sum!.contributors).toBe(3);
+        const target = p.secureTargets[p.sums.indexOf(sum!)]!;
+        expect(maxDifference(target.values, plain.get(p.id)!.values)).toBeLessThanOrEqual(1 / PROBABILITY_SCALE);
+      }
+    });
+  });
+
+  it('refuses a threshold above the sample: every round would fail', () => {
+    expect(() => checkSessionConfig(secureConfig(ids(6), { sampling: { count: 3 }, secureAggregation: { threshold: 4 } }))).toThrow(
+      /secureAggregation\.threshold \(4\) exceeds the 3 participants sampled each round/,
+    );
+    expect(() => checkSessionConfig(secureConfig(ids(6), { sampling: { count: 3 }, secureAggregation: { threshold: 3 } }))).not.toThrow();
+  });
+});
+
 describe('secure aggregation: refusals', () => {
   it('refuses configs it cannot run, naming why', () => {
     const members = ids(4);

@@ -35,7 +35,8 @@ export class SecureRawParticipant extends RawParticipant {
       this.socket.on(event, (bytes: Uint8Array) => (this.chain = this.chain.then(() => handle(bytes)).catch((error: unknown) => void this.errors.push(error))));
     on('round', async (bytes) => {
       const round = decodeMessage(serverMessages.round, bytes);
-      if (this.options.distiller) return;
+      // A distiller only learns; a member not sampled sits the round out (no keys, no shares, no upload).
+      if (this.options.distiller || round.sampled === false) return;
       await this.secureSide().begin(round, { shape: [], ...this.knowledge(round.round) });
     });
     on('secure-roster', async (bytes) => {
