@@ -10,10 +10,13 @@ import {
   encodeMessage,
   decodeMessage,
   ErrorCode,
+  isTopK,
   packTensor,
+  packTopK,
   PROTOCOL_VERSION,
   ProtocolError,
   readReply,
+  readTopKProbabilities,
   referenceDigest,
   replyMessages,
   serverMessages,
@@ -421,8 +424,7 @@ class ParticipantRun {
       round: round.round,
       participant: identity.participant,
       kind: round.knowledge,
-      // No copy (float32): encodeMessage copies the bytes into the envelope at once.
-      values: packTensor(share.values, share.shape, identity.info.uploadDtype, { copy: false }),
+      values: packShare(share, round.knowledge, identity.info),
       sampleCount: share.sampleCount,
       labelCounts: share.labelCounts,
     }, this.limits());
@@ -439,7 +441,11 @@ class ParticipantRun {
       this.log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
       return;
     }
-    const target = message.target === null ? null : { values: unpackTensor(message.target, targetShape(this.context(current))), counts: message.counts };
+    const shape = targetShape(this.context(current));
+    const wire = message.target;
+    // A top-k target is decoded to dense rows and checked as probabilities (protocol/sparse.ts).
+    const values = wire === null ? null : isTopK(wire) ? readTopKProbabilities(wire, shape) : unpackTensor(wire, shape);
+    const target = values === null ? null : { values, counts: message.counts };
     await this.learnAndReport(current, target);
   }
 
@@ -596,3 +602,13 @@ function tlsAdvice(url: string, cause: string, caGiven: boolean): string {
     : `TLS: the coordinator at ${url} presented a certificate this participant does not trust (${cause}); pass its certificate authority (--ca FILE)`;
 }
 
+
+/**
+ * An upload's tensor: soft predictions in the top-k sparse form when the session asks for it
+ * (uploadTopK), everything else dense; packed as the session's uploadDtype.
+ */
+function packShare(share: Share, knowledge: ServerMessage<'round'>['knowledge'], info: SessionInfo) {
+  if (info.uploadTopK !== undefined && knowledge === 'reference-predictions') return packTopK(share.values, share.shape, info.uploadTopK, info.uploadDtype);
+  // No copy (float32): encodeMessage copies the bytes into the envelope at once.
+  return packTensor(share.values, share.shape, info.uploadDtype, { copy: false });
+}

@@ -82,6 +82,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       temperature: c.temperature,
       alpha: c.alpha,
       uploadDtype: c.uploadDtype,
+      uploadTopK: c.uploadTopK,
       maxMessageBytes: c.maxMessageBytes,
       async: this.mode instanceof AsyncRun ? this.mode.settings : undefined,
     };
