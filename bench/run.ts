@@ -24,6 +24,7 @@ import { machineInfo } from './machine.js';
 import { predictionBenchmark } from './prediction.js';
 import { renderMarkdown, renderSummary, type RunReport } from './report.js';
 import { simulationBenchmark } from './simulation.js';
+import { sparseAggregationBenchmark } from './sparse-aggregation.js';
 import { studentsBenchmark } from './students.js';
 import { trainingBenchmark } from './training.js';
 
@@ -32,6 +33,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   predictionBenchmark,
   codecBenchmark,
   aggregationBenchmark,
+  sparseAggregationBenchmark,
   capacityBenchmark,
   simulationBenchmark,
   bytesToAccuracyBenchmark,
