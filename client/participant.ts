@@ -517,7 +517,7 @@ class ParticipantRun {
         const { values } = rewritten(this.hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
         const envelope = encodeMessage(clientMessages.push, {
           // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
-          ...header, shard, step, values: packTensor(values, shape, info.uploadDtype, { copy: false }),
+          ...header, shard, step, values: packShare({ values, shape }, 'reference-predictions', info),
         }, this.limits());
         readReply(replyMessages.ack, await this.request('push', envelope));
       },

@@ -138,7 +138,7 @@ export const clientMessages = {
     shard: count,
     /** The participant's local step count when it predicted (for the record; age is measured in time). */
     step: count,
-    values: wireTensor,
+    values: knowledgeTensor,
   }),
   /** Asynchronous sessions: asks for the ensemble of the *others'* latest predictions on a shard. */
   pull: z.object({ ...header, participant: id, shard: count }),

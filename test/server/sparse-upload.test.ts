@@ -5,9 +5,22 @@
  * upload is refused with its code and the round still closes on the honest ones.
  */
 import { describe, expect, it } from 'vitest';
-import { expandTopK, decodeTopKRows, isTopK, packTensor, packTopK, readTopKProbabilities, type TopKWireTensor } from '../../protocol/index.js';
+import {
+  clientMessages,
+  decodeMessage,
+  decodeTopKRows,
+  encodeMessage,
+  expandTopK,
+  isTopK,
+  packTensor,
+  packTopK,
+  PROTOCOL_VERSION,
+  readTopKProbabilities,
+  type TopKWireTensor,
+} from '../../protocol/index.js';
 import { leaveOneOutMeans } from '../../server/aggregators/sums.js';
 import type { SessionConfig } from '../../server/session-config.js';
+import { readPush } from '../../server/wire.js';
 import { C, config, coordinatorPerTest, predictions, REFERENCE, refusalCode, until } from './raw-participant.js';
 
 describe('top-k sparse uploads and targets', () => {
@@ -72,5 +85,15 @@ describe('top-k sparse uploads and targets', () => {
   it('checks uploadTopK and targetTopK against the classes', () => {
     expect(() => fixture.coordinator.createSession(config({ uploadTopK: 0 }))).toThrow(/uploadTopK must be an integer in \[1, 3\]/);
     expect(() => fixture.coordinator.createSession(config({ targetTopK: 4 }))).toThrow(/targetTopK must be an integer in \[1, 3\]/);
+  });
+});
+
+describe('top-k pushes (asynchronous sessions)', () => {
+  it('keep their form through the push schema and decode to the dense rows', () => {
+    const sent = packTopK(predictions(1), [REFERENCE, C], 1, 'uint8');
+    const envelope = encodeMessage(clientMessages.push, { v: PROTOCOL_VERSION, session: 's', participant: 'a', shard: 0, step: 3, values: sent });
+    const message = decodeMessage(clientMessages.push, envelope);
+    const contribution = readPush('a', message, { kind: 'reference-predictions', round: 0, numClasses: C, rows: REFERENCE });
+    expect(Array.from(contribution.values)).toEqual(Array.from(expandTopK(decodeTopKRows(sent))));
   });
 });
