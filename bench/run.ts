@@ -26,6 +26,7 @@ import { renderMarkdown, renderSummary, type RunReport } from './report.js';
 import { roundTimeBenchmark } from './round-time.js';
 import { secureAggregationBenchmark } from './secure-aggregation.js';
 import { simulationBenchmark } from './simulation.js';
+import { sparseAggregationBenchmark } from './sparse-aggregation.js';
 import { studentsBenchmark } from './students.js';
 import { trainingBenchmark } from './training.js';
 
@@ -34,6 +35,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   predictionBenchmark,
   codecBenchmark,
   aggregationBenchmark,
+  sparseAggregationBenchmark,
   capacityBenchmark,
   simulationBenchmark,
   bytesToAccuracyBenchmark,

@@ -10,10 +10,13 @@ import {
   encodeMessage,
   decodeMessage,
   ErrorCode,
+  isTopK,
   packTensor,
+  packTopK,
   PROTOCOL_VERSION,
   ProtocolError,
   readReply,
+  readTopKProbabilities,
   referenceDigest,
   replyMessages,
   serverMessages,
@@ -452,8 +455,7 @@ class ParticipantRun {
       round: round.round,
       participant: identity.participant,
       kind: round.knowledge,
-      // No copy (float32): encodeMessage copies the bytes into the envelope at once.
-      values: packTensor(share.values, share.shape, identity.info.uploadDtype, { copy: false }),
+      values: packShare(share, round.knowledge, identity.info),
       sampleCount: share.sampleCount,
       labelCounts: share.labelCounts,
     }, this.limits());
@@ -518,7 +520,11 @@ class ParticipantRun {
       this.log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
       return;
     }
-    const target = message.target === null ? null : { values: unpackTensor(message.target, targetShape(this.context(current))), counts: message.counts };
+    const shape = targetShape(this.context(current));
+    const wire = message.target;
+    // A top-k target is decoded to dense rows and checked as probabilities (protocol/sparse.ts).
+    const values = wire === null ? null : isTopK(wire) ? readTopKProbabilities(wire, shape) : unpackTensor(wire, shape);
+    const target = values === null ? null : { values, counts: message.counts };
     await this.learnAndReport(current, target);
   }
 
@@ -620,7 +626,7 @@ class ParticipantRun {
         const { values } = rewritten(this.hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
         const envelope = encodeMessage(clientMessages.push, {
           // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
-          ...header, shard, step, values: packTensor(values, shape, info.uploadDtype, { copy: false }),
+          ...header, shard, step, values: packShare({ values, shape }, 'reference-predictions', info),
         }, this.limits());
         readReply(replyMessages.ack, await this.request('push', envelope));
       },
@@ -705,3 +711,13 @@ function tlsAdvice(url: string, cause: string, caGiven: boolean): string {
     : `TLS: the coordinator at ${url} presented a certificate this participant does not trust (${cause}); pass its certificate authority (--ca FILE)`;
 }
 
+
+/**
+ * An upload's tensor: soft predictions in the top-k sparse form when the session asks for it
+ * (uploadTopK), everything else dense; packed as the session's uploadDtype.
+ */
+function packShare(share: Share, knowledge: ServerMessage<'round'>['knowledge'], info: SessionInfo) {
+  if (info.uploadTopK !== undefined && knowledge === 'reference-predictions') return packTopK(share.values, share.shape, info.uploadTopK, info.uploadDtype);
+  // No copy (float32): encodeMessage copies the bytes into the envelope at once.
+  return packTensor(share.values, share.shape, info.uploadDtype, { copy: false });
+}

@@ -5,3 +5,4 @@ export * from './messages.js';
 export * from './tensor.js';
 export * from './version.js';
 export * from './sha256.js';
+export * from './sparse.js';

@@ -17,6 +17,7 @@
  *  zeros; the row width is fixed by the session's first upload, as the parameter count of weights is.
  */
 import { ErrorCode, ProtocolError } from './errors.js';
+import { decodeTopKRows, expandTopK, isTopK, type KnowledgeTensor, type TopKRows, type TopKWireTensor } from './sparse.js';
 import { decodeTensorValues, unpackTensor, type WireDtype, type WireTensor } from './tensor.js';
 
 export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-logits', 'class-logits', 'weights', 'class-representations', 'class-hyper-knowledge'] as const;
@@ -105,7 +106,8 @@ export interface KnowledgeExpectation {
 
 export interface RawUpload {
   kind: KnowledgeKind;
-  values: WireTensor;
+  /** Dense, or (soft predictions only) top-k sparse: see sparse.ts. */
+  values: KnowledgeTensor;
   sampleCount?: number;
   labelCounts?: number[];
 }
@@ -148,7 +150,7 @@ function simplexTolerance(dtype: WireDtype, numClasses: number): number {
  * and scale ≥ 0.) A scale of 0 — a constant tensor, which packTensor sends that way — decodes
  * every value to min, which this bounds too.
  */
-function checkProbabilityQuantisation(t: WireTensor): void {
+function checkProbabilityQuantisation(t: Pick<WireTensor, 'dtype' | 'min' | 'scale'>): void {
   if (t.dtype !== 'uint8') return;
   const min = t.min!;
   const scale = t.scale!;
@@ -201,9 +203,12 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   let offSimplex = false;
   try {
     const shape = Array.isArray(upload.values?.shape) ? expectedShape(e, upload) : undefined;
-    // In place where the bytes are aligned (encodeMessage aligns large tensors): the receiver owns
-    // the envelope and nothing writes to it, so the copy would buy nothing.
-    if (probabilities) {
+    if (isTopK(upload.values)) {
+      if (!probabilities) throw new ProtocolError(ErrorCode.Schema, `the top-k sparse form carries probabilities (reference-predictions) only; ${e.kind} travels dense`);
+      values = readTopKProbabilities(upload.values, shape);
+    } else if (probabilities) {
+      // In place where the bytes are aligned (encodeMessage aligns large tensors): the receiver owns
+      // the envelope and nothing writes to it, so the copy would buy nothing.
       values = decodeTensorValues(upload.values, shape, { inPlace: true });
       checkProbabilityQuantisation(upload.values);
       offSimplex = !isOnSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses), PROBABILITY_SLACK);
@@ -215,14 +220,7 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
     if (error instanceof ProtocolError) throw new ProtocolError(error.code, `${what}: ${error.toWire().message}`);
     throw error;
   }
-  const contribution: Contribution = { participant, values };
-  if (upload.sampleCount !== undefined) contribution.sampleCount = upload.sampleCount;
-  if (upload.labelCounts !== undefined) {
-    if (upload.labelCounts.length !== e.numClasses) {
-      throw new ProtocolError(ErrorCode.Shape, `${what}: labelCounts has ${upload.labelCounts.length} entries; the session has ${e.numClasses} classes`);
-    }
-    contribution.labelCounts = upload.labelCounts;
-  }
+  const contribution = withCounts({ participant, values }, upload, e, what);
   switch (e.kind) {
     case 'reference-predictions':
       if (offSimplex) {
@@ -297,6 +295,64 @@ function checkClassRows(c: Contribution, e: KnowledgeExpectation, dtype: WireDty
       }
     }
     if (soft > 0) checkSimplex(row.subarray(represented), 1, C, simplexTolerance(dtype, C), PROBABILITY_SLACK, `${what}: class ${k}'s soft prediction`);
+  }
+}
+
+/** The counts that came with an upload, checked against the session, added to its contribution. */
+function withCounts(contribution: Contribution, upload: RawUpload, e: KnowledgeExpectation, what: string): Contribution {
+  if (upload.sampleCount !== undefined) contribution.sampleCount = upload.sampleCount;
+  if (upload.labelCounts !== undefined) {
+    if (upload.labelCounts.length !== e.numClasses) {
+      throw new ProtocolError(ErrorCode.Shape, `${what}: labelCounts has ${upload.labelCounts.length} entries; the session has ${e.numClasses} classes`);
+    }
+    contribution.labelCounts = upload.labelCounts;
+  }
+  return contribution;
+}
+
+/**
+ * A top-k tensor of probabilities (sparse.ts) decoded to its dense rows and checked by the dense
+ * form's rule: whatever it is accepted from decodes to values a float32 upload of the whole rows
+ * could have carried — every value in [0, 1] up to PROBABILITY_SLACK, every row summing to 1
+ * within simplexTolerance(dtype, last axis). Before that, with a message naming the fault: the
+ * structure (decodeTopKRows: k, shape, bytes, indices in range and distinct), uint8 parameters an
+ * honest sender of probabilities uses, each of the k values finite and in [0, 1], and their sum
+ * at most 1 + simplexTolerance(dtype, k) — the dtype's worst case over the k values sent, never
+ * anything the sender chose — since the remaining mass, 1 − Σ, cannot be negative; with k equal
+ * to the last axis nothing remains to spread, and the row must sum to 1 as a dense one does.
+ * Used for uploads (readContribution) and by participants for targets that come down top-k.
+ */
+export function readTopKProbabilities(t: TopKWireTensor, expected?: readonly number[]): Float32Array {
+  const sparse = decodeTopKRows(t, expected);
+  checkProbabilityQuantisation(t);
+  checkTopKValues(sparse, simplexTolerance(t.dtype, sparse.k));
+  const dense = expandTopK(sparse);
+  const tolerance = simplexTolerance(t.dtype, sparse.width);
+  if (!isOnSimplex(dense, sparse.rows, sparse.width, tolerance, PROBABILITY_SLACK)) {
+    checkSimplex(dense, sparse.rows, sparse.width, tolerance, PROBABILITY_SLACK, 'top-k probabilities, spread to dense rows');
+  }
+  return dense;
+}
+
+function checkTopKValues({ rows, width, k, indices, values }: TopKRows, tolerance: number): void {
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let i = r * k; i < r * k + k; i++) {
+      const p = values[i]!;
+      if (!(p >= -PROBABILITY_SLACK && p <= 1 + PROBABILITY_SLACK)) {
+        throw new ProtocolError(ErrorCode.Value, `top-k row ${r}, entry ${indices[i]} is ${p}; top-k values must be probabilities in [0, 1]`);
+      }
+      sum += p;
+    }
+    if (sum > 1 + tolerance) {
+      throw new ProtocolError(
+        ErrorCode.Value,
+        `top-k row ${r}: its ${k} probabilities sum to ${sum.toFixed(6)}, past 1 (+${tolerance.toPrecision(2)}); the remaining mass 1 − Σ cannot be negative`,
+      );
+    }
+    if (k === width && sum < 1 - tolerance) {
+      throw new ProtocolError(ErrorCode.Value, `top-k row ${r}: k is the whole last axis (${width}) and its probabilities sum to ${sum.toFixed(6)}; they must sum to 1 (±${tolerance.toPrecision(2)})`);
+    }
   }
 }
 

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { decodeEnvelope, encodeAlignedEnvelope, encodeEnvelope, type CodecLimits } from './codec.js';
 import { ErrorCode, ProtocolError, type WireError } from './errors.js';
 import { KNOWLEDGE_KINDS, type KnowledgeKind } from './knowledge.js';
+import { MAX_TOP_K_WIDTH, type TopKWireTensor } from './sparse.js';
 import { WIRE_DTYPES, type WireTensor } from './tensor.js';
 import { PROTOCOL_VERSION } from './version.js';
 
@@ -24,6 +25,23 @@ const wireTensor = z.object({
   min: z.number().optional(),
   scale: z.number().optional(),
 }) satisfies z.ZodType<WireTensor>;
+
+/**
+ * A tensor of probabilities in the top-k sparse form (sparse.ts). Tried before the dense form in
+ * `knowledgeTensor`: a dense schema would accept the same map with k and indices stripped.
+ */
+const topKWireTensor = z.object({
+  dtype: wireTensor.shape.dtype,
+  shape: wireTensor.shape.shape,
+  k: z.number().int().min(1).max(MAX_TOP_K_WIDTH),
+  indices: z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected binary bytes (msgpack bin)'),
+  data: wireTensor.shape.data,
+  min: z.number().optional(),
+  scale: z.number().optional(),
+}) satisfies z.ZodType<TopKWireTensor>;
+
+/** What knowledge travels as: dense, or (soft predictions only; checked on decoding) top-k sparse. */
+const knowledgeTensor = z.union([topKWireTensor, wireTensor]);
 
 const wireError = z.object({
   code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
@@ -42,6 +60,8 @@ const sessionInfo = z.object({
   /** Weight of the task loss; the distillation loss gets 1 − alpha. */
   alpha: z.number().min(0).max(1),
   uploadDtype: z.enum(WIRE_DTYPES as [WireTensor['dtype'], ...WireTensor['dtype'][]]),
+  /** Soft predictions go up in the top-k sparse form with this k (sparse.ts); dense when absent. */
+  uploadTopK: z.number().int().min(1).max(MAX_TOP_K_WIDTH).optional(),
   maxMessageBytes: z.number().int().positive(),
   /**
    * Present for asynchronous sessions (co-distillation): no round barrier; participants push
@@ -102,7 +122,7 @@ export const clientMessages = {
     participant: id,
     kind: z.enum(KNOWLEDGE_KINDS as unknown as [KnowledgeKind, ...KnowledgeKind[]]),
     /** The knowledge itself; its shape depends on the kind (see knowledge.ts). */
-    values: wireTensor,
+    values: knowledgeTensor,
     /** Private samples behind the knowledge (for sample-weighted aggregation and FedAvg). */
     sampleCount: count.optional(),
     /** Private samples per class (class-logits needs them; label-weighted aggregation uses them). */
@@ -133,7 +153,7 @@ export const clientMessages = {
     shard: count,
     /** The participant's local step count when it predicted (for the record; age is measured in time). */
     step: count,
-    values: wireTensor,
+    values: knowledgeTensor,
   }),
   /** Asynchronous sessions: asks for the ensemble of the *others'* latest predictions on a shard. */
   pull: z.object({ ...header, participant: id, shard: count }),
@@ -174,7 +194,7 @@ export const serverMessages = {
     round: roundNumber,
     kind: sessionInfo.shape.knowledge,
     /** What this participant learns from (its shape depends on the kind), or null without peers. */
-    target: wireTensor.nullable(),
+    target: knowledgeTensor.nullable(),
     /** Per-class sample counts behind a class-logits target (0: no peer holds the class). */
     counts: z.array(count).max(100_000).optional(),
     contributors: count,

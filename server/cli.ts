@@ -49,6 +49,8 @@ const sessionFile = z
     trimFraction: z.number().min(0).max(0.5).optional(),
     uploadDtype: oneOf(WIRE_DTYPES).default('float32'),
     targetDtype: oneOf(WIRE_DTYPES).optional(),
+    uploadTopK: count(1).optional(),
+    targetTopK: count(1).optional(),
     roundTimeoutMs: count(1).default(10 * 60_000),
     trainTimeoutMs: count(1).default(30 * 60_000),
     onRoundFailure: oneOf(['continue', 'stop'] as const).default('continue'),

@@ -347,7 +347,7 @@ export class Coordinator {
       requireSession(message.session);
       const ownLink: PeerLink = {
         send: (event, outgoing) => {
-          const envelope = encodeOutgoing(event, outgoing, limits.maxBytes, session.config.targetDtype);
+          const envelope = encodeOutgoing(event, outgoing, limits.maxBytes, session.config.targetDtype, session.config.targetTopK);
           (socket.emit as (event: string, envelope: Uint8Array) => boolean)(event, envelope);
           return envelope.byteLength;
         },

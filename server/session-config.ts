@@ -56,6 +56,14 @@ export interface SessionConfig {
    * of every target, at the precision packTensor states for each.
    */
   targetDtype?: WireDtype;
+  /**
+   * Soft predictions go up in the top-k sparse form (protocol/sparse.ts: the k largest
+   * probabilities per row, the remaining mass spread uniformly on decoding); dense when omitted.
+   * The coordinator decodes them to dense rows and aggregates as usual.
+   */
+  uploadTopK?: number;
+  /** Probability targets go down in the top-k sparse form with this k (other targets stay dense); dense when omitted. */
+  targetTopK?: number;
   /** How prediction-based strategies combine contributions (server/aggregators); each strategy has a default. */
   aggregator?: string;
   /** ERA's sharpening temperature (DS-FL). */
@@ -162,6 +170,9 @@ export function checkSessionConfig(c: SessionConfig): void {
     }
   }
   if (c.referenceDigest !== undefined && !/^[0-9a-f]{64}$/.test(c.referenceDigest)) problems.push(`referenceDigest must be a SHA-256 in 64 lowercase hex digits (got "${c.referenceDigest}")`);
+  for (const [field, k] of [['uploadTopK', c.uploadTopK], ['targetTopK', c.targetTopK]] as const) {
+    if (k !== undefined && !(Number.isInteger(k) && k >= 1 && k <= c.numClasses)) problems.push(`${field} must be an integer in [1, ${c.numClasses}] (the classes) (got ${k})`);
+  }
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);
   if (problems.length > 0) throw new Error(`invalid session config "${c.id}": ${problems.join('; ')}`);

@@ -87,6 +87,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       temperature: c.temperature,
       alpha: c.alpha,
       uploadDtype: c.uploadDtype,
+      uploadTopK: c.uploadTopK,
       maxMessageBytes: c.maxMessageBytes,
       async: this.mode instanceof AsyncRun ? this.mode.settings : undefined,
       secure: c.secureAggregation === undefined ? undefined : { threshold: c.secureAggregation.threshold, targets: strategyDescriptor(c.algorithm).secureTargets! },

@@ -8,6 +8,7 @@
 import {
   encodeMessage,
   packTensor,
+  packTopK,
   PROTOCOL_VERSION,
   readContribution,
   replyMessages,
@@ -52,21 +53,35 @@ export interface PeerLink {
  */
 const encoded = new WeakMap<object, Uint8Array>();
 
-/** The envelope of a session's message, encoded once per message object; targets packed as `targetDtype`. */
-export function encodeOutgoing<E extends keyof Outgoing>(event: E, message: Outgoing[E], maxBytes: number, targetDtype: WireDtype = 'float32'): Uint8Array {
+/**
+ * The envelope of a session's message, encoded once per message object; targets packed as
+ * `targetDtype`, probability targets in the top-k sparse form when `targetTopK` is given.
+ */
+export function encodeOutgoing<E extends keyof Outgoing>(
+  event: E,
+  message: Outgoing[E],
+  maxBytes: number,
+  targetDtype: WireDtype = 'float32',
+  targetTopK?: number,
+): Uint8Array {
   let envelope = encoded.get(message);
   if (envelope === undefined) {
-    envelope = encodeMessage(serverMessages[event], toWire(event, message, targetDtype) as never, { maxBytes });
+    envelope = encodeMessage(serverMessages[event], toWire(event, message, targetDtype, targetTopK) as never, { maxBytes });
     encoded.set(message, envelope);
   }
   return envelope;
 }
 
-function toWire<E extends keyof Outgoing>(event: E, message: Outgoing[E], targetDtype: WireDtype): ServerMessage<E> {
+function toWire<E extends keyof Outgoing>(event: E, message: Outgoing[E], targetDtype: WireDtype, targetTopK: number | undefined): ServerMessage<E> {
   if (event !== 'target') return { v: PROTOCOL_VERSION, ...message } as ServerMessage<E>;
   const { target, ...rest } = message as Outgoing['target'];
+  if (target === null) return { v: PROTOCOL_VERSION, ...rest, target: null } as ServerMessage<E>;
+  // Only probabilities have a top-k form; logits, class logits and weights go down dense.
+  if (targetTopK !== undefined && rest.kind === 'reference-predictions') {
+    return { v: PROTOCOL_VERSION, ...rest, target: packTopK(target.values, target.shape, targetTopK, targetDtype) } as ServerMessage<E>;
+  }
   // No copy: the envelope encoder copies the bytes, and the target is not kept.
-  return { v: PROTOCOL_VERSION, ...rest, target: target === null ? null : packTensor(target.values, target.shape, targetDtype, { copy: false }) } as ServerMessage<E>;
+  return { v: PROTOCOL_VERSION, ...rest, target: packTensor(target.values, target.shape, targetDtype, { copy: false }) } as ServerMessage<E>;
 }
 
 export function encodeEnsembleReply(reply: EnsembleReply, maxBytes: number): Uint8Array {

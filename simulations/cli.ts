@@ -73,6 +73,9 @@ simulate options — each overrides the field of the same name in --config (defa
   --secure-threshold T      shares that recover a dropped participant's masks (turns it on) [⌊n/2⌋ + 1]
   --upload-dtype D          ${WIRE_DTYPES.join(' | ')} [${DEFAULT_OPTIONS.uploadDtype}]
   --target-dtype D          how targets travel down: ${WIRE_DTYPES.join(' | ')} [float32]
+  --upload-top-k K          soft predictions go up as their K largest probabilities per row; the
+                            rest of each row's mass is spread evenly over its other classes [dense]
+  --target-top-k K          probability targets go down the same way [dense]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per core]
   --distiller [MODEL]       add a distiller: one global student (${MODEL_NAMES_HELP}) that holds no private
@@ -118,6 +121,8 @@ const NUMERIC: Record<string, keyof SimulationOptions> = {
   workers: 'workers',
   'trim-fraction': 'trimFraction',
   'pretrain-on-reference': 'pretrainOnReference',
+  'upload-top-k': 'uploadTopK',
+  'target-top-k': 'targetTopK',
 };
 /** Flags that set a field of a nested object: flag → [object field, its field, default when the object is new]. */
 const NESTED: Record<string, [keyof SimulationOptions, string, number | undefined]> = {

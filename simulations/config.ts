@@ -87,6 +87,8 @@ export const experimentSchema = z
     secureAggregation: z.object({ threshold: integer(2) }).strict().optional(),
     uploadDtype: oneOf(WIRE_DTYPES),
     targetDtype: oneOf(WIRE_DTYPES).optional(),
+    uploadTopK: integer(1).optional(),
+    targetTopK: integer(1).optional(),
     backend: oneOf(BACKENDS).optional(),
     workers: integer(1).optional(),
     /**

@@ -63,6 +63,10 @@ export interface SimulationOptions {
   uploadDtype: WireDtype;
   /** How targets travel down: float32 when omitted. */
   targetDtype?: WireDtype;
+  /** Soft predictions go up as their k largest probabilities per row (protocol/sparse.ts); dense when omitted. */
+  uploadTopK?: number;
+  /** Probability targets go down as their k largest per row; dense when omitted. */
+  targetTopK?: number;
   backend?: string;
   /** Trimmed mean's fraction β cut on each side, ⌊β·n⌋ values of n; the aggregator's default (0.1) when omitted. */
   trimFraction?: number;
@@ -606,6 +610,8 @@ export function simulationSession(
     trimFraction: options.trimFraction,
     uploadDtype: options.uploadDtype,
     targetDtype: options.targetDtype,
+    uploadTopK: options.uploadTopK,
+    targetTopK: options.targetTopK,
     roundTimeoutMs: 10 * 60_000,
     trainTimeoutMs: 10 * 60_000,
     onRoundFailure: 'stop',
