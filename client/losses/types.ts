@@ -40,6 +40,11 @@ export interface LossInputs {
    * term reads it; offline distillation has no peers.
    */
   peers?: { logits: tf.Tensor2D; target: StackedTargetTensors };
+  /**
+   * Language models (tokens.ts): logits and labels are per token, [batch·positions, vocab] and
+   * [batch·positions], and this mask [batch·positions] is 0 on padding.
+   */
+  tokenMask?: tf.Tensor1D;
 }
 
 /** One entry of a weighted-sum loss configuration, as in torchdistill: `{ name, weight, params }`. */
