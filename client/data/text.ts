@@ -148,10 +148,14 @@ export interface TokenSequences {
  * with at most `context` bytes of history.
  */
 export function toSequences(documents: readonly string[], context: number): TokenSequences {
+  return bytesToSequences(documents.map(encodeText), context);
+}
+
+/** toSequences for documents already in bytes (e.g. a teacher's samples, which need not be valid UTF-8). */
+export function bytesToSequences(documents: readonly Uint8Array[], context: number): TokenSequences {
   if (!Number.isInteger(context) || context < 1) throw new TextDataError('E_DATA', `context must be a positive integer; got ${context}`);
   const chunks: Array<{ previous: number; bytes: Uint8Array }> = [];
-  for (const doc of documents) {
-    const bytes = encodeText(doc);
+  for (const bytes of documents) {
     for (let start = 0; start < bytes.length; start += context) {
       chunks.push({ previous: start === 0 ? BOS : bytes[start - 1]!, bytes: bytes.subarray(start, Math.min(bytes.length, start + context)) });
     }

@@ -107,7 +107,9 @@ function gelu(x: tf.Tensor): tf.Tensor {
 }
 
 function embed(tokens: tf.Tensor2D, table: tf.Variable, vocab: number): tf.Tensor2D {
-  return tf.matMul(tf.oneHot(tf.reshape(tokens, [-1]) as tf.Tensor1D, vocab, 1, 0, 'float32'), table);
+  // int32 one-hot, then a cast: the wasm backend's OneHot with dtype float32 writes the int32 bit
+  // pattern of 1 (1.4e-45 as a float), which would make every token's embedding zero.
+  return tf.matMul(tf.cast(tf.oneHot(tf.reshape(tokens, [-1]) as tf.Tensor1D, vocab), 'float32'), table);
 }
 
 function checkTokens(tokens: tf.Tensor2D, spec: LmSpec): void {
