@@ -26,6 +26,7 @@ import { renderMarkdown, renderSummary, type RunReport } from './report.js';
 import { simulationBenchmark } from './simulation.js';
 import { studentsBenchmark } from './students.js';
 import { trainingBenchmark } from './training.js';
+import { lmBenchmark } from './lm.js';
 
 export const BENCHMARKS: readonly Benchmark[] = [
   trainingBenchmark,
@@ -36,6 +37,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   simulationBenchmark,
   bytesToAccuracyBenchmark,
   studentsBenchmark,
+  lmBenchmark,
 ];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(',')}] [--backend NAME] [--out DIR] [--render-only]

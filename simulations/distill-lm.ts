@@ -9,21 +9,21 @@ import { parseArgs } from 'node:util';
 import { selectBackend } from '../client/backend.js';
 import { loadFortuneDomains, loadTextFiles, splitDomains, FORTUNE_DOMAINS, type TextDomain } from '../client/data/text.js';
 import { LM_DISTILL_METHODS, runLmDistillation, type LmDistillMethod, type LmDistillOptions } from '../client/lm/distill.js';
-import { LM_NAMES_HELP } from '../client/lm/model.js';
+import { LM_NAMES_HELP, parseLmSpec } from '../client/lm/model.js';
 import { loadLanguageModel, probeSaveDir, saveLanguageModel } from '../client/student-io/index.js';
 
 export const DEFAULT_LM_DISTILL: LmDistillOptions = {
-  teacher: 'transformer:d=96,l=3,h=4,ctx=64',
-  student: 'transformer:d=48,l=2,h=4,ctx=64',
+  teacher: 'transformer:d=64,l=3,h=4,ctx=64',
+  student: 'transformer:d=32,l=2,h=4,ctx=64',
   methods: [...LM_DISTILL_METHODS],
-  teacherSteps: 400,
+  teacherSteps: 300,
   steps: 300,
-  batchSize: 32,
+  batchSize: 16,
   learningRate: 3e-3,
   seed: 1,
   temperature: 2,
   alpha: 0.5,
-  sequenceSamples: 1024,
+  sequenceSamples: 256,
   sequenceTemperature: 1,
   sequenceTopK: 0,
   sequenceData: 'mixed',
@@ -115,6 +115,8 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
       sequenceTopK: int('seq-top-k', s('seq-top-k'), D.sequenceTopK, 0),
       sequenceData: seqData,
     };
+    parseLmSpec(options.teacher);
+    parseLmSpec(options.student);
     const texts = (values.text as string[] | undefined) ?? [];
     const data = s('data') ?? (texts.length > 0 ? undefined : 'fortunes');
     domains = [...(data === undefined ? [] : loadData(data)), ...loadTextFiles(texts)];
