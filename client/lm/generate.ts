@@ -57,6 +57,40 @@ export function continueBatch(model: LanguageModel, prompts: number[][], options
   const rows = prompts.map((p) => [...p]);
   const added: number[][] = prompts.map(() => []);
   const ctx = model.spec.ctx;
+  const promptLength = rows[0]?.length ?? 0;
+  if (rows.some((r) => r.length !== promptLength)) throw new RangeError('E_SHAPE: prompts of one batch must have one length');
+  if (options.maxTokens === 0) return added;
+  if (promptLength > 0 && promptLength + options.maxTokens - 1 <= ctx) {
+    // Everything fits in the context: decode incrementally (cached keys and values, or the GRU's
+    // state), one position per token instead of the whole window again.
+    const state = model.startDecoding(rows.length);
+    try {
+      let feed = rows.map((r) => r[0]!);
+      for (let position = 0; ; position++) {
+        const input = tf.tensor1d(feed, 'int32');
+        const logits = state.next(input);
+        input.dispose();
+        if (position < promptLength - 1) {
+          logits.dispose();
+          feed = rows.map((r) => r[position + 1]!);
+          continue;
+        }
+        const values = logits.dataSync() as Float32Array;
+        const vocab = logits.shape[1];
+        logits.dispose();
+        feed = rows.map((row, i) => {
+          const token = pickToken(values.subarray(i * vocab, (i + 1) * vocab), options, random);
+          row.push(token);
+          added[i]!.push(token);
+          return token;
+        });
+        if (added[0]!.length >= options.maxTokens) break;
+      }
+    } finally {
+      state.dispose();
+    }
+    return added;
+  }
   for (let step = 0; step < options.maxTokens; step++) {
     const windows = rows.map((r) => r.slice(-ctx));
     const length = windows[0]!.length;

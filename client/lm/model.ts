@@ -71,8 +71,23 @@ export interface LanguageModel {
   /** Next-token logits [batch, positions, vocab] for int32 tokens [batch, positions]. */
   logits(tokens: tf.Tensor2D): tf.Tensor3D;
   countParams(): number;
+  /**
+   * Incremental decoding: a state for `batch` rows, then one call per position with that
+   * position's token of each row ([batch] int32), giving the next-token logits [batch, vocab] —
+   * the last row of what `logits` gives on the whole prefix, computed from cached keys and values
+   * (Transformer) or the hidden state (GRU) instead of the whole window again. At most ctx positions.
+   */
+  startDecoding(batch: number): DecodingState;
   /** Multiply-adds ×2 of one forward pass per token at `positions` (matmuls only), for the bench's GFLOP/s. */
   forwardFlopsPerToken(positions: number): number;
+  dispose(): void;
+}
+
+export interface DecodingState {
+  /** Positions consumed so far. */
+  readonly length: number;
+  /** Consumes one token per row; returns the next-token logits [batch, vocab] (the caller disposes them). */
+  next(tokens: tf.Tensor1D): tf.Tensor2D;
   dispose(): void;
 }
 
@@ -190,6 +205,52 @@ class CausalTransformer implements LanguageModel {
     });
   }
 
+  startDecoding(batch: number): DecodingState {
+    const { d, l, h, vocab, ctx } = this.spec;
+    const dh = d / h;
+    const keys: Array<tf.Tensor | undefined> = Array.from({ length: l });
+    const values: Array<tf.Tensor | undefined> = Array.from({ length: l });
+    let length = 0;
+    const get = (name: string) => this.get(name);
+    return {
+      get length() {
+        return length;
+      },
+      next: (tokens: tf.Tensor1D): tf.Tensor2D => {
+        if (length >= ctx) throw new LmSpecError(`decoding past the model's context (${ctx} positions)`);
+        const position = length;
+        const out = tf.tidy(() => {
+          let x = tf.add(embed(tf.reshape(tokens, [batch, 1]) as tf.Tensor2D, get('token_embedding'), vocab), tf.slice(get('position_embedding'), [position, 0], [1, d])) as tf.Tensor2D;
+          for (let i = 0; i < l; i++) {
+            const p = (n: string) => get(`block${i}/${n}`);
+            const a = layerNorm(x, p('ln1/gain'), p('ln1/bias'));
+            const [q, k, v] = ['query', 'key', 'value'].map((n) => tf.add(tf.matMul(a, p(`attn/${n}/kernel`)), p(`attn/${n}/bias`)));
+            // [batch, d] → [batch, h, 1, dh]: the head split of the full pass (reshape [b, p, h, dh], then heads before positions).
+            const split = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [batch, 1, h, dh]), [0, 2, 1, 3]);
+            const kAll = keys[i] === undefined ? split(k!) : tf.concat([keys[i]!, split(k!)], 2);
+            const vAll = values[i] === undefined ? split(v!) : tf.concat([values[i]!, split(v!)], 2);
+            tf.dispose([keys[i], values[i]]);
+            keys[i] = tf.keep(kAll);
+            values[i] = tf.keep(vAll);
+            // The newest position attends to every cached one: no mask is needed.
+            const scores = tf.mul(tf.matMul(split(q!), kAll, false, true), 1 / Math.sqrt(dh));
+            const attended = tf.reshape(tf.matMul(tf.softmax(scores), vAll), [batch, d]) as tf.Tensor2D;
+            x = tf.add(x, tf.add(tf.matMul(attended, p('attn/out/kernel')), p('attn/out/bias')));
+            const m = layerNorm(x, p('ln2/gain'), p('ln2/bias'));
+            x = tf.add(x, tf.add(tf.matMul(gelu(tf.add(tf.matMul(m, p('mlp/in/kernel')), p('mlp/in/bias'))) as tf.Tensor2D, p('mlp/out/kernel')), p('mlp/out/bias')));
+          }
+          const final = layerNorm(x, get('ln_final/gain'), get('ln_final/bias'));
+          return tf.add(tf.matMul(final, get('head/kernel')), get('head/bias')) as tf.Tensor2D;
+        });
+        length++;
+        return out;
+      },
+      dispose: () => {
+        tf.dispose([...keys, ...values].filter((t): t is tf.Tensor => t !== undefined));
+      },
+    };
+  }
+
   countParams(): number {
     return this.variables.reduce((a, v) => a + v.size, 0);
   }
@@ -204,6 +265,20 @@ class CausalTransformer implements LanguageModel {
     tf.dispose(this.variables);
     this.causalMask.dispose();
   }
+}
+
+/**
+ * One GRU step (Cho et al. 2014), input projection gx = x·Wx + bx given:
+ * z = σ(x_z + h_z), r = σ(x_r + h_r), n = tanh(x_n + r ⊙ h_n), h ← (1 − z) ⊙ n + z ⊙ h, with h_* = h·Wh + bh.
+ */
+function gruCell(gx: tf.Tensor2D, h: tf.Tensor2D, wh: tf.Tensor, bh: tf.Tensor): tf.Tensor2D {
+  const gh = tf.add(tf.matMul(h, wh), bh);
+  const [xz, xr, xn] = tf.split(gx, 3, 1);
+  const [hz, hr, hn] = tf.split(gh, 3, 1);
+  const z = tf.sigmoid(tf.add(xz!, hz!));
+  const r = tf.sigmoid(tf.add(xr!, hr!));
+  const n = tf.tanh(tf.add(xn!, tf.mul(r, hn!)));
+  return tf.add(tf.mul(tf.sub(1, z), n), tf.mul(z, h));
 }
 
 class GruLm implements LanguageModel {
@@ -244,21 +319,41 @@ class GruLm implements LanguageModel {
         let h: tf.Tensor2D = tf.zeros([batch, d]);
         const outputs: tf.Tensor2D[] = [];
         for (let t = 0; t < positions; t++) {
-          const gxt = tf.reshape(tf.slice(gx, [0, t, 0], [batch, 1, 3 * d]), [batch, 3 * d]);
-          const gh = tf.add(tf.matMul(h, wh), bh);
-          const [xz, xr, xn] = tf.split(gxt, 3, 1);
-          const [hz, hr, hn] = tf.split(gh, 3, 1);
-          // z = σ(x_z + h_z), r = σ(x_r + h_r), n = tanh(x_n + r ⊙ h_n), h ← (1 − z) ⊙ n + z ⊙ h.
-          const z = tf.sigmoid(tf.add(xz!, hz!));
-          const r = tf.sigmoid(tf.add(xr!, hr!));
-          const n = tf.tanh(tf.add(xn!, tf.mul(r, hn!)));
-          h = tf.add(tf.mul(tf.sub(1, z), n), tf.mul(z, h));
+          h = gruCell(tf.reshape(tf.slice(gx, [0, t, 0], [batch, 1, 3 * d]), [batch, 3 * d]), h, wh, bh);
           outputs.push(h);
         }
         x = tf.reshape(tf.stack(outputs, 1), [batch * positions, d]);
       }
       return tf.reshape(tf.add(tf.matMul(x, this.w.get('head/kernel')!), this.w.get('head/bias')!), [batch, positions, vocab]) as tf.Tensor3D;
     });
+  }
+
+  startDecoding(batch: number): DecodingState {
+    const { d, l, vocab, ctx } = this.spec;
+    const w = (name: string) => this.w.get(name)!;
+    const states: tf.Tensor2D[] = Array.from({ length: l }, () => tf.zeros([batch, d]));
+    let length = 0;
+    return {
+      get length() {
+        return length;
+      },
+      next: (tokens: tf.Tensor1D): tf.Tensor2D => {
+        if (length >= ctx) throw new LmSpecError(`decoding past the model's context (${ctx} positions)`);
+        const out = tf.tidy(() => {
+          let x = embed(tf.reshape(tokens, [batch, 1]) as tf.Tensor2D, w('token_embedding'), vocab);
+          for (let i = 0; i < l; i++) {
+            const h = gruCell(tf.add(tf.matMul(x, w(`gru${i}/input/kernel`)), w(`gru${i}/input/bias`)), states[i]!, w(`gru${i}/recurrent/kernel`), w(`gru${i}/recurrent/bias`));
+            states[i]!.dispose();
+            states[i] = tf.keep(h);
+            x = h;
+          }
+          return tf.add(tf.matMul(x, w('head/kernel')), w('head/bias')) as tf.Tensor2D;
+        });
+        length++;
+        return out;
+      },
+      dispose: () => tf.dispose(states),
+    };
   }
 
   countParams(): number {
