@@ -44,7 +44,7 @@ options:
   --max-bytes-per-domain N  keep at most N bytes of each domain [100000]
   --held-out-fraction X     each domain's documents held out [0.1]
   --teacher NAME            ${LM_NAMES_HELP} [${D.teacher}]
-  --teacher-model DIR       a saved teacher instead of training one
+  --teacher-model DIR       a saved teacher instead of training one; with --teacher-steps N, trained N more steps
   --student NAME            [${D.student}]
   --methods LIST            comma list of ${LM_DISTILL_METHODS.join(', ')} [all]
   --teacher-steps N         [${D.teacherSteps}]
@@ -132,20 +132,23 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
   const splits = splitDomains(domains, { heldOutFraction: real('held-out-fraction', s('held-out-fraction'), 0.1, (x) => x > 0 && x < 1, 'in (0, 1)'), seed: options.seed, maxBytesPerDomain: maxBytes });
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`backend ${backend}; domains ${splits.domains.map((d) => `${d.name} (${d.train.length} train / ${d.heldOut.length} held-out documents)`).join(', ')}`);
-  const teacherModel = s('teacher-model') === undefined ? undefined : loadLanguageModel(s('teacher-model')!).model;
+  const loadedTeacher = s('teacher-model') === undefined ? undefined : loadLanguageModel(s('teacher-model')!);
+  const teacherModel = loadedTeacher?.model;
   const source = domains.map((d) => d.source).join(' + ');
   mkdirSync(out, { recursive: true });
+  const continueTeacher = teacherModel !== undefined && s('teacher-steps') !== undefined;
   const result = runLmDistillation(options, splits, {
     say,
     teacherModel,
+    continueTeacher,
     trained: (role, model, r) => {
-      if (role === 'teacher' && teacherModel !== undefined) return;
+      if (role === 'teacher' && teacherModel !== undefined && !continueTeacher) return;
       const dir = role === 'teacher' ? join(out, 'teacher') : join(out, 'students', role);
       saveLanguageModel(dir, model, {
         backend,
         training: {
           method: role === 'teacher' || role === 'alone' ? 'token-ce' : role === 'word' ? `word-level KD (token-kd, T=${options.temperature}, alpha=${options.alpha})` : `sequence-level KD (${options.sequenceSamples} teacher samples, T=${options.sequenceTemperature}, ${options.sequenceData})`,
-          steps: role === 'teacher' ? options.teacherSteps : options.steps,
+          steps: role === 'teacher' ? options.teacherSteps + (continueTeacher ? loadedTeacher?.card?.training.steps ?? 0 : 0) : options.steps,
           batchSize: options.batchSize,
           learningRate: options.learningRate,
           seed: options.seed,

@@ -58,6 +58,8 @@ export interface LmDistillHooks {
   say: (line: string) => void;
   /** A teacher trained before (its spec must match options.teacher's vocabulary); else trained here. */
   teacherModel?: LanguageModel;
+  /** Train the given teacherModel for options.teacherSteps more steps before distilling. */
+  continueTeacher?: boolean;
   /** Called with each trained model (teacher first), e.g. to save it; the model is disposed after. */
   trained?: (role: 'teacher' | LmDistillMethod, model: LanguageModel, result: { heldOut: Evaluation; trainBytes: number }) => void;
 }
@@ -83,6 +85,11 @@ export function runLmDistillation(options: LmDistillOptions, splits: TextSplits,
 
   let started = Date.now();
   let teacher = hooks.teacherModel;
+  if (teacher !== undefined && hooks.continueTeacher === true) {
+    // A saved teacher trained further (a fresh Adam state), e.g. when its first run was too short.
+    say(`teacher ${lmSpecName(teacher.spec)} (loaded): ${options.teacherSteps} more steps on ${realText.bytes.toLocaleString('en-US')} bytes`);
+    trainLanguageModel(teacher, realText, { ...common, steps: options.teacherSteps, seed: options.seed + 2000, loss: [{ name: 'token-ce', weight: 1 }], onProgress: (s, l) => say(`  teacher step ${s}/${options.teacherSteps}: loss ${l.toFixed(4)} (${(l / Math.LN2).toFixed(3)} bits/byte)`) });
+  }
   if (teacher === undefined) {
     teacher = createLanguageModel(options.teacher, options.seed + 1000);
     say(`teacher ${lmSpecName(teacher.spec)}: ${teacher.countParams().toLocaleString('en-US')} parameters, ${options.teacherSteps} steps on ${realText.bytes.toLocaleString('en-US')} bytes`);
