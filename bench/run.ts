@@ -29,6 +29,7 @@ import { simulationBenchmark } from './simulation.js';
 import { sparseAggregationBenchmark } from './sparse-aggregation.js';
 import { studentsBenchmark } from './students.js';
 import { trainingBenchmark } from './training.js';
+import { lmBenchmark } from './lm.js';
 
 export const BENCHMARKS: readonly Benchmark[] = [
   trainingBenchmark,
@@ -42,6 +43,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   studentsBenchmark,
   roundTimeBenchmark,
   secureAggregationBenchmark,
+  lmBenchmark,
 ];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--only ${BENCHMARKS.map((b) => b.id).join(',')}] [--backend NAME] [--out DIR] [--render-only]

@@ -27,6 +27,11 @@ commands:
   distill --method kd|fitnets|at|nst|ban|one [options]
              offline distillation in one process: a teacher and a student on the embedded
              MNIST (see codistill distill --help and experiments/offline-kd/)
+  distill-lm [options]
+             a byte-level language model distilled into a smaller one (alone, word-level and
+             sequence-level KD) on text by domain; bits per byte (see codistill distill-lm --help)
+  generate --model DIR --prompt TEXT [--max-tokens N --temperature T --top-k K --seed S]
+             text from a saved language model (greedy at temperature 0)
   sweep FILE run a grid of experiments (JSON or YAML), in parallel, resumable; writes a
              table of the results beside it (see experiments/algorithms/sweep.yaml)
   report RESULTS… [--out DIR]
@@ -311,6 +316,14 @@ async function main(argv: string[]): Promise<number> {
     case 'distill': {
       const { runDistillCommand } = await import('./distill.js');
       return runDistillCommand(rest);
+    }
+    case 'distill-lm': {
+      const { runDistillLmCommand } = await import('./distill-lm.js');
+      return runDistillLmCommand(rest);
+    }
+    case 'generate': {
+      const { runGenerateCommand } = await import('./generate.js');
+      return runGenerateCommand(rest);
     }
     case 'predict':
     case 'evaluate': {

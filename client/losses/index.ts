@@ -22,6 +22,7 @@ export { KnowledgeDistillationMethod } from './kd.js';
 export { NeuronSelectivityTransferMethod } from './nst.js';
 export { OneMethod } from './one.js';
 export { PeerDistillationMethod } from './peers.js';
+export { tokenCrossEntropy, tokenKdLoss, TokenCrossEntropyMethod, TokenDistillationMethod } from './tokens.js';
 export type { FeaturePair, WeightedFeaturePair } from './params.js';
 export { LOSS_METHODS, createLossMethod, type LossMethodFactory } from './registry.js';
 export { WeightedSumLoss, type LossValue, type WeightedTerm } from './weighted-sum.js';

@@ -12,6 +12,7 @@ import { KnowledgeDistillationMethod } from './kd.js';
 import { NeuronSelectivityTransferMethod } from './nst.js';
 import { OneMethod } from './one.js';
 import { PeerDistillationMethod } from './peers.js';
+import { TokenCrossEntropyMethod, TokenDistillationMethod } from './tokens.js';
 import { DistillError, type LossMethod } from './types.js';
 
 export type LossMethodFactory = (params: Record<string, unknown> | undefined) => LossMethod;
@@ -26,6 +27,8 @@ export const LOSS_METHODS: Readonly<Record<string, LossMethodFactory>> = {
   one: (params) => new OneMethod(params),
   prototypes: (params) => new PrototypeMethod(params),
   'hyper-knowledge': (params) => new HyperKnowledgeMethod(params),
+  'token-ce': (params) => new TokenCrossEntropyMethod(params),
+  'token-kd': (params) => new TokenDistillationMethod(params),
 };
 
 export function createLossMethod(name: string, params?: Record<string, unknown>): LossMethod {

@@ -46,6 +46,11 @@ export interface LossInputs {
    * `hyper-knowledge` terms read it.
    */
   classKnowledge?: ClassKnowledgeTensors;
+  /**
+   * Language models (tokens.ts): logits and labels are per token, [batch·positions, vocab] and
+   * [batch·positions], and this mask [batch·positions] is 0 on padding.
+   */
+  tokenMask?: tf.Tensor1D;
 }
 
 /** The global per-class knowledge of a round as tensors (client/student.ts builds them from the target). */

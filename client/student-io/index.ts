@@ -18,3 +18,4 @@ export {
   type StudentArtifacts,
 } from './store.js';
 export { crc32, zipStored } from './zip.js';
+export { loadLanguageModel, LM_FORMAT, saveLanguageModel, type LmCard, type LmCardFacts, type LoadedLanguageModel } from './lm-store.js';

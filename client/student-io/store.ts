@@ -51,7 +51,7 @@ export function probeSaveDir(dir: string): void {
 }
 
 /** A save replaces `dir` as a whole: only a student folder, an empty folder or nothing may be there. */
-function checkReplaceable(dir: string): void {
+export function checkReplaceable(dir: string): void {
   const target = resolve(dir);
   if (existsSync(target)) {
     if (!statSync(target).isDirectory()) throw new StudentFileError('E_SAVE', `${dir} is a file; the student is saved as a folder (model.json, weights, card.json): choose another path`);
@@ -108,7 +108,7 @@ export function writeStudent(dir: string, artifacts: ModelArtifacts, card: Model
 }
 
 /** Writes files into a hidden folder beside `dir`, flushes them, then swaps it into place. */
-function commitFolder(dir: string, files: Map<string, Uint8Array>, afterFile?: (name: string) => void): void {
+export function commitFolder(dir: string, files: Map<string, Uint8Array>, afterFile?: (name: string) => void): void {
   const target = resolve(dir);
   const parent = dirname(target);
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;

@@ -1,0 +1,106 @@
+/**
+ * Per-token terms for language models. A model's logits [batch, positions, vocab] come here
+ * flattened to [tokens, vocab] (tokens = batch·positions) with a mask [tokens] that is 0 on
+ * padding; every term is a mean over the real tokens, so a batch's padding changes nothing.
+ *
+ *  - `tokenCrossEntropy`: teacher forcing, −(1/M) Σ_n m_n log softmax(z_n)[y_n], M = Σ_n m_n.
+ *    Divided by ln 2 it is the text's bits per byte under a byte tokenizer.
+ *  - `tokenKdLoss`: word-level KD (Kim & Rush 2016, §3.1; Hinton et al. 2015 at every position):
+ *    T² · (1/M) Σ_n m_n KL(q_n ‖ softmax(z_n / T)), q_n the teacher's softmax at T.
+ *    KL direction teacher ‖ student; sum over the vocabulary; mean over real tokens (not over
+ *    tokens × vocab, not over sequences); the target a constant.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { stopGradient, temperedSoftmax } from './logits.js';
+import { parseParams, temperature } from './params.js';
+import { DistillError, type LossInputs, type LossMethod } from './types.js';
+
+function maskedMean(perToken: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
+  return tf.div(tf.sum(tf.mul(perToken, mask)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+}
+
+export function tokenCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const oneHot = tf.oneHot(targets, logits.shape[1]);
+    return maskedMean(tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1)) as tf.Tensor1D, mask);
+  });
+}
+
+/** T² · (1/M) Σ_n m_n KL(q_n ‖ softmax(z_n/T)); `target` q is already at temperature T. */
+export function tokenKdLoss(studentLogits: tf.Tensor2D, target: tf.Tensor2D, mask: tf.Tensor1D, temperature: number): tf.Scalar {
+  return tf.tidy(() => {
+    const q = stopGradient(target);
+    const logP = tf.logSoftmax(tf.div(studentLogits, temperature));
+    const qLogQ = tf.mul(q, tf.log(tf.maximum(q, 1e-30)));
+    const kl = tf.sum(tf.sub(qLogQ, tf.mul(q, logP)), 1) as tf.Tensor1D;
+    return tf.mul(maskedMean(kl, mask), temperature * temperature) as tf.Scalar;
+  });
+}
+
+function maskOf(inputs: LossInputs, name: string): tf.Tensor1D {
+  if (inputs.tokenMask === undefined) throw new DistillError('E_CONFIG', `loss "${name}" is a per-token term: it needs the batch's token mask (a language model's step gives it)`);
+  return inputs.tokenMask;
+}
+
+/** `token-ce`: the language-modelling loss on private text (teacher forcing). No params. */
+export class TokenCrossEntropyMethod implements LossMethod {
+  readonly name = 'token-ce';
+  readonly needsTeacher = false;
+  readonly teacherFeatures: readonly string[] = [];
+
+  constructor(params?: Record<string, unknown>) {
+    parseParams(this.name, z.object({}).strict(), params);
+  }
+
+  compute(inputs: LossInputs): tf.Scalar {
+    return tokenCrossEntropy(inputs.student.logits, inputs.labels, maskOf(inputs, this.name));
+  }
+
+  variables(): tf.Variable[] {
+    return [];
+  }
+
+  dispose(): void {}
+}
+
+const kdSchema = z
+  .object({
+    temperature: temperature.default(2),
+    /** Weight of the next-token cross-entropy on the text; the soft term gets 1 − alpha. */
+    alpha: z.number().min(0).max(1).default(0),
+  })
+  .strict();
+
+/** `token-kd`: word-level KD from a teacher LM, α·token-CE + (1 − α)·T²·masked-mean KL (above). */
+export class TokenDistillationMethod implements LossMethod {
+  readonly name = 'token-kd';
+  readonly needsTeacher = true;
+  readonly teacherFeatures: readonly string[] = [];
+  readonly temperature: number;
+  readonly alpha: number;
+
+  constructor(params?: Record<string, unknown>) {
+    const p = parseParams(this.name, kdSchema, params);
+    this.temperature = p.temperature;
+    this.alpha = p.alpha;
+  }
+
+  compute(inputs: LossInputs): tf.Scalar {
+    if (inputs.teacher === undefined) throw new DistillError('E_CONFIG', 'loss "token-kd" needs a teacher');
+    const mask = maskOf(inputs, this.name);
+    const teacherLogits = inputs.teacher.logits;
+    return tf.tidy(() => {
+      const soft = tokenKdLoss(inputs.student.logits, temperedSoftmax(teacherLogits, this.temperature), mask, this.temperature);
+      if (this.alpha === 0) return soft;
+      const task = tokenCrossEntropy(inputs.student.logits, inputs.labels, mask);
+      return tf.add(tf.mul(task, this.alpha), tf.mul(soft, 1 - this.alpha)) as tf.Scalar;
+    });
+  }
+
+  variables(): tf.Variable[] {
+    return [];
+  }
+
+  dispose(): void {}
+}
