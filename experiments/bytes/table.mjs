@@ -82,7 +82,8 @@ writeFileSync(join(here, 'table.md'), `${md.join('\n')}\n`);
 
 /** A legend-sized name: k↑/k↓ for top-k up/down, u8 for uint8 both ways. */
 function short(o) {
-  return `k=${o.uploadTopK}↑${o.targetTopK}↓${o.uploadDtype === 'uint8' && o.targetDtype === 'uint8' ? ' u8' : ''}`;
+  const rows = o.referencePerRound < o.referenceSize ? ` ${o.referencePerRound} rows` : '';
+  return `k=${o.uploadTopK}↑${o.targetTopK}↓${o.uploadDtype === 'uint8' && o.targetDtype === 'uint8' ? ' u8' : ''}${rows}`;
 }
 
 // The plot: held-out accuracy against cumulative bytes for the combined points (participants'
