@@ -560,7 +560,17 @@ class ParticipantRun {
       this.log(`ignored the sum of round ${message.round}; the current round is ${current?.round ?? 'none'}`);
       return;
     }
-    await this.learnAndReport(current, secure.target(message, current.knowledge, current.referenceIds.length, distiller));
+    let target: Target | null;
+    try {
+      target = secure.target(message, current.knowledge, current.referenceIds.length, distiller);
+    } catch (error) {
+      // A sum that no honest members could have made: the coordinator cannot see a hostile upload
+      // under secure aggregation, so the participant refuses the target and keeps its round.
+      if (!(error instanceof ProtocolError && error.code === ErrorCode.Value)) throw error;
+      this.log(`${error.message}; learning from the private data alone this round`);
+      target = null;
+    }
+    await this.learnAndReport(current, target);
   }
 
   private async learnAndReport(round: ServerMessage<'round'>, target: Target | null): Promise<void> {

@@ -17,6 +17,7 @@ import {
   encodeKnowledge,
   encryptShare,
   generateKeyPair,
+  implausibleSecureTarget,
   KEY_BYTES,
   maskStream,
   meanFromSecureSum,
@@ -193,11 +194,21 @@ export class SecureParticipant {
     const view = new DataView(message.sum.buffer, message.sum.byteOffset, message.sum.byteLength);
     const sum = new Uint32Array(length);
     for (let i = 0; i < length; i++) sum[i] = view.getUint32(4 * i, true);
-    if (distiller || this.info.secure!.targets === 'all') return meanFromSecureSum(kind, sum, message.contributors);
+    if (distiller || this.info.secure!.targets === 'all') return this.plausible(kind, meanFromSecureSum(kind, sum, message.contributors), message.contributors, message.round);
     const state = this.state;
     if (state === undefined || state.round !== message.round) throw this.refuse(`the sum of round ${message.round} came to a member that did not upload to it`);
     this.state = undefined;
-    return othersFromSecureSum(kind, sum, state.own, message.contributors, this.info.numClasses);
+    const others = othersFromSecureSum(kind, sum, state.own, message.contributors, this.info.numClasses);
+    return others === null ? null : this.plausible(kind, others, message.contributors - 1, message.round);
+  }
+
+  /** The target, or E_VALUE when no honest members could have summed to it (a hostile upload the coordinator could not see). */
+  private plausible(kind: KnowledgeKind, target: Target, others: number, round: number): Target {
+    const problem = implausibleSecureTarget(kind, target, this.info.numClasses, others);
+    if (problem !== undefined) {
+      throw new ProtocolError(ErrorCode.Value, `the secure sum of round ${round} gives a target no honest members could have made (${problem}): some member uploaded values outside the protocol`);
+    }
+    return target;
   }
 
   /** The state of `round`, or undefined (with nothing done) for a message of a round this member did not begin here. */

@@ -127,3 +127,38 @@ function decode(kind: KnowledgeKind, sum: Uint32Array, own: Uint32Array | undefi
   }
   return values;
 }
+
+/**
+ * Why a target built from a secure sum could not have come from members that encoded honest
+ * knowledge, or undefined when it could. Under secure aggregation the coordinator sees no
+ * member's values and cannot refuse a hostile upload (a member can encode rows of 1s, or send
+ * any words at all), so the participant checks what it is about to learn from, against the same
+ * bounds the coordinator applies to a plain upload: a mean of probabilities lies in [0, 1] with
+ * rows summing to 1 (float32 softmax rounding, 1e-3, plus the fixed-point step per value); a mean
+ * of logits within ±LOGIT_BOUND; FD's holders of a class at most the other contributors.
+ */
+export function implausibleSecureTarget(kind: KnowledgeKind, target: SumTarget, C: number, others: number): string | undefined {
+  const { values } = target;
+  if (kind === 'reference-predictions') {
+    const slack = 1e-3 + C / PROBABILITY_SCALE;
+    for (let r = 0; r * C < values.length; r++) {
+      let sum = 0;
+      for (let k = 0; k < C; k++) {
+        const p = values[r * C + k]!;
+        if (!(p >= -slack && p <= 1 + slack)) return `row ${r}, class ${k} is ${p}: a mean of probabilities lies in [0, 1]`;
+        sum += p;
+      }
+      if (Math.abs(sum - 1) > slack) return `row ${r} sums to ${sum.toFixed(6)}: a mean of probability rows sums to 1`;
+    }
+    return undefined;
+  }
+  const bound = LOGIT_BOUND + 1 / LOGIT_SCALE;
+  const at = values.findIndex((z) => !(Math.abs(z) <= bound));
+  if (at >= 0) return `value ${at} is ${values[at]}: a mean of logits clamped to ±${LOGIT_BOUND} lies within them`;
+  if (kind === 'class-logits' && target.counts !== undefined) {
+    // The holders were summed beside the counts; a class held by more than the other contributors was not summed honestly.
+    const c = target.counts.findIndex((n) => !(n >= 0 && n <= others * MAX_SECURE_COUNT));
+    if (c >= 0) return `class ${c} has a count of ${target.counts[c]}, more than ${others} members can hold`;
+  }
+  return undefined;
+}

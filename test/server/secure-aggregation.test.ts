@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeEnvelope, PROTOCOL_VERSION, readReply, replyMessages, type Contribution } from '../../protocol/index.js';
-import { encodeKnowledge, generateKeyPair, LOGIT_SCALE, PROBABILITY_SCALE } from '../../protocol/secure/index.js';
+import { encodeKnowledge, generateKeyPair, implausibleSecureTarget, LOGIT_SCALE, PROBABILITY_SCALE } from '../../protocol/secure/index.js';
 import { meanOf } from '../../server/aggregators/sums.js';
 import { Coordinator } from '../../server/coordinator.js';
 import { SecureRounds } from '../../server/secure-rounds.js';
@@ -211,6 +211,34 @@ describe('secure aggregation: members dropping mid-round', () => {
     expect(session.history[0]!.failure?.code).toBe('E_ROUND_CLOSED');
     expect(session.history[0]!.failure?.message).toMatch(/2 of the members answered the reveal step before its deadline; it needs 3/);
     await until(() => ps[2]!.failures.length === 1, 'the survivors told the round failed');
+  });
+});
+
+describe('secure aggregation: a hostile member the coordinator cannot see', () => {
+  it('honest members refuse a target no honest sum could give (rows of 1s, within the encoder\'s clamp), naming it, instead of learning from it', async () => {
+    await start();
+    const members = ids(4);
+    coordinator!.createSession(secureConfig(members));
+    const ones = new Float32Array(REFERENCE * C).fill(1);
+    const ps = members.map((id) => member(id, () => ({ values: id === 'd' ? ones : probabilitiesOf(id) })));
+    await Promise.all(ps.map((p) => p.join()));
+    await until(() => ps.slice(0, 3).every((p) => p.errors.length === 1), 'the honest members to refuse their targets', 20_000);
+    for (const p of ps.slice(0, 3)) {
+      expect(String(p.errors[0])).toMatch(/E_VALUE: the secure sum of round 1 gives a target no honest members could have made \(row 0 sums to [0-9.]+: a mean of probability rows sums to 1\)/);
+      expect(p.secureTargets).toEqual([]);
+    }
+    // The coordinator could not tell (it sees masked words only) and took every upload.
+    expect(observed.filter((o) => o.what === 'masked-upload')).toHaveLength(4);
+  });
+
+  it('checks every kind against the bounds of honest knowledge', () => {
+    const rows = (v: number[]) => ({ values: Float32Array.from(v) });
+    expect(implausibleSecureTarget('reference-predictions', rows([0.25, 0.75, 0.5, 0.5]), 2, 3)).toBeUndefined();
+    expect(implausibleSecureTarget('reference-predictions', rows([0.25, 0.75, 1, 1]), 2, 3)).toMatch(/row 1 sums to 2\.000000/);
+    expect(implausibleSecureTarget('reference-predictions', rows([-0.5, 1.5]), 2, 3)).toMatch(/row 0, class 0 is -0\.5/);
+    expect(implausibleSecureTarget('reference-logits', rows([127.9, -128, 3]), 3, 3)).toBeUndefined();
+    expect(implausibleSecureTarget('reference-logits', rows([200, 0, 0]), 3, 3)).toMatch(/value 0 is 200/);
+    expect(implausibleSecureTarget('class-logits', { values: Float32Array.of(1, 2, 3, 4), counts: [3, 2 * 2 ** 24 + 1] }, 2, 2)).toMatch(/class 1 has a count/);
   });
 });
 
