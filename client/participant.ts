@@ -19,6 +19,7 @@ import {
   readTopKProbabilities,
   referenceDigest,
   replyMessages,
+  roundMessage,
   serverMessages,
   unpackTensor,
   type ClientToServerEvents,
@@ -434,9 +435,11 @@ class ParticipantRun {
     this.bytesDown += bytes.byteLength;
     // Sent to joined participants only: the join's answer came first, but its handling may not have run yet.
     await this.joined;
-    const round = decodeMessage(serverMessages.round, bytes, this.limits());
     const identity = this.identity;
-    if (identity === undefined || round.session !== identity.info.session) return;
+    if (identity === undefined) return;
+    // Bounded by this session's reference set: a bitmap naming more rows is refused before it is expanded.
+    const round = decodeMessage(roundMessage(identity.info.referenceSize), bytes, this.limits());
+    if (round.session !== identity.info.session) return;
     checkRound(round, identity.info);
     if ((this.options.role ?? 'participant') === 'participant') await this.pretrainOnce();
     if (round.sampled === false) return this.sitOut(round);

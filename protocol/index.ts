@@ -6,3 +6,4 @@ export * from './tensor.js';
 export * from './version.js';
 export * from './sha256.js';
 export * from './sparse.js';
+export * from './reference-ids.js';

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { decodeEnvelope, encodeAlignedEnvelope, encodeEnvelope, type CodecLimits } from './codec.js';
 import { ErrorCode, ProtocolError, type WireError } from './errors.js';
 import { KNOWLEDGE_KINDS, type KnowledgeKind } from './knowledge.js';
+import { decodeReferenceIds, encodeReferenceIds, MAX_REFERENCE_IDS } from './reference-ids.js';
 import { MAX_TOP_K_WIDTH, type TopKWireTensor } from './sparse.js';
 import { WIRE_DTYPES, type WireTensor } from './tensor.js';
 import { PROTOCOL_VERSION } from './version.js';
@@ -173,12 +174,39 @@ export const clientMessages = {
   }),
 } as const;
 
+/**
+ * A round's reference ids: `number[]` to every sender and receiver, a plain array or a bitmap on the
+ * wire (protocol/reference-ids.ts), whichever is smaller — encodeMessage encodes through this codec,
+ * decodeMessage decodes through it. `referenceSize` bounds a bitmap before it is expanded: the
+ * session's for a participant that joined (roundMessage), else what any session may hold.
+ */
+function referenceIdSet(referenceSize: number) {
+  // Every id is checked once, on the wire side: as the array, or by encodeReferenceIds (integers,
+  // increasing from 0) and decodeReferenceIds (below referenceSize) for the bitmap. The value side
+  // only says it is an array: a second pass over 60,000 ids costs as much as the first.
+  const wire = z.union([z.array(count).max(MAX_REFERENCE_IDS), bytes(Math.ceil(MAX_REFERENCE_IDS / 8))]);
+  const ids = z.custom<number[]>((value) => Array.isArray(value), 'expected an array of reference ids');
+  return z.codec(wire, ids, {
+    decode: (wire, payload) => {
+      try {
+        return decodeReferenceIds(wire, referenceSize);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        // parseMessage reports it as E_SCHEMA with the field's path, as every other schema issue.
+        payload.issues.push({ code: 'custom', message: error.toWire().message, input: wire });
+        return [];
+      }
+    },
+    encode: (ids) => encodeReferenceIds(ids),
+  });
+}
+
 export const serverMessages = {
   round: z.object({
     ...header,
     round: roundNumber,
     knowledge: sessionInfo.shape.knowledge,
-    referenceIds: z.array(count).max(10_000_000),
+    referenceIds: referenceIdSet(MAX_REFERENCE_IDS),
     temperature: z.number().positive(),
     /** Milliseconds since the epoch after which uploads for this round are refused. */
     deadline: z.number(),
@@ -216,6 +244,18 @@ export const serverMessages = {
   'secure-sum': z.object({ ...header, round: roundNumber, sum: bytes(2 ** 31), contributors: count }),
   end: z.object({ ...header, reason: z.string().max(4096), rounds: count }),
 } as const;
+
+/**
+ * The round schema of a session whose reference set holds `referenceSize` rows: a bitmap naming
+ * more rows is refused before it is expanded. The last one is kept: a participant asks every round.
+ */
+export function roundMessage(referenceSize: number): typeof serverMessages.round {
+  if (lastRoundMessage?.referenceSize !== referenceSize) {
+    lastRoundMessage = { referenceSize, schema: serverMessages.round.extend({ referenceIds: referenceIdSet(referenceSize) }) };
+  }
+  return lastRoundMessage.schema;
+}
+let lastRoundMessage: { referenceSize: number; schema: typeof serverMessages.round } | undefined;
 
 export const replyMessages = {
   joined: z.object({
@@ -281,11 +321,12 @@ export interface ServerToClientEvents {
 
 /**
  * Encodes after checking the message against its own schema: a sender never emits what a receiver
- * would refuse. A large tensor's bytes are aligned in the envelope (encodeAlignedEnvelope), so that
+ * would refuse. Fields the schema gives a wire form of their own (a round's referenceIds) are
+ * encoded through it, the rest travel as they are. A large tensor's bytes are aligned in the envelope (encodeAlignedEnvelope), so that
  * the receiver can read them in place.
  */
 export function encodeMessage<S extends z.ZodType>(schema: S, message: z.infer<S>, limits?: CodecLimits): Uint8Array {
-  return encodeAlignedEnvelope(parseMessage(schema, message) as object, limits);
+  return encodeAlignedEnvelope(parseMessage(schema, message, 'encode') as object, limits);
 }
 
 /** Decodes and validates one envelope: E_MALFORMED, E_TOO_LARGE, E_VERSION or E_SCHEMA on failure. */
@@ -293,13 +334,15 @@ export function decodeMessage<S extends z.ZodType>(schema: S, bytes: unknown, li
   return parseMessage(schema, decodeEnvelope(bytes, limits));
 }
 
-function parseMessage<S extends z.ZodType>(schema: S, message: unknown): z.infer<S> {
+/** Checks a message against its schema: decoding what arrived into its values, or (`encode`) values into what travels. */
+function parseMessage<S extends z.ZodType>(schema: S, message: unknown, direction: 'decode' | 'encode' = 'decode'): z.infer<S> {
   const v = (message as { v?: unknown } | null)?.v;
   if (v !== PROTOCOL_VERSION) {
     const claim = v === undefined ? 'names no protocol version (field v)' : `speaks protocol version ${describeVersion(v)}`;
     throw new ProtocolError(ErrorCode.Version, `the envelope ${claim}; this end speaks ${PROTOCOL_VERSION}. Upgrade the older side.`);
   }
-  const parsed = schema.safeParse(message);
+  // Encoding yields the wire form (z.input), which only the envelope encoder reads.
+  const parsed = direction === 'encode' ? (z.safeEncode(schema, message as z.output<S>) as z.ZodSafeParseResult<z.output<S>>) : schema.safeParse(message);
   if (!parsed.success) {
     const issues = parsed.error.issues
       .slice(0, 3)

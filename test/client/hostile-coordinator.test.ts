@@ -12,7 +12,7 @@ import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { createModel } from '../../client/models.js';
 import { runParticipant } from '../../client/participant.js';
 import { Student } from '../../client/student.js';
-import { encodeEnvelope, PROTOCOL_VERSION, type ServerMessage, type SessionInfo } from '../../protocol/index.js';
+import { encodeEnvelope, PROTOCOL_VERSION, type ReferenceIdsWire, type ServerMessage, type SessionInfo } from '../../protocol/index.js';
 
 const split = splitDataset(loadMnist(), { test: 10, reference: 20 }, 3);
 const info: SessionInfo = {
@@ -20,8 +20,11 @@ const info: SessionInfo = {
   temperature: 3, alpha: 0.5, uploadDtype: 'float32', maxMessageBytes: 1 << 20,
 };
 
+/** A round as a coordinator could send it: its reference ids in any wire form, or not ids at all. */
+type HostileRound = Omit<ServerMessage<'round'>, 'v' | 'session' | 'referenceIds'> & { referenceIds: ReferenceIdsWire | string };
+
 /** A socket.io server that accepts any join and then announces `round`. */
-async function fakeCoordinator(round: Omit<ServerMessage<'round'>, 'v' | 'session'>): Promise<{ url: string; close: () => Promise<void> }> {
+async function fakeCoordinator(round: HostileRound): Promise<{ url: string; close: () => Promise<void> }> {
   const http = createServer();
   const io = new Server(http, { transports: ['websocket'] });
   io.on('connection', (socket) => {
@@ -43,13 +46,20 @@ describe('a participant against a hostile coordinator', () => {
     for (const close of closers.splice(0)) await close();
   });
 
-  const cases: Array<[string, Omit<ServerMessage<'round'>, 'v' | 'session'>, RegExp]> = [
+  const cases: Array<[string, HostileRound, RegExp]> = [
     ['ids past the reference set', { round: 1, knowledge: 'reference-predictions', referenceIds: [0, 5_000_000], temperature: 3, deadline: Date.now() + 60_000 },
       /^E_SCHEMA: round 1 of session hostile names reference sample 5000000; the reference set holds 0…19$/],
     ['more ids than the set holds', { round: 1, knowledge: 'reference-predictions', referenceIds: Array.from({ length: 25 }, (_, i) => i), temperature: 3, deadline: Date.now() + 60_000 },
       /^E_SCHEMA: round 1 of session hostile names 25 reference samples; the session's reference set holds 20$/],
     ['an id twice', { round: 1, knowledge: 'reference-predictions', referenceIds: [3, 3], temperature: 3, deadline: Date.now() + 60_000 },
       /names reference sample 3 twice$/],
+    // The bitmap form (protocol/reference-ids.ts): refused by the session's bound before it is expanded (800,000 ids here).
+    ['a bitmap longer than the reference set', { round: 1, knowledge: 'reference-predictions', referenceIds: new Uint8Array(100_000).fill(0xff), temperature: 3, deadline: Date.now() + 60_000 },
+      /^E_SCHEMA: referenceIds: the reference-id bitmap has 100000 bytes \(rows up to 799999\); the reference set holds 20 rows, at most 3 bytes$/],
+    ['a bitmap naming a row past the set', { round: 1, knowledge: 'reference-predictions', referenceIds: new Uint8Array([0xff, 0, 0x10]), temperature: 3, deadline: Date.now() + 60_000 },
+      /^E_SCHEMA: referenceIds: the reference-id bitmap names row 20; the reference set holds 0…19$/],
+    ['reference ids neither an array nor a bitmap', { round: 1, knowledge: 'reference-predictions', referenceIds: '0-19', temperature: 3, deadline: Date.now() + 60_000 },
+      /^E_SCHEMA: referenceIds: /],
     ['another knowledge', { round: 1, knowledge: 'weights', referenceIds: [], temperature: 3, deadline: Date.now() + 60_000 },
       /^E_SCHEMA: round 1 of session hostile exchanges weights; the session said reference-predictions$/],
   ];

@@ -246,12 +246,12 @@ describe('every handshake gets an answer', () => {
       ['null', /^E_AUTH: .* sent null$/],
       ['true', /^E_AUTH: .* sent true$/],
       ['{"v":1,', /^E_AUTH: .* sent 7 characters that are not JSON$/],
-      [`{"v":${deep},"token":"x"}`, /^E_VERSION: this coordinator speaks protocol version 1; the (participant|operator) sent an array\. /],
+      [`{"v":${deep},"token":"x"}`, new RegExp(`^E_VERSION: this coordinator speaks protocol version ${PROTOCOL_VERSION}; the (participant|operator) sent an array\\. `)],
       ['{"v":{"a":{"b":1}},"token":"x"}', /^E_VERSION: .* sent a map\. /],
       [`{"v":"${'9'.repeat(500)}","token":"x"}`, /^E_VERSION: .* sent "9{40}…"\. /],
-      ['{"v":1,"token":["door-token-a"]}', /^E_AUTH: no token given: /],
-      [`{"v":1,"token":"${'t'.repeat(40_000)}"}`, /^E_AUTH: the token has 40000 characters; tokens have at most 1024$/],
-      ['{"v":1,"token":"door-token-zzz"}', /^E_AUTH: the token is not (valid for any running session|an operator token of this coordinator)/],
+      [`{"v":${PROTOCOL_VERSION},"token":["door-token-a"]}`, /^E_AUTH: no token given: /],
+      [`{"v":${PROTOCOL_VERSION},"token":"${'t'.repeat(40_000)}"}`, /^E_AUTH: the token has 40000 characters; tokens have at most 1024$/],
+      [`{"v":${PROTOCOL_VERSION},"token":"door-token-zzz"}`, /^E_AUTH: the token is not (valid for any running session|an operator token of this coordinator)/],
     ];
     for (const namespace of ['/', '/operator']) {
       for (const [payload, expected] of cases) {
@@ -273,7 +273,7 @@ describe('a packet socket.io cannot decode, after authenticating', () => {
     coordinator.createSession(config());
     for (const packet of ['42"upload"', '42{"a":1}', '49', '451-["upload",{"_placeholder":true,"num":0}]', '42["disconnect"]']) {
       const link = await rawLink(coordinator.url);
-      link.ws.send('40{"v":1,"token":"door-token-a"}');
+      link.ws.send(`40{"v":${PROTOCOL_VERSION},"token":"door-token-a"}`);
       await until(() => link.texts.some((t) => t.startsWith('40{')), 'the handshake to be accepted');
       // A text packet where the binary attachment should be, for the binary event.
       link.ws.send(packet);

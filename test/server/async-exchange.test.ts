@@ -1,6 +1,6 @@
 /** The co-distillation store: latest predictions per shard, staleness, leave-one-out, memory bound. */
 import { describe, expect, it } from 'vitest';
-import { packTensor, shardIds, type WireTensor } from '../../protocol/index.js';
+import { packTensor, PROTOCOL_VERSION, shardIds, type ClientMessage, type WireTensor } from '../../protocol/index.js';
 import { AsyncExchange } from '../../server/async-exchange.js';
 import { readPush } from '../../server/wire.js';
 import { createStrategy } from '../../server/strategies/index.js';
@@ -12,7 +12,7 @@ const rows = (values: number[]) => packTensor(new Float32Array(values), [values.
 /** A push as the coordinator hands it over: decoded and checked against the shard's rows (server/wire.ts), then stored. */
 function push(exchange: AsyncExchange, participant: string, shard: number, step: number, values: WireTensor, now: number): void {
   const expectation = { kind: 'reference-predictions' as const, round: 0, numClasses: 2, rows: exchange.rows(shard) };
-  const message = { v: 1 as const, session: 's', participant, shard, step, values };
+  const message: ClientMessage<'push'> = { v: PROTOCOL_VERSION, session: 's', participant, shard, step, values };
   exchange.push(participant, shard, step, readPush(participant, message, expectation), now);
 }
 

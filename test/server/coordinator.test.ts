@@ -4,7 +4,7 @@
  * and no effect on the aggregate.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeEnvelope, packTensor, unpackTensor, type WireTensor } from '../../protocol/index.js';
+import { encodeEnvelope, packTensor, PROTOCOL_VERSION, unpackTensor, type WireTensor } from '../../protocol/index.js';
 import { leaveOneOutMeans } from '../../server/aggregators/sums.js';
 import { Coordinator } from '../../server/coordinator.js';
 import type { RoundRecord } from '../../server/session.js';
@@ -93,7 +93,7 @@ describe('coordinator over real sockets', () => {
     await expect(stranger.connected()).rejects.toThrow(/^E_AUTH: the token is not valid for any running session$/);
     const old = new RawParticipant(coordinator.url, 'a', 'secret-a', 0);
     participants.push(old);
-    await expect(old.connected()).rejects.toThrow(/^E_VERSION: this coordinator speaks protocol version 1; the participant sent 0/);
+    await expect(old.connected()).rejects.toThrow(new RegExp(`^E_VERSION: this coordinator speaks protocol version ${PROTOCOL_VERSION}; the participant sent 0`));
   });
 
   it('refuses anything before join, and a join to another session', async () => {

@@ -352,7 +352,7 @@ class HostileGenerator {
     }],
     ['protocol version', 6, () => {
       const event = this.pick(KNOWN_EVENTS);
-      const v = this.pick<unknown>([0, 2, -1, 1.5, 1.0000001, '1', 'v1', null, true, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, [1], { v: 1 }, new Uint8Array([1]), 'z'.repeat(5_000), u64(0x8000_0000, 1), undefined]);
+      const v = this.pick<unknown>([0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, -1, 1.5, 1.0000001, '1', 'v1', null, true, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, [1], { v: 1 }, new Uint8Array([1]), 'z'.repeat(5_000), u64(0x8000_0000, 1), undefined]);
       return { event, args: [msgpack({ ...this.header(event), v })] };
     }],
     ['session id', 4, () => {
@@ -760,7 +760,7 @@ describe('fuzzing the coordinator over real sockets', () => {
 
     // The handshake refuses strangers before any message: a few attempts, their codes counted apart.
     const handshakes = new Map<string, number>();
-    for (const [token, v] of [[undefined, 1], ['', 1], ['nope', 1], ['token-a ', 1], ['t'.repeat(10_000), 1], ['token-a', 0], ['token-a', '1'], ['token-a', null], [42, 1], [{ token: 'token-a' }, 1]] as const) {
+    for (const [token, v] of [[undefined, PROTOCOL_VERSION], ['', PROTOCOL_VERSION], ['nope', PROTOCOL_VERSION], ['token-a ', PROTOCOL_VERSION], ['t'.repeat(10_000), PROTOCOL_VERSION], ['token-a', 0], ['token-a', '1'], ['token-a', null], [42, PROTOCOL_VERSION], [{ token: 'token-a' }, PROTOCOL_VERSION]] as const) {
       const socket = io(coordinator.url, { transports: ['websocket'], auth: { v, token }, reconnection: false, forceNew: true });
       sockets.push(socket);
       const code = await connected(socket).then(() => 'CONNECTED', (error: { data?: { code?: string } }) => error.data?.code ?? 'NO CODE');
