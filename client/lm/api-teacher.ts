@@ -84,6 +84,8 @@ export interface LogprobsAnswer {
 export class ApiTeacher {
   readonly counts: ApiTeacherCounts = { requests: 0, retries: 0, memoryHits: 0, diskHits: 0 };
   private readonly memory = new Map<string, TopKRows>();
+  /** Windows being asked about now: a second caller waits for the same answer. */
+  private readonly inFlight = new Map<string, Promise<TopKRows>>();
   private readonly retries: number;
   private readonly backoffMs: number;
   private readonly timeoutMs: number;
@@ -107,6 +109,21 @@ export class ApiTeacher {
       this.counts.memoryHits++;
       return held;
     }
+    const pending = this.inFlight.get(key);
+    if (pending !== undefined) {
+      this.counts.memoryHits++;
+      return pending;
+    }
+    const asked = this.fetchRows(window, key, label);
+    this.inFlight.set(key, asked);
+    try {
+      return await asked;
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async fetchRows(window: Uint8Array, key: string, label: string): Promise<TopKRows> {
     const file = this.options.cacheDir === undefined ? undefined : join(this.options.cacheDir, `${key}.json`);
     if (file !== undefined && existsSync(file)) {
       let parsed: unknown;
