@@ -55,7 +55,7 @@ options:
   --api-budget N            the most HTTP requests (retries count); past it the run stops with E_BUDGET [20000]
   --api-cache DIR           keep answers on disk: the same window is never asked twice, across runs
   --student NAME            [${D.student}]
-  --methods LIST            comma list of ${LM_DISTILL_METHODS.join(', ')} [all]
+  --methods LIST            comma list of ${LM_DISTILL_METHODS.join(', ')} [all; alone,word with --teacher-api]
   --teacher-steps N         [${D.teacherSteps}]
   --steps N                 each student's steps [${D.steps}]
   --batch-size N            sequences per step [${D.batchSize}]
@@ -104,7 +104,8 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
       strict: true,
     }) as { values: Record<string, string | string[] | undefined> });
     const s = (k: string) => values[k] as string | undefined;
-    const methods = (s('methods') ?? LM_DISTILL_METHODS.join(',')).split(',').map((m) => m.trim());
+    // An API teacher cannot write text: without --methods it runs the methods it can.
+    const methods = (s('methods') ?? (s('teacher-api') === undefined ? LM_DISTILL_METHODS.join(',') : 'alone,word')).split(',').map((m) => m.trim());
     for (const m of methods) if (!(LM_DISTILL_METHODS as readonly string[]).includes(m)) throw new Error(`E_CONFIG: --methods: unknown method "${m}"; choose among ${LM_DISTILL_METHODS.join(', ')}`);
     const seqData = s('seq-data') ?? D.sequenceData;
     if (seqData !== 'mixed' && seqData !== 'generated') throw new Error(`E_CONFIG: --seq-data must be mixed or generated; got "${seqData}"`);
