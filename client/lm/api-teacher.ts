@@ -11,7 +11,7 @@
  * vocab − k tokens (the completion of largest entropy). token-kd then learns from
  * softmax(log p / T), i.e. p^(1/T) renormalised.
  *
- * Requests are bounded (a budget, refused past it), retried with exponential backoff on 5xx,
+ * Requests are bounded (a budget, refused past it), retried with exponential backoff on 5xx, 429,
  * timeouts and dropped connections (bounded), and cached: the same window is never asked twice
  * (in memory, and on disk under a SHA-256 of endpoint, k and window when a cache folder is given).
  * Nothing here logs the bearer token or the text: progress lines carry counts only, and error
@@ -204,7 +204,8 @@ export class ApiTeacher {
         }
         await response.body?.cancel();
         // The body is not quoted: a server may echo the text back in it.
-        if (response.status < 500) {
+        // 429 (rate limited) is retried as a 5xx is; any other 4xx would only be refused again.
+        if (response.status < 500 && response.status !== 429) {
           throw new ApiTeacherError('E_TEACHER_HTTP', `the endpoint answered ${label} with HTTP ${response.status}${response.status === 401 || response.status === 403 ? ' (check the bearer token: --teacher-api-token-file)' : ''}`);
         }
         failure = `HTTP ${response.status}`;

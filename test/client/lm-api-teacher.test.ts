@@ -137,8 +137,8 @@ describe('the API teacher', () => {
     expect(t.counts.requests).toBe(2);
   });
 
-  it('retries a 500 with backoff, and gives up after its retries', async () => {
-    const flaky = await scriptedServer((n, body, res) => (n <= 2 ? json(res, 500, { error: 'busy' }) : json(res, 200, answerLogprobs(model, body.tokens, body.top_k))));
+  it('retries a 500 and a 429 with backoff, and gives up after its retries', async () => {
+    const flaky = await scriptedServer((n, body, res) => (n <= 2 ? json(res, n === 1 ? 500 : 429, { error: 'busy' }) : json(res, 200, answerLogprobs(model, body.tokens, body.top_k))));
     try {
       const t = new ApiTeacher({ endpoint: flaky.url, topK: 3, vocab: BYTE_VOCAB, maxRequests: 10, retries: 3, backoffMs: 5 });
       const rows = await t.topK(window);
