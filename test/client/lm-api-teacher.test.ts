@@ -89,6 +89,7 @@ describe('serve-lm', () => {
     expect(await post(JSON.stringify({ text: 'abc', top_k: 11 }))).toEqual({ status: 400, error: 'top_k must be an integer in [1, 10]; got 11' });
     expect(await post(JSON.stringify({ text: '' }))).toEqual({ status: 400, error: 'the text is empty: there is no position to answer' });
     expect((await post('{not json')).status).toBe(400);
+    expect(await post(JSON.stringify({ text: 'x'.repeat((1 << 20) + 1) }))).toEqual({ status: 413, error: `the request body exceeds ${1 << 20} bytes` });
     expect((await post(JSON.stringify({ text: 'abc' }), 'wrong')).status).toBe(401);
     expect((await fetch(served.url, { method: 'POST', body: '{"text":"abc"}' })).status).toBe(401);
   });
