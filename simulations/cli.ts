@@ -30,6 +30,9 @@ commands:
   distill-lm [options]
              a byte-level language model distilled into a smaller one (alone, word-level and
              sequence-level KD) on text by domain; bits per byte (see codistill distill-lm --help)
+  serve-lm --model DIR [--port P --host H --top-k K --token-file F]
+             a saved language model over HTTP, per position the top-k next tokens and their
+             log-probabilities, as hosted APIs answer (distill-lm --teacher-api reads it)
   generate --model DIR --prompt TEXT [--max-tokens N --temperature T --top-k K --seed S]
              text from a saved language model (greedy at temperature 0)
   sweep FILE run a grid of experiments (JSON or YAML), in parallel, resumable; writes a
@@ -320,6 +323,10 @@ async function main(argv: string[]): Promise<number> {
     case 'distill-lm': {
       const { runDistillLmCommand } = await import('./distill-lm.js');
       return runDistillLmCommand(rest);
+    }
+    case 'serve-lm': {
+      const { runServeLmCommand } = await import('./serve-lm.js');
+      return runServeLmCommand(rest);
     }
     case 'generate': {
       const { runGenerateCommand } = await import('./generate.js');

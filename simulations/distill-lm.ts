@@ -7,7 +7,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../client/backend.js';
-import { loadFortuneDomains, loadTextFiles, splitDomains, FORTUNE_DOMAINS, type TextDomain } from '../client/data/text.js';
+import { readFileSync } from 'node:fs';
+import { loadFortuneDomains, loadTextFiles, splitDomains, toSequences, FORTUNE_DOMAINS, type TextDomain, type TextSplits, type TokenSequences } from '../client/data/text.js';
+import { answeredTeacher, ApiTeacher, plannedTrainingRows, rowWindow } from '../client/lm/api-teacher.js';
+import type { LanguageModel } from '../client/lm/model.js';
 import { LM_DISTILL_METHODS, runLmDistillation, type LmDistillMethod, type LmDistillOptions } from '../client/lm/distill.js';
 import { LM_NAMES_HELP, parseLmSpec } from '../client/lm/model.js';
 import { loadLanguageModel, probeSaveDir, saveLanguageModel } from '../client/student-io/index.js';
@@ -45,8 +48,14 @@ options:
   --held-out-fraction X     each domain's documents held out [0.1]
   --teacher NAME            ${LM_NAMES_HELP} [${D.teacher}]
   --teacher-model DIR       a saved teacher instead of training one; with --teacher-steps N, trained N more steps
+  --teacher-api URL         a teacher behind HTTP (codistill serve-lm, or an API answering as it does): its top-k
+                            log-probabilities per position are the word-level KD targets (alone and word only)
+  --teacher-api-token-file F   its bearer token (the file's first line; never logged)
+  --api-top-k K             tokens per position asked for; the rest of the mass is spread evenly [10]
+  --api-budget N            the most HTTP requests (retries count); past it the run stops with E_BUDGET [20000]
+  --api-cache DIR           keep answers on disk: the same window is never asked twice, across runs
   --student NAME            [${D.student}]
-  --methods LIST            comma list of ${LM_DISTILL_METHODS.join(', ')} [all]
+  --methods LIST            comma list of ${LM_DISTILL_METHODS.join(', ')} [all; alone,word with --teacher-api]
   --teacher-steps N         [${D.teacherSteps}]
   --steps N                 each student's steps [${D.steps}]
   --batch-size N            sequences per step [${D.batchSize}]
@@ -88,14 +97,15 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
     ({ values } = parseArgs({
       args: argv,
       options: Object.fromEntries(
-        ['data', 'max-bytes-per-domain', 'held-out-fraction', 'teacher', 'teacher-model', 'student', 'methods', 'teacher-steps', 'steps', 'batch-size', 'lr', 'temperature', 'alpha', 'seq-samples', 'seq-temperature', 'seq-top-k', 'seq-data', 'seed', 'backend', 'out']
+        ['data', 'max-bytes-per-domain', 'held-out-fraction', 'teacher', 'teacher-model', 'student', 'methods', 'teacher-steps', 'steps', 'batch-size', 'lr', 'temperature', 'alpha', 'seq-samples', 'seq-temperature', 'seq-top-k', 'seq-data', 'seed', 'backend', 'out', 'teacher-api', 'teacher-api-token-file', 'api-top-k', 'api-budget', 'api-cache']
           .map((k) => [k, { type: 'string' as const }])
           .concat([['text', { type: 'string' as const, multiple: true } as never]]),
       ),
       strict: true,
     }) as { values: Record<string, string | string[] | undefined> });
     const s = (k: string) => values[k] as string | undefined;
-    const methods = (s('methods') ?? LM_DISTILL_METHODS.join(',')).split(',').map((m) => m.trim());
+    // An API teacher cannot write text: without --methods it runs the methods it can.
+    const methods = (s('methods') ?? (s('teacher-api') === undefined ? LM_DISTILL_METHODS.join(',') : 'alone,word')).split(',').map((m) => m.trim());
     for (const m of methods) if (!(LM_DISTILL_METHODS as readonly string[]).includes(m)) throw new Error(`E_CONFIG: --methods: unknown method "${m}"; choose among ${LM_DISTILL_METHODS.join(', ')}`);
     const seqData = s('seq-data') ?? D.sequenceData;
     if (seqData !== 'mixed' && seqData !== 'generated') throw new Error(`E_CONFIG: --seq-data must be mixed or generated; got "${seqData}"`);
@@ -116,6 +126,14 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
       sequenceData: seqData,
     };
     parseLmSpec(options.teacher);
+    if (s('teacher-api') !== undefined) {
+      const url = s('teacher-api')!;
+      if (!/^https?:\/\//.test(url)) throw new Error(`E_CONFIG: --teacher-api must be an http(s) URL; got "${url}"`);
+      if (s('teacher-model') !== undefined) throw new Error('E_CONFIG: give --teacher-api or --teacher-model, not both');
+      if (options.methods.includes('sequence')) throw new Error('E_CONFIG: an API teacher gives distributions, not text: with --teacher-api use --methods alone,word');
+      int('api-top-k', s('api-top-k'), 10);
+      int('api-budget', s('api-budget'), 20000, 0);
+    }
     parseLmSpec(options.student);
     const texts = (values.text as string[] | undefined) ?? [];
     const data = s('data') ?? (texts.length > 0 ? undefined : 'fortunes');
@@ -132,6 +150,15 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
   const splits = splitDomains(domains, { heldOutFraction: real('held-out-fraction', s('held-out-fraction'), 0.1, (x) => x > 0 && x < 1, 'in (0, 1)'), seed: options.seed, maxBytesPerDomain: maxBytes });
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`backend ${backend}; domains ${splits.domains.map((d) => `${d.name} (${d.train.length} train / ${d.heldOut.length} held-out documents)`).join(', ')}`);
+  let api: { teacher: ApiTeacher; model: LanguageModel } | undefined;
+  if (s('teacher-api') !== undefined) {
+    try {
+      api = await askApiTeacher(s, options, splits, say);
+    } catch (error) {
+      process.stderr.write(`codistill distill-lm: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
   const loadedTeacher = s('teacher-model') === undefined ? undefined : loadLanguageModel(s('teacher-model')!);
   const teacherModel = loadedTeacher?.model;
   const source = domains.map((d) => d.source).join(' + ');
@@ -140,9 +167,10 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
   const result = runLmDistillation(options, splits, {
     say,
     teacherModel,
+    ...(api === undefined ? {} : { answeredTeacher: api.model }),
     continueTeacher,
     trained: (role, model, r) => {
-      if (role === 'teacher' && teacherModel !== undefined && !continueTeacher) return;
+      if (role === 'teacher' && ((teacherModel !== undefined && !continueTeacher) || api !== undefined)) return;
       const dir = role === 'teacher' ? join(out, 'teacher') : join(out, 'students', role);
       saveLanguageModel(dir, model, {
         backend,
@@ -153,7 +181,7 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
           learningRate: options.learningRate,
           seed: options.seed,
           data: { source, trainBytes: r.trainBytes },
-          ...(role === 'teacher' || role === 'alone' ? {} : { teacher: options.teacher }),
+          ...(role === 'teacher' || role === 'alone' ? {} : { teacher: api === undefined ? options.teacher : `API teacher (top-${api.teacher.options.topK})` }),
         },
         metrics: { heldOut: { bitsPerByte: r.heldOut.mixed, bytes: r.heldOut.bytes }, perDomain: r.heldOut.perDomain },
       });
@@ -161,11 +189,43 @@ export async function runDistillLmCommand(argv: string[]): Promise<number> {
     },
   });
   teacherModel?.dispose();
+  api?.model.dispose();
+  const apiFacts = api === undefined ? {} : { apiTeacher: { endpoint: api.teacher.options.endpoint, topK: api.teacher.options.topK, budget: api.teacher.options.maxRequests, ...api.teacher.counts } };
   const file = join(out, 'results.json');
-  writeFileSync(file, `${JSON.stringify({ command: `codistill distill-lm ${argv.join(' ')}`, options, maxBytesPerDomain: maxBytes, backend, ...result }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ command: `codistill distill-lm ${argv.join(' ')}`, options, maxBytesPerDomain: maxBytes, backend, ...apiFacts, ...result }, null, 2)}\n`);
   say(`gap recovered (mixed held-out): ${Object.entries(result.gapRecovered).map(([k, v]) => `${k} ${(100 * v!).toFixed(1)}%`).join(', ') || 'n/a (no alone baseline)'}`);
   say(`results written to ${file}`);
   return 0;
+}
+
+/**
+ * Asks the API teacher about every window it will be needed for: the training rows the students
+ * will draw (plannedTrainingRows: the same seed, steps and batch size as trainLanguageModel) and
+ * every held-out window (to measure the teacher as the students are measured).
+ */
+async function askApiTeacher(s: (k: string) => string | undefined, options: LmDistillOptions, splits: TextSplits, say: (line: string) => void) {
+  const spec = parseLmSpec(options.student);
+  const tokenFile = s('teacher-api-token-file');
+  const token = tokenFile === undefined ? undefined : readFileSync(tokenFile, 'utf8').split('\n')[0]!.trim();
+  const teacher = new ApiTeacher({
+    endpoint: s('teacher-api')!,
+    ...(token === undefined || token === '' ? {} : { token }),
+    topK: int('api-top-k', s('api-top-k'), 10),
+    vocab: spec.vocab,
+    maxRequests: int('api-budget', s('api-budget'), 20000, 0),
+    ...(s('api-cache') === undefined ? {} : { cacheDir: s('api-cache')! }),
+    say,
+  });
+  const train = toSequences(splits.domains.flatMap((d) => d.train), spec.ctx);
+  const asked: Array<{ data: TokenSequences; row: number }> = [];
+  if (options.methods.includes('word')) for (const row of plannedTrainingRows(train.count, options.steps, options.batchSize, options.seed)) asked.push({ data: train, row });
+  for (const d of splits.domains) {
+    const held = toSequences(d.heldOut, spec.ctx);
+    for (let row = 0; row < held.count; row++) asked.push({ data: held, row });
+  }
+  say(`API teacher: asking about ${asked.length} windows (top-${teacher.options.topK}, budget ${teacher.options.maxRequests} requests${s('api-cache') === undefined ? '' : `, cache ${s('api-cache')}`})`);
+  const answers = await teacher.topKMany(asked.map(({ data, row }) => rowWindow(data, row)));
+  return { teacher, model: answeredTeacher(spec, asked, answers) };
 }
 
 function loadData(spec: string): TextDomain[] {

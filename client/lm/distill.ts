@@ -58,6 +58,12 @@ export interface LmDistillHooks {
   say: (line: string) => void;
   /** A teacher trained before (its spec must match options.teacher's vocabulary); else trained here. */
   teacherModel?: LanguageModel;
+  /**
+   * A teacher known only by its answers (an API teacher: client/lm/api-teacher.ts answeredTeacher)
+   * on the training rows the students will draw and on the held-out text: not trained here, and
+   * word-level KD only (sequence-level KD would need it to write text).
+   */
+  answeredTeacher?: LanguageModel;
   /** Train the given teacherModel for options.teacherSteps more steps before distilling. */
   continueTeacher?: boolean;
   /** Called with each trained model (teacher first), e.g. to save it; the model is disposed after. */
@@ -83,8 +89,11 @@ export function runLmDistillation(options: LmDistillOptions, splits: TextSplits,
   const realText = toSequences(splits.domains.flatMap((d) => d.train), ctx);
   const common = { batchSize: options.batchSize, learningRate: options.learningRate, progressEvery: 25 };
 
+  if (hooks.answeredTeacher !== undefined && options.methods.includes('sequence')) {
+    throw new Error('E_CONFIG: an API teacher gives distributions, not text: sequence-level KD needs a local teacher (--methods alone,word)');
+  }
   let started = Date.now();
-  let teacher = hooks.teacherModel;
+  let teacher = hooks.answeredTeacher ?? hooks.teacherModel;
   if (teacher !== undefined && hooks.continueTeacher === true) {
     // A saved teacher trained further (a fresh Adam state), e.g. when its first run was too short.
     say(`teacher ${lmSpecName(teacher.spec)} (loaded): ${options.teacherSteps} more steps on ${realText.bytes.toLocaleString('en-US')} bytes`);
@@ -96,7 +105,7 @@ export function runLmDistillation(options: LmDistillOptions, splits: TextSplits,
     trainLanguageModel(teacher, realText, { ...common, steps: options.teacherSteps, seed: options.seed + 1000, loss: [{ name: 'token-ce', weight: 1 }], onProgress: (s, l) => say(`  teacher step ${s}/${options.teacherSteps}: loss ${l.toFixed(4)} (${(l / Math.LN2).toFixed(3)} bits/byte)`) });
   }
   const teacherEval = evaluateLm(teacher, splits);
-  const teacherResult = { architecture: lmSpecName(teacher.spec), parameters: teacher.countParams(), heldOut: teacherEval, seconds: (Date.now() - started) / 1000 };
+  const teacherResult = { architecture: hooks.answeredTeacher === undefined ? lmSpecName(teacher.spec) : 'API teacher (top-k answers)', parameters: teacher.countParams(), heldOut: teacherEval, seconds: (Date.now() - started) / 1000 };
   say(`teacher held-out: ${format(teacherEval)}`);
   hooks.trained?.('teacher', teacher, { heldOut: teacherEval, trainBytes: realText.bytes });
 
@@ -125,7 +134,7 @@ export function runLmDistillation(options: LmDistillOptions, splits: TextSplits,
     students.push({ method, architecture: lmSpecName(student.spec), parameters: student.countParams(), heldOut, seconds: (Date.now() - started) / 1000, trainBytes: data.bytes });
     student.dispose();
   }
-  if (hooks.teacherModel === undefined) teacher.dispose();
+  if (hooks.teacherModel === undefined && hooks.answeredTeacher === undefined) teacher.dispose();
 
   const alone = students.find((s) => s.method === 'alone');
   const gapRecovered: LmDistillResult['gapRecovered'] = {};
