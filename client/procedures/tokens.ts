@@ -61,9 +61,11 @@ export class TokenLearner {
   private optimizer: Adam | undefined;
   private random: SeededRandom | undefined;
 
-  learn(context: RoundContext, target: Target | null): TrainResult {
+  /** α weights token-CE on private text, 1 − α the peers' target; a distiller learns with α = 0, from the target alone. */
+  learn(context: RoundContext, target: Target | null, alpha = context.info.alpha): TrainResult {
     const site = textSite(context);
-    const { alpha, temperature } = context.info;
+    const { temperature } = context.info;
+    if (target === null && alpha === 0) return { loss: 0, steps: 0, samples: 0, ms: 0 };
     this.optimizer ??= new Adam(site.learningRate);
     this.random ??= new SeededRandom(site.seed);
     const random = this.random;
@@ -74,17 +76,17 @@ export class TokenLearner {
     const began = performance.now();
     let total = 0;
     for (let step = 0; step < site.steps; step++) {
-      const own = selectSequences(site.train, Array.from({ length: b }, () => random.int(site.train.count)));
+      const own = alpha === 0 ? undefined : selectSequences(site.train, Array.from({ length: b }, () => random.int(site.train.count)));
       const peers = target === null ? undefined : Array.from({ length: Math.min(b, windows.count) }, () => random.int(windows.count));
       const value = this.optimizer.minimize(() => {
         const logits = (x: TokenSequences) => tf.reshape(site.model.logits(tf.tensor2d(x.inputs, [x.count, c], 'int32')), [-1, vocab]) as tf.Tensor2D;
-        const task = tokenCrossEntropy(logits(own), tf.tensor1d(own.targets, 'int32'), tf.tensor1d(own.mask));
-        if (peers === undefined) return task;
+        const task = own === undefined ? undefined : tokenCrossEntropy(logits(own), tf.tensor1d(own.targets, 'int32'), tf.tensor1d(own.mask));
+        if (peers === undefined) return task!;
         const batch = selectSequences(windows, peers);
         const q = new Float32Array(peers.length * c * vocab);
         peers.forEach((row, i) => q.set(target!.values.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
         const soft = tokenKdLoss(logits(batch), tf.tensor2d(q, [peers.length * c, vocab]), tf.tensor1d(batch.mask), temperature);
-        return tf.add(tf.mul(task, alpha), tf.mul(soft, 1 - alpha)) as tf.Scalar;
+        return task === undefined ? soft : (tf.add(tf.mul(task, alpha), tf.mul(soft, 1 - alpha)) as tf.Scalar);
       }, site.model.variables);
       const loss = value.dataSync()[0]!;
       value.dispose();

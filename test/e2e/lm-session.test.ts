@@ -143,9 +143,11 @@ describe('language models across sites, over real sockets', () => {
     raw.close();
   });
 
-  it('runs DML on text: each target is the leave-one-out mean of the others\' per-token uploads', async () => {
+  it('runs DML on text: each target is the leave-one-out mean of the others\' per-token uploads; a distiller LM learns from the ensemble', async () => {
     const ids = ['en', 'de', 'raw'];
-    const session = coordinator.createSession(sessionConfig('lm-dml', ids));
+    const config = sessionConfig('lm-dml', ids);
+    config.participants.push({ id: 'global', token: 'secret-global', role: 'distiller' });
+    const session = coordinator.createSession(config);
     const ended = new Promise((resolve) => session.once('end', resolve));
     // The hand-driven third participant uploads known distributions and reads its targets.
     const raw = new RawParticipant(coordinator.url, 'raw', 'secret-raw');
@@ -160,6 +162,10 @@ describe('language models across sites, over real sockets', () => {
         // Records what goes up, unchanged.
         uploadHook: { transform: (share) => (uploads.set(language, [...(uploads.get(language) ?? []), share]), share) },
       }));
+    // One global LM, no private text: it learns from the ensemble of all three by token-KD alone.
+    const global: TextSite = { ...site('en', 9), train: toSequences([], POSITIONS) };
+    const before = global.model.variables.map((v) => v.dataSync().slice());
+    const distilled = runParticipant({ url: coordinator.url, session: 'lm-dml', token: 'secret-global', role: 'distiller', data: textParticipantData(global), epochs: 1, batchSize: 4 });
     for (let round = 1; round <= 2; round++) {
       await until(() => raw.rounds.length >= round, `round ${round}`, 60_000);
       const rows = raw.rounds[round - 1]!.referenceIds.length;
@@ -188,6 +194,9 @@ describe('language models across sites, over real sockets', () => {
       expect(summary.rounds.every((r) => r.train.steps === 3 && Number.isFinite(r.train.loss))).toBe(true);
     }
     expect(session.history.map((r) => r.contributors.sort())).toEqual([['de', 'en', 'raw'], ['de', 'en', 'raw']]);
-    for (const s of sites) s.model.dispose();
+    const distiller = await distilled;
+    expect(distiller.rounds.map((r) => [r.round, r.receivedTarget, r.train.steps])).toEqual([[1, true, 3], [2, true, 3]]);
+    expect(global.model.variables.some((v, i) => v.dataSync().some((x, j) => x !== before[i]![j]))).toBe(true);
+    for (const s of [...sites, global]) s.model.dispose();
   });
 });
