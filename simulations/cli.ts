@@ -288,7 +288,8 @@ async function main(argv: string[]): Promise<number> {
         }
         options = parseSimulateArgs(rest.filter((a) => a !== '--no-save'));
         // A folder that cannot take the students is refused now, not after the run.
-        if (save) {
+        // Text simulations keep no students (simulations/text-sessions.ts).
+        if (save && options.data?.source !== 'text') {
           students = join(options.out, 'students');
           const { probeFolder } = await import('../client/student-io/index.js');
           probeFolder(students);
