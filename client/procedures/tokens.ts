@@ -62,7 +62,7 @@ export class TokenLearner {
   private random: SeededRandom | undefined;
 
   /** α weights token-CE on private text, 1 − α the peers' target; a distiller learns with α = 0, from the target alone. */
-  learn(context: RoundContext, target: Target | null, alpha = context.info.alpha): TrainResult {
+  async learn(context: RoundContext, target: Target | null, alpha = context.info.alpha): Promise<TrainResult> {
     const site = textSite(context);
     const { temperature } = context.info;
     if (target === null && alpha === 0) return { loss: 0, steps: 0, samples: 0, ms: 0 };
@@ -76,6 +76,9 @@ export class TokenLearner {
     const began = performance.now();
     let total = 0;
     for (let step = 0; step < site.steps; step++) {
+      // Between steps the event loop runs: a site that trains for minutes in the coordinator's
+      // process (simulations) or a page's must still answer the link's heartbeats.
+      if (step > 0) await new Promise((resolve) => setTimeout(resolve, 0));
       const own = alpha === 0 ? undefined : selectSequences(site.train, Array.from({ length: b }, () => random.int(site.train.count)));
       const peers = target === null ? undefined : Array.from({ length: Math.min(b, windows.count) }, () => random.int(windows.count));
       const value = this.optimizer.minimize(() => {

@@ -25,7 +25,7 @@ import {
   type KnowledgeExpectation,
 } from '../../protocol/index.js';
 import { Coordinator } from '../../server/coordinator.js';
-import type { SessionConfig } from '../../server/session-config.js';
+import { checkSessionConfig, type SessionConfig } from '../../server/session-config.js';
 import { RawParticipant, refusalCode, until } from '../server/raw-participant.js';
 
 /** Cookies from Debian's fortunes-min (English), fortunes-de and fortunes-es: each site's private text is one language. */
@@ -121,6 +121,18 @@ describe('reference-token-predictions: every upload validated', () => {
     expect(read({ ...t, indices: repeated })).toThrow(/E_VALUE.*top-k row 0 names entry \d twice/);
     const heavy = new Float32Array(12).fill(0.6);
     expect(read({ ...t, data: new Uint8Array(heavy.buffer) })).toThrow(/E_VALUE.*sum to 1\.2/);
+  });
+});
+
+describe('a session of per-token knowledge: its config', () => {
+  it('refuses a tokenizer without positions, a vocabulary that is not numClasses, an algorithm without per-token knowledge, secure aggregation', () => {
+    const ok = sessionConfig('c', ['a', 'b']);
+    expect(() => checkSessionConfig(ok)).not.toThrow();
+    expect(() => checkSessionConfig({ ...ok, positions: undefined })).toThrow(/tokenizer and positions go together/);
+    expect(() => checkSessionConfig({ ...ok, numClasses: 256 })).toThrow(/numClasses \(256\) must be the tokenizer's vocabulary \(257\)/);
+    expect(() => checkSessionConfig({ ...ok, positions: 0 })).toThrow(/positions must be an integer in \[1, 65536\] \(got 0\)/);
+    expect(() => checkSessionConfig({ ...ok, algorithm: 'fedmd' })).toThrow(/fedmd does not exchange per-token knowledge; with a tokenizer and positions choose dml/);
+    expect(() => checkSessionConfig({ ...ok, secureAggregation: { threshold: 2 } })).toThrow(/secure aggregation of per-token knowledge is not supported/);
   });
 });
 
