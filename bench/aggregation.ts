@@ -44,6 +44,8 @@ function payload(kind: Kind, index: number): { values: Float32Array; sampleCount
   const sampleCount = counts.reduce((a, b) => a + b, 0);
   switch (kind) {
     case 'reference-predictions':
+    // Per-token predictions aggregate as rows·positions distributions: the same math on the same bytes.
+    case 'reference-token-predictions':
       return { values: softPredictions(ROWS, CLASSES, 1000 + index), sampleCount, labelCounts: counts };
     case 'reference-logits':
     case 'class-logits': {

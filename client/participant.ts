@@ -10,6 +10,7 @@ import {
   encodeMessage,
   decodeMessage,
   ErrorCode,
+  isProbabilityKind,
   isTopK,
   packTensor,
   packTopK,
@@ -29,6 +30,7 @@ import {
   type SessionInfo,
 } from '../protocol/index.js';
 import type { LabeledDataset } from './data/dataset.js';
+import { tokenizerIdentity, type TextSite } from './lm/site.js';
 import { distiller } from './procedures/distiller.js';
 import {
   combined,
@@ -57,7 +59,8 @@ export interface ParticipantOptions {
    * lacks the highest classes (label skew) learns the class count from the session, not from
    * its largest label.
    */
-  student: Student | ((info: SessionInfo) => Student);
+  student?: Student | ((info: SessionInfo) => Student);
+  /** Private data and the reference set; a language-model site gives `data.text` (client/lm/site.ts textParticipantData) and no student. */
   data: ParticipantData;
   /** Labeled data to report accuracy on after each round (a held-out or validation set). */
   evaluation?: LabeledDataset;
@@ -288,15 +291,19 @@ class ParticipantRun {
   /** Joins (or, after a reconnect, rejoins) the session; the coordinator answers who this participant is. */
   private async join(): Promise<void> {
     const { options } = this;
-    const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant', reference: this.referenceClaim() });
+    const text = options.data.text;
+    const tokenizer = text === undefined ? undefined : tokenizerIdentity(text.tokenizer);
+    const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant', reference: this.referenceClaim(), tokenizer });
     const joined = readReply(replyMessages.joined, await this.request('join', envelope));
-    this.student ??= typeof options.student === 'function' ? options.student(joined.info) : options.student;
-    if (joined.info.numClasses !== this.student.numClasses) {
+    if (text !== undefined) checkTextSite(text, joined.info);
+    else this.student ??= typeof options.student === 'function' ? options.student(joined.info) : options.student;
+    if (this.student !== undefined && joined.info.numClasses !== this.student.numClasses) {
       throw new ProtocolError(
         ErrorCode.Shape,
         `session ${joined.info.session} has ${joined.info.numClasses} classes; this participant's model outputs ${this.student.numClasses}`,
       );
     }
+    if (text === undefined && this.student === undefined) throw new Error('a participant needs a student (options.student) or, for a language model, data.text');
     const top = largestLabel(options.data.train.y);
     if (top >= joined.info.numClasses) {
       throw new ProtocolError(
@@ -425,7 +432,16 @@ class ParticipantRun {
 
   private context(round: ServerMessage<'round'>): RoundContext {
     const { options } = this;
-    return { info: this.identity!.info, round, student: this.student!, data: options.data, epochs: options.epochs, batchSize: options.batchSize };
+    const student = this.student;
+    const session = this.identity!.info.session;
+    return {
+      info: this.identity!.info, round, data: options.data, epochs: options.epochs, batchSize: options.batchSize,
+      // A language-model site has no classifier: a procedure that wants one is told so.
+      get student(): Student {
+        if (student === undefined) throw new Error(`session ${session}: this participant is a language-model site (data.text) and has no classifier student for this procedure`);
+        return student;
+      },
+    };
   }
 
   // ---------------------------------------------------------------- the round loop
@@ -684,6 +700,22 @@ class ParticipantRun {
   }
 }
 
+/** A language-model site must fit the session: its tokenizer (the coordinator checked it too), vocabulary and window length. */
+function checkTextSite(site: TextSite, info: SessionInfo): void {
+  if (info.knowledge !== 'reference-token-predictions' || info.positions === undefined) {
+    throw new ProtocolError(ErrorCode.Schema, `session ${info.session} exchanges ${info.knowledge}; this participant is a language-model site and takes part only in sessions of reference-token-predictions`);
+  }
+  if (info.numClasses !== site.model.spec.vocab) {
+    throw new ProtocolError(ErrorCode.Tokenizer, `session ${info.session}'s vocabulary has ${info.numClasses} tokens; this participant's language model has ${site.model.spec.vocab}`);
+  }
+  if (info.positions !== site.reference.context || info.positions > site.model.spec.ctx) {
+    throw new ProtocolError(
+      ErrorCode.Shape,
+      `session ${info.session}'s reference windows have ${info.positions} positions; this participant's windows have ${site.reference.context} and its model a context of ${site.model.spec.ctx}`,
+    );
+  }
+}
+
 function largestLabel(labels: ArrayLike<number>): number {
   let top = -1;
   for (let i = 0; i < labels.length; i++) top = Math.max(top, labels[i]!);
@@ -730,7 +762,7 @@ function tlsAdvice(url: string, cause: string, caGiven: boolean): string {
  * (uploadTopK), everything else dense; packed as the session's uploadDtype.
  */
 function packShare(share: Share, knowledge: ServerMessage<'round'>['knowledge'], info: SessionInfo) {
-  if (info.uploadTopK !== undefined && knowledge === 'reference-predictions') return packTopK(share.values, share.shape, info.uploadTopK, info.uploadDtype);
+  if (info.uploadTopK !== undefined && isProbabilityKind(knowledge)) return packTopK(share.values, share.shape, info.uploadTopK, info.uploadDtype);
   // No copy (float32): encodeMessage copies the bytes into the envelope at once.
   return packTensor(share.values, share.shape, info.uploadDtype, { copy: false });
 }

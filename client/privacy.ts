@@ -195,6 +195,9 @@ export class GaussianUploads implements UploadHook {
         this.accountant.addGaussian(Math.SQRT2 * Math.min(clip, 1), sigma);
         return { ...share, values };
       }
+      case 'reference-token-predictions':
+        // One private record moves many windows' positions: the per-row clip above bounds nothing here.
+        throw new Error('privacy: differential privacy of per-token knowledge (reference-token-predictions) is not supported; its sensitivity is not one row');
       case 'reference-logits': {
         const values = Float32Array.from(share.values);
         clipRows(values, C, clip);

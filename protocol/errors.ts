@@ -36,6 +36,8 @@ export const ErrorCode = {
   Capacity: 'E_CAPACITY',
   /** The participant's reference set is not the session's (another digest): every site must predict on the same rows. */
   Reference: 'E_REFERENCE',
+  /** The participant's tokenizer is not the session's: token ids (and so per-token knowledge) would mean different things. */
+  Tokenizer: 'E_TOKENIZER',
   /**
    * A secure-aggregation message out of turn or naming members it may not: a step the round is
    * not at, a participant not in the round's roster, a share for oneself or one missing.

@@ -4,6 +4,10 @@
  * where the kind needs them.
  *
  *  - reference-predictions: softmax(z/T) on the round's reference samples, [ids, classes];
+ *  - reference-token-predictions: softmax(z/T) of a language model at every position of the round's
+ *    reference windows (shared text cut into windows of `positions` tokens), [ids, positions, vocab];
+ *    the session fixes positions and the tokenizer (so the vocabulary), and refuses a participant
+ *    whose tokenizer differs at its join;
  *  - reference-logits: raw logits on the round's reference samples, [ids, classes] (FedMD);
  *  - class-logits: mean logit vector per class over private data, [classes, classes], with the
  *    per-class sample counts in labelCounts (FD — needs no shared data);
@@ -20,7 +24,7 @@ import { ErrorCode, ProtocolError } from './errors.js';
 import { decodeTopKRows, expandTopK, isTopK, type KnowledgeTensor, type TopKRows, type TopKWireTensor } from './sparse.js';
 import { decodeTensorValues, unpackTensor, type WireDtype, type WireTensor } from './tensor.js';
 
-export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-logits', 'class-logits', 'weights', 'class-representations', 'class-hyper-knowledge'] as const;
+export const KNOWLEDGE_KINDS = ['reference-predictions', 'reference-token-predictions', 'reference-logits', 'class-logits', 'weights', 'class-representations', 'class-hyper-knowledge'] as const;
 export type KnowledgeKind = (typeof KNOWLEDGE_KINDS)[number];
 /** What a session exchanges: a kind of knowledge, or nothing (local training). */
 export type Knowledge = KnowledgeKind | 'none';
@@ -34,6 +38,13 @@ export interface ShapeContext {
   parameters?: number;
   /** Values per class row of the class kinds (class-representations, class-hyper-knowledge), once known. */
   width?: number;
+  /** Tokens per reference window (reference-token-predictions): the session's context. */
+  positions?: number;
+}
+
+/** The kinds whose values are probabilities (softmax at T) over the last axis: simplex-checked, and the only ones with a top-k form. */
+export function isProbabilityKind(kind: Knowledge): kind is 'reference-predictions' | 'reference-token-predictions' {
+  return kind === 'reference-predictions' || kind === 'reference-token-predictions';
 }
 
 /** The kinds whose rows are per-class means of a width the first upload fixes. */
@@ -51,6 +62,9 @@ export function knowledgeShape(knowledge: Knowledge, context: ShapeContext): num
     case 'reference-predictions':
     case 'reference-logits':
       return [context.rows, context.numClasses];
+    case 'reference-token-predictions':
+      if (context.positions === undefined) throw new Error('the shape of reference-token-predictions needs the positions per window');
+      return [context.rows, context.positions, context.numClasses];
     case 'class-logits':
       return [context.numClasses, context.numClasses];
     case 'weights':
@@ -102,6 +116,8 @@ export interface KnowledgeExpectation {
   parameters?: number;
   /** Row width every class-representations or class-hyper-knowledge upload must have, once known. */
   width?: number;
+  /** Tokens per reference window (reference-token-predictions). */
+  positions?: number;
 }
 
 export interface RawUpload {
@@ -194,7 +210,9 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   if (upload.kind !== e.kind) {
     throw new ProtocolError(ErrorCode.Schema, `${what}: this session exchanges ${e.kind}, not ${upload.kind}`);
   }
-  const probabilities = e.kind === 'reference-predictions';
+  const probabilities = isProbabilityKind(e.kind);
+  // Rows of the last axis: one per reference sample, or per position of each reference window.
+  const distributions = e.rows * (e.kind === 'reference-token-predictions' ? (e.positions ?? 0) : 1);
   let values: Float32Array;
   // Soft predictions get one pass over their values instead of two: isOnSimplex accepts exactly
   // what the finiteness scan (unpackTensor's last step) and checkSimplex both accept, and when it
@@ -204,14 +222,14 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   try {
     const shape = Array.isArray(upload.values?.shape) ? expectedShape(e, upload) : undefined;
     if (isTopK(upload.values)) {
-      if (!probabilities) throw new ProtocolError(ErrorCode.Schema, `the top-k sparse form carries probabilities (reference-predictions) only; ${e.kind} travels dense`);
+      if (!probabilities) throw new ProtocolError(ErrorCode.Schema, `the top-k sparse form carries probabilities (reference-predictions, reference-token-predictions) only; ${e.kind} travels dense`);
       values = readTopKProbabilities(upload.values, shape);
     } else if (probabilities) {
       // In place where the bytes are aligned (encodeMessage aligns large tensors): the receiver owns
       // the envelope and nothing writes to it, so the copy would buy nothing.
       values = decodeTensorValues(upload.values, shape, { inPlace: true });
       checkProbabilityQuantisation(upload.values);
-      offSimplex = !isOnSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses), PROBABILITY_SLACK);
+      offSimplex = !isOnSimplex(values, distributions, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses), PROBABILITY_SLACK);
       if (offSimplex) values = unpackTensor(upload.values, shape); // throws if a value is not finite
     } else {
       values = unpackTensor(upload.values, shape, { inPlace: true });
@@ -223,8 +241,9 @@ export function readContribution(participant: string, upload: RawUpload, e: Know
   const contribution = withCounts({ participant, values }, upload, e, what);
   switch (e.kind) {
     case 'reference-predictions':
+    case 'reference-token-predictions':
       if (offSimplex) {
-        checkSimplex(values, e.rows, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses), PROBABILITY_SLACK, what);
+        checkSimplex(values, distributions, e.numClasses, simplexTolerance(upload.values.dtype, e.numClasses), PROBABILITY_SLACK, what);
         // isOnSimplex refused what checkSimplex accepts: a bug here, not the participant's.
         throw new Error(`${what}: the fused probability check and checkSimplex disagree`);
       }

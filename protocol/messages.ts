@@ -49,6 +49,18 @@ const wireError = z.object({
   message: z.string().max(4096),
 }) satisfies z.ZodType<WireError>;
 
+/**
+ * A language model's tokenizer as far as token ids go (client/lm/tokenizer.ts): two ends exchange
+ * per-token knowledge only if these agree, or token ids would mean different things.
+ */
+const tokenizerIdentity = z.object({
+  kind: z.string().min(1).max(64),
+  encoding: z.string().min(1).max(64),
+  vocabSize: z.number().int().min(2).max(100_000),
+  bos: z.number().int().min(0).max(100_000),
+});
+export type TokenizerIdentity = z.infer<typeof tokenizerIdentity>;
+
 /** What a participant needs to know about the session it joined. */
 const sessionInfo = z.object({
   session: id,
@@ -85,6 +97,12 @@ const sessionInfo = z.object({
    * (S − own)/(n − 1), or the mean of all S/n.
    */
   secure: z.object({ threshold: z.number().int().min(2).max(255), targets: z.enum(['others', 'all']) }).optional(),
+  /**
+   * Sessions of per-token knowledge (reference-token-predictions): the tokenizer every
+   * participant must use (numClasses is its vocabulary) and the tokens per reference window.
+   */
+  tokenizer: tokenizerIdentity.optional(),
+  positions: z.number().int().min(1).max(65_536).optional(),
 });
 export type SessionInfo = z.infer<typeof sessionInfo>;
 
@@ -116,6 +134,8 @@ export const clientMessages = {
      * features (referenceDigest). The coordinator refuses a set that is not the session's.
      */
     reference: z.object({ rows: count, digest: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in 64 lowercase hex digits') }).optional(),
+    /** The tokenizer of this participant's language model: a session of per-token knowledge refuses any other (E_TOKENIZER). */
+    tokenizer: tokenizerIdentity.optional(),
   }),
   upload: z.object({
     ...header,

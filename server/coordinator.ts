@@ -353,7 +353,7 @@ export class Coordinator {
         },
       };
       link = ownLink;
-      const reply = session.join(participant, ownLink, message.role, message.reference);
+      const reply = session.join(participant, ownLink, message.role, message.reference, message.tokenizer);
       joined = true;
       this.log(`${participant} joined ${session.config.id}`);
       return encodeEnvelope(reply);

@@ -4,7 +4,7 @@
  * coordinator and the CLI all read these; this file reads only protocol and the registries.
  */
 import { createHash } from 'node:crypto';
-import type { ClientMessage, Role, WireDtype, WireError } from '../protocol/index.js';
+import type { ClientMessage, Role, TokenizerIdentity, WireDtype, WireError } from '../protocol/index.js';
 import { aggregatorConfigProblems } from './aggregators/index.js';
 import { sampleSize, samplingProblems, type SamplingSettings } from './participant-sampling.js';
 import { STRATEGIES } from './strategies/index.js';
@@ -92,6 +92,14 @@ export interface SessionConfig {
    * dropouts. Off when omitted.
    */
   secureAggregation?: SecureAggregationSettings;
+  /**
+   * Per-token knowledge (reference-token-predictions) between language models: the tokenizer
+   * every participant must join with (numClasses is its vocabulary) and the tokens per reference
+   * window (the reference set is shared text cut into referenceSize windows of this many tokens).
+   * Both or neither; only algorithms whose descriptor says `perToken` take them.
+   */
+  tokenizer?: TokenizerIdentity;
+  positions?: number;
 }
 
 export type ParticipantMetrics = ClientMessage<'report'>['metrics'];
@@ -124,6 +132,22 @@ export function valuesDigest(values: Float32Array): string {
 /** The entries that can contribute: every one but the distillers. */
 export function contributorEntries(c: Pick<SessionConfig, 'participants'>): ParticipantEntry[] {
   return c.participants.filter((p) => p.role !== 'distiller');
+}
+
+/** What is wrong with a session's per-token settings (tokenizer, positions). */
+function perTokenProblems(c: SessionConfig): string[] {
+  if (c.tokenizer === undefined && c.positions === undefined) return [];
+  if (c.tokenizer === undefined || c.positions === undefined) return ['tokenizer and positions go together: a session of per-token knowledge needs the tokenizer and the tokens per reference window'];
+  const problems: string[] = [];
+  if (!(Number.isInteger(c.positions) && c.positions >= 1 && c.positions <= 65_536)) problems.push(`positions must be an integer in [1, 65536] (got ${c.positions})`);
+  if (c.tokenizer.vocabSize !== c.numClasses) problems.push(`numClasses (${c.numClasses}) must be the tokenizer's vocabulary (${c.tokenizer.vocabSize}): per-token predictions are over the vocabulary`);
+  const descriptor = Object.hasOwn(STRATEGIES, c.algorithm) ? STRATEGIES[c.algorithm] : undefined;
+  if (descriptor !== undefined && descriptor.perToken !== true) {
+    const able = Object.values(STRATEGIES).filter((d) => d.perToken === true).map((d) => d.name);
+    problems.push(`${c.algorithm} does not exchange per-token knowledge; with a tokenizer and positions choose ${able.join(', ')}`);
+  }
+  if (c.secureAggregation !== undefined) problems.push('secure aggregation of per-token knowledge is not supported');
+  return problems;
 }
 
 /** Throws one error listing everything wrong with a session config. */
@@ -173,6 +197,7 @@ export function checkSessionConfig(c: SessionConfig): void {
   for (const [field, k] of [['uploadTopK', c.uploadTopK], ['targetTopK', c.targetTopK]] as const) {
     if (k !== undefined && !(Number.isInteger(k) && k >= 1 && k <= c.numClasses)) problems.push(`${field} must be an integer in [1, ${c.numClasses}] (the classes) (got ${k})`);
   }
+  problems.push(...perTokenProblems(c));
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);
   if (!(c.alpha >= 0 && c.alpha <= 1)) problems.push(`alpha must be in [0, 1] (got ${c.alpha})`);
   if (problems.length > 0) throw new Error(`invalid session config "${c.id}": ${problems.join('; ')}`);

@@ -17,6 +17,7 @@ import {
   type ClientMessage,
   type Contribution,
   type KnowledgeExpectation,
+  type TokenizerIdentity,
   type ReplyMessage,
   type SessionInfo,
 } from '../protocol/index.js';
@@ -91,6 +92,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       maxMessageBytes: c.maxMessageBytes,
       async: this.mode instanceof AsyncRun ? this.mode.settings : undefined,
       secure: c.secureAggregation === undefined ? undefined : { threshold: c.secureAggregation.threshold, targets: strategyDescriptor(c.algorithm).secureTargets! },
+      tokenizer: c.tokenizer,
+      positions: c.positions,
     };
   }
 
@@ -112,13 +115,14 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   /** Admits a participant (again, after a reconnect); it takes part from the next round it is sent. */
-  join(participant: string, link: PeerLink, role: Role = 'participant', reference?: { rows: number; digest: string }): ReplyMessage<'joined'> {
+  join(participant: string, link: PeerLink, role: Role = 'participant', reference?: { rows: number; digest: string }, tokenizer?: TokenizerIdentity): ReplyMessage<'joined'> {
     if (this.ended) throw new ProtocolError(ErrorCode.Session, `session ${this.config.id} has ended`);
     if (role === 'teacher' && this.strategy.knowledge === 'none') {
       throw new ProtocolError(ErrorCode.Auth, `session ${this.config.id} exchanges nothing: a teacher has nothing to contribute`);
     }
     if (role === 'distiller') this.checkDistillable();
     if (reference !== undefined) this.checkReference(participant, reference);
+    this.checkTokenizer(participant, tokenizer);
     const allowed = this.config.participants.find((p) => p.id === participant)?.role;
     if (allowed !== undefined && allowed !== role) {
       throw new ProtocolError(ErrorCode.Auth, `${participant}'s token is for a ${allowed} of session ${this.config.id}; it cannot join as a ${role}`);
@@ -178,6 +182,25 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   /**
+   * Per-token knowledge means something only between models whose token ids mean the same: a
+   * session that exchanges it admits only its own tokenizer (the issue's "tokenizer mismatch").
+   */
+  private checkTokenizer(participant: string, tokenizer: TokenizerIdentity | undefined): void {
+    const expected = this.config.tokenizer;
+    if (expected === undefined) return;
+    const fields = (t: TokenizerIdentity) => `{kind=${t.kind}, encoding=${t.encoding}, vocabSize=${t.vocabSize}, bos=${t.bos}}`;
+    if (tokenizer === undefined) {
+      throw new ProtocolError(ErrorCode.Tokenizer, `session ${this.config.id} exchanges per-token knowledge with the tokenizer ${fields(expected)}; ${participant} joined without naming its tokenizer`);
+    }
+    if ((['kind', 'encoding', 'vocabSize', 'bos'] as const).some((k) => tokenizer[k] !== expected[k])) {
+      throw new ProtocolError(
+        ErrorCode.Tokenizer,
+        `${participant}'s tokenizer ${fields(tokenizer)} is not session ${this.config.id}'s ${fields(expected)}: token ids would mean different things`,
+      );
+    }
+  }
+
+  /**
    * A distiller learns from the round's ensemble on the reference set: a session must have both.
    * FD's class logits come with no shared samples to learn them on; FedAvg's average already is
    * one global model; an asynchronous session has no round ensemble to send.
@@ -185,7 +208,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private checkDistillable(): void {
     const { knowledge, mode } = this.strategy;
     const why =
-      knowledge !== 'reference-predictions' && knowledge !== 'reference-logits'
+      knowledge !== 'reference-predictions' && knowledge !== 'reference-token-predictions' && knowledge !== 'reference-logits'
         ? `it exchanges ${knowledge === 'none' ? 'nothing' : knowledge}, not predictions on a shared reference set`
         : mode === 'async' ? 'it is asynchronous: there is no round ensemble to send' : undefined;
     if (why !== undefined) {

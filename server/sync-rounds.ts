@@ -115,7 +115,7 @@ export class SyncRounds implements SessionMode {
     if (knowledge === 'none') {
       throw new ProtocolError(ErrorCode.Schema, `session ${this.session.config.id} exchanges nothing: there is no upload to send`);
     }
-    return { kind: knowledge, round, numClasses: this.session.config.numClasses, rows: open.referenceIds.length, parameters: this.parameters, width: this.width };
+    return { kind: knowledge, round, numClasses: this.session.config.numClasses, rows: open.referenceIds.length, parameters: this.parameters, width: this.width, positions: this.session.config.positions };
   }
 
   upload(participant: string, round: number, contribution: Contribution, bytes: number): void {
@@ -305,7 +305,7 @@ export class SyncRounds implements SessionMode {
     // (Only sessions with a reference-set ensemble admit one: see Session.checkDistillable.)
     const distillers = this.session.distillers().filter((d) => open.record.participants.includes(d));
     if (ensemble !== null && distillers.length > 0) {
-      const target = { values: ensemble, shape: knowledgeShape(strategy.knowledge, { rows: open.referenceIds.length, numClasses: config.numClasses }) };
+      const target = { values: ensemble, shape: knowledgeShape(strategy.knowledge, { rows: open.referenceIds.length, numClasses: config.numClasses, positions: config.positions }) };
       for (const distiller of distillers) {
         open.owing.add(distiller);
         record.bytesDown += this.session.links.get(distiller)!.send('target', {

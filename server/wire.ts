@@ -7,6 +7,7 @@
  */
 import {
   encodeMessage,
+  isProbabilityKind,
   packTensor,
   packTopK,
   PROTOCOL_VERSION,
@@ -77,7 +78,7 @@ function toWire<E extends keyof Outgoing>(event: E, message: Outgoing[E], target
   const { target, ...rest } = message as Outgoing['target'];
   if (target === null) return { v: PROTOCOL_VERSION, ...rest, target: null } as ServerMessage<E>;
   // Only probabilities have a top-k form; logits, class logits and weights go down dense.
-  if (targetTopK !== undefined && rest.kind === 'reference-predictions') {
+  if (targetTopK !== undefined && isProbabilityKind(rest.kind)) {
     return { v: PROTOCOL_VERSION, ...rest, target: packTopK(target.values, target.shape, targetTopK, targetDtype) } as ServerMessage<E>;
   }
   // No copy: the envelope encoder copies the bytes, and the target is not kept.

@@ -8,6 +8,7 @@ import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { readConfigFile, validateExperiment } from './config.js';
 import { writeRunOutputs } from './outputs.js';
+import { LM_NAMES_HELP } from '../client/lm/model.js';
 import { CENTRALIZED, DEFAULT_OPTIONS, distillerRefusal, formatSummary, simulate, type SimulationOptions } from './simulate.js';
 import { runSweepCommand } from './sweep.js';
 
@@ -110,6 +111,14 @@ simulate options — each overrides the field of the same name in --config (defa
                             reference sets, one launch line per member (codistill client --partition DIR#i)
                             and DIR/README.txt (Slurm array, Kubernetes Indexed Job, ssh); no baseline
   --plan-server URL         the coordinator's URL the launch lines name [http://127.0.0.1:8080]
+
+language models across sites (config only; see experiments/configs/lm-dml.yaml):
+  data: { source: text, domains: [en, de, it, es], root: DIR }   one participant per fortune language
+                            (Debian's fortunes-* packages; root defaults to /usr/share/games/fortunes)
+  lm: { model: ${LM_NAMES_HELP}, steps: N, maxBytesPerDomain: [100000], heldOutFraction: [0.1],
+        referenceBytesPerDomain: [10000] }   steps per round; the positions are the model's ctx
+                            algorithm dml or local; prints bits per byte on each site's own held-out text
+                            and on the mixed held-out set every round; writes result.json, rounds.jsonl
 `;
 
 /** Flags that carry numbers, by the config field they set. */
@@ -282,7 +291,8 @@ async function main(argv: string[]): Promise<number> {
         }
         options = parseSimulateArgs(rest.filter((a) => a !== '--no-save'));
         // A folder that cannot take the students is refused now, not after the run.
-        if (save) {
+        // Text simulations keep no students (simulations/text-sessions.ts).
+        if (save && options.data?.source !== 'text') {
           students = join(options.out, 'students');
           const { probeFolder } = await import('../client/student-io/index.js');
           probeFolder(students);
@@ -290,6 +300,13 @@ async function main(argv: string[]): Promise<number> {
       } catch (error) {
         process.stderr.write(`codistill simulate: ${(error as Error).message}\n`);
         return 2;
+      }
+      if (options.data?.source === 'text') {
+        const { formatTextSummary, simulateText, writeTextOutputs } = await import('./text-sessions.js');
+        const result = await simulateText(options, say);
+        say.line(formatTextSummary(result));
+        say.line(`results written to ${writeTextOutputs(result, options.out).join(', ')}`);
+        return 0;
       }
       const result = await simulate(options, say, { students });
       say.line(formatSummary(result));

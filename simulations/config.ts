@@ -8,6 +8,8 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BACKENDS } from '../client/backend.js';
+import { FORTUNE_DOMAINS } from '../client/data/text.js';
+import { LM_NAMES_HELP, parseLmSpec } from '../client/lm/model.js';
 import { isModelName, MODEL_NAMES_HELP, type ModelName } from '../client/models.js';
 import { WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
@@ -35,7 +37,22 @@ const data = z.discriminatedUnion('source', [
   z.object({ source: z.literal('mnist') }).strict(),
   z.object({ source: z.literal('idx'), folder: z.string().min(1) }).strict(),
   z.object({ source: z.literal('csv'), train: z.string().min(1), test: z.string().min(1).optional(), label: z.string().optional() }).strict(),
-], { error: 'source must be one of mnist, idx, csv' });
+  // Language models across sites (simulations/text-sessions.ts): one participant per fortune language.
+  z.object({
+    source: z.literal('text'),
+    domains: z.array(oneOf(Object.keys(FORTUNE_DOMAINS)), { error: `must list fortune languages (${Object.keys(FORTUNE_DOMAINS).join(', ')})` }).min(2, 'must list at least 2 domains'),
+    root: z.string().min(1).optional(),
+  }).strict(),
+], { error: 'source must be one of mnist, idx, csv, text' });
+
+/** A text simulation's language model and text split (simulations/text-sessions.ts LmSettings). */
+const lm = z.object({
+  model: z.string().refine((name) => { try { parseLmSpec(name); return true; } catch { return false; } }, { error: `must be a language model, ${LM_NAMES_HELP}` }),
+  steps: integer(1),
+  maxBytesPerDomain: integer(1000).default(100_000),
+  heldOutFraction: z.number({ error: 'must be a number' }).gt(0, 'must be in (0, 1)').lt(1, 'must be in (0, 1)').default(0.1),
+  referenceBytesPerDomain: integer(1).default(10_000),
+}).strict();
 
 /**
  * A count of learners with the experiment's model, or a list of groups (simulations/groups.ts),
@@ -109,6 +126,7 @@ export const experimentSchema = z
     async: z.object({ shards: integer(1).optional(), exchangeEvery: integer(1).optional(), burnInSteps: integer(0).optional(), stalenessMs: positive.optional() }).strict().optional(),
     /** FedMD's transfer learning: epochs on the labelled reference set, then on the private data, before round 1. */
     pretrainOnReference: integer(0).optional(),
+    lm: lm.optional(),
     baseline: z.boolean({ error: 'must be true or false' }),
     out: z.string(),
   })
@@ -156,6 +174,16 @@ export const experimentSchema = z
     if (config.async?.shards !== undefined && config.async.shards > config.referenceSize) {
       context.addIssue({ code: 'custom', path: ['async', 'shards'], input: config.async.shards, message: `must be ≤ referenceSize (${config.referenceSize}): each shard holds reference samples` });
     }
+    if (config.data?.source === 'text') {
+      // What the text simulation runs: one site per domain, a per-token algorithm or local-only, no classifier-only features.
+      if (config.lm === undefined) context.addIssue({ code: 'custom', path: ['lm'], message: 'is required with data.source text: { model, steps, … }' });
+      if (config.participants !== config.data.domains.length) context.addIssue({ code: 'custom', path: ['participants'], input: config.participants, message: `must be the number of text domains (${config.data.domains.length}): one site per domain` });
+      const perToken = Object.values(STRATEGIES).filter((d) => d.perToken === true).map((d) => d.name);
+      if (![...perToken, 'local'].includes(config.algorithm)) context.addIssue({ code: 'custom', path: ['algorithm'], input: config.algorithm, message: `text sessions run ${[...perToken, 'local'].join(', ')}` });
+      for (const field of ['attack', 'privacy', 'secureAggregation', 'distiller', 'sampling', 'async', 'pretrainOnReference'] as const) {
+        if (config[field] !== undefined) context.addIssue({ code: 'custom', path: [field], message: 'is not supported in text simulations' });
+      }
+    } else if (config.lm !== undefined) context.addIssue({ code: 'custom', path: ['lm'], message: 'is for text simulations (data.source text) only' });
     if (config.attack !== undefined && config.algorithm === CENTRALIZED && config.attack.participants > 0) {
       context.addIssue({ code: 'custom', path: ['attack'], message: 'centralized pools every shard into one participant: there is nobody to be hostile' });
     }

@@ -24,6 +24,7 @@ import { hostileParticipants, type AttackSpec } from './attacks.js';
 import { commonModel, learnerCount, participantCount, roster, teacherEpochs, type Member, type ParticipantGroup } from './groups.js';
 import { WorkerPool, type PoolRun, type RoundReport } from './pool.js';
 import type { SimulatedParticipant, WorkerJob } from './worker.js';
+import type { LmSettings, TextSource } from './text-sessions.js';
 
 /** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
 export const CENTRALIZED = 'centralized';
@@ -32,7 +33,8 @@ export const CENTRALIZED = 'centralized';
 export type DataSource =
   | { source: 'mnist' }
   | { source: 'idx'; folder: string }
-  | { source: 'csv'; train: string; test?: string; label?: string };
+  | { source: 'csv'; train: string; test?: string; label?: string }
+  | TextSource;
 
 export interface SimulationOptions {
   /** The embedded MNIST when omitted. */
@@ -104,6 +106,8 @@ export interface SimulationOptions {
    * 0 turns it off; the local-only baseline starts from the same step.
    */
   pretrainOnReference?: number;
+  /** Language models (data: { source: text }, simulations/text-sessions.ts): the model, steps per round and the text's split. */
+  lm?: LmSettings;
   /** Also run the local-only baseline on the same participants. */
   baseline: boolean;
   /** Where the results JSON goes. */
@@ -257,6 +261,8 @@ export function loadSource(data: DataSource = { source: 'mnist' }): { all: Label
       const test = data.test === undefined ? undefined : loadCsv(data.test, { label: data.label, numClasses: all.numClasses, ...(all.classNames === undefined ? {} : { classNames: all.classNames }) });
       return { all, test, name: `CSV ${data.train}${data.test === undefined ? '' : ` + ${data.test}`}`, u8Divisor: all.preprocessing.divisor };
     }
+    case 'text':
+      throw new Error('text is not a labelled data set: a text simulation runs by simulations/text-sessions.ts (simulateText)');
   }
 }
 

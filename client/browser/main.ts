@@ -55,6 +55,8 @@ function describeShare(info: SessionInfo): string {
   switch (info.knowledge) {
     case 'reference-predictions':
       return `this page shares its model's soft predictions, softmax(z/T) at T = ${info.temperature}, on the reference samples each round names (of the session's ${info.referenceSize}, as ${info.uploadDtype}) — ${never}, and never the model's weights.`;
+    case 'reference-token-predictions':
+      return `this page shares its language model's next-token distributions, softmax(z/T) at T = ${info.temperature}, at every position of the shared reference windows each round names — ${never}, and never the model's weights.`;
     case 'reference-logits':
       return `this page shares its model's logits on the reference samples each round names (of the session's ${info.referenceSize}, as ${info.uploadDtype}) — ${never}, and never the model's weights.`;
     case 'class-logits':

@@ -12,6 +12,7 @@
  * participant's epochs over the round's reference rows.
  */
 import { referenceFeatures, trainOptions, type RoundContext, type SyncProcedure } from './procedure.js';
+import { TokenLearner } from './tokens.js';
 
 /**
  * Each row of logits z, [rows, C], as probabilities softmax(z / T) — what a FedMD session's mean
@@ -37,14 +38,19 @@ function ensembleProbabilities(context: RoundContext, values: Float32Array): Flo
   throw new Error(`session ${context.info.session} exchanges ${knowledge}: a distiller learns only from an ensemble on the reference set`);
 }
 
-export const distiller = (): SyncProcedure => ({
-  mode: 'sync',
-  // A distiller contributes nothing (the coordinator would refuse its upload).
-  share: () => Promise.resolve(undefined),
-  learn(context, target) {
-    // The coordinator sends a distiller a target only when there is an ensemble; without one there is nothing to learn.
-    if (target === null) return Promise.resolve({ loss: 0, steps: 0, samples: 0, ms: 0 });
-    const probs = ensembleProbabilities(context, target.values);
-    return context.student.train({ soft: { x: referenceFeatures(context), probs } }, trainOptions(context, 0));
-  },
-});
+export const distiller = (): SyncProcedure => {
+  // On language models: one global LM, by token-KD towards the ensemble at every position of the round's windows.
+  const tokens = new TokenLearner();
+  return {
+    mode: 'sync',
+    // A distiller contributes nothing (the coordinator would refuse its upload).
+    share: () => Promise.resolve(undefined),
+    async learn(context, target) {
+      // The coordinator sends a distiller a target only when there is an ensemble; without one there is nothing to learn.
+      if (target === null) return { loss: 0, steps: 0, samples: 0, ms: 0 };
+      if (context.info.knowledge === 'reference-token-predictions') return tokens.learn(context, target, 0);
+      const probs = ensembleProbabilities(context, target.values);
+      return context.student.train({ soft: { x: referenceFeatures(context), probs } }, trainOptions(context, 0));
+    },
+  };
+};

@@ -4,6 +4,7 @@
  */
 import { knowledgeShape, type KnowledgeKind, type ServerMessage, type SessionInfo } from '../../protocol/index.js';
 import type { LabeledDataset } from '../data/dataset.js';
+import type { TextSite } from '../lm/site.js';
 import type { Student, TrainResult } from '../student.js';
 
 /** What a participant holds: its private data, and the shared reference set's features. */
@@ -16,6 +17,13 @@ export interface ParticipantData {
    * transfer learning before round 1 (ParticipantOptions.pretrainOnReference).
    */
   referenceLabels?: Int32Array;
+  /**
+   * A language-model site (sessions of reference-token-predictions): its model, private text and
+   * the reference windows. `train` is then empty with sample shape [2·positions], and `reference`
+   * the windows' features (client/lm/site.ts textParticipantData), so the join's reference digest
+   * covers the shared text.
+   */
+  text?: TextSite;
 }
 
 export interface RoundContext {
@@ -110,6 +118,7 @@ export function referenceFeatures(context: RoundContext, ids: readonly number[] 
 /** The shape a target of this session must have, as protocol decides it for the session's knowledge. */
 export function targetShape(context: RoundContext): number[] {
   return knowledgeShape(context.info.knowledge, {
+    positions: context.info.positions,
     rows: context.round.referenceIds.length,
     numClasses: context.info.numClasses,
     parameters: context.info.knowledge === 'weights' ? context.student.model.countParams() : undefined,

@@ -4,6 +4,11 @@
  * participants' temperature-scaled probabilities on the round's reference samples. The
  * aggregate is the mean by default; any aggregator of server/aggregators can stand in (median
  * or trimmed mean against hostile peers, entropy-weighted for a gated ensemble, …).
+ *
+ * On language models (the session's tokenizer and positions set) the same at every position:
+ * the knowledge is softmax(z/T) per token on the round's reference windows, [rows, positions,
+ * vocab], aggregated as rows·positions distributions over the vocabulary (Anil et al. 2018
+ * co-distilled language models this way, per token).
  */
 import { aggregatorFor, leaveOneOutAndEnsemble } from '../aggregators/index.js';
 import { sampleReferencePerRound } from './reference-ids.js';
@@ -17,13 +22,16 @@ export const dml: StrategyDescriptor = {
   defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   summary: "deep mutual learning across nodes: each learns from the others' soft predictions on reference samples (Zhang et al. 2018)",
   secureTargets: 'others',
+  perToken: true,
   create(settings): StrategyRounds {
+    const positions = settings.positions;
     const name = settings.aggregator ?? 'mean';
     const aggregator = aggregatorFor(name);
     return {
       configureRound: sampleReferencePerRound(settings),
       aggregate(contributions, learners, rows): Aggregate {
-        const options = aggregatorOptions(settings, rows);
+        // Per token: every position of every window is one distribution over the vocabulary.
+        const options = aggregatorOptions(settings, positions === undefined ? rows : rows * positions);
         // The contributions are checked once and, for the mean, summed once: every target is
         // (S − own)/(n − 1) and the ensemble S/n from that one float64 sum.
         const { targets: others, ensemble } =
@@ -33,7 +41,7 @@ export const dml: StrategyDescriptor = {
         const targets = new Map(
           learners.map((p) => {
             const values = others.get(p);
-            return [p, values === undefined ? null : { values, shape: [rows, settings.numClasses] }];
+            return [p, values === undefined ? null : { values, shape: positions === undefined ? [rows, settings.numClasses] : [rows, positions, settings.numClasses] }];
           }),
         );
         return { targets, ensemble };

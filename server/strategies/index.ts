@@ -35,6 +35,7 @@ export function strategyDescriptor(algorithm: string): StrategyDescriptor {
 }
 
 export function createStrategy(algorithm: string, settings: StrategySettings): Strategy {
-  const { name, knowledge, mode, create } = strategyDescriptor(algorithm);
-  return { name, knowledge, mode, ...create(settings) };
+  const { name, knowledge, mode, create, perToken } = strategyDescriptor(algorithm);
+  if (settings.positions !== undefined && perToken !== true) throw new Error(`${name} does not exchange per-token knowledge`);
+  return { name, knowledge: settings.positions === undefined ? knowledge : 'reference-token-predictions', mode, ...create(settings) };
 }

@@ -40,6 +40,8 @@ export interface StrategySettings {
   sharpenTemperature?: number;
   /** Fraction trimmed on each side by the trimmed mean. */
   trimFraction?: number;
+  /** Tokens per reference window, in sessions of per-token knowledge (reference-token-predictions). */
+  positions?: number;
 }
 
 /** What a strategy does each round; its descriptor says what it is. */
@@ -80,6 +82,12 @@ export interface StrategyDescriptor {
    * the mean S/n. Absent: the algorithm cannot run under secure aggregation.
    */
   readonly secureTargets?: 'others' | 'all';
+  /**
+   * True for an algorithm that also runs on language models: with the session's tokenizer and
+   * positions set, it exchanges reference-token-predictions ([rows, positions, vocab]) in place
+   * of its reference-predictions.
+   */
+  readonly perToken?: true;
 }
 
 /** A strategy at work in a session: its descriptor's identity and its rounds. */

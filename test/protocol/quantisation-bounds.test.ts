@@ -31,11 +31,13 @@ const VALUE_SLACK = 1e-3;
 const SUM_TOLERANCE: Record<WireDtype, number> = { float32: 1e-3, float16: 1e-3 + C * 2 ** -11, uint8: 1e-3 + C / 510 };
 
 function expectation(kind: KnowledgeKind): KnowledgeExpectation {
+  if (kind === 'reference-token-predictions') return { kind, round: 3, numClasses: C, rows: ROWS / 2, positions: 2 };
   return { kind, round: 3, numClasses: C, rows: ROWS, ...(kind === 'weights' ? { parameters: ROWS * C } : {}) };
 }
 
 function shapeOf(kind: KnowledgeKind): number[] {
-  return kind === 'weights' ? [ROWS * C] : kind === 'class-logits' ? [C, C] : [ROWS, C];
+  // Per-token predictions: the same ROWS distributions as ROWS / 2 windows of 2 positions.
+  return kind === 'weights' ? [ROWS * C] : kind === 'class-logits' ? [C, C] : kind === 'reference-token-predictions' ? [ROWS / 2, 2, C] : [ROWS, C];
 }
 
 function upload(kind: KnowledgeKind, values: WireTensor): RawUpload {
@@ -65,7 +67,7 @@ function softmaxRows(random: SeededRandom, rows: number): Float32Array {
 /** A failure message if `values` could not have come in a float32 upload of `kind` (dtype fixes only the row-sum bound). */
 function notFloat32Like(kind: KnowledgeKind, dtype: WireDtype, values: Float32Array): string | undefined {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return `value ${i} is ${values[i]}`;
-  if (kind !== 'reference-predictions') return undefined;
+  if (kind !== 'reference-predictions' && kind !== 'reference-token-predictions') return undefined;
   for (let r = 0; r < ROWS; r++) {
     let sum = 0;
     for (let k = 0; k < C; k++) {

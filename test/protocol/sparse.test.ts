@@ -149,7 +149,7 @@ describe('top-k refusals: each with its code and a sentence naming it', () => {
     const e = refusal(() =>
       readContribution('p1', { kind: 'reference-logits', values: good() }, { ...expectation, kind: 'reference-logits' }),
     );
-    expect(e.message).toBe('E_SCHEMA: reference-logits for round 4: the top-k sparse form carries probabilities (reference-predictions) only; reference-logits travels dense');
+    expect(e.message).toBe('E_SCHEMA: reference-logits for round 4: the top-k sparse form carries probabilities (reference-predictions, reference-token-predictions) only; reference-logits travels dense');
   });
   it('a last axis too wide for two-byte indices', () => {
     expect(refusal(() => packTopK(new Float32Array(70000), [1, 70000], 1, 'float32')).message).toContain('two-byte indices address at most 65536');
