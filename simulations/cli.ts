@@ -291,8 +291,7 @@ async function main(argv: string[]): Promise<number> {
         }
         options = parseSimulateArgs(rest.filter((a) => a !== '--no-save'));
         // A folder that cannot take the students is refused now, not after the run.
-        // Text simulations keep no students (simulations/text-sessions.ts).
-        if (save && options.data?.source !== 'text') {
+        if (save) {
           students = join(options.out, 'students');
           const { probeFolder } = await import('../client/student-io/index.js');
           probeFolder(students);
@@ -303,7 +302,7 @@ async function main(argv: string[]): Promise<number> {
       }
       if (options.data?.source === 'text') {
         const { formatTextSummary, simulateText, writeTextOutputs } = await import('./text-sessions.js');
-        const result = await simulateText(options, say);
+        const result = await simulateText(options, say, { students });
         say.line(formatTextSummary(result));
         say.line(`results written to ${writeTextOutputs(result, options.out).join(', ')}`);
         return 0;

@@ -18,6 +18,7 @@ import { referenceWindows, textParticipantData, tokenizerIdentity, type TextSite
 import { BYTE_TOKENIZER, encodeText } from '../client/lm/tokenizer.js';
 import { bitsPerByte, trainLanguageModel } from '../client/lm/train.js';
 import { runParticipant } from '../client/participant.js';
+import { saveLanguageModel } from '../client/student-io/index.js';
 import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
 import { Coordinator } from '../server/coordinator.js';
 import type { SessionConfig } from '../server/session-config.js';
@@ -120,7 +121,12 @@ function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings,
 
 const modelSeed = (seed: number, i: number) => seed * 1000 + i + 1;
 
-export async function simulateText(options: SimulationOptions, progress: Progress): Promise<TextSimulationResult> {
+/**
+ * Runs the text experiment. With `output.students`, each site's language model of the algorithm
+ * under study is saved there (`<participant>/`: model.json, weights, card with the tokenizer and
+ * its bits per byte), as `simulate` keeps a classifier's students; the baseline's are not kept.
+ */
+export async function simulateText(options: SimulationOptions, progress: Progress, output: { students?: string } = {}): Promise<TextSimulationResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const source = options.data as TextSource;
@@ -140,7 +146,12 @@ export async function simulateText(options: SimulationOptions, progress: Progres
     const models = data.sites.map((_, i) => createLanguageModel(spec, modelSeed(options.seed, i)));
     parameters = models[0]!.countParams();
     try {
-      runs.push(algorithm === 'local' ? runLocal(options, lm, data, models, progress) : await runSession(algorithm, options, lm, data, models, positions, progress));
+      const run = algorithm === 'local' ? runLocal(options, lm, data, models, progress) : await runSession(algorithm, options, lm, data, models, positions, progress);
+      runs.push(run);
+      if (output.students !== undefined && algorithm === options.algorithm) {
+        saveSiteModels(output.students, algorithm, options, lm, data, models, run, backend);
+        progress.line(`students saved to ${output.students}/ (${run.final.perParticipant.map((p) => p.participant).join(', ')}): model.json, weights, card.json, README.md each`);
+      }
     } finally {
       for (const m of models) m.dispose();
     }
@@ -155,6 +166,26 @@ export async function simulateText(options: SimulationOptions, progress: Progres
   }
   result.seconds = (performance.now() - started) / 1000;
   return result;
+}
+
+/** Each site's model after the run, with a card saying how it was trained and what it reached. */
+function saveSiteModels(dir: string, algorithm: string, options: SimulationOptions, lm: LmSettings, data: Prepared, models: LanguageModel[], run: TextRun, backend: string): void {
+  models.forEach((model, i) => {
+    const site = data.sites[i]!;
+    const reached = run.final.perParticipant.find((p) => p.participant === `p${i}`)!;
+    saveLanguageModel(join(dir, reached.participant), model, {
+      backend,
+      training: {
+        method: algorithm === 'local' ? 'token-ce (local only)' : `${algorithm} across ${models.length} sites (token-ce + token-kd towards the peers' per-token target)`,
+        steps: options.rounds * lm.steps,
+        batchSize: options.batchSize,
+        learningRate: options.learningRate,
+        seed: modelSeed(options.seed, i),
+        data: { source: `text domain ${site.domain}`, trainBytes: site.train.bytes },
+      },
+      metrics: { heldOut: { bitsPerByte: reached.mixed, bytes: data.mixed.bytes }, perDomain: { [site.domain]: reached.own } },
+    });
+  });
 }
 
 function evaluate(model: LanguageModel, own: TokenSequences, mixed: TokenSequences) {

@@ -5,11 +5,12 @@
  * from embedded slices written in the fortune files' layout, so the test needs no Debian package.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { loadLanguageModel } from '../../client/student-io/index.js';
 import { validateExperiment } from '../../simulations/config.js';
 import { DEFAULT_OPTIONS } from '../../simulations/simulate.js';
 import type { TextSimulationResult } from '../../simulations/text-sessions.js';
@@ -80,6 +81,19 @@ describe('codistill simulate on text', () => {
     expect(result.goal).toBeDefined();
     const lines = readFileSync(join(dir, 'run', 'rounds.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(8);
+
+    // The trained models are kept: each DML site's, loadable with its tokenizer and what it reached.
+    expect(stdout).toMatch(/students saved to .*students\/ \(p0, p1\)/);
+    for (const [i, site] of ['p0', 'p1'].entries()) {
+      const loaded = loadLanguageModel(join(dir, 'run', 'students', site));
+      try {
+        expect(loaded.card?.training.method).toMatch(/^dml across 2 sites/);
+        expect(loaded.card?.metrics.heldOut?.bitsPerByte).toBeCloseTo(dml!.final.perParticipant[i]!.mixed, 6);
+      } finally {
+        loaded.model.dispose();
+      }
+    }
+    expect(existsSync(join(dir, 'run', 'students', 'local'))).toBe(false);
   });
 
   it('refuses what a text simulation cannot run, naming the field', () => {
