@@ -24,7 +24,7 @@ import { hostileParticipants, type AttackSpec } from './attacks.js';
 import { commonModel, learnerCount, participantCount, roster, teacherEpochs, type Member, type ParticipantGroup } from './groups.js';
 import { WorkerPool, type PoolRun, type RoundReport } from './pool.js';
 import type { SimulatedParticipant, WorkerJob } from './worker.js';
-import type { LmSettings, TextSource } from './text-sessions.js';
+import type { LmSettings, TextSource } from './text-options.js';
 
 /** Baselines that are not a coordinator strategy: pooled data in one participant, the upper bound. */
 export const CENTRALIZED = 'centralized';

@@ -23,28 +23,11 @@ import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
 import { Coordinator } from '../server/coordinator.js';
 import type { SessionConfig } from '../server/session-config.js';
 import type { Progress, SimulationOptions } from './simulate.js';
+import type { LmSettings, TextSource } from './text-options.js';
+
+export type { LmSettings, TextSource };
 
 /** The text source: fortune languages, read from `root` (Debian's /usr/share/games/fortunes when omitted). */
-export interface TextSource {
-  source: 'text';
-  domains: string[];
-  root?: string;
-}
-
-/** The language-model settings of a text simulation. */
-export interface LmSettings {
-  /** client/lm/model.ts names, e.g. transformer:d=32,l=2,h=4,ctx=32. */
-  model: string;
-  /** Adam steps per round, each on a batch of batchSize private sequences (and, in DML, as many reference windows). */
-  steps: number;
-  /** Each domain's text after a seeded shuffle is capped at this many bytes (before the split). */
-  maxBytesPerDomain: number;
-  /** Fraction of each domain's documents held out. */
-  heldOutFraction: number;
-  /** Bytes of each domain's (non-held-out) documents given to the shared reference text instead of its site. */
-  referenceBytesPerDomain: number;
-}
-
 export interface TextRow {
   round: number;
   participant: string;

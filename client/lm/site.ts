@@ -4,7 +4,7 @@
  * as a classifier site's reference rows are.
  */
 import type { TokenizerIdentity } from '../../protocol/index.js';
-import type { ParticipantData } from '../procedures/procedure.js';
+import type { LabeledDataset } from '../data/dataset.js';
 import { bytesToSequences, type TokenSequences } from '../data/text.js';
 import type { LanguageModel } from './model.js';
 import { encodeText, type TokenizerDescription } from './tokenizer.js';
@@ -63,7 +63,7 @@ export function windowFeatures(reference: TokenSequences): Float32Array {
  * [2·positions]) and the reference windows' features as the reference set, so that the join
  * carries their digest.
  */
-export function textParticipantData(site: TextSite): ParticipantData {
+export function textParticipantData(site: TextSite): { train: LabeledDataset; reference: Float32Array; text: TextSite } {
   const c = site.reference.context;
   return {
     train: { x: new Float32Array(0), y: new Int32Array(0), sampleShape: [2 * c], numClasses: site.model.spec.vocab },

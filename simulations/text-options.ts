@@ -1,0 +1,25 @@
+/**
+ * What an experiment config says about a text simulation (simulations/text-sessions.ts): its data
+ * source and its language-model settings. Types only, shared by the options (simulate.ts) and
+ * the runner, so that neither imports the other for them.
+ */
+
+export interface TextSource {
+  source: 'text';
+  domains: string[];
+  root?: string;
+}
+
+/** The language-model settings of a text simulation. */
+export interface LmSettings {
+  /** client/lm/model.ts names, e.g. transformer:d=32,l=2,h=4,ctx=32. */
+  model: string;
+  /** Adam steps per round, each on a batch of batchSize private sequences (and, in DML, as many reference windows). */
+  steps: number;
+  /** Each domain's text after a seeded shuffle is capped at this many bytes (before the split). */
+  maxBytesPerDomain: number;
+  /** Fraction of each domain's documents held out. */
+  heldOutFraction: number;
+  /** Bytes of each domain's (non-held-out) documents given to the shared reference text instead of its site. */
+  referenceBytesPerDomain: number;
+}
