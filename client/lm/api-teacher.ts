@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { expandTopK, type TopKRows } from '../../protocol/sparse.js';
 import { SeededRandom } from '../data/random.js';
-import type { TokenSequences } from '../data/text.js';
+import type { TokenSequences } from '../data/text-sequences.js';
 import type { LanguageModel, LmSpec } from './model.js';
 
 /** Σ exp(logprob) over a row may exceed 1 by float rounding at most this much. */

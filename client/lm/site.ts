@@ -5,7 +5,7 @@
  */
 import type { TokenizerIdentity } from '../../protocol/index.js';
 import type { LabeledDataset } from '../data/dataset.js';
-import { bytesToSequences, type TokenSequences } from '../data/text.js';
+import { bytesToSequences, type TokenSequences } from '../data/text-sequences.js';
 import type { LanguageModel } from './model.js';
 import { encodeText, type TokenizerDescription } from './tokenizer.js';
 

@@ -3,7 +3,7 @@
  * client's loss registry (`token-ce`, `token-kd`: client/losses/tokens.ts), and bits per byte.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TokenSequences } from '../data/text.js';
+import type { TokenSequences } from '../data/text-sequences.js';
 import { SeededRandom } from '../data/random.js';
 import { WeightedSumLoss, type LossTermConfig, type LossInputs } from '../losses/index.js';
 import { Adam } from '../optimizer.js';

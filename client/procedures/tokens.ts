@@ -8,7 +8,7 @@
  *          KL(target ‖ softmax(z/T)) on a batch of the round's windows (client/losses/tokens.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { selectSequences, type TokenSequences } from '../data/text.js';
+import { selectSequences, type TokenSequences } from '../data/text-sequences.js';
 import { SeededRandom } from '../data/random.js';
 import { tokenCrossEntropy, tokenKdLoss } from '../losses/tokens.js';
 import type { TextSite } from '../lm/site.js';
