@@ -6,7 +6,7 @@
  * Driven over IPC by bench/client-pool.ts; see the message types there.
  */
 import { io, type Socket } from 'socket.io-client';
-import { decodeEnvelope, encodeEnvelope, packTensor, PROTOCOL_VERSION, type WireTensor } from '../protocol/index.js';
+import { decodeEnvelope, decodeMessage, encodeEnvelope, packTensor, PROTOCOL_VERSION, serverMessages, type WireTensor } from '../protocol/index.js';
 import type { PoolCommand, PoolEvent, RawParticipant } from './client-pool.js';
 
 const send = (event: PoolEvent) => process.send?.(event);
@@ -78,7 +78,8 @@ function connect(p: RawParticipant): Promise<void> {
       resolve();
     });
     socket.on('round', async (bytes: Uint8Array) => {
-      const round = decodeEnvelope(bytes) as unknown as RoundMessage;
+      // Through the round schema: it turns the compact form of the reference ids (a bitmap) into ids.
+      const round = decodeMessage(serverMessages.round, bytes) as unknown as RoundMessage;
       if (round.knowledge === 'none') return;
       const upload = encodeEnvelope({
         v: PROTOCOL_VERSION,
