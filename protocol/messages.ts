@@ -195,6 +195,17 @@ export const clientMessages = {
 } as const;
 
 /**
+ * The schemas with a field whose wire form differs from its value (a z.codec): only these are
+ * encoded through z.safeEncode. Every other message is checked by safeParse, which yields the same
+ * result at a third of the cost — a round's 100 leave-one-out targets are each checked once.
+ */
+const codecSchemas = new WeakSet<z.ZodType>();
+function carriesCodec<S extends z.ZodType>(schema: S): S {
+  codecSchemas.add(schema);
+  return schema;
+}
+
+/**
  * A round's reference ids: `number[]` to every sender and receiver, a plain array or a bitmap on the
  * wire (protocol/reference-ids.ts), whichever is smaller — encodeMessage encodes through this codec,
  * decodeMessage decodes through it. `referenceSize` bounds a bitmap before it is expanded: the
@@ -222,7 +233,7 @@ function referenceIdSet(referenceSize: number) {
 }
 
 export const serverMessages = {
-  round: z.object({
+  round: carriesCodec(z.object({
     ...header,
     round: roundNumber,
     knowledge: sessionInfo.shape.knowledge,
@@ -236,7 +247,7 @@ export const serverMessages = {
      * the next round (its referenceIds are then empty). Absent: every participant takes part.
      */
     sampled: z.boolean().optional(),
-  }),
+  })),
   target: z.object({
     ...header,
     round: roundNumber,
@@ -271,7 +282,7 @@ export const serverMessages = {
  */
 export function roundMessage(referenceSize: number): typeof serverMessages.round {
   if (lastRoundMessage?.referenceSize !== referenceSize) {
-    lastRoundMessage = { referenceSize, schema: serverMessages.round.extend({ referenceIds: referenceIdSet(referenceSize) }) };
+    lastRoundMessage = { referenceSize, schema: carriesCodec(serverMessages.round.extend({ referenceIds: referenceIdSet(referenceSize) })) };
   }
   return lastRoundMessage.schema;
 }
@@ -362,7 +373,7 @@ function parseMessage<S extends z.ZodType>(schema: S, message: unknown, directio
     throw new ProtocolError(ErrorCode.Version, `the envelope ${claim}; this end speaks ${PROTOCOL_VERSION}. Upgrade the older side.`);
   }
   // Encoding yields the wire form (z.input), which only the envelope encoder reads.
-  const parsed = direction === 'encode' ? (z.safeEncode(schema, message as z.output<S>) as z.ZodSafeParseResult<z.output<S>>) : schema.safeParse(message);
+  const parsed = direction === 'encode' && codecSchemas.has(schema) ? (z.safeEncode(schema, message as z.output<S>) as z.ZodSafeParseResult<z.output<S>>) : schema.safeParse(message);
   if (!parsed.success) {
     const issues = parsed.error.issues
       .slice(0, 3)
