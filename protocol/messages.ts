@@ -195,15 +195,25 @@ export const clientMessages = {
 } as const;
 
 /**
- * The schemas with a field whose wire form differs from its value (a z.codec): only these are
- * encoded through z.safeEncode. Every other message is checked by safeParse, which yields the same
- * result at a third of the cost — a round's 100 leave-one-out targets are each checked once.
+ * Whether a schema holds a field whose wire form differs from its value (a z.codec, found by walking
+ * its definition once; a z.lazy counts, as it cannot be walked): only these are encoded through
+ * z.safeEncode. Every other message is checked by safeParse, which gives the same result at a third
+ * of the cost — each of a round's 100 leave-one-out targets is checked once.
  */
-const codecSchemas = new WeakSet<z.ZodType>();
-function carriesCodec<S extends z.ZodType>(schema: S): S {
-  codecSchemas.add(schema);
-  return schema;
+export function carriesCodec(schema: z.ZodType): boolean {
+  let found = codecWalks.get(schema);
+  if (found === undefined) codecWalks.set(schema, (found = holdsCodec(schema, new Set())));
+  return found;
 }
+function holdsCodec(schema: z.ZodType, seen: Set<z.ZodType>): boolean {
+  if (seen.has(schema)) return false;
+  seen.add(schema);
+  const def = schema._zod.def as unknown as Record<string, unknown>;
+  const inner = (value: unknown): boolean => value instanceof z.ZodType && holdsCodec(value, seen);
+  return schema instanceof z.ZodCodec || def.type === 'lazy' || Object.values(def).some((value) =>
+    inner(value) || (Array.isArray(value) ? value.some(inner) : value !== null && typeof value === 'object' && Object.values(value).some(inner)));
+}
+const codecWalks = new WeakMap<z.ZodType, boolean>();
 
 /**
  * A round's reference ids: `number[]` to every sender and receiver, a plain array or a bitmap on the
@@ -233,7 +243,7 @@ function referenceIdSet(referenceSize: number) {
 }
 
 export const serverMessages = {
-  round: carriesCodec(z.object({
+  round: z.object({
     ...header,
     round: roundNumber,
     knowledge: sessionInfo.shape.knowledge,
@@ -247,7 +257,7 @@ export const serverMessages = {
      * the next round (its referenceIds are then empty). Absent: every participant takes part.
      */
     sampled: z.boolean().optional(),
-  })),
+  }),
   target: z.object({
     ...header,
     round: roundNumber,
@@ -282,7 +292,7 @@ export const serverMessages = {
  */
 export function roundMessage(referenceSize: number): typeof serverMessages.round {
   if (lastRoundMessage?.referenceSize !== referenceSize) {
-    lastRoundMessage = { referenceSize, schema: carriesCodec(serverMessages.round.extend({ referenceIds: referenceIdSet(referenceSize) })) };
+    lastRoundMessage = { referenceSize, schema: serverMessages.round.extend({ referenceIds: referenceIdSet(referenceSize) }) };
   }
   return lastRoundMessage.schema;
 }
@@ -373,7 +383,7 @@ function parseMessage<S extends z.ZodType>(schema: S, message: unknown, directio
     throw new ProtocolError(ErrorCode.Version, `the envelope ${claim}; this end speaks ${PROTOCOL_VERSION}. Upgrade the older side.`);
   }
   // Encoding yields the wire form (z.input), which only the envelope encoder reads.
-  const parsed = direction === 'encode' && codecSchemas.has(schema) ? (z.safeEncode(schema, message as z.output<S>) as z.ZodSafeParseResult<z.output<S>>) : schema.safeParse(message);
+  const parsed = direction === 'encode' && carriesCodec(schema) ? (z.safeEncode(schema, message as z.output<S>) as z.ZodSafeParseResult<z.output<S>>) : schema.safeParse(message);
   if (!parsed.success) {
     const issues = parsed.error.issues
       .slice(0, 3)
