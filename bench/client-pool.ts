@@ -5,10 +5,23 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { io, type Socket } from 'socket.io-client';
+import { PROTOCOL_VERSION, type ClientToServerEvents, type ServerToClientEvents } from '../protocol/index.js';
 
 export interface RawParticipant {
   id: string;
   token: string;
+}
+
+export type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/**
+ * A raw participant's socket (bench/raw-clients.ts, bench/secure-aggregation.ts): WebSocket only,
+ * the protocol version and token in the handshake, no reconnection — a benchmark counts a dropped
+ * link as a failure and never retries it. `timeout` bounds the handshake (socket.io's default, 20 s).
+ */
+export function rawSocket(url: string, token: string, timeout = 20_000): RawSocket {
+  return io(url, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token }, reconnection: false, forceNew: true, timeout });
 }
 
 export type PoolCommand =

@@ -5,9 +5,8 @@
  *
  * Driven over IPC by bench/client-pool.ts; see the message types there.
  */
-import { io, type Socket } from 'socket.io-client';
 import { decodeEnvelope, decodeMessage, encodeEnvelope, packTensor, PROTOCOL_VERSION, serverMessages, type WireTensor } from '../protocol/index.js';
-import type { PoolCommand, PoolEvent, RawParticipant } from './client-pool.js';
+import { rawSocket, type PoolCommand, type PoolEvent, type RawParticipant, type RawSocket } from './client-pool.js';
 
 const send = (event: PoolEvent) => process.send?.(event);
 const wallMs = () => performance.timeOrigin + performance.now();
@@ -35,7 +34,7 @@ let classes = 10;
 let sessionId = '';
 let url = '';
 let concurrency = 50;
-const sockets: Socket[] = [];
+const sockets: RawSocket[] = [];
 let joined = 0;
 let ended = 0;
 let failed = false;
@@ -50,13 +49,7 @@ function fail(message: string): void {
 
 function connect(p: RawParticipant): Promise<void> {
   return new Promise((resolve) => {
-    const socket = io(url, {
-      transports: ['websocket'],
-      auth: { v: PROTOCOL_VERSION, token: p.token },
-      reconnection: false,
-      forceNew: true,
-      timeout: 60_000,
-    });
+    const socket = rawSocket(url, p.token, 60_000);
     sockets.push(socket);
     let participant = p.id;
     socket.on('connect_error', (error) => {

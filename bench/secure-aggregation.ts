@@ -12,7 +12,6 @@
  * time ratio at 100 overstates the wall time a deployment sees. Rounds 2…R are measured (round 1
  * warms up); medians reported.
  */
-import { io, type Socket } from 'socket.io-client';
 import { SecureParticipant } from '../client/secure-round.js';
 import {
   clientMessages,
@@ -29,6 +28,7 @@ import {
 import { Coordinator } from '../server/coordinator.js';
 import { SecureRounds } from '../server/secure-rounds.js';
 import type { SessionConfig } from '../server/session-config.js';
+import { rawSocket, type RawSocket } from './client-pool.js';
 import { bytesText, figure, fmt, median, type Benchmark, type Figure, type Table } from './harness.js';
 
 const ROWS = 100;
@@ -52,7 +52,7 @@ async function measure(n: number, secure: boolean, rounds: number): Promise<Meas
   };
   const session = coordinator.createSession(config);
   const ended = new Promise<void>((resolve) => session.once('end', () => resolve()));
-  const sockets: Array<Socket<ServerToClientEvents, ClientToServerEvents>> = [];
+  const sockets: RawSocket[] = [];
   // The mode's observation hook marks where unmasking starts (the masked sum) and ends (the sum).
   const unmasking: number[] = [];
   let unmaskStart = 0;
@@ -63,7 +63,7 @@ async function measure(n: number, secure: boolean, rounds: number): Promise<Meas
   const failures: string[] = [];
   try {
     await Promise.all(participants.map(async (p, k) => {
-      const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(coordinator.url, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token: p.token }, reconnection: false, forceNew: true });
+      const socket = rawSocket(coordinator.url, p.token);
       sockets.push(socket);
       const predictions = new Float32Array(ROWS * CLASSES).map((_, i) => (i % CLASSES === k % CLASSES ? 0.5 : 0.5 / (CLASSES - 1)));
       const header = { v: PROTOCOL_VERSION, session: id, participant: p.id } as const;

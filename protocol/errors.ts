@@ -49,15 +49,23 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** An error that travels: a code plus a message, printed as `CODE: message`. */
-export class ProtocolError extends Error {
-  readonly code: ErrorCode;
-
-  constructor(code: ErrorCode, message: string) {
+/**
+ * An error as a value: a code plus a message a person can act on, printed as `CODE: message`.
+ * The wire's errors (ProtocolError) use ErrorCode; a module whose refusals never travel (a loss's
+ * configuration, a tokenizer, a student's files) names its own codes, e.g. `E_CONFIG`.
+ */
+export class CodedError<Code extends string = string> extends Error {
+  constructor(
+    readonly code: Code,
+    message: string,
+  ) {
     super(`${code}: ${message}`);
-    this.name = 'ProtocolError';
-    this.code = code;
   }
+}
+
+/** An error that travels: a code plus a message, printed as `CODE: message`. */
+export class ProtocolError extends CodedError<ErrorCode> {
+  override readonly name = 'ProtocolError';
 
   /** The wire form, without the code repeated in the message. */
   toWire(): WireError {

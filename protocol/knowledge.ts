@@ -462,22 +462,27 @@ function isOnSimplexWide(values: Float32Array, rows: number, m: number, toleranc
   return ok === 1;
 }
 
-/** Every value in [0, 1] (± valueTolerance) and every row summing to 1 (± the encoding's tolerance). */
-function checkSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number, valueTolerance: number, what: string): void {
+/**
+ * Where values leave the probability simplex, or undefined: the first value outside [0, 1]
+ * (± valueTolerance) or the first row not summing to 1 (± tolerance), named by row and class. One
+ * wording for every caller: a participant's upload (checkSimplex) and a target built from a secure
+ * sum (protocol/secure/fixed-point.ts), each prefixing what it checked.
+ */
+export function simplexViolation(values: Float32Array, rows: number, numClasses: number, tolerance: number, valueTolerance = tolerance): string | undefined {
   for (let r = 0; r < rows; r++) {
     let sum = 0;
     for (let k = 0; k < numClasses; k++) {
       const p = values[r * numClasses + k]!;
-      if (!(p >= -valueTolerance && p <= 1 + valueTolerance)) {
-        throw new ProtocolError(ErrorCode.Value, `${what}: row ${r}, class ${k} is ${p}; soft predictions must be probabilities in [0, 1]`);
-      }
+      if (!(p >= -valueTolerance && p <= 1 + valueTolerance)) return `row ${r}, class ${k} is ${p}; a probability lies in [0, 1] (±${valueTolerance.toPrecision(2)})`;
       sum += p;
     }
-    if (Math.abs(sum - 1) > tolerance) {
-      throw new ProtocolError(
-        ErrorCode.Value,
-        `${what}: row ${r} sums to ${sum.toFixed(6)}; soft predictions must sum to 1 (±${tolerance.toPrecision(2)}) — send softmax(logits / T), not logits`,
-      );
-    }
+    if (Math.abs(sum - 1) > tolerance) return `row ${r} sums to ${sum.toFixed(6)}; a row of probabilities sums to 1 (±${tolerance.toPrecision(2)})`;
   }
+  return undefined;
+}
+
+/** Every value in [0, 1] (± valueTolerance) and every row summing to 1 (± the encoding's tolerance), or E_VALUE naming the first that does not. */
+function checkSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number, valueTolerance: number, what: string): void {
+  const violation = simplexViolation(values, rows, numClasses, tolerance, valueTolerance);
+  if (violation !== undefined) throw new ProtocolError(ErrorCode.Value, `${what}: ${violation}`);
 }

@@ -3,16 +3,11 @@
  * runs anywhere — in a browser participant too — since it reads no file (client/data/text.ts
  * reads them, on Node).
  */
+import { CodedError } from '../../protocol/errors.js';
 import { BOS, encodeText } from '../lm/tokenizer.js';
 
-export class TextDataError extends Error {
+export class TextDataError extends CodedError<'E_DATA' | 'E_ENCODING'> {
   override readonly name = 'TextDataError';
-  constructor(
-    readonly code: 'E_DATA' | 'E_ENCODING',
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
 }
 
 /** Token sequences [count, context], row-major, with a mask that is 0 on padding. */

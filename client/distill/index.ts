@@ -5,10 +5,11 @@
  * models client/models.ts's. Re-exports only.
  */
 export { averageProbs, countErrors, evaluateModel, fit, predictLogits, type EpochReport, type Evaluation, type FitOptions } from './trainer.js';
-export { DISTILL_METHODS, RECIPES, defaultDistillOptions, runDistillation, type DistillHooks, type DistillMethod } from './recipes/index.js';
+export { DISTILL_METHODS, RECIPES, defaultDistillOptions, runDistillation, type DistillHooks } from './recipes/index.js';
 export {
   distillData,
   kdLossConfig,
+  type DistillMethod,
   type DistillOptions,
   type DistillProgress,
   type DistillRecipe,

@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { CodedError } from '../../protocol/errors.js';
 import { expandTopK, type TopKRows } from '../../protocol/sparse.js';
 import { SeededRandom } from '../data/random.js';
 import type { TokenSequences } from '../data/text-sequences.js';
@@ -33,14 +34,8 @@ const LOGPROB_TOLERANCE = 1e-5;
 
 export type ApiTeacherErrorCode = 'E_BUDGET' | 'E_TEACHER_ANSWER' | 'E_TEACHER_HTTP' | 'E_TEACHER_TIMEOUT' | 'E_TEACHER_TABLE';
 
-export class ApiTeacherError extends Error {
+export class ApiTeacherError extends CodedError<ApiTeacherErrorCode> {
   override readonly name = 'ApiTeacherError';
-  constructor(
-    readonly code: ApiTeacherErrorCode,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
 }
 
 export interface ApiTeacherOptions {

@@ -13,6 +13,7 @@
  * matmul costs no more than the output head.
  */
 import * as tf from '@tensorflow/tfjs';
+import { CodedError } from '../../protocol/errors.js';
 import { BYTE_VOCAB } from './tokenizer.js';
 
 export type LmKind = 'transformer' | 'gru';
@@ -32,10 +33,10 @@ export interface LmSpec {
 
 export const LM_NAMES_HELP = 'transformer:d=D,l=L,h=H,ctx=C | gru:d=D,l=L,ctx=C';
 
-export class LmSpecError extends Error {
+export class LmSpecError extends CodedError<'E_CONFIG'> {
   override readonly name = 'LmSpecError';
   constructor(message: string) {
-    super(`E_CONFIG: ${message}`);
+    super('E_CONFIG', message);
   }
 }
 

@@ -6,6 +6,7 @@
  * A model's card records `ByteTokenizer.description`; two models, or a model and a session,
  * can exchange per-token knowledge only if their descriptions are equal (`checkSameTokenizer`).
  */
+import { CodedError } from '../../protocol/errors.js';
 
 export interface TokenizerDescription {
   kind: 'bytes';
@@ -19,14 +20,8 @@ export interface TokenizerDescription {
   description: string;
 }
 
-export class TokenizerError extends Error {
+export class TokenizerError extends CodedError<'E_TOKENIZER' | 'E_VOCAB'> {
   override readonly name = 'TokenizerError';
-  constructor(
-    readonly code: 'E_TOKENIZER' | 'E_VOCAB',
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
 }
 
 export const BYTE_VOCAB = 257;

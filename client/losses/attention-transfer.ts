@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { attentionTransferLoss } from './features.js';
-import { DistillError, type LossInputs, type LossMethod } from './types.js';
-import { featureOf, parseParams, weightedFeaturePair, type WeightedFeaturePair } from './params.js';
+import { ParameterFreeMethod } from './parameter-free.js';
+import { featureOf, weightedFeaturePair } from './params.js';
+import { DistillError, type LossInputs } from './types.js';
 
 const schema = z
   .object({
@@ -23,33 +24,25 @@ const schema = z
  * cross-entropy (and optionally KD) in the weighted sum. See features.ts attentionTransferLoss for
  * where the authors' code differs (squared distance, mean over N·H·W, β = 10³).
  */
-export class AttentionTransferMethod implements LossMethod {
-  readonly name = 'at';
-  readonly needsTeacher = true;
-  readonly teacherFeatures: readonly string[];
-  private readonly pairs: WeightedFeaturePair[];
-  private readonly p: number;
-  private readonly distance: 'paper' | 'code';
+export class AttentionTransferMethod extends ParameterFreeMethod<typeof schema> {
+  override readonly teacherFeatures = this.params.pairs.map((pair) => pair.teacher);
 
   constructor(params?: Record<string, unknown>) {
-    const parsed = parseParams(this.name, schema, params);
-    this.pairs = parsed.pairs;
-    this.p = parsed.p;
-    this.distance = parsed.distance;
-    this.teacherFeatures = this.pairs.map((pair) => pair.teacher);
+    super('at', true, schema, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
     const teacher = inputs.teacher;
     if (teacher === undefined) throw new DistillError('E_CONFIG', 'loss "at" needs a teacher');
+    const { pairs, p, distance } = this.params;
     return tf.tidy(() => {
-      const terms = this.pairs.map((pair) =>
+      const terms = pairs.map((pair) =>
         tf.mul(
           attentionTransferLoss(
             featureOf(inputs.student.features, pair.student, 'student', this.name) as tf.Tensor,
             featureOf(teacher.features, pair.teacher, 'teacher', this.name) as tf.Tensor,
-            this.p,
-            this.distance,
+            p,
+            distance,
           ),
           pair.weight,
         ),
@@ -57,10 +50,4 @@ export class AttentionTransferMethod implements LossMethod {
       return tf.addN(terms) as tf.Scalar;
     });
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }

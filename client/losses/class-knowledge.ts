@@ -20,10 +20,9 @@
  *    from this term.
  */
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import { stopGradient } from './logits.js';
-import { parseParams } from './params.js';
-import { DistillError, type ClassKnowledgeTensors, type LossInputs, type LossMethod } from './types.js';
+import { NO_PARAMS, ParameterFreeMethod } from './parameter-free.js';
+import { DistillError, type ClassKnowledgeTensors, type LossInputs } from './types.js';
 
 /** FedProto's regulariser, above: features [N, D], labels [N], prototypes [C, D], present [C] (1 or 0). */
 export function prototypeLoss(features: tf.Tensor2D, labels: tf.Tensor1D, prototypes: tf.Tensor2D, present: tf.Tensor1D): tf.Scalar {
@@ -56,13 +55,9 @@ function knowledgeOf(inputs: LossInputs, method: string): ClassKnowledgeTensors 
   return inputs.classKnowledge;
 }
 
-export class PrototypeMethod implements LossMethod {
-  readonly name = 'prototypes';
-  readonly needsTeacher = false;
-  readonly teacherFeatures: readonly string[] = [];
-
+export class PrototypeMethod extends ParameterFreeMethod {
   constructor(params?: Record<string, unknown>) {
-    parseParams(this.name, z.object({}).strict(), params);
+    super('prototypes', false, NO_PARAMS, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
@@ -73,21 +68,11 @@ export class PrototypeMethod implements LossMethod {
     }
     return prototypeLoss(features as tf.Tensor2D, inputs.labels, knowledge.representations, knowledge.present);
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }
 
-export class HyperKnowledgeMethod implements LossMethod {
-  readonly name = 'hyper-knowledge';
-  readonly needsTeacher = false;
-  readonly teacherFeatures: readonly string[] = [];
-
+export class HyperKnowledgeMethod extends ParameterFreeMethod {
   constructor(params?: Record<string, unknown>) {
-    parseParams(this.name, z.object({}).strict(), params);
+    super('hyper-knowledge', false, NO_PARAMS, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
@@ -97,10 +82,4 @@ export class HyperKnowledgeMethod implements LossMethod {
     }
     return tf.tidy(() => hyperKnowledgeLoss(knowledge.head(stopGradient(knowledge.representations) as tf.Tensor2D), knowledge.softPredictions!, knowledge.present, knowledge.temperature));
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { distillationLoss, temperedSoftmax } from './logits.js';
-import type { LossInputs, LossMethod } from './types.js';
-import { DistillError } from './types.js';
-import { parseParams, temperature } from './params.js';
+import { ParameterFreeMethod } from './parameter-free.js';
+import { temperature } from './params.js';
+import { DistillError, type LossInputs } from './types.js';
 
 const schema = z
   .object({
@@ -26,32 +26,19 @@ const schema = z
  * participant loss); torchdistill's KDLoss and many codes call the soft term's weight α.
  * Hinton et al. give the hard term "a considerably lower weight".
  */
-export class KnowledgeDistillationMethod implements LossMethod {
-  readonly name = 'kd';
-  readonly needsTeacher = true;
-  readonly teacherFeatures: readonly string[] = [];
-  readonly temperature: number;
-  readonly alpha: number;
-
+export class KnowledgeDistillationMethod extends ParameterFreeMethod<typeof schema> {
   constructor(params?: Record<string, unknown>) {
-    const p = parseParams(this.name, schema, params);
-    this.temperature = p.temperature;
-    this.alpha = p.alpha;
+    super('kd', true, schema, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
     if (inputs.teacher === undefined) throw new DistillError('E_CONFIG', 'loss "kd" needs a teacher');
     const teacherLogits = inputs.teacher.logits;
+    const { temperature: T, alpha } = this.params;
     return tf.tidy(() => {
-      const target = temperedSoftmax(teacherLogits, this.temperature);
+      const target = temperedSoftmax(teacherLogits, T);
       const z = inputs.student.logits;
-      return distillationLoss({ privateLogits: z, labels: inputs.labels, referenceLogits: z, target }, this.alpha, this.temperature);
+      return distillationLoss({ privateLogits: z, labels: inputs.labels, referenceLogits: z, target }, alpha, T);
     });
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }

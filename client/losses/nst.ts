@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { nstLoss } from './features.js';
-import { DistillError, type LossInputs, type LossMethod } from './types.js';
-import { featurePair, featureOf, parseParams, type FeaturePair } from './params.js';
+import { ParameterFreeMethod } from './parameter-free.js';
+import { featurePair, featureOf } from './params.js';
+import { DistillError, type LossInputs } from './types.js';
 
 const schema = z
   .object({
@@ -19,41 +20,27 @@ const schema = z
  * L2-normalised channel vectors) with a polynomial kernel (features.ts nstLoss, batch mean). The
  * paper trains on H(y, p_S) + λ/2 · MMD²: configure `ce` with weight 1 and `nst` with λ/2.
  */
-export class NeuronSelectivityTransferMethod implements LossMethod {
-  readonly name = 'nst';
-  readonly needsTeacher = true;
-  readonly teacherFeatures: readonly string[];
-  private readonly pairs: FeaturePair[];
-  private readonly degree: number;
-  private readonly c: number;
+export class NeuronSelectivityTransferMethod extends ParameterFreeMethod<typeof schema> {
+  override readonly teacherFeatures = this.params.pairs.map((pair) => pair.teacher);
 
   constructor(params?: Record<string, unknown>) {
-    const parsed = parseParams(this.name, schema, params);
-    this.pairs = parsed.pairs;
-    this.degree = parsed.degree;
-    this.c = parsed.c;
-    this.teacherFeatures = this.pairs.map((pair) => pair.teacher);
+    super('nst', true, schema, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
     const teacher = inputs.teacher;
     if (teacher === undefined) throw new DistillError('E_CONFIG', 'loss "nst" needs a teacher');
+    const { pairs, degree, c } = this.params;
     return tf.tidy(() => {
-      const terms = this.pairs.map((pair) =>
+      const terms = pairs.map((pair) =>
         nstLoss(
           featureOf(inputs.student.features, pair.student, 'student', this.name) as tf.Tensor,
           featureOf(teacher.features, pair.teacher, 'teacher', this.name) as tf.Tensor,
-          this.degree,
-          this.c,
+          degree,
+          c,
         ),
       );
       return tf.addN(terms) as tf.Scalar;
     });
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }

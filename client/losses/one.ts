@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { crossEntropy, kdLoss, temperedSoftmax } from './logits.js';
-import { DistillError, type LossInputs, type LossMethod } from './types.js';
-import { parseParams, temperature } from './params.js';
+import { ParameterFreeMethod } from './parameter-free.js';
+import { temperature } from './params.js';
+import { DistillError, type LossInputs } from './types.js';
 
 const schema = z.object({ temperature: temperature.default(3) }).strict();
 
@@ -20,14 +21,9 @@ const schema = z.object({ temperature: temperature.default(3) }).strict();
  * the paper states; none is done here. The code reports the first branch's best test accuracy
  * over epochs; client/distill/recipes.ts reports every branch and the ensemble after the last epoch.
  */
-export class OneMethod implements LossMethod {
-  readonly name = 'one';
-  readonly needsTeacher = false;
-  readonly teacherFeatures: readonly string[] = [];
-  readonly temperature: number;
-
+export class OneMethod extends ParameterFreeMethod<typeof schema> {
   constructor(params?: Record<string, unknown>) {
-    this.temperature = parseParams(this.name, schema, params).temperature;
+    super('one', false, schema, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
@@ -35,19 +31,14 @@ export class OneMethod implements LossMethod {
     if (branches === undefined || branches.length === 0) {
       throw new DistillError('E_CONFIG', 'loss "one" needs a multi-branch student (architecture kind "one")');
     }
+    const T = this.params.temperature;
     return tf.tidy(() => {
-      const target = temperedSoftmax(ensemble, this.temperature);
+      const target = temperedSoftmax(ensemble, T);
       const terms = [crossEntropy(ensemble, inputs.labels)];
       for (const z of branches) {
-        terms.push(crossEntropy(z, inputs.labels), kdLoss(z, target, this.temperature));
+        terms.push(crossEntropy(z, inputs.labels), kdLoss(z, target, T));
       }
       return tf.addN(terms) as tf.Scalar;
     });
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }

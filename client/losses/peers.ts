@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import { stackedDistillationLoss } from './logits.js';
-import { parseParams } from './params.js';
-import { DistillError, type LossInputs, type LossMethod } from './types.js';
+import { NO_PARAMS, ParameterFreeMethod } from './parameter-free.js';
+import { DistillError, type LossInputs } from './types.js';
 
 /**
  * A federated participant's objective towards its peers, the one every algorithm that
@@ -15,13 +14,9 @@ import { DistillError, type LossInputs, type LossMethod } from './types.js';
  * (logits.ts stackTargets), so the term has no params. Without reference rows it is the task
  * cross-entropy alone; without private rows, the KD term alone.
  */
-export class PeerDistillationMethod implements LossMethod {
-  readonly name = 'peers';
-  readonly needsTeacher = false;
-  readonly teacherFeatures: readonly string[] = [];
-
+export class PeerDistillationMethod extends ParameterFreeMethod {
   constructor(params?: Record<string, unknown>) {
-    parseParams(this.name, z.object({}).strict(), params);
+    super('peers', false, NO_PARAMS, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
@@ -30,10 +25,4 @@ export class PeerDistillationMethod implements LossMethod {
     }
     return stackedDistillationLoss(inputs.peers.logits, inputs.peers.target);
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }

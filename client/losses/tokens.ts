@@ -13,8 +13,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { stopGradient, temperedSoftmax } from './logits.js';
-import { parseParams, temperature } from './params.js';
-import { DistillError, type LossInputs, type LossMethod } from './types.js';
+import { NO_PARAMS, ParameterFreeMethod } from './parameter-free.js';
+import { temperature } from './params.js';
+import { DistillError, type LossInputs } from './types.js';
 
 function maskedMean(perToken: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
   return tf.div(tf.sum(tf.mul(perToken, mask)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
@@ -44,24 +45,14 @@ function maskOf(inputs: LossInputs, name: string): tf.Tensor1D {
 }
 
 /** `token-ce`: the language-modelling loss on private text (teacher forcing). No params. */
-export class TokenCrossEntropyMethod implements LossMethod {
-  readonly name = 'token-ce';
-  readonly needsTeacher = false;
-  readonly teacherFeatures: readonly string[] = [];
-
+export class TokenCrossEntropyMethod extends ParameterFreeMethod {
   constructor(params?: Record<string, unknown>) {
-    parseParams(this.name, z.object({}).strict(), params);
+    super('token-ce', false, NO_PARAMS, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
     return tokenCrossEntropy(inputs.student.logits, inputs.labels, maskOf(inputs, this.name));
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }
 
 const kdSchema = z
@@ -73,34 +64,21 @@ const kdSchema = z
   .strict();
 
 /** `token-kd`: word-level KD from a teacher LM, α·token-CE + (1 − α)·T²·masked-mean KL (above). */
-export class TokenDistillationMethod implements LossMethod {
-  readonly name = 'token-kd';
-  readonly needsTeacher = true;
-  readonly teacherFeatures: readonly string[] = [];
-  readonly temperature: number;
-  readonly alpha: number;
-
+export class TokenDistillationMethod extends ParameterFreeMethod<typeof kdSchema> {
   constructor(params?: Record<string, unknown>) {
-    const p = parseParams(this.name, kdSchema, params);
-    this.temperature = p.temperature;
-    this.alpha = p.alpha;
+    super('token-kd', true, kdSchema, params);
   }
 
   compute(inputs: LossInputs): tf.Scalar {
     if (inputs.teacher === undefined) throw new DistillError('E_CONFIG', 'loss "token-kd" needs a teacher');
     const mask = maskOf(inputs, this.name);
     const teacherLogits = inputs.teacher.logits;
+    const { temperature: T, alpha } = this.params;
     return tf.tidy(() => {
-      const soft = tokenKdLoss(inputs.student.logits, temperedSoftmax(teacherLogits, this.temperature), mask, this.temperature);
-      if (this.alpha === 0) return soft;
+      const soft = tokenKdLoss(inputs.student.logits, temperedSoftmax(teacherLogits, T), mask, T);
+      if (alpha === 0) return soft;
       const task = tokenCrossEntropy(inputs.student.logits, inputs.labels, mask);
-      return tf.add(tf.mul(task, this.alpha), tf.mul(soft, 1 - this.alpha)) as tf.Scalar;
+      return tf.add(tf.mul(task, alpha), tf.mul(soft, 1 - alpha)) as tf.Scalar;
     });
   }
-
-  variables(): tf.Variable[] {
-    return [];
-  }
-
-  dispose(): void {}
 }

@@ -3,6 +3,7 @@
  * intermediate activations), what a loss method is, and how a loss is configured.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { CodedError } from '../../protocol/errors.js';
 
 /** One forward pass of a feature model. */
 export interface ModelOutputs {
@@ -100,12 +101,6 @@ export interface LossMethod {
 }
 
 /** `E_CONFIG: …` for a bad configuration, `E_SHAPE: …` for features that do not fit a method. */
-export class DistillError extends Error {
-  constructor(
-    readonly code: 'E_CONFIG' | 'E_SHAPE',
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-    this.name = 'DistillError';
-  }
+export class DistillError extends CodedError<'E_CONFIG' | 'E_SHAPE'> {
+  override readonly name = 'DistillError';
 }

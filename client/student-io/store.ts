@@ -14,16 +14,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { CodedError } from '../../protocol/errors.js';
 import { CARD_FORMAT, type ModelCard } from './card.js';
 import { CARD_JSON, cardFor, MODEL_JSON, modelArtifacts, studentFiles, type CardFacts, type ModelArtifacts } from './model-files.js';
 import { codeProvenance } from './provenance.js';
 import { specByteLength, type Quantization } from './quantize.js';
 
-export class StudentFileError extends Error {
+export class StudentFileError extends CodedError<'E_SAVE' | 'E_MODEL' | 'E_WEIGHTS' | 'E_CARD' | 'E_SHAPE'> {
   override readonly name = 'StudentFileError';
-  constructor(readonly code: 'E_SAVE' | 'E_MODEL' | 'E_WEIGHTS' | 'E_CARD' | 'E_SHAPE', message: string) {
-    super(`${code}: ${message}`);
-  }
 }
 
 /** What a student's files hold, read into memory: topology, weight specs and bytes, card. */

@@ -17,7 +17,7 @@
  *    sum gives, per class, the sum of the holders' vectors and how many hold it — what FD's
  *    mean over the holders needs (server/strategies/fd.ts's classTeacher).
  */
-import type { KnowledgeKind } from '../knowledge.js';
+import { simplexViolation, type KnowledgeKind } from '../knowledge.js';
 
 /** Members a secure round may hold (sums of N values must not wrap; Shamir's x-coordinates are 1…255). */
 export const MAX_SECURE_MEMBERS = 255;
@@ -141,16 +141,7 @@ export function implausibleSecureTarget(kind: KnowledgeKind, target: SumTarget, 
   const { values } = target;
   if (kind === 'reference-predictions') {
     const slack = 1e-3 + C / PROBABILITY_SCALE;
-    for (let r = 0; r * C < values.length; r++) {
-      let sum = 0;
-      for (let k = 0; k < C; k++) {
-        const p = values[r * C + k]!;
-        if (!(p >= -slack && p <= 1 + slack)) return `row ${r}, class ${k} is ${p}: a mean of probabilities lies in [0, 1]`;
-        sum += p;
-      }
-      if (Math.abs(sum - 1) > slack) return `row ${r} sums to ${sum.toFixed(6)}: a mean of probability rows sums to 1`;
-    }
-    return undefined;
+    return simplexViolation(values, Math.ceil(values.length / C), C, slack);
   }
   const bound = LOGIT_BOUND + 1 / LOGIT_SCALE;
   const at = values.findIndex((z) => !(Math.abs(z) <= bound));

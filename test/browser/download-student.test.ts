@@ -14,7 +14,7 @@ import { subset } from '../../client/data/dataset.js';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { loadStudent, type ModelCard } from '../../client/student-io/index.js';
 import { Coordinator } from '../../server/coordinator.js';
-import { buildPages, launchChromium, screenshot, watchPage, writeDigitsCsv } from './helpers.js';
+import { buildPages, joinFromPage, launchChromium, pageOutcome, screenshot, writeDigitsCsv } from './helpers.js';
 
 const TOKEN = 'browser-student-token-0123456789';
 
@@ -43,16 +43,9 @@ describe('the browser participant page offers its student', () => {
       uploadDtype: 'float32', roundTimeoutMs: 120_000, trainTimeoutMs: 120_000, onRoundFailure: 'stop', seed: 4, maxMessageBytes: 1 << 20,
       participants: [{ id: 'web-site', token: TOKEN }],
     });
-    const page = await browser.context.newPage();
-    const record = watchPage(page, 'participant');
-    await page.goto(`${coordinator.url}/participant/`);
-    await page.fill('#session', 'web-keep');
-    await page.fill('#token', TOKEN);
-    await page.setInputFiles('#data', join(dir, 'mine.csv'));
-    await page.click('#join');
+    const { page, log: record } = await joinFromPage(browser.context, coordinator.url, { session: 'web-keep', token: TOKEN, data: join(dir, 'mine.csv') });
     try {
-      await page.waitForFunction(() => document.body.dataset.state === 'ended' || document.body.dataset.state === 'error', null, { timeout: 240_000 });
-      expect(await page.evaluate(() => document.body.dataset.state)).toBe('ended');
+      expect(await pageOutcome(page, 240_000)).toBe('ended');
     } catch (error) {
       console.log([...record.lines, ...record.errors].join('\n'));
       throw error;

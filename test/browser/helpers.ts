@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { LabeledDataset } from '../../client/data/dataset.js';
+import { readIdxFile } from '../../client/data/idx.js';
 import { buildWeb, type WebBuild } from '../../simulations/build-web.js';
+import { writeIdxImages } from '../../simulations/demo-sites.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 /** Screenshots go here (results/ is gitignored). */
@@ -47,6 +50,58 @@ export function watchPage(page: Page, name: string): { errors: string[]; lines: 
   page.on('console', (m) => record.lines.push(`[${name} ${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => record.errors.push(`[${name}] ${e.message}`));
   return record;
+}
+
+/** What a person types and picks on the participant page before pressing Join; unset fields keep the page's defaults. */
+export interface ParticipantForm {
+  session: string;
+  token: string;
+  epochs?: number;
+  model?: string;
+  /** A CSV file for #data. */
+  data?: string;
+  /** A folder of images, one subfolder per class, for #data-folder. */
+  dataFolder?: string;
+}
+
+/** Opens the participant page in a new tab, fills its form and presses Join; the page's console is recorded. */
+export async function joinFromPage(context: BrowserContext, url: string, form: ParticipantForm): Promise<{ page: Page; log: ReturnType<typeof watchPage> }> {
+  const page = await context.newPage();
+  const log = watchPage(page, 'participant');
+  await page.goto(`${url}/participant/`);
+  await page.fill('#session', form.session);
+  await page.fill('#token', form.token);
+  if (form.model !== undefined) await page.selectOption('#model', form.model);
+  if (form.epochs !== undefined) await page.fill('#epochs', String(form.epochs));
+  if (form.data !== undefined) await page.setInputFiles('#data', form.data);
+  if (form.dataFolder !== undefined) await page.setInputFiles('#data-folder', form.dataFolder);
+  await page.click('#join');
+  return { page, log };
+}
+
+/** Waits until the participant page has ended or shown an error, and returns which. */
+export async function pageOutcome(page: Page, timeout = 60_000): Promise<string | undefined> {
+  await page.waitForFunction(() => document.body.dataset.state === 'ended' || document.body.dataset.state === 'error', null, { timeout });
+  return page.evaluate(() => document.body.dataset.state);
+}
+
+/**
+ * The reference set the coordinator serves to pages, written as an IDX images file at `path`, and
+ * the values a Node participant reads from that same file: every participant must predict on the
+ * same rows, and the coordinator checks their digests at the join (the mnist package's floats are
+ * not the file's bytes ÷ 255).
+ */
+export function servedReference(path: string, x: Float32Array): Float32Array {
+  writeIdxImages(path, x);
+  return Float32Array.from(readIdxFile(path).data as ArrayLike<number>, (v) => v / 255);
+}
+
+/** Real digits as PNG files in folder/LABEL/i.png, as a person might have them. */
+export function writeDigitFolder(folder: string, digits: LabeledDataset): void {
+  digits.y.forEach((label, i) => {
+    mkdirSync(join(folder, String(label)), { recursive: true });
+    writeFileSync(join(folder, String(label), `${i}.png`), digitPng(digits.x.subarray(i * 784, (i + 1) * 784)));
+  });
 }
 
 export async function screenshot(page: Page, name: string): Promise<string> {

@@ -5,21 +5,20 @@
  * input, beside two Node participants; the dashboard, signed in as an admin, shows the rounds
  * as they happen. Screenshots go to results/browser-tests/.
  */
-import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { subset, type LabeledDataset } from '../../client/data/dataset.js';
-import { readIdxFile } from '../../client/data/idx.js';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { createModel } from '../../client/models.js';
 import { runParticipant, type ParticipantSummary } from '../../client/participant.js';
 import { Student } from '../../client/student.js';
 import { Coordinator } from '../../server/coordinator.js';
 import type { SessionConfig } from '../../server/session.js';
-import { buildPages, digitPng, launchChromium, screenshot, watchPage, writeDigitsCsv, writeIdxImages } from './helpers.js';
+import { buildPages, digitPng, joinFromPage, launchChromium, pageOutcome, screenshot, servedReference, watchPage, writeDigitFolder, writeDigitsCsv } from './helpers.js';
 
 const ROUNDS = 4;
 const REFERENCE = 300;
@@ -45,12 +44,9 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     buildMs = Date.now() - started;
     bundleKiB = build.pages.find((p) => p.page === 'participant')!.scriptBytes / 1024;
     dir = mkdtempSync(join(tmpdir(), 'codistill-browser-'));
-    // The operator serves the reference set from the coordinator, so the person need not pick it.
-    writeIdxImages(join(dir, 'reference-idx3-ubyte'), split.reference.x);
-    // The Node participants read that same file, as a site does: every participant must predict on
-    // the same rows, and the coordinator checks their digests at the join (the mnist package's
-    // floats are not the file's bytes ÷ 255).
-    served = Float32Array.from(readIdxFile(join(dir, 'reference-idx3-ubyte')).data as ArrayLike<number>, (v) => v / 255);
+    // The operator serves the reference set from the coordinator, so the person need not pick it;
+    // the Node participants read that same file, as a site does.
+    served = servedReference(join(dir, 'reference-idx3-ubyte'), split.reference.x);
     await selectBackend('wasm');
     coordinator = await Coordinator.start({
       operators: [ADMIN, OBSERVER],
@@ -137,7 +133,7 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
     const started = Date.now();
     try {
       await Promise.all([ended, nodes]);
-      await page.waitForFunction(() => document.body.dataset.state === 'ended' || document.body.dataset.state === 'error', null, { timeout: 60_000 });
+      await pageOutcome(page);
     } catch (error) {
       console.log([...pageLog.lines, ...pageLog.errors, ...dashboardLog.errors].join('\n'));
       await screenshot(page, 'participant-failure');
@@ -223,29 +219,17 @@ describe('a browser participant and the dashboard, in headless Chromium', () => 
       participants: [{ id: 'images', token: 'images-token-0123456789abc' }, { id: 'peer', token: 'peer-token-0123456789abcde' }],
     });
     // 400 real digits as PNG files in digits/LABEL/, as a person might have them.
-    const digits = rows(split.pool, 3000, 400);
     const folder = join(dir, 'digits');
-    digits.y.forEach((label, i) => {
-      mkdirSync(join(folder, String(label)), { recursive: true });
-      writeFileSync(join(folder, String(label), `${i}.png`), digitPng(digits.x.subarray(i * 784, (i + 1) * 784)));
-    });
-    const page = await browser.context.newPage();
-    const log = watchPage(page, 'participant');
-    await page.goto(`${coordinator.url}/participant/`);
-    await page.fill('#session', 'web-images');
-    await page.fill('#token', 'images-token-0123456789abc');
-    await page.selectOption('#model', 'cnn');
-    await page.fill('#epochs', '3');
-    await page.setInputFiles('#data-folder', folder);
-    await page.click('#join');
+    writeDigitFolder(folder, rows(split.pool, 3000, 400));
+    const { page, log } = await joinFromPage(browser.context, coordinator.url, { session: 'web-images', token: 'images-token-0123456789abc', model: 'cnn', epochs: 3, dataFolder: folder });
     const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 9 }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 9 });
     await runParticipant({
       url: coordinator.url, session: 'web-images', token: 'peer-token-0123456789abcde', student, epochs: 1, batchSize: 32,
       data: { train: rows(split.pool, 4000, 600), reference: served },
     }).finally(() => student.dispose());
-    await page.waitForFunction(() => document.body.dataset.state === 'ended' || document.body.dataset.state === 'error', null, { timeout: 60_000 });
+    const outcome = await pageOutcome(page);
     await screenshot(page, 'participant-images');
-    expect(await page.evaluate(() => document.body.dataset.state), await page.textContent('#error') ?? '').toBe('ended');
+    expect(outcome, await page.textContent('#error') ?? '').toBe('ended');
     expect(await page.textContent('#log')).toContain('private data: 400 images scaled to 28×28 grey levels, 10 classes');
     const accuracies = await page.$$eval('#rounds tbody tr', (trs) => trs.map((tr) => Number((tr as HTMLElement).dataset.accuracy)));
     expect(accuracies).toHaveLength(2);

@@ -3,20 +3,19 @@
  * vite builds, WebCrypto's X25519, HKDF, AES-CTR and AES-GCM) takes part in a secure DML round
  * beside a Node participant; both learn from the sum, the coordinator never sees either's vector.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { subset } from '../../client/data/dataset.js';
-import { readIdxFile } from '../../client/data/idx.js';
 import { loadMnist, splitDataset } from '../../client/data/mnist.js';
 import { createModel } from '../../client/models.js';
 import { runParticipant } from '../../client/participant.js';
 import { Student } from '../../client/student.js';
 import { Coordinator } from '../../server/coordinator.js';
-import { buildPages, digitPng, launchChromium, watchPage, writeIdxImages } from './helpers.js';
+import { buildPages, joinFromPage, launchChromium, pageOutcome, servedReference, writeDigitFolder } from './helpers.js';
 
 const REFERENCE = 100;
 
@@ -30,8 +29,7 @@ describe('a browser participant under secure aggregation', () => {
   beforeAll(async () => {
     const build = await buildPages();
     dir = mkdtempSync(join(tmpdir(), 'codistill-secure-browser-'));
-    writeIdxImages(join(dir, 'reference-idx3-ubyte'), split.reference.x);
-    served = Float32Array.from(readIdxFile(join(dir, 'reference-idx3-ubyte')).data as ArrayLike<number>, (v) => v / 255);
+    served = servedReference(join(dir, 'reference-idx3-ubyte'), split.reference.x);
     await selectBackend('wasm');
     coordinator = await Coordinator.start({ web: { root: build.out, references: { 'web-secure': join(dir, 'reference-idx3-ubyte') } } });
     browser = await launchChromium();
@@ -48,27 +46,15 @@ describe('a browser participant under secure aggregation', () => {
       trainTimeoutMs: 120_000, onRoundFailure: 'stop', seed: 5, maxMessageBytes: 1 << 20, secureAggregation: { threshold: 2 },
       participants: [{ id: 'browser', token: 'browser-secure-token-0123456789' }, { id: 'node', token: 'node-secure-token-0123456789ab' }],
     });
-    const digits = subset(split.pool, Array.from({ length: 200 }, (_, i) => 3000 + i));
     const folder = join(dir, 'digits');
-    digits.y.forEach((label, i) => {
-      mkdirSync(join(folder, String(label)), { recursive: true });
-      writeFileSync(join(folder, String(label), `${i}.png`), digitPng(digits.x.subarray(i * 784, (i + 1) * 784)));
-    });
-    const page = await browser.context.newPage();
-    const log = watchPage(page, 'participant');
-    await page.goto(`${coordinator.url}/participant/`);
-    await page.fill('#session', 'web-secure');
-    await page.fill('#token', 'browser-secure-token-0123456789');
-    await page.fill('#epochs', '1');
-    await page.setInputFiles('#data-folder', folder);
-    await page.click('#join');
+    writeDigitFolder(folder, subset(split.pool, Array.from({ length: 200 }, (_, i) => 3000 + i)));
+    const { page, log } = await joinFromPage(browser.context, coordinator.url, { session: 'web-secure', token: 'browser-secure-token-0123456789', epochs: 1, dataFolder: folder });
     const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 9 }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 9 });
     const summary = await runParticipant({
       url: coordinator.url, session: 'web-secure', token: 'node-secure-token-0123456789ab', student, epochs: 1, batchSize: 32,
       data: { train: subset(split.pool, Array.from({ length: 300 }, (_, i) => 4000 + i)), reference: served },
     }).finally(() => student.dispose());
-    await page.waitForFunction(() => document.body.dataset.state === 'ended' || document.body.dataset.state === 'error', null, { timeout: 60_000 });
-    expect(await page.evaluate(() => document.body.dataset.state), `${await page.textContent('#error') ?? ''}\n${log.lines.join('\n')}`).toBe('ended');
+    expect(await pageOutcome(page), `${await page.textContent('#error') ?? ''}\n${log.lines.join('\n')}`).toBe('ended');
     expect(log.errors).toEqual([]);
     expect(session.history.map((r) => [r.failure, r.contributors.sort()])).toEqual([[undefined, ['browser', 'node']], [undefined, ['browser', 'node']]]);
     expect(Object.keys(session.history[1]!.reports).sort()).toEqual(['browser', 'node']);

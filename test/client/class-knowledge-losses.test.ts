@@ -11,6 +11,7 @@ import { createLossMethod, hyperKnowledgeLoss, prototypeLoss } from '../../clien
 import { createModel } from '../../client/models.js';
 import { sharedInitialisation } from '../../client/procedures/fedproto.js';
 import { Student } from '../../client/student.js';
+import { expectRelative } from '../golden.js';
 
 const FEATURES = [[0.5, 1.0, -0.2], [1.5, 0.0, 0.3], [0.2, 0.2, 0.2], [2.0, -1.0, 0.0]];
 const LABELS = [0, 2, 1, 0];
@@ -27,10 +28,6 @@ const GOLDEN = {
   /** ∂/∂z at [0][0] and [2][1]: (present_c/|H|)(softmax(z_c/T) − q_c)/T. */
   hyperKnowledgeGradient: { 0.5: [0.15033021169737948, 0.21525706491176755], 1: [-0.007201482705362139, 0.0051471644073650125], 2: [-0.052550584085796825, -0.0427196337569932] } as Record<number, number[]>,
 };
-
-function expectRelative(actual: number, expected: number, tolerance = 1e-5): void {
-  expect(Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12)).toBeLessThan(tolerance);
-}
 
 describe('class-knowledge losses against golden values', () => {
   beforeAll(async () => {

@@ -22,6 +22,7 @@ import {
   type ModelOutputs,
 } from '../../client/losses/index.js';
 import { buildFeatureModel } from '../../client/models.js';
+import { expectRelative } from '../golden.js';
 
 // Student logits, teacher logits and labels for KD.
 const S = [[1.5, -0.5, 0.2], [0.3, 0.9, -1.1]];
@@ -76,11 +77,6 @@ const GOLDEN = {
     gradZ0_00NotDetached: -0.299338034804,
   },
 };
-
-function expectRelative(actual: number, expected: number, tolerance = 1e-5): void {
-  const error = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12);
-  if (!(error < tolerance)) throw new Error(`expected ${expected}, got ${actual} (relative error ${error.toExponential(2)} ≥ ${tolerance})`);
-}
 
 const scalar = (t: tf.Tensor) => t.dataSync()[0]!;
 /** One element of a tensor by its index, e.g. at(g, 0, 1, 1, 0). */

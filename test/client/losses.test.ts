@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { createLossMethod, crossEntropy, distillationLoss, kdLoss, logitMatchingLoss, stackedDistillationLoss, stackTargets, WeightedSumLoss } from '../../client/losses/index.js';
+import { expectRelative } from '../golden.js';
 
 const LOGITS = [[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]];
 const TARGET = [[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]]; // a zero entry: 0·log 0 must count as 0
@@ -21,10 +22,6 @@ const GOLDEN = {
   /** 0.3·CE + 0.7·kd at T = 2. */
   distillation: 1.001572601734,
 };
-
-function expectRelative(actual: number, expected: number, tolerance = 1e-5): void {
-  expect(Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12)).toBeLessThan(tolerance);
-}
 
 describe('losses against golden values', () => {
   beforeAll(async () => {

@@ -86,11 +86,11 @@ function reference(upload: RawUpload): Float32Array | string {
     let sum = 0;
     for (let k = 0; k < C; k++) {
       const p = values[r * C + k]!;
-      if (!(p >= -VALUE_SLACK && p <= 1 + VALUE_SLACK)) return `E_VALUE: ${what}: row ${r}, class ${k} is ${p}; soft predictions must be probabilities in [0, 1]`;
+      if (!(p >= -VALUE_SLACK && p <= 1 + VALUE_SLACK)) return `E_VALUE: ${what}: row ${r}, class ${k} is ${p}; a probability lies in [0, 1] (±${VALUE_SLACK.toPrecision(2)})`;
       sum += p;
     }
     if (Math.abs(sum - 1) > tol) {
-      return `E_VALUE: ${what}: row ${r} sums to ${sum.toFixed(6)}; soft predictions must sum to 1 (±${tol.toPrecision(2)}) — send softmax(logits / T), not logits`;
+      return `E_VALUE: ${what}: row ${r} sums to ${sum.toFixed(6)}; a row of probabilities sums to 1 (±${tol.toPrecision(2)})`;
     }
   }
   return values;

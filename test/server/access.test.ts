@@ -3,48 +3,37 @@
  * connection that floods the coordinator is refused past its rate limit — while the others are
  * not slowed and the session goes on.
  */
-import { io, type Socket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  clientMessages,
-  encodeMessage,
-  PROTOCOL_VERSION,
-  type ClientToServerEvents,
-  type ServerToClientEvents,
-} from '../../protocol/index.js';
+import { clientMessages, encodeMessage, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { Coordinator } from '../../server/coordinator.js';
 import { TokenBucket } from '../../server/rate-limit.js';
-import type { SessionConfig } from '../../server/session.js';
-import { CLASSES, refusalCode } from './fault-kit.js';
+import { config, RawParticipant, refusalCode } from './raw-participant.js';
 
-function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
-  return {
-    id: 'access', algorithm: 'dml', rounds: 1, minParticipants: 1, numClasses: CLASSES, referenceSize: 4, referencePerRound: 4,
-    temperature: 1, alpha: 0.5, uploadDtype: 'float32', roundTimeoutMs: 10_000, trainTimeoutMs: 10_000, onRoundFailure: 'continue',
-    seed: 1, maxMessageBytes: 64 * 1024,
+/** Session access: a participant, a teacher, and one whose role the config leaves open. */
+const accessConfig = (overrides: Parameters<typeof config>[0] = {}) =>
+  config({
+    id: 'access', minParticipants: 1,
     participants: [
       { id: 'site', token: 'token-site-0123456789', role: 'participant' },
       { id: 'oracle', token: 'token-oracle-0123456789', role: 'teacher' },
       { id: 'other', token: 'token-other-0123456789' },
     ],
     ...overrides,
-  };
-}
-
-function connect(url: string, token: string): Promise<Socket<ServerToClientEvents, ClientToServerEvents>> {
-  const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token }, reconnection: false, forceNew: true });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', reject);
   });
+
+async function connect(url: string, id: string): Promise<RawParticipant> {
+  const p = new RawParticipant(url, id, `token-${id}-0123456789`);
+  await p.connected();
+  return p;
 }
 
-const join = (socket: Socket<ServerToClientEvents, ClientToServerEvents>, role: 'participant' | 'teacher') =>
-  socket.timeout(5000).emitWithAck('join', encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'access', role }));
+/** The coordinator's raw answer to a join as `role`: tests read refusals from it. */
+const join = (p: RawParticipant, role: 'participant' | 'teacher') =>
+  p.send('join', encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'access', role }));
 
 describe('access', () => {
   let coordinator: Coordinator | undefined;
-  const sockets: Socket[] = [];
+  const sockets: RawParticipant[] = [];
   afterEach(async () => {
     for (const s of sockets) s.close();
     sockets.length = 0;
@@ -53,10 +42,10 @@ describe('access', () => {
 
   it('lets a token join only as the role the session gave it', async () => {
     coordinator = await Coordinator.start();
-    coordinator.createSession(config({ minToStart: 3 }));
-    const site = await connect(coordinator.url, 'token-site-0123456789');
-    const oracle = await connect(coordinator.url, 'token-oracle-0123456789');
-    const other = await connect(coordinator.url, 'token-other-0123456789');
+    coordinator.createSession(accessConfig({ minToStart: 3 }));
+    const site = await connect(coordinator.url, 'site');
+    const oracle = await connect(coordinator.url, 'oracle');
+    const other = await connect(coordinator.url, 'other');
     sockets.push(site, oracle, other);
     const teacherClaim = await join(site, 'teacher');
     expect(refusalCode(teacherClaim)).toBe('E_AUTH');
@@ -72,9 +61,9 @@ describe('access', () => {
 
   it('refuses a flooding connection past its rate limit, with E_RATE_LIMITED, and not its neighbour', async () => {
     coordinator = await Coordinator.start({ rateLimit: { messagesPerSecond: 5, burst: 10 } });
-    coordinator.createSession(config({ minToStart: 3 }));
-    const flood = await connect(coordinator.url, 'token-site-0123456789');
-    const calm = await connect(coordinator.url, 'token-other-0123456789');
+    coordinator.createSession(accessConfig({ minToStart: 3 }));
+    const flood = await connect(coordinator.url, 'site');
+    const calm = await connect(coordinator.url, 'other');
     sockets.push(flood, calm);
     const started = performance.now();
     const replies = await Promise.all(Array.from({ length: 40 }, () => join(flood, 'participant')));
@@ -86,7 +75,7 @@ describe('access', () => {
     expect(codes.length - limited).toBeLessThanOrEqual(10 + Math.ceil(5 * seconds) + 1);
     expect(Buffer.from(replies[replies.length - 1]!).toString()).toMatch(/more than 5 messages a second \(bursts of 10\); join refused — slow down and retry/);
     // Unknown events count too (they would otherwise be a free flood).
-    expect(refusalCode(await flood.timeout(5000).emitWithAck('no-such-event' as 'join', new Uint8Array(1)))).toBe('E_RATE_LIMITED');
+    expect(refusalCode(await flood.socket.timeout(5000).emitWithAck('no-such-event' as 'join', new Uint8Array(1)))).toBe('E_RATE_LIMITED');
     expect(refusalCode(await join(calm, 'participant'))).toBe('ok');
     await new Promise((resolve) => setTimeout(resolve, 450));
     expect(refusalCode(await join(flood, 'participant'))).toBe('ok'); // refilled: it may speak again

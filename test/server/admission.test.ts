@@ -11,44 +11,15 @@
  *   as an array, a string, a number, null, text that is not JSON, a version nested too deep to
  *   print, a token of a megabyte — on both namespaces.
  */
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import {
-  clientMessages,
-  decodeEnvelope,
-  decodeMessage,
-  encodeMessage,
-  packTensor,
-  PROTOCOL_VERSION,
-  readReply,
-  replyMessages,
-  serverMessages,
-  type ServerMessage,
-} from '../../protocol/index.js';
+import { decodeEnvelope, packTensor, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { Coordinator } from '../../server/coordinator.js';
-import type { SessionConfig } from '../../server/session.js';
+import { C, config, RawParticipant, REFERENCE, refusalCode, until } from './raw-participant.js';
 
-const C = 3;
-const ROWS = 4;
-
-function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
-  return {
-    id: 'door', algorithm: 'dml', rounds: 2, minParticipants: 2, numClasses: C, referenceSize: ROWS,
-    referencePerRound: ROWS, temperature: 2, alpha: 0.5, uploadDtype: 'float32', roundTimeoutMs: 10_000,
-    trainTimeoutMs: 10_000, onRoundFailure: 'continue', seed: 1, maxMessageBytes: 64 * 1024,
-    participants: ['a', 'b'].map((id) => ({ id, token: `door-token-${id}` })),
-    ...overrides,
-  };
-}
-
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** The session every test here opens: two participants, a and b, with `door-token-` tokens. */
+const doorConfig = () => config({ id: 'door', rounds: 2, minParticipants: 2, participants: ['a', 'b'].map((id) => ({ id, token: `door-token-${id}` })) });
 
 let coordinator: Coordinator | undefined;
 const opened: Array<{ close(): void }> = [];
@@ -58,56 +29,37 @@ afterEach(async () => {
   coordinator = undefined;
 });
 
-/** A participant over socket.io-client that records what the coordinator tells it. */
-class Peer {
-  readonly socket: Socket;
-  readonly rounds: ServerMessage<'round'>[] = [];
+/** A raw participant of session door that also records how the coordinator closed it. */
+class Peer extends RawParticipant {
   closing: { code: string; message: string } | undefined;
   disconnectReason: string | undefined;
 
-  constructor(url: string, readonly id: string) {
-    this.socket = io(url, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token: `door-token-${id}` }, reconnection: false, forceNew: true });
-    opened.push(this.socket);
-    this.socket.on('round', (b: Uint8Array) => this.rounds.push(decodeMessage(serverMessages.round, b)));
-    this.socket.on('closing', (b: Uint8Array) => (this.closing = (decodeEnvelope(b) as { error: { code: string; message: string } }).error));
+  constructor(url: string, id: string) {
+    super(url, id, `door-token-${id}`);
+    opened.push(this);
+    this.socket.on('closing', (b) => (this.closing = (decodeEnvelope(b) as { error: { code: string; message: string } }).error));
     this.socket.on('disconnect', (reason) => (this.disconnectReason = reason));
   }
 
-  async join(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      if (this.socket.connected) return resolve();
-      this.socket.once('connect', () => resolve());
-      this.socket.once('connect_error', reject);
-    });
-    readReply(replyMessages.joined, await this.socket.timeout(5000).emitWithAck('join', encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'door', role: 'participant' })));
-  }
-
-  async upload(round: number): Promise<string> {
-    const values = packTensor(new Float32Array(ROWS * C).fill(1 / C), [ROWS, C], 'float32');
-    const reply: Uint8Array = await this.socket.timeout(5000).emitWithAck('upload', encodeMessage(clientMessages.upload, {
-      v: PROTOCOL_VERSION, session: 'door', round, participant: this.id, kind: 'reference-predictions', values,
-    }));
-    try {
-      readReply(replyMessages.ack, reply);
-      return 'ok';
-    } catch (error) {
-      return (error as { code: string }).code;
-    }
+  /** Uniform probabilities for `round`: 'ok' or the refusal's code. */
+  async uploadUniform(round: number): Promise<string> {
+    const values = packTensor(new Float32Array(REFERENCE * C).fill(1 / C), [REFERENCE, C], 'float32');
+    return refusalCode(await this.upload({ session: 'door', round, values }));
   }
 }
 
 describe('a participant connecting twice', () => {
   it('keeps the newer connection: the older is told E_REPLACED and disconnected, the newer takes part in the rounds', async () => {
     coordinator = await Coordinator.start();
-    coordinator.createSession(config());
+    coordinator.createSession(doorConfig());
     const first = new Peer(coordinator.url, 'a');
-    await first.join();
+    await first.join('door');
     const b = new Peer(coordinator.url, 'b');
-    await b.join();
+    await b.join('door');
     await until(() => first.rounds.length === 1 && b.rounds.length === 1, 'round 1 to open');
 
     const second = new Peer(coordinator.url, 'a');
-    await second.join();
+    await second.join('door');
     await until(() => first.disconnectReason !== undefined, 'the older connection to be closed', 3000);
     expect(first.closing?.code).toBe('E_REPLACED');
     expect(first.closing?.message).toMatch(/^a connected again from another connection, which takes its place in session door; this one is closed$/);
@@ -117,8 +69,8 @@ describe('a participant connecting twice', () => {
     // The newer connection is told the open round when it joins and takes part from there.
     await until(() => second.rounds.length >= 1, 'the newer connection to learn the round');
     const round = second.rounds.at(-1)!.round;
-    expect(await second.upload(round)).toBe('ok');
-    expect(await b.upload(round)).toBe('ok');
+    expect(await second.uploadUniform(round)).toBe('ok');
+    expect(await b.uploadUniform(round)).toBe('ok');
     expect(first.socket.connected).toBe(false);
   });
 });
@@ -189,10 +141,10 @@ describe('connections that never authenticate', () => {
 
   it('are closed after the authentication timeout, while an authenticated one stays', async () => {
     coordinator = await Coordinator.start({ admission: { unauthenticatedTimeoutMs: 300 } });
-    coordinator.createSession(config());
+    coordinator.createSession(doorConfig());
     const idle = await rawLink(coordinator.url);
     const participant = new Peer(coordinator.url, 'a');
-    await participant.join();
+    await participant.join('door');
     const code = await Promise.race([idle.closed, new Promise<null>((r) => setTimeout(() => r(null), 3000))]);
     expect(code, 'the idle connection closed within 3 s').not.toBeNull();
     await new Promise((r) => setTimeout(r, 400));
@@ -237,7 +189,7 @@ async function handshake(url: string, namespace: string, payload: string): Promi
 describe('every handshake gets an answer', () => {
   it('refuses auth that is not a map, a version of any shape and a token of any size with a code and a sentence, on both namespaces', async () => {
     coordinator = await Coordinator.start({ operators: [{ id: 'ops', token: 'operator-token-0123456789', role: 'admin' }] });
-    coordinator.createSession(config());
+    coordinator.createSession(doorConfig());
     const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
     const cases: Array<[string, RegExp]> = [
       ['[1,2]', /^E_AUTH: the handshake's auth must be a map \{ v, token \}; the (participant|operator) sent an array$/],
@@ -270,7 +222,7 @@ describe('every handshake gets an answer', () => {
 describe('a packet socket.io cannot decode, after authenticating', () => {
   it('is answered with E_MALFORMED on the closing event before the link closes', async () => {
     coordinator = await Coordinator.start();
-    coordinator.createSession(config());
+    coordinator.createSession(doorConfig());
     for (const packet of ['42"upload"', '42{"a":1}', '49', '451-["upload",{"_placeholder":true,"num":0}]', '42["disconnect"]']) {
       const link = await rawLink(coordinator.url);
       link.ws.send(`40{"v":${PROTOCOL_VERSION},"token":"door-token-a"}`);
@@ -290,12 +242,14 @@ describe('a packet socket.io cannot decode, after authenticating', () => {
 
   it('is not confused with a peer\'s own event named "error", which is refused and leaves the link open', async () => {
     coordinator = await Coordinator.start();
-    coordinator.createSession(config());
+    coordinator.createSession(doorConfig());
     const peer = new Peer(coordinator.url, 'a');
-    await peer.join();
-    const reply: Uint8Array = await peer.socket.timeout(3000).emitWithAck('error', new Uint8Array([1, 2, 3]));
+    await peer.join('door');
+    // "error" is no event of the protocol: the socket without the protocol's event types sends it.
+    const socket = peer.socket as unknown as Socket;
+    const reply: Uint8Array = await socket.timeout(3000).emitWithAck('error', new Uint8Array([1, 2, 3]));
     expect((decodeEnvelope(reply) as { error: { code: string } }).error.code).toBe('E_SCHEMA');
-    peer.socket.emit('error', 'no ack');
+    socket.emit('error', 'no ack');
     await new Promise((r) => setTimeout(r, 200));
     expect(peer.socket.connected).toBe(true);
     expect(peer.closing).toBeUndefined();

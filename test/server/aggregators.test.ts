@@ -17,6 +17,7 @@ import {
   type Contribution,
 } from '../../server/aggregators/index.js';
 import { medianInPlace, selectInPlace, trimmedMeanInPlace } from '../../server/aggregators/order-statistics.js';
+import { expectRelative } from '../golden.js';
 
 const SHAPE = { rows: 2, classes: 3 };
 
@@ -67,15 +68,6 @@ function contributions(values: number[][], extra: (k: number) => Partial<Contrib
 }
 
 const WITH_METADATA = contributions(P, (k) => ({ sampleCount: SAMPLE_COUNTS[k]!, labelCounts: LABEL_COUNTS[k]! }));
-
-function expectRelative(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance = 1e-5): void {
-  expect(actual.length).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i]!;
-    const error = Math.abs(actual[i]! - e) / Math.max(Math.abs(e), 1e-12);
-    if (error >= tolerance) expect.fail(`element ${i}: got ${actual[i]}, expected ${e} (relative error ${error})`);
-  }
-}
 
 function rowEntropies(values: Float32Array, classes: number): number[] {
   const out: number[] = [];

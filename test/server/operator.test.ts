@@ -15,9 +15,6 @@ import {
   readReply,
   replyMessages,
   serverMessages,
-  type ClientToServerEvents,
-  type ServerMessage,
-  type ServerToClientEvents,
 } from '../../protocol/index.js';
 import {
   OPERATOR_NAMESPACE,
@@ -29,63 +26,44 @@ import {
   type SessionAction,
 } from '../../protocol/operator.js';
 import { Coordinator } from '../../server/coordinator.js';
-import type { SessionConfig } from '../../server/session.js';
+import { C, config, RawParticipant, REFERENCE, until } from './raw-participant.js';
 
-const C = 3;
-const REFERENCE = 4;
 const ADMIN = { id: 'alice', token: 'admin-token-0123456789abcdef', role: 'admin' as const };
 const OBSERVER = { id: 'olga', token: 'observer-token-0123456789abc', role: 'observer' as const };
 
-function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
-  return {
-    id: 'ops', algorithm: 'dml', rounds: 3, minParticipants: 1, numClasses: C, referenceSize: REFERENCE,
-    referencePerRound: REFERENCE, temperature: 2, alpha: 0.5, uploadDtype: 'float32', roundTimeoutMs: 10_000,
-    trainTimeoutMs: 10_000, onRoundFailure: 'continue', seed: 1, maxMessageBytes: 64 * 1024,
-    participants: ['a', 'b', 'c'].map((id) => ({ id, token: `participant-token-${id}-0123456789` })),
-    ...overrides,
-  };
-}
+/** The session every test here opens (or a variant): participants a, b and c. */
+const opsConfig = (overrides: Parameters<typeof config>[0] = {}) =>
+  config({ id: 'ops', rounds: 3, minParticipants: 1, participants: ['a', 'b', 'c'].map((id) => ({ id, token: `participant-token-${id}-0123456789` })), ...overrides });
 
 const uniform = () => new Float32Array(REFERENCE * C).fill(1 / C);
 
-/** A participant driven by hand; `auto` makes it upload and report every round it is sent. */
-class Participant {
-  readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
-  readonly rounds: ServerMessage<'round'>[] = [];
+/** A participant of session ops driven by hand; `auto` makes it upload and report every round it is sent. */
+class Participant extends RawParticipant {
   endReason: string | undefined;
   /** Refusals of its automatic uploads and reports: none expected. */
   readonly errors: unknown[] = [];
 
   /** `reportAfterMs` stands for training time: it keeps a round open long enough to act during it. */
-  constructor(url: string, readonly id: string, auto: boolean, reportAfterMs = 0, token = `participant-token-${id}-0123456789`) {
-    this.socket = io(url, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token }, reconnection: false, forceNew: true });
-    this.socket.on('round', (b) => {
-      const round = decodeMessage(serverMessages.round, b);
-      this.rounds.push(round);
-      if (auto) this.upload(round.round).catch((error: unknown) => this.errors.push(error));
-    });
-    this.socket.on('target', (b) => {
-      const target = decodeMessage(serverMessages.target, b);
-      if (auto) setTimeout(() => this.report(target.round).catch((error: unknown) => this.errors.push(error)), reportAfterMs);
-    });
+  constructor(url: string, id: string, auto: boolean, reportAfterMs = 0) {
+    super(url, id, `participant-token-${id}-0123456789`);
+    if (auto) {
+      this.socket.on('round', (b) => this.uploadUniform(decodeMessage(serverMessages.round, b).round).catch((error: unknown) => this.errors.push(error)));
+      this.socket.on('target', (b) => {
+        const { round } = decodeMessage(serverMessages.target, b);
+        setTimeout(() => this.reportAccuracy(round).catch((error: unknown) => this.errors.push(error)), reportAfterMs);
+      });
+    }
     this.socket.on('end', (b) => (this.endReason = decodeMessage(serverMessages.end, b).reason));
   }
 
-  async join(): Promise<void> {
-    const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'ops', role: 'participant' });
-    readReply(replyMessages.joined, await this.socket.timeout(5000).emitWithAck('join', envelope));
+  async uploadUniform(round: number): Promise<void> {
+    readReply(replyMessages.ack, await this.upload({ session: 'ops', round, values: packTensor(uniform(), [REFERENCE, C], 'float32') }));
   }
 
-  async upload(round: number): Promise<void> {
-    const envelope = encodeMessage(clientMessages.upload, {
-      v: PROTOCOL_VERSION, session: 'ops', round, participant: this.id, kind: 'reference-predictions', values: packTensor(uniform(), [REFERENCE, C], 'float32'),
-    });
-    readReply(replyMessages.ack, await this.socket.timeout(5000).emitWithAck('upload', envelope));
-  }
-
-  async report(round: number): Promise<void> {
+  /** A report whose accuracy, round/10, the operators' status shows. */
+  async reportAccuracy(round: number): Promise<void> {
     const envelope = encodeMessage(clientMessages.report, { v: PROTOCOL_VERSION, session: 'ops', round, participant: this.id, metrics: { accuracy: round / 10 } });
-    readReply(replyMessages.ack, await this.socket.timeout(5000).emitWithAck('report', envelope));
+    readReply(replyMessages.ack, await this.send('report', envelope));
   }
 }
 
@@ -129,14 +107,6 @@ function connectOutcome(socket: Socket): Promise<string> {
   });
 }
 
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('operators: observers and admins on /operator', () => {
@@ -145,7 +115,7 @@ describe('operators: observers and admins on /operator', () => {
   const participant = async (id: string, auto = true, reportAfterMs = 0) => {
     const p = new Participant(coordinator.url, id, auto, reportAfterMs);
     sockets.push(p.socket as unknown as Socket);
-    await p.join();
+    await p.join('ops');
     return p;
   };
   const operator = async (token: string) => {
@@ -164,7 +134,7 @@ describe('operators: observers and admins on /operator', () => {
   });
 
   it('refuses a participant token on the operator namespace, and an operator token on the participants\'', async () => {
-    coordinator.createSession(config());
+    coordinator.createSession(opsConfig());
     const asOperator = io(`${coordinator.url}${OPERATOR_NAMESPACE}`, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token: 'participant-token-a-0123456789' }, reconnection: false, forceNew: true });
     const asParticipant = io(coordinator.url, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION, token: ADMIN.token }, reconnection: false, forceNew: true });
     const noToken = io(`${coordinator.url}${OPERATOR_NAMESPACE}`, { transports: ['websocket'], auth: { v: PROTOCOL_VERSION }, reconnection: false, forceNew: true });
@@ -175,14 +145,14 @@ describe('operators: observers and admins on /operator', () => {
   });
 
   it('refuses configs that would let one token serve as both participant and operator', async () => {
-    expect(() => coordinator.createSession(config({ participants: [{ id: 'a', token: ADMIN.token }], minParticipants: 1 }))).toThrow(/participant a's token is already in use/);
+    expect(() => coordinator.createSession(opsConfig({ participants: [{ id: 'a', token: ADMIN.token }], minParticipants: 1 }))).toThrow(/participant a's token is already in use/);
     await expect(Coordinator.start({ operators: [ADMIN, { ...OBSERVER, token: ADMIN.token }] })).rejects.toThrow(/every operator needs its own token/);
     await expect(Coordinator.start({ operators: [{ ...ADMIN, token: 'short' }] })).rejects.toThrow(/at least 16 characters/);
     await expect(Coordinator.start({ operators: [{ ...ADMIN, role: 'root' as 'admin' }] })).rejects.toThrow(/role must be one of observer, admin/);
   });
 
   it('shows observers the session as it runs, and refuses their admin actions with E_FORBIDDEN', async () => {
-    const session = coordinator.createSession(config({ minToStart: 2, rounds: 2 }));
+    const session = coordinator.createSession(opsConfig({ minToStart: 2, rounds: 2 }));
     const observer = await operator(OBSERVER.token);
     expect(observer.latest!.operator).toEqual({ id: 'olga', role: 'observer' });
     expect(observer.session()).toMatchObject({ phase: 'waiting', round: 0, rounds: 2, paused: false });
@@ -220,7 +190,7 @@ describe('operators: observers and admins on /operator', () => {
   });
 
   it('lets an admin start a session before its quorum, pause it between rounds, resume and stop it', async () => {
-    const session = coordinator.createSession(config({ minToStart: 3, rounds: 5 }));
+    const session = coordinator.createSession(opsConfig({ minToStart: 3, rounds: 5 }));
     const admin = await operator(ADMIN.token);
     expect(await admin.control('start')).toBe('E_SESSION: no participant is connected to session ops: a round needs at least one');
     const a = await participant('a', true, 150);
@@ -259,7 +229,7 @@ describe('operators: observers and admins on /operator', () => {
   });
 
   it('answers malformed operator requests with a code, not silence', async () => {
-    coordinator.createSession(config());
+    coordinator.createSession(opsConfig());
     const admin = await operator(ADMIN.token);
     const raw = admin.socket as unknown as Socket;
     const reply = async (...args: unknown[]) => {

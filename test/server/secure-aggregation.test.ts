@@ -224,7 +224,7 @@ describe('secure aggregation: a hostile member the coordinator cannot see', () =
     await Promise.all(ps.map((p) => p.join()));
     await until(() => ps.slice(0, 3).every((p) => p.errors.length === 1), 'the honest members to refuse their targets', 20_000);
     for (const p of ps.slice(0, 3)) {
-      expect(String(p.errors[0])).toMatch(/E_VALUE: the secure sum of round 1 gives a target no honest members could have made \(row 0 sums to [0-9.]+: a mean of probability rows sums to 1\)/);
+      expect(String(p.errors[0])).toMatch(/E_VALUE: the secure sum of round 1 gives a target no honest members could have made \(row 0 sums to [0-9.]+; a row of probabilities sums to 1 \(±0\.0010\)\)/);
       expect(p.secureTargets).toEqual([]);
     }
     // The coordinator could not tell (it sees masked words only) and took every upload.
@@ -234,8 +234,8 @@ describe('secure aggregation: a hostile member the coordinator cannot see', () =
   it('checks every kind against the bounds of honest knowledge', () => {
     const rows = (v: number[]) => ({ values: Float32Array.from(v) });
     expect(implausibleSecureTarget('reference-predictions', rows([0.25, 0.75, 0.5, 0.5]), 2, 3)).toBeUndefined();
-    expect(implausibleSecureTarget('reference-predictions', rows([0.25, 0.75, 1, 1]), 2, 3)).toMatch(/row 1 sums to 2\.000000/);
-    expect(implausibleSecureTarget('reference-predictions', rows([-0.5, 1.5]), 2, 3)).toMatch(/row 0, class 0 is -0\.5/);
+    expect(implausibleSecureTarget('reference-predictions', rows([0.25, 0.75, 1, 1]), 2, 3)).toBe('row 1 sums to 2.000000; a row of probabilities sums to 1 (±0.0010)');
+    expect(implausibleSecureTarget('reference-predictions', rows([-0.5, 1.5]), 2, 3)).toBe('row 0, class 0 is -0.5; a probability lies in [0, 1] (±0.0010)');
     expect(implausibleSecureTarget('reference-logits', rows([127.9, -128, 3]), 3, 3)).toBeUndefined();
     expect(implausibleSecureTarget('reference-logits', rows([200, 0, 0]), 3, 3)).toMatch(/value 0 is 200/);
     expect(implausibleSecureTarget('class-logits', { values: Float32Array.of(1, 2, 3, 4), counts: [3, 2 * 2 ** 24 + 1] }, 2, 2)).toMatch(/class 1 has a count/);

@@ -17,7 +17,7 @@
  */
 import { DistillError, WeightedSumLoss } from '../../losses/index.js';
 import type { FeatureModel } from '../../models.js';
-import { COMMON_OPTIONS, digest, distillData, Runner, type DistillOptions, type DistillProgress, type DistillRecipe, type DistillReport, type ReportInProgress } from '../runner.js';
+import { COMMON_OPTIONS, digest, distillData, Runner, type DistillMethod, type DistillOptions, type DistillProgress, type DistillRecipe, type DistillReport, type ReportInProgress } from '../runner.js';
 import { at } from './at.js';
 import { ban } from './ban.js';
 import { fitnets } from './fitnets.js';
@@ -25,9 +25,8 @@ import { kd } from './kd.js';
 import { nst } from './nst.js';
 import { one } from './one.js';
 
-export const RECIPES = { kd, fitnets, at, nst, ban, one } satisfies Record<string, DistillRecipe>;
+export const RECIPES = { kd, fitnets, at, nst, ban, one } satisfies Record<DistillMethod, DistillRecipe>;
 
-export type DistillMethod = keyof typeof RECIPES;
 export const DISTILL_METHODS = Object.keys(RECIPES) as DistillMethod[];
 
 function recipeFor(method: string): DistillRecipe {
