@@ -178,11 +178,6 @@ export function checkSessionConfig(c: SessionConfig): void {
     problems.push(...samplingProblems(c.sampling, contributors, c.minParticipants));
     const descriptor = Object.hasOwn(STRATEGIES, c.algorithm) ? STRATEGIES[c.algorithm] : undefined;
     if (descriptor?.mode === 'async') problems.push(`sampling is for synchronous rounds: ${c.algorithm} exchanges asynchronously, with no round to sample participants for`);
-    // McMahan et al.'s C-fraction FedAvg hands every selected client the current global model; here a
-    // participant that sat rounds out would train from the last global model it received: refused, not approximated.
-    if (descriptor?.knowledge === 'weights') {
-      problems.push(`sampling is not supported for ${c.algorithm}: a participant that sits a round out does not receive that round's global model, so it would train from a stale one next time (not FedAvg's client fraction C)`);
-    }
   }
   if (c.aggregator !== undefined) problems.push(...aggregatorConfigProblems(c.aggregator, { trimFraction: c.trimFraction, participants: c.participants.length }));
   if (c.secureAggregation !== undefined) problems.push(...secureAggregationProblems({ ...c, secureAggregation: c.secureAggregation }, contributors));
