@@ -406,7 +406,8 @@ export class SyncRounds implements SessionMode {
 function journalledGlobalModel(session: SessionHost): Target | undefined {
   const last = [...session.history].reverse().find((r) => r.ensembleDigest !== null);
   if (last === undefined || session.journal === undefined) return undefined;
-  const { ensemble } = session.strategy.aggregate(session.journal.contributions(last.round), [], 0);
+  const contributions = session.journal.contributions(last.round);
+  const ensemble = contributions.length === 0 ? null : session.strategy.aggregate(contributions, [], 0).ensemble;
   if (ensemble === null || valuesDigest(ensemble) !== last.ensembleDigest) {
     throw new Error(
       `session ${session.config.id}: the journal's contributions to round ${last.round} do not give the global model that round sent (digest ${last.ensembleDigest!.slice(0, 12)}…): ` +

@@ -6,6 +6,7 @@
  * round out) gets it with the round's announcement, and nobody else does; the coordinator counts
  * those bytes. A coordinator restarted on its journal sends the same global model.
  */
+import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,5 +172,24 @@ describe('FedAvg with participant sampling across a coordinator restart', () => 
       for (const p of peers) p.close();
       await second.close();
     }
+  });
+
+  it('refuses to resume from a journal whose contributions no longer give the global model the round sent', { timeout: 30_000 }, async () => {
+    const journal = join(mkdtempSync(join(tmpdir(), 'codistill-fedavg-sampling-')), 'journal.db');
+    const first = await Coordinator.start({ journal });
+    const peers = IDS.map((id) => new RawParticipant(first.url, id, `secret-${id}`));
+    try {
+      const session = first.createSession(fedavgConfig());
+      await Promise.all(peers.map((p) => p.join()));
+      await playRound(session, peers, 1);
+    } finally {
+      for (const p of peers) p.close();
+      await first.close();
+    }
+    // One of round 1's journalled uploads altered: the aggregate recomputed from them is not the one sent.
+    const db = new Database(journal);
+    db.prepare(`UPDATE contributions SET data = ? WHERE session = 'test' AND round = 1 AND participant = 'b'`).run(Buffer.from(new Float32Array([3, 1, 2, 1]).buffer));
+    db.close();
+    await expect(Coordinator.start({ journal })).rejects.toThrow(/^session test: the journal's contributions to round 1 do not give the global model that round sent \(digest [0-9a-f]{12}…\): the journal is inconsistent/);
   });
 });
