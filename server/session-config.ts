@@ -79,7 +79,8 @@ export interface SessionConfig {
   /**
    * Participant sampling per round (synchronous sessions): only the sampled contributors upload,
    * receive targets and train; the quorum and the deadline apply to them. Every connected
-   * contributor takes part each round when omitted.
+   * contributor takes part each round when omitted. In a weight-averaging session (FedAvg's
+   * client fraction C) a sampled participant that lacks the latest global model gets it with the round.
    */
   sampling?: SamplingSettings;
   /** What a round that cannot reach its quorum does to the session. */
