@@ -730,6 +730,7 @@ function largestLabel(labels: ArrayLike<number>): number {
 function checkRound(round: ServerMessage<'round'>, info: SessionInfo): void {
   const what = `round ${round.round} of session ${info.session}`;
   if (round.knowledge !== info.knowledge) throw new ProtocolError(ErrorCode.Schema, `${what} exchanges ${round.knowledge}; the session said ${info.knowledge}`);
+  if (round.model !== undefined && info.knowledge !== 'weights') throw new ProtocolError(ErrorCode.Schema, `${what} carries a global model; the session exchanges ${info.knowledge}, not weights`);
   const ids = round.referenceIds;
   if (ids.length > info.referenceSize) {
     throw new ProtocolError(ErrorCode.Schema, `${what} names ${ids.length} reference samples; the session's reference set holds ${info.referenceSize}`);

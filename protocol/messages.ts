@@ -257,6 +257,14 @@ export const serverMessages = {
      * the next round (its referenceIds are then empty). Absent: every participant takes part.
      */
     sampled: z.boolean().optional(),
+    /**
+     * Sessions that average weights (FedAvg): the global model, [parameters] dense, that this
+     * participant starts the round from — McMahan et al. 2017, Algorithm 1, sends w_t to each
+     * selected client. Sent only to a participant that does not hold it already: one that sat out
+     * (or missed) the round that made it, or rejoined; the others hold it as their last target.
+     * Absent before the first aggregate: each participant starts from its initial model.
+     */
+    model: wireTensor.optional(),
   }),
   target: z.object({
     ...header,

@@ -131,7 +131,8 @@ const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.
   The session file may sample participants per round: sampling: { fraction: 0.5, min: 2 } (or
   count: N instead of fraction); only the sampled upload, get targets and train, the others sit
   the round out; min (the quorum when omitted) must be at least minParticipants, which then
-  defaults to min (or count, or 1).
+  defaults to min (or count, or 1). With fedavg a sampled participant that lacks the latest
+  global model (it sat out the round that made it) is sent it with the round announcement.
 `;
 
 /** Fields in which a journalled session's config differs from the file's (tokens compared by hash). */

@@ -38,6 +38,8 @@ export interface SessionJournal {
   /** A round is over (completed or failed): the session goes on from here after a restart. */
   completed(record: RoundRecord): void;
   ended(reason: string): void;
+  /** What `aggregated` recorded for a round, in aggregation order (a resumed weight-averaging session recomputes its global model from it). */
+  contributions(round: number): Contribution[];
 }
 
 export interface JournalOptions {
@@ -144,6 +146,7 @@ export class Journal {
       aggregated: (round, kind, contributions, digests) => aggregated(round, kind, contributions, digests),
       completed: (record) => completed.run(id, record.round, JSON.stringify(record)),
       ended: (reason) => ended.run(Date.now(), reason, id),
+      contributions: (round) => this.contributions(id, round),
     };
   }
 

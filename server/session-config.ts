@@ -79,7 +79,8 @@ export interface SessionConfig {
   /**
    * Participant sampling per round (synchronous sessions): only the sampled contributors upload,
    * receive targets and train; the quorum and the deadline apply to them. Every connected
-   * contributor takes part each round when omitted.
+   * contributor takes part each round when omitted. In a weight-averaging session (FedAvg's
+   * client fraction C) a sampled participant that lacks the latest global model gets it with the round.
    */
   sampling?: SamplingSettings;
   /** What a round that cannot reach its quorum does to the session. */
@@ -178,11 +179,6 @@ export function checkSessionConfig(c: SessionConfig): void {
     problems.push(...samplingProblems(c.sampling, contributors, c.minParticipants));
     const descriptor = Object.hasOwn(STRATEGIES, c.algorithm) ? STRATEGIES[c.algorithm] : undefined;
     if (descriptor?.mode === 'async') problems.push(`sampling is for synchronous rounds: ${c.algorithm} exchanges asynchronously, with no round to sample participants for`);
-    // McMahan et al.'s C-fraction FedAvg hands every selected client the current global model; here a
-    // participant that sat rounds out would train from the last global model it received: refused, not approximated.
-    if (descriptor?.knowledge === 'weights') {
-      problems.push(`sampling is not supported for ${c.algorithm}: a participant that sits a round out does not receive that round's global model, so it would train from a stale one next time (not FedAvg's client fraction C)`);
-    }
   }
   if (c.aggregator !== undefined) problems.push(...aggregatorConfigProblems(c.aggregator, { trimFraction: c.trimFraction, participants: c.participants.length }));
   if (c.secureAggregation !== undefined) problems.push(...secureAggregationProblems({ ...c, secureAggregation: c.secureAggregation }, contributors));

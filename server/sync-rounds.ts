@@ -10,6 +10,7 @@ import { ErrorCode, isClassRowKind, knowledgeShape, ProtocolError, type ClientMe
 import type { Phase, SessionHost, SessionMode } from './session-mode.js';
 import { sampleParticipants } from './participant-sampling.js';
 import { valuesDigest, type RoundRecord, type SessionConfig } from './session-config.js';
+import type { Target } from './strategies/index.js';
 import type { EnsembleReply, Outgoing, PeerLink } from './wire.js';
 
 export interface OpenRound {
@@ -19,6 +20,8 @@ export interface OpenRound {
   announcement: Outgoing['round'];
   /** With sampling: what a contributor that is not sampled is told instead (it sits the round out). */
   sitOut: Outgoing['round'] | undefined;
+  /** Weight-averaging sessions past their first aggregate: the announcement with the global model, for members that do not hold it. */
+  withModel: Outgoing['round'] | undefined;
   uploads: Map<string, Contribution>;
   /** Who still owes a training report (the contributors, once targets are out). */
   owing: Set<string>;
@@ -39,8 +42,26 @@ export class SyncRounds implements SessionMode {
   private parameters: number | undefined;
   /** Row width of the class kinds (FedProto's prototypes, FedHKD's hyper-knowledge), fixed by the first upload. */
   private width: number | undefined;
+  /**
+   * Weight-averaging sessions (FedAvg): the global model w_t, the last round's aggregate, from
+   * which every member starts a round (McMahan et al. 2017, Algorithm 1). Undefined before the
+   * first aggregate: round 1 starts from the participants' initial model.
+   */
+  private globalModel: Target | undefined;
+  /**
+   * The learners whose student is the global model: sent it (as their target, or with a round's
+   * announcement) and not trained since. A member not in it is sent the model with the round's
+   * announcement — with sampling, one that sat out the round that made it; also one that rejoined
+   * (it may be a new process) or whose upload missed the aggregate.
+   */
+  private readonly holdingGlobalModel = new Set<string>();
 
-  constructor(protected readonly session: SessionHost) {}
+  constructor(protected readonly session: SessionHost) {
+    if (session.strategy.knowledge === 'weights') {
+      this.globalModel = journalledGlobalModel(session);
+      this.parameters = this.globalModel?.values.length;
+    }
+  }
 
   get currentRound(): number {
     return this.open?.record.round ?? this.session.history.length;
@@ -59,6 +80,8 @@ export class SyncRounds implements SessionMode {
   }
 
   joined(participant: string, link: PeerLink, returning: boolean): void {
+    // A new link may be a new process, with its initial model: it is sent the global model when it next takes part.
+    this.holdingGlobalModel.delete(participant);
     // A round still collecting takes a (re)joining participant: it is told the round, after its join is answered.
     const open = this.open;
     if (this.phase !== 'collecting' || open === undefined) return;
@@ -81,7 +104,7 @@ export class SyncRounds implements SessionMode {
     }
     setImmediate(() => {
       if (this.open === open && this.phase === 'collecting' && this.session.links.get(participant) === link) {
-        open.record.bytesDown += link.send('round', open.announcement);
+        open.record.bytesDown += link.send('round', this.announcementFor(open, participant));
       }
     });
   }
@@ -218,10 +241,11 @@ export class SyncRounds implements SessionMode {
       session: config.id, round, knowledge: strategy.knowledge, referenceIds: plan.referenceIds, temperature: config.temperature, deadline,
       ...(sampled === undefined ? {} : { sampled: true }),
     };
-    // One message object for every participant that sits out, so that it is encoded once.
+    // One message object for every participant that sits out, and one for every member sent the global model, so that each is encoded once.
     const sitOut = sampled === undefined ? undefined : { ...announcement, referenceIds: [], sampled: false };
+    const withModel = this.globalModel === undefined ? undefined : { ...announcement, model: this.globalModel };
     const open: OpenRound = {
-      record, referenceIds: plan.referenceIds, announcement, sitOut, uploads: new Map(), owing: new Set(), members: new Set(sampled ?? contributors), departed: 0,
+      record, referenceIds: plan.referenceIds, announcement, sitOut, withModel, uploads: new Map(), owing: new Set(), members: new Set(sampled ?? contributors), departed: 0,
     };
     this.open = open;
     if (strategy.knowledge === 'none') {
@@ -235,18 +259,29 @@ export class SyncRounds implements SessionMode {
     }
     this.phase = 'collecting';
     record.bytesDown += this.announce(open);
+    // The members train from here on: their students are the global model no longer.
+    for (const member of open.members) this.holdingGlobalModel.delete(member);
     this.arm(config.roundTimeoutMs, () => this.aggregate());
   }
 
   /** Tells every connected participant the round: its members and the distillers take part, the contributors not sampled sit it out. */
   private announce(open: OpenRound): number {
-    if (open.sitOut === undefined) return this.session.broadcast('round', open.announcement);
+    if (open.sitOut === undefined && open.withModel === undefined) return this.session.broadcast('round', open.announcement);
     let bytes = 0;
-    const contributors = new Set(this.session.contributors(this.session.links.keys()));
-    for (const [participant, link] of this.session.links) {
-      bytes += link.send('round', open.members.has(participant) || !contributors.has(participant) ? open.announcement : open.sitOut);
-    }
+    for (const [participant, link] of this.session.links) bytes += link.send('round', this.announcementFor(open, participant));
     return bytes;
+  }
+
+  /**
+   * What a participant is told of the open round: a contributor not sampled, to sit it out; a
+   * learning member that does not hold the global model, the round with it; anyone else, the round.
+   */
+  private announcementFor(open: OpenRound, participant: string): Outgoing['round'] {
+    if (!open.members.has(participant)) {
+      return open.sitOut !== undefined && this.session.contributors([participant]).length > 0 ? open.sitOut : open.announcement;
+    }
+    const needsModel = open.withModel !== undefined && !this.holdingGlobalModel.has(participant) && this.session.learners([participant]).length > 0;
+    return needsModel ? open.withModel! : open.announcement;
   }
 
   /**
@@ -286,6 +321,11 @@ export class SyncRounds implements SessionMode {
     record.contributors = contributions.map((c) => c.participant);
     const { targets, ensemble } = strategy.aggregate(contributions, this.session.learners(record.contributors), open.referenceIds.length);
     if (ensemble !== null) record.ensembleDigest = valuesDigest(ensemble);
+    if (strategy.knowledge === 'weights' && ensemble !== null) {
+      // A weight-averaging strategy's aggregate is the new global model: no student is it yet.
+      this.globalModel = { values: ensemble, shape: [ensemble.length] };
+      this.holdingGlobalModel.clear();
+    }
     // Journalled before any target leaves: what a participant learns from can always be recomputed.
     if (journal !== undefined && strategy.knowledge !== 'none') {
       const digests = new Map([...targets].map(([participant, target]) => [participant, target === null ? null : valuesDigest(target.values)]));
@@ -299,6 +339,7 @@ export class SyncRounds implements SessionMode {
       record.bytesDown += link.send('target', {
         session: config.id, round: record.round, kind: strategy.knowledge, target, counts: target?.counts, contributors: record.contributors.length,
       });
+      if (target !== null && target.values === this.globalModel?.values) this.holdingGlobalModel.add(participant);
     }
     // Each distiller learns from the ensemble of every contribution (FedDF's server-side step,
     // Lin et al. 2020, taken by a participant process: the coordinator never trains).
@@ -355,6 +396,25 @@ export class SyncRounds implements SessionMode {
     clearTimeout(this.timer);
     this.timer = setTimeout(then, ms);
   }
+}
+
+/**
+ * The global model of a weight-averaging session resumed from its journal: the aggregate of its
+ * last aggregated round, recomputed from the journalled contributions and checked against the
+ * round's digest, so that a restarted coordinator sends the model the participants last received.
+ */
+function journalledGlobalModel(session: SessionHost): Target | undefined {
+  const last = [...session.history].reverse().find((r) => r.ensembleDigest !== null);
+  if (last === undefined || session.journal === undefined) return undefined;
+  const contributions = session.journal.contributions(last.round);
+  const ensemble = contributions.length === 0 ? null : session.strategy.aggregate(contributions, [], 0).ensemble;
+  if (ensemble === null || valuesDigest(ensemble) !== last.ensembleDigest) {
+    throw new Error(
+      `session ${session.config.id}: the journal's contributions to round ${last.round} do not give the global model that round sent (digest ${last.ensembleDigest!.slice(0, 12)}…): ` +
+        'the journal is inconsistent, and the session cannot resume from it',
+    );
+  }
+  return { values: ensemble, shape: [ensemble.length] };
 }
 
 /** Why a session that has run these rounds is over (its last round done, or a failed round that stops it); undefined while it goes on. */

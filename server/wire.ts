@@ -24,7 +24,7 @@ import type { Target } from './strategies/index.js';
 
 /** A session's messages as it produces them: decoded, targets as float32 values in their shape. */
 export interface Outgoing {
-  round: Omit<ServerMessage<'round'>, 'v'>;
+  round: Omit<ServerMessage<'round'>, 'v' | 'model'> & { model?: Target };
   target: Omit<ServerMessage<'target'>, 'v' | 'target'> & { target: Target | null };
   'round-failed': Omit<ServerMessage<'round-failed'>, 'v'>;
   end: Omit<ServerMessage<'end'>, 'v'>;
@@ -74,6 +74,11 @@ export function encodeOutgoing<E extends keyof Outgoing>(
 }
 
 function toWire<E extends keyof Outgoing>(event: E, message: Outgoing[E], targetDtype: WireDtype, targetTopK: number | undefined): ServerMessage<E> {
+  if (event === 'round') {
+    // The global model a weight-averaging round starts from goes down as that session's targets do: dense, as targetDtype.
+    const { model, ...rest } = message as Outgoing['round'];
+    if (model !== undefined) return { v: PROTOCOL_VERSION, ...rest, model: packTensor(model.values, model.shape, targetDtype, { copy: false }) } as ServerMessage<E>;
+  }
   if (event !== 'target') return { v: PROTOCOL_VERSION, ...message } as ServerMessage<E>;
   const { target, ...rest } = message as Outgoing['target'];
   if (target === null) return { v: PROTOCOL_VERSION, ...rest, target: null } as ServerMessage<E>;

@@ -92,7 +92,8 @@ simulate options — each overrides the field of the same name in --config (defa
                             predictions on the reference set; its held-out accuracy is the distiller
                             column (${Object.keys(STRATEGIES).filter((a) => distillerRefusal(a) === undefined).join(', ')} only) [MODEL: --model's]
   --sample-fraction F       participant sampling: each round ⌊F·N⌋ participants (0 < F ≤ 1) upload, get targets
-                            and train; the others sit the round out (synchronous algorithms but fedavg) [all take part]
+                            and train; the others sit the round out (synchronous algorithms; fedavg's sampled start
+                            from the latest global model, sent with the round to those that lack it) [all take part]
   --sample-count N          participant sampling: N participants each round (instead of --sample-fraction)
   --sample-min N            the fewest sampled each round, also the quorum [the sample's size]
   --async-shards N          codistillation: reference shards a participant pushes and pulls [5]

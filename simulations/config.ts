@@ -153,9 +153,7 @@ export const experimentSchema = z
     if (config.sampling !== undefined) {
       const why = config.algorithm === CENTRALIZED ? 'centralized pools every shard into one participant: there is nobody to sample'
         : mode === 'async' ? `${config.algorithm} exchanges asynchronously: there are no rounds to sample participants for`
-        : Object.hasOwn(STRATEGIES, config.algorithm) && STRATEGIES[config.algorithm]!.knowledge === 'weights'
-          ? `${config.algorithm} is not supported with sampling: a participant that sits a round out does not receive that round's global model, so it would train from a stale one next time (not FedAvg's client fraction C)`
-          : undefined;
+        : undefined;
       if (why !== undefined) context.addIssue({ code: 'custom', path: ['sampling'], message: why });
       // The session's rules (server/participant-sampling.ts) with the quorum the simulation sets (the sample's minimum, or its size) hold when these do.
       else {

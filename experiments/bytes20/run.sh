@@ -3,7 +3,7 @@
 #   sh experiments/bytes20/run.sh > experiments/bytes20/sweep.log 2>&1 &
 set -e
 cd "$(dirname "$0")/../.."
-for f in fedavg dml sampling rows; do
+for f in fedavg dml sampling rows fedavg-sampled; do
   echo "== $f $(date -u +%H:%M:%S)"
   nice -n 10 node dist/simulations/cli.js sweep "experiments/bytes20/$f.yaml"
 done

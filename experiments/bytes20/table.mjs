@@ -15,7 +15,21 @@ const SWEEPS = [
   ['dml', 'DML + distiller, top-1 uint8 both ways'],
   ['sampling', 'the same, half the participants a round'],
   ['rows', 'the same, 500 of the 1,000 reference rows a round'],
+  ['fedavg-sampled', 'FedAvg, half the participants a round (global model)'],
 ];
+const FEDAVG_SWEEPS = new Set(['fedavg', 'fedavg-sampled']);
+
+/**
+ * With sampling, FedAvg's global model after a round is what that round's sampled participants
+ * hold (their target): its held-out and personalised accuracy are theirs, not the mean over
+ * participants that sat the round out with an older global model. They must agree to the digit.
+ */
+function globalModelRow(row) {
+  if (row.sampled === undefined) return row;
+  const held = row.sampled.map((i) => row.accuracy[i]);
+  if (held.some((a) => a !== held[0])) throw new Error(`round ${row.round}: the sampled participants' accuracies differ (${held.join(', ')}): they should hold one global model`);
+  return { ...row, meanAccuracy: held[0], meanPersonalized: mean(row.sampled.map((i) => row.personalized[i])) };
+}
 
 /** Every finished run: { sweep, model, seed, result, manifest }. */
 const runs = [];
@@ -48,22 +62,48 @@ for (const model of models) {
     const rows = runs.filter((r) => r.sweep === sweep && r.model === model).sort((a, b) => a.seed - b.seed).map(({ seed, result }) => {
       const run = result.runs[0];
       const base = fedavg[seed];
+      const last = sweep === 'fedavg-sampled' ? globalModelRow(run.rows.at(-1)) : run.final;
       return {
-        seed, heldOut: run.final.meanAccuracy, personalised: run.final.meanPersonalized, distiller: run.final.distillerAccuracy,
+        seed, heldOut: last.meanAccuracy, personalised: last.meanPersonalized, distiller: run.final.distillerAccuracy,
         up: run.totalBytes.up, down: run.totalBytes.down, bytes: run.totalBytes.up + run.totalBytes.down,
         secondsPerRound: mean(run.rows.map((row) => row.seconds)), fedavg: base?.final.meanAccuracy,
         fedavgBytes: base === undefined ? undefined : base.totalBytes.up + base.totalBytes.down,
       };
     });
     const verdict = (x, f) => (x === undefined || f === undefined ? '–' : x >= f ? 'yes' : 'no');
-    const ratio = (f, b) => (f === undefined ? '–' : `${(f / b).toFixed(0)}×`);
+    const ratio = (f, b) => (f === undefined ? '–' : `${(f / b).toFixed(f / b < 10 && f !== b ? 1 : 0)}×`);
     for (const r of rows) {
-      md.push(`| ${model} | ${label} | ${r.seed} | ${pct(r.heldOut)} | ${pct(r.personalised)} | ${pct(r.distiller)} | ${pct(r.fedavg)} | ${fmtMiB(r.up)} | ${fmtMiB(r.down)} | ${fmtMiB(r.bytes)} | ${ratio(r.fedavgBytes, r.bytes)} | ${r.secondsPerRound.toFixed(1)} | ${sweep === 'fedavg' ? '–' : verdict(r.distiller, r.fedavg)} | ${sweep === 'fedavg' ? '–' : verdict(r.heldOut, r.fedavg)} |`);
+      md.push(`| ${model} | ${label} | ${r.seed} | ${pct(r.heldOut)} | ${pct(r.personalised)} | ${pct(r.distiller)} | ${pct(r.fedavg)} | ${fmtMiB(r.up)} | ${fmtMiB(r.down)} | ${fmtMiB(r.bytes)} | ${ratio(r.fedavgBytes, r.bytes)} | ${r.secondsPerRound.toFixed(1)} | ${FEDAVG_SWEEPS.has(sweep) ? '–' : verdict(r.distiller, r.fedavg)} | ${sweep === 'fedavg' ? '–' : verdict(r.heldOut, r.fedavg)} |`);
     }
     if (rows.length > 1) {
       const pick = (f) => rows.map(f).filter((x) => x !== undefined);
       const count = (f) => `${rows.filter((r) => r.fedavg !== undefined && f(r) >= r.fedavg).length} of ${rows.filter((r) => r.fedavg !== undefined).length}`;
-      md.push(`| **${model}** | **${label}, mean** | n = ${rows.length} | ${ms(pick((r) => r.heldOut))} | ${ms(pick((r) => r.personalised))} | ${ms(pick((r) => r.distiller))} | ${ms(pick((r) => r.fedavg))} | ${fmtMiB(mean(pick((r) => r.up)))} | ${fmtMiB(mean(pick((r) => r.down)))} | ${fmtMiB(mean(pick((r) => r.bytes)))} | ${fedavgBytes.length === 0 ? '–' : `${(mean(fedavgBytes) / mean(pick((r) => r.bytes))).toFixed(0)}×`} | ${mean(pick((r) => r.secondsPerRound)).toFixed(1)} | ${sweep === 'fedavg' ? '–' : count((r) => r.distiller)} | ${sweep === 'fedavg' ? '–' : count((r) => r.heldOut)} |`);
+      md.push(`| **${model}** | **${label}, mean** | n = ${rows.length} | ${ms(pick((r) => r.heldOut))} | ${ms(pick((r) => r.personalised))} | ${ms(pick((r) => r.distiller))} | ${ms(pick((r) => r.fedavg))} | ${fmtMiB(mean(pick((r) => r.up)))} | ${fmtMiB(mean(pick((r) => r.down)))} | ${fmtMiB(mean(pick((r) => r.bytes)))} | ${fedavgBytes.length === 0 ? '–' : ratio(mean(fedavgBytes), mean(pick((r) => r.bytes)))} | ${mean(pick((r) => r.secondsPerRound)).toFixed(1)} | ${FEDAVG_SWEEPS.has(sweep) ? '–' : count((r) => r.distiller)} | ${sweep === 'fedavg' ? '–' : count((r) => r.heldOut)} |`);
+    }
+  }
+}
+
+// The same DML runs against FedAvg with half the participants a round (its client fraction C = 0.5),
+// seed by seed: the distiller's held-out accuracy against that global model's, and the bytes ratio.
+const sampledBar = runs.filter((r) => r.sweep === 'fedavg-sampled');
+if (sampledBar.length > 0) {
+  md.push('', '### Against FedAvg with half the participants a round', '');
+  md.push('| model | run | FedAvg ½ held-out % (seeds 1, 2, 3) | distiller held-out % (seeds 1, 2, 3) | distiller − FedAvg ½ (points) | FedAvg ½ total | this total | FedAvg ½ ÷ this | distiller ≥ FedAvg ½ |');
+  md.push('|---|---|---|---|---|---|---|---|---|');
+  for (const model of models) {
+    const bar = Object.fromEntries(sampledBar.filter((r) => r.model === model).map((r) => {
+      const run = r.result.runs[0];
+      return [r.seed, { heldOut: globalModelRow(run.rows.at(-1)).meanAccuracy, bytes: run.totalBytes.up + run.totalBytes.down }];
+    }));
+    for (const [sweep, label] of SWEEPS.filter(([s]) => !FEDAVG_SWEEPS.has(s))) {
+      const mine = runs.filter((r) => r.sweep === sweep && r.model === model && bar[r.seed] !== undefined).sort((a, b) => a.seed - b.seed);
+      if (mine.length === 0) continue;
+      const distiller = mine.map((r) => r.result.runs[0].final.distillerAccuracy);
+      const fed = mine.map((r) => bar[r.seed].heldOut);
+      const bytes = mine.map((r) => r.result.runs[0].totalBytes.up + r.result.runs[0].totalBytes.down);
+      const fedBytes = mine.map((r) => bar[r.seed].bytes);
+      const list = (xs) => `${ms(xs)} (${xs.map(pct).join(', ')})`;
+      md.push(`| ${model} | ${label} | ${list(fed)} | ${list(distiller)} | ${distiller.map((d, i) => `${d >= fed[i] ? '+' : '−'}${Math.abs(100 * (d - fed[i])).toFixed(1)}`).join(', ')} | ${fmtMiB(mean(fedBytes))} | ${fmtMiB(mean(bytes))} | ${(mean(fedBytes) / mean(bytes)).toFixed(0)}× | ${distiller.filter((d, i) => d >= fed[i]).length} of ${mine.length} |`);
     }
   }
 }
@@ -79,10 +119,11 @@ const files = [];
 for (const model of models) {
   const reportRuns = [];
   for (const r of runs.filter((x) => x.model === model)) {
-    const name = { fedavg: 'fedavg', dml: 'dml', sampling: 'dml ½', rows: 'dml R500' }[r.sweep];
+    const name = { fedavg: 'fedavg', dml: 'dml', sampling: 'dml ½', rows: 'dml R500', 'fedavg-sampled': 'fedavg ½' }[r.sweep];
     for (const run of readResults([r.path])) {
-      reportRuns.push({ ...run, algorithm: name });
-      if (r.sweep !== 'fedavg') reportRuns.push({ ...run, algorithm: name.replace('dml', 'distiller'), rows: run.rows.map((row) => ({ ...row, meanAccuracy: row.distillerAccuracy })) });
+      // FedAvg ½'s curve is its global model's (the sampled participants'), as its row in the table.
+      reportRuns.push({ ...run, algorithm: name, ...(r.sweep === 'fedavg-sampled' ? { rows: run.rows.map(globalModelRow) } : {}) });
+      if (!FEDAVG_SWEEPS.has(r.sweep)) reportRuns.push({ ...run, algorithm: name.replace('dml', 'distiller'), rows: run.rows.map((row) => ({ ...row, meanAccuracy: row.distillerAccuracy })) });
     }
   }
   const curves = accuracyCurves(groupByAlgorithm(reportRuns));

@@ -23,13 +23,13 @@ const info: SessionInfo = {
 /** A round as a coordinator could send it: its reference ids in any wire form, or not ids at all. */
 type HostileRound = Omit<ServerMessage<'round'>, 'v' | 'session' | 'referenceIds'> & { referenceIds: ReferenceIdsWire | string };
 
-/** A socket.io server that accepts any join and then announces `round`. */
-async function fakeCoordinator(round: HostileRound): Promise<{ url: string; close: () => Promise<void> }> {
+/** A socket.io server that accepts any join to a session described by `sessionInfo` and then announces `round`. */
+async function fakeCoordinator(round: HostileRound, sessionInfo: SessionInfo = info): Promise<{ url: string; close: () => Promise<void> }> {
   const http = createServer();
   const io = new Server(http, { transports: ['websocket'] });
   io.on('connection', (socket) => {
     socket.on('join', (_bytes: unknown, ack: (reply: Uint8Array) => void) => {
-      ack(encodeEnvelope({ v: PROTOCOL_VERSION, ok: true, participant: 'p0', info, round: 0 }));
+      ack(encodeEnvelope({ v: PROTOCOL_VERSION, ok: true, participant: 'p0', info: sessionInfo, round: 0 }));
       setTimeout(() => socket.emit('round', encodeEnvelope({ v: PROTOCOL_VERSION, session: 'hostile', ...round })), 20);
     });
   });
@@ -46,7 +46,17 @@ describe('a participant against a hostile coordinator', () => {
     for (const close of closers.splice(0)) await close();
   });
 
-  const cases: Array<[string, HostileRound, RegExp]> = [
+  // The global model a FedAvg round may carry (`model`): for weight-averaging sessions only, checked as a target is.
+  const fedavg: SessionInfo = { ...info, algorithm: 'fedavg', knowledge: 'weights', referenceSize: 0 };
+  const mlpParameters = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10;
+  const float32 = (values: number[]) => ({ dtype: 'float32' as const, shape: [values.length], data: new Uint8Array(Float32Array.from(values).buffer) });
+  const cases: Array<[string, HostileRound, RegExp, SessionInfo?]> = [
+    ['a global model in a session of predictions', { round: 1, knowledge: 'reference-predictions', referenceIds: [0, 1], temperature: 3, deadline: Date.now() + 60_000, model: float32([1, 2]) },
+      /^E_SCHEMA: round 1 of session hostile carries a global model; the session exchanges reference-predictions, not weights$/],
+    ['a global model of another size than the student', { round: 2, knowledge: 'weights', referenceIds: [], temperature: 3, deadline: Date.now() + 60_000, model: float32([1, 2, 3]) },
+      new RegExp(`^E_SHAPE: tensor has shape \\[3\\]; expected \\[${mlpParameters}\\]$`), fedavg],
+    ['a global model holding NaN', { round: 2, knowledge: 'weights', referenceIds: [], temperature: 3, deadline: Date.now() + 60_000, model: float32(Array.from({ length: mlpParameters }, (_, i) => (i === 7 ? Number.NaN : 0))) },
+      /^E_VALUE: tensor value at index 7 is NaN; only finite values are accepted$/, fedavg],
     ['ids past the reference set', { round: 1, knowledge: 'reference-predictions', referenceIds: [0, 5_000_000], temperature: 3, deadline: Date.now() + 60_000 },
       /^E_SCHEMA: round 1 of session hostile names reference sample 5000000; the reference set holds 0…19$/],
     ['more ids than the set holds', { round: 1, knowledge: 'reference-predictions', referenceIds: Array.from({ length: 25 }, (_, i) => i), temperature: 3, deadline: Date.now() + 60_000 },
@@ -63,9 +73,9 @@ describe('a participant against a hostile coordinator', () => {
     ['another knowledge', { round: 1, knowledge: 'weights', referenceIds: [], temperature: 3, deadline: Date.now() + 60_000 },
       /^E_SCHEMA: round 1 of session hostile exchanges weights; the session said reference-predictions$/],
   ];
-  for (const [what, round, refusal] of cases) {
+  for (const [what, round, refusal, sessionInfo] of cases) {
     it(`stops on a round with ${what}, saying so`, async () => {
-      const fake = await fakeCoordinator(round);
+      const fake = await fakeCoordinator(round, sessionInfo);
       closers.push(fake.close);
       const student = new Student(createModel({ name: 'mlp', inputShape: [28, 28, 1], numClasses: 10, seed: 1 }), { sampleShape: [28, 28, 1], numClasses: 10, learningRate: 1e-3, seed: 1 });
       try {

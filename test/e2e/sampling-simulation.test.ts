@@ -48,4 +48,33 @@ describe('a simulation with participant sampling', () => {
     const lines = readFileSync(join(out, 'rounds.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RoundRow & { algorithm: string });
     expect(lines.filter((l) => l.algorithm === 'dml').map((l) => l.sampled)).toEqual(rows.map((r) => r.sampled));
   });
+
+  it('runs fedavg on half the participants a round: the sampled share one global model, and bytes down count the ones sent it with the round', { timeout: 300_000 }, async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'codistill-sampling-')), 'run');
+    await run('node', [CLI, 'simulate', '--algorithm', 'fedavg', '--model', 'mlp:32', '--participants', '4', '--rounds', '4', '--test-size', '300',
+      '--reference-size', '200', '--private-size', '1200', '--sample-fraction', '0.5', '--seed', '4', '--no-baseline', '--no-save', '--out', out], { timeout: 300_000 });
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as SimulationResult;
+    const [fedavg] = result.runs;
+    expect(fedavg!.settings.sampling).toEqual({ fraction: 0.5 });
+    const ids = ['p0', 'p1', 'p2', 'p3'];
+    const samples = [1, 2, 3, 4].map((round) => sampleParticipants(ids, { fraction: 0.5 }, 2, 4, round).map((id) => ids.indexOf(id)));
+    // Seeded: p1,p2 | p1,p3 | p2,p3 | p0,p2 — in rounds 2, 3 and 4 one sampled participant (p3, p2, p0) sat the round before out.
+    expect(samples).toEqual([[1, 2], [1, 3], [2, 3], [0, 2]]);
+    expect(fedavg!.rows.map((r) => r.sampled)).toEqual(samples);
+    // mlp:32 is 784·32 + 32 + 32·10 + 10 = 25,450 float32 parameters: 101,800 bytes a model.
+    const model = 4 * 25_450;
+    const sentWithRound = [0, 1, 1, 1];
+    fedavg!.rows.forEach((row, r) => {
+      expect(row.contributors).toBe(2);
+      // Up: two models (and two reports). Down: two targets, and the global model with the round to the one that sat out the round before.
+      expect(row.bytesUp).toBeGreaterThan(2 * model);
+      expect(row.bytesUp).toBeLessThan(2 * model + 4096);
+      expect(row.bytesDown).toBeGreaterThan((2 + sentWithRound[r]!) * model);
+      expect(row.bytesDown).toBeLessThan((2 + sentWithRound[r]!) * model + 4096);
+      // The sampled end the round with the same global model; the others keep the student they had.
+      const [a, b] = row.sampled!.map((i) => row.accuracy[i]!);
+      expect(b).toBe(a);
+      if (r > 0) for (let i = 0; i < 4; i++) if (!row.sampled!.includes(i)) expect(row.accuracy[i]).toBe(fedavg!.rows[r - 1]!.accuracy[i]);
+    });
+  });
 });

@@ -45,7 +45,8 @@ describe('sampling in experiment configs', () => {
     expect(() => experiment({ sampling: { count: 2, min: 3 } })).toThrow(/sampling\.min: must be ≤ count \(2\)/);
     expect(() => experiment({ algorithm: 'codistillation', sampling: { count: 2 } })).toThrow(/sampling: codistillation exchanges asynchronously: there are no rounds to sample participants for/);
     expect(() => experiment({ sampling: { fraction: 0.5, seed: 3 } })).toThrow(/sampling: unknown field "seed"/);
-    expect(() => experiment({ algorithm: 'fedavg', sampling: { count: 2 } })).toThrow(/sampling: fedavg is not supported with sampling: a participant that sits a round out does not receive that round's global model/);
+    // FedAvg samples too (its client fraction C): a sampled participant starts from the latest global model (test/e2e/fedavg-sampling.test.ts).
+    expect(experiment({ algorithm: 'fedavg', sampling: { count: 2 } }).sampling).toEqual({ count: 2 });
   });
 });
 
