@@ -146,7 +146,11 @@ export interface RoundRow {
    * *honest* participants only.
    */
   hostile: number[];
-  /** Mean held-out accuracy of the honest participants. */
+  /**
+   * Mean held-out accuracy of the honest participants; with weight averaging (FedAvg) and
+   * participant sampling, the global model's (what the round's sampled participants hold), as are
+   * meanPersonalized and ensembleAccuracy then.
+   */
   meanAccuracy: number;
   /**
    * Each participant's accuracy on the test set reweighted to its own label distribution,
@@ -485,7 +489,7 @@ export async function runAlgorithm(options: SimulationOptions, data: PreparedDat
       perRound.delete(message.round);
       distillerPerRound.delete(message.round);
       const ordered = [...reports.values()].sort((a, b) => a.index - b.index);
-      const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.slice(0, n).map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id));
+      const row = roundRow(message.round, ordered, previous, centralized ? [sites] : sites.slice(0, n).map((s) => [s]), session.history, test, roundStarted, hostile, tokens.map((t) => t.id), STRATEGIES[options.algorithm]?.knowledge === 'weights');
       if (distilled !== undefined) row.distillerAccuracy = distilled.accuracy;
       previous = ordered.map((r) => r.testProbs);
       roundStarted = performance.now();
@@ -675,18 +679,26 @@ export function roundRow(
   since: number,
   hostile: readonly number[] = [],
   ids: readonly string[] = reports.map((r) => `p${r.index}`),
+  averagesWeights = false,
 ): RoundRow {
   const c = test.numClasses;
   const isHonest = (i: number) => !hostile.includes(reports[i]!.index);
   const honest = reports.filter((_, i) => isHonest(i));
   if (honest.length === 0) throw new Error(`round ${round}: every participant is hostile; there is no honest accuracy to report`);
-  const consensus = meanProbabilities(honest.map((r) => r.testProbs));
+  const record = history.find((h) => h.round === round);
+  // Weight averaging with participant sampling: after the round only the sampled hold the new
+  // global model (the others keep an older one, replaced before they train again), and the global
+  // model is what the run makes — so the means, personalised and ensemble figures are its own.
+  const global = averagesWeights && record?.sampled !== undefined
+    ? honest.find((r) => record.sampled!.includes(ids[r.index] ?? `p${r.index}`))
+    : undefined;
+  const consensus = global?.testProbs ?? meanProbabilities(honest.map((r) => r.testProbs));
+  const perClassOf = (r: RoundReport) => perClassAccuracy((global ?? r).testProbs, test.y, c);
   const personalized = reports.map((r, i) => {
-    const perClass = perClassAccuracy(r.testProbs, test.y, c);
+    const perClass = perClassOf(r);
     const sites = sitesPerReport[i]!;
     return sites.reduce((sum, shares) => sum + personalisedAccuracy(perClass, shares), 0) / sites.length;
   });
-  const record = history.find((h) => h.round === round);
   const accuracies = reports.map((r) => r.accuracy);
   const honestMean = (xs: number[]) => {
     const kept = xs.filter((_, i) => isHonest(i));
@@ -698,7 +710,7 @@ export function roundRow(
     ...(record?.sampled === undefined ? {} : { sampled: record.sampled.map((id) => ids.indexOf(id)) }),
     accuracy: accuracies,
     hostile: [...hostile],
-    meanAccuracy: honestMean(accuracies),
+    meanAccuracy: global?.accuracy ?? honestMean(accuracies),
     personalized,
     meanPersonalized: honestMean(personalized),
     ensembleAccuracy: accuracy(consensus, test.y, c),

@@ -75,6 +75,10 @@ describe('a simulation with participant sampling', () => {
       const [a, b] = row.sampled!.map((i) => row.accuracy[i]!);
       expect(b).toBe(a);
       if (r > 0) for (let i = 0; i < 4; i++) if (!row.sampled!.includes(i)) expect(row.accuracy[i]).toBe(fedavg!.rows[r - 1]!.accuracy[i]);
+      // The run's figures are the global model's, not a mean over older copies of it.
+      expect(row.meanAccuracy).toBe(a);
+      expect(row.ensembleAccuracy).toBeCloseTo(a!, 12);
     });
+    expect(fedavg!.final.meanAccuracy).toBe(fedavg!.rows.at(-1)!.meanAccuracy);
   });
 });
