@@ -120,9 +120,9 @@ language models across sites (config only; see experiments/configs/lm-dml.yaml):
                             algorithm dml, local or fedavg; prints bits per byte on each site's own held-out text
                             and on the mixed held-out set every round; writes result.json, rounds.jsonl
   lm.lora: { rank: R, alpha: A, targets: [q, v] (q k v o mlp-in mlp-out | all), initStd: [1/√(3·in)] }
-  lm.base: { steps: N, learningRate: [learningRate] }   LoRA students (go together): a frozen base trained
-                            once on the reference text, saved in <out>/base/; only the adapters train, and
-                            fedavg averages them (see experiments/lm-lora/)
+  lm.base: { steps: N, learningRate: [learningRate] } | { from: DIR }   LoRA students (go together): a frozen
+                            base trained once on the reference text, saved in <out>/base/ (or an earlier run's
+                            base folder); only the adapters train, fedavg averages them (experiments/lm-lora/)
 `;
 
 /** Flags that carry numbers, by the config field they set. */

@@ -60,7 +60,8 @@ const lm = z.object({
     targets: z.array(oneOf(LORA_TARGET_NAMES)).min(1, 'must list at least one layer').default(['q', 'v']),
     initStd: z.number({ error: 'must be a number' }).positive('must be > 0').optional(),
   }).strict().optional(),
-  base: z.object({ steps: integer(1), learningRate: z.number({ error: 'must be a number' }).positive('must be > 0').optional() }).strict().optional(),
+  base: z.object({ steps: integer(1).optional(), learningRate: z.number({ error: 'must be a number' }).positive('must be > 0').optional(), from: z.string().min(1).optional() }).strict()
+    .refine((b) => (b.steps === undefined) !== (b.from === undefined), { error: 'takes steps (train the base on the reference text) or from (a saved base folder), not both' }).optional(),
 }).strict()
   .refine((s) => (s.lora === undefined) === (s.base === undefined), { error: 'lora and base go together: LoRA students adapt a frozen base trained on the reference text (base: { steps })' })
   .refine((s) => s.lora === undefined || s.model.startsWith('transformer:'), { path: ['lora'], error: 'LoRA adapts a Transformer\'s linear layers: the model must be a transformer' });

@@ -28,6 +28,10 @@ export interface LmSettings {
    * adapters train, and FedAvg exchanges only them.
    */
   lora?: { rank: number; alpha: number; targets: string[]; initStd?: number };
-  /** With lora: the frozen base, trained once with token-CE on the shared reference text for `steps` Adam steps (at learningRate, the run's by default). */
-  base?: { steps: number; learningRate?: number };
+  /**
+   * With lora: the frozen base, trained once with token-CE on the shared reference text for
+   * `steps` Adam steps (at learningRate, the run's by default) and saved in <out>/base/; or `from`,
+   * the base folder of an earlier run on the same seed, so that several sessions adapt one base.
+   */
+  base?: { steps?: number; learningRate?: number; from?: string };
 }

@@ -193,41 +193,61 @@ export async function simulateText(options: SimulationOptions, progress: Progres
 
 /**
  * The frozen base: a model seeded by the run, trained with token-CE on the shared reference text
- * (public to every site), saved in `<out>/base/` with its card; its digest is what the sites check.
+ * (public to every site) and saved in `<out>/base/` with its card — or, with `base.from`, a base
+ * saved by an earlier run (the same seed's reference text), used where it is. Its digest is what
+ * the sites check.
  */
 function trainBase(options: SimulationOptions, lm: LmSettings, spec: LmSpec, data: Prepared, backend: string, progress: Progress): { report: LoraReport; shipped: ShippedBase } {
   const base = lm.base!;
-  const learningRate = base.learningRate ?? options.learningRate;
-  const seed = options.seed * 1000;
-  const dir = join(options.out, 'base');
-  const model = createLanguageModel(spec, seed);
-  try {
-    const began = performance.now();
+  const began = performance.now();
+  let model: LanguageModel;
+  let dir: string;
+  let steps = 0;
+  let learningRate = base.learningRate ?? options.learningRate;
+  if (base.from !== undefined) {
+    dir = base.from;
+    const loaded = loadLanguageModel(dir);
+    model = loaded.model;
+    if (lmSpecName(model.spec) !== lmSpecName(spec)) {
+      model.dispose();
+      throw new Error(`E_MODEL: the base in ${dir} is ${lmSpecName(model.spec)}; lm.model is ${lmSpecName(spec)}`);
+    }
+    steps = loaded.card?.training.steps ?? 0;
+    learningRate = loaded.card?.training.learningRate ?? Number.NaN;
+  } else {
+    dir = join(options.out, 'base');
+    const seed = options.seed * 1000;
+    steps = base.steps!;
+    model = createLanguageModel(spec, seed);
     trainLanguageModel(model, data.reference, {
-      steps: base.steps, batchSize: options.batchSize, learningRate, seed, loss: [{ name: 'token-ce', weight: 1 }], progressEvery: Math.max(1, Math.ceil(base.steps / 5)),
-      onProgress: (step, loss) => progress.line(`base: step ${step}/${base.steps} on the reference text, token-CE ${loss.toFixed(3)}`),
+      steps, batchSize: options.batchSize, learningRate, seed, loss: [{ name: 'token-ce', weight: 1 }], progressEvery: Math.max(1, Math.ceil(steps / 5)),
+      onProgress: (step, loss) => progress.line(`base: step ${step}/${steps} on the reference text, token-CE ${loss.toFixed(3)}`),
     });
-    const trainSeconds = (performance.now() - began) / 1000;
+  }
+  try {
+    const trainSeconds = base.from === undefined ? (performance.now() - began) / 1000 : 0;
     const perParticipant = data.sites.map((site, i) => ({ participant: `p${i}`, domain: site.domain, ...evaluate(model, site.heldOut, data.mixed) }));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const final = { meanOwn: mean(perParticipant.map((p) => p.own)), meanMixed: mean(perParticipant.map((p) => p.mixed)), perParticipant };
-    saveLanguageModel(dir, model, {
-      backend,
-      training: {
-        method: 'token-ce on the shared reference text (the frozen base of LoRA students)', steps: base.steps, batchSize: options.batchSize, learningRate, seed,
-        data: { source: `the reference text of ${data.domains.join(', ')}`, trainBytes: data.reference.bytes },
-      },
-      metrics: { heldOut: { bitsPerByte: final.meanMixed, bytes: data.mixed.bytes }, perDomain: Object.fromEntries(perParticipant.map((p) => [p.domain, p.own])) },
-    });
+    if (base.from === undefined) {
+      saveLanguageModel(dir, model, {
+        backend,
+        training: {
+          method: 'token-ce on the shared reference text (the frozen base of LoRA students)', steps, batchSize: options.batchSize, learningRate, seed: options.seed * 1000,
+          data: { source: `the reference text of ${data.domains.join(', ')}`, trainBytes: data.reference.bytes },
+        },
+        metrics: { heldOut: { bitsPerByte: final.meanMixed, bytes: data.mixed.bytes }, perDomain: Object.fromEntries(perParticipant.map((p) => [p.domain, p.own])) },
+      });
+    }
     const digest = languageModelDigest(model);
     const loraSpec: LoraSpec = { ...lm.lora!, targets: [...lm.lora!.targets] };
     const adapterParameters = adapterCount(model, loraSpec);
     progress.line(
-      `base: ${lmSpecName(spec)} (${model.countParams()} parameters) trained ${base.steps} steps in ${trainSeconds.toFixed(0)} s, saved to ${dir} (${digest}); ` +
+      `base: ${lmSpecName(spec)} (${model.countParams()} parameters) ${base.from === undefined ? `trained ${steps} steps in ${trainSeconds.toFixed(0)} s, saved to` : 'loaded from'} ${dir} (${digest}); ` +
         `own ${final.meanOwn.toFixed(3)} bpb, mixed ${final.meanMixed.toFixed(3)} bpb; LoRA ${loraSpecName(loraSpec)}: ${adapterParameters} trainable parameters per site`,
     );
     return {
-      report: { spec: loraSpecName(loraSpec), adapterParameters, base: { dir, digest, parameters: model.countParams(), steps: base.steps, learningRate, trainSeconds, final } },
+      report: { spec: loraSpecName(loraSpec), adapterParameters, base: { dir, digest, parameters: model.countParams(), steps, learningRate, trainSeconds, final } },
       shipped: { dir, digest, lora: loraSpec },
     };
   } finally {

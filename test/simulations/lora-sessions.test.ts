@@ -31,7 +31,7 @@ function fortunesRoot(): string {
   return root;
 }
 
-async function simulate(algorithm: string, root: string): Promise<{ stdout: string; out: string; result: TextSimulationResult }> {
+async function simulate(algorithm: string, root: string, base = '{ steps: 4 }'): Promise<{ stdout: string; out: string; result: TextSimulationResult }> {
   const dir = mkdtempSync(join(tmpdir(), `codistill-lora-${algorithm}-`));
   const config = join(dir, 'lora.yaml');
   writeFileSync(config, [
@@ -39,7 +39,7 @@ async function simulate(algorithm: string, root: string): Promise<{ stdout: stri
     `algorithm: ${algorithm}`, 'participants: 2', 'rounds: 2', 'seed: 1', 'batchSize: 4', 'learningRate: 0.01', 'referencePerRound: 4',
     'temperature: 2', 'alpha: 0.5', 'uploadDtype: float32', 'baseline: true',
     'lm: { model: "transformer:d=16,l=1,h=2,ctx=16", steps: 3, maxBytesPerDomain: 1000, heldOutFraction: 0.3, referenceBytesPerDomain: 60,',
-    '      lora: { rank: 2, alpha: 4, targets: [q, v] }, base: { steps: 4 } }',
+    `      lora: { rank: 2, alpha: 4, targets: [q, v] }, base: ${base} }`,
     `out: ${join(dir, 'run')}`,
   ].join('\n'));
   const { stdout } = await run('node', [CLI, 'simulate', '--config', config], { timeout: 300_000 });
@@ -79,7 +79,7 @@ describe('codistill simulate with LoRA students', () => {
     expect(fedavg!.final.perParticipant.some((p, i) => Math.abs(p.own - lora.base.final.perParticipant[i]!.own) > 1e-4)).toBe(true);
   });
 
-  it('DML with LoRA students: per-token targets through the coordinator, only adapters train (the base keeps its digest), local-only LoRA beside it', async () => {
+  it('DML with LoRA students: per-token targets through the coordinator, only adapters train (the base keeps its digest), local-only LoRA beside it; a second session adapts the same saved base', async () => {
     const { out, result } = await simulate('dml', fortunesRoot());
     expect(result.runs.map((r) => r.algorithm)).toEqual(['dml', 'local']);
     const [dml] = result.runs;
@@ -91,6 +91,12 @@ describe('codistill simulate with LoRA students', () => {
     // Saved after training: the base each site trained on still has the shipped digest.
     for (const site of ['p0', 'p1']) expect(adapters(out, site).base.digest).toBe(result.lora!.base.digest);
     expect(readFileSync(join(out, 'students', 'p0', 'adapters.bin')).equals(readFileSync(join(out, 'students', 'p1', 'adapters.bin')))).toBe(false);
+
+    // A second session on the same base (base.from): loaded, not trained again; the same digest and bits per byte.
+    const again = await simulate('fedavg', fortunesRoot(), `{ from: ${join(out, 'base')} }`);
+    expect(again.stdout).toContain(`loaded from ${join(out, 'base')} (${result.lora!.base.digest})`);
+    expect(again.result.lora!.base.final).toEqual(result.lora!.base.final);
+    for (const site of ['p0', 'p1']) expect(adapters(again.out, site).base.digest).toBe(result.lora!.base.digest);
   });
 
   it('refuses LoRA settings that cannot run, naming the field', () => {
@@ -100,6 +106,7 @@ describe('codistill simulate with LoRA students', () => {
     expect(validateExperiment({ ...text, algorithm: 'fedavg', lm: { ...lm, lora, base: { steps: 2 } } }, 't').lm?.lora).toEqual(lora);
     expect(validateExperiment({ ...text, lm: { ...lm, lora: { rank: 2, alpha: 4 }, base: { steps: 2 } } }, 't').lm?.lora?.targets).toEqual(['q', 'v']);
     expect(() => validateExperiment({ ...text, lm: { ...lm, lora } }, 't')).toThrow(/lm: lora and base go together/);
+    expect(() => validateExperiment({ ...text, lm: { ...lm, lora, base: { steps: 2, from: 'dir' } } }, 't')).toThrow(/lm.base: takes steps .* or from .*, not both/);
     expect(() => validateExperiment({ ...text, lm: { ...lm, model: 'gru:d=16,l=1,ctx=16', lora, base: { steps: 2 } } }, 't')).toThrow(/lm.lora: LoRA adapts a Transformer's linear layers/);
     expect(() => validateExperiment({ ...text, lm: { ...lm, lora: { ...lora, targets: ['head'] }, base: { steps: 2 } } }, 't')).toThrow(/lm.lora.targets.0/);
     expect(() => validateExperiment({ ...text, lm: { ...lm, lora: { ...lora, rank: 0 }, base: { steps: 2 } } }, 't')).toThrow(/lm.lora.rank: must be ≥ 1/);
