@@ -26,7 +26,7 @@ import { referenceWindows, textParticipantData, tokenizerIdentity, type TextSite
 import { BYTE_TOKENIZER, encodeText } from '../client/lm/tokenizer.js';
 import { bitsPerByte, trainLanguageModel } from '../client/lm/train.js';
 import { runParticipant } from '../client/participant.js';
-import { saveLanguageModel } from '../client/student-io/index.js';
+import { codeProvenance, saveLanguageModel } from '../client/student-io/index.js';
 import { languageModelDigest, loadLanguageModel, saveLoraAdapters } from '../client/student-io/lm-store.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
 import { Coordinator } from '../server/coordinator.js';
@@ -71,6 +71,8 @@ export interface TextSimulationResult {
   goal?: { mixedImprovementPct: number; ownChangePct: number; met: boolean };
   startedAt: string;
   seconds: number;
+  /** The code that ran: its commit and whether the work tree differed from it (read at start). */
+  code: { codistill: string; commit: string | null; dirty: boolean | null; tfjs: string };
 }
 
 export interface LoraReport {
@@ -146,6 +148,7 @@ const modelSeed = (seed: number, i: number) => seed * 1000 + i + 1;
 export async function simulateText(options: SimulationOptions, progress: Progress, output: { students?: string } = {}): Promise<TextSimulationResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
+  const code = codeProvenance(); // before the run: the code that runs is the code at hand now
   const source = options.data as TextSource;
   const lm = options.lm!;
   const backend = await selectBackend(options.backend);
@@ -179,7 +182,7 @@ export async function simulateText(options: SimulationOptions, progress: Progres
       for (const m of models) disposeSiteModel(m);
     }
   }
-  const result: TextSimulationResult = { kind: 'text-sessions', options, model: lmSpecName(spec), parameters, positions, data: data.result, runs, ...(lora === undefined ? {} : { lora }), startedAt, seconds: 0 };
+  const result: TextSimulationResult = { kind: 'text-sessions', options, model: lmSpecName(spec), parameters, positions, data: data.result, runs, ...(lora === undefined ? {} : { lora }), startedAt, seconds: 0, code };
   const studied = runs.find((r) => r.algorithm !== 'local');
   const local = runs.find((r) => r.algorithm === 'local');
   if (studied !== undefined && local !== undefined) {
