@@ -168,7 +168,10 @@ export async function simulateText(options: SimulationOptions, progress: Progres
     ({ report: lora, shipped } = trainBase(options, lm, spec, data, backend, progress));
   }
   for (const algorithm of algorithms) {
-    const models = data.sites.map((_, i) => (shipped === undefined ? createLanguageModel(spec, modelSeed(options.seed, i)) : adaptBase(shipped, modelSeed(options.seed, i))));
+    // FedAvg starts every site from one model, the server's w₀ (McMahan et al. 2017, Algorithm 1);
+    // the others from a seed per site. The batches are seeded per site either way.
+    const initSeed = (i: number) => modelSeed(options.seed, algorithm === 'fedavg' ? 0 : i);
+    const models = data.sites.map((_, i) => (shipped === undefined ? createLanguageModel(spec, initSeed(i)) : adaptBase(shipped, initSeed(i))));
     parameters = models[0]!.countParams();
     try {
       const run = algorithm === 'local' ? runLocal(options, lm, data, models, progress) : await runSession(algorithm, options, lm, data, models, positions, progress);
