@@ -3,7 +3,7 @@
 # baseline (the run trains the frozen base and saves it in seedN-dml/base/), then FedAvg of the
 # adapters on that same base. Then summary.md (mean ± SD over seeds). From the repository root:
 #   npm run build && bash experiments/lm-lora/run.sh
-# ≈ 13 min on the shared 2-core machine (load average ≈ 13-15). Each run's log is in its folder.
+# ≈ 11-13 min on the shared 2-core machine (load average ≈ 13-15). Each run's log is in its folder.
 set -euo pipefail
 here=experiments/lm-lora
 for seed in 1 2 3; do
