@@ -702,13 +702,15 @@ class ParticipantRun {
 
 /** A language-model site must fit the session: its tokenizer (the coordinator checked it too), vocabulary and window length. */
 function checkTextSite(site: TextSite, info: SessionInfo): void {
-  if (info.knowledge !== 'reference-token-predictions' || info.positions === undefined) {
-    throw new ProtocolError(ErrorCode.Schema, `session ${info.session} exchanges ${info.knowledge}; this participant is a language-model site and takes part only in sessions of reference-token-predictions`);
+  // Weights: FedAvg of the site's trainable weights (a LoRA model's adapters), which carry no tokens.
+  const perToken = info.knowledge === 'reference-token-predictions' && info.positions !== undefined;
+  if (!perToken && info.knowledge !== 'weights') {
+    throw new ProtocolError(ErrorCode.Schema, `session ${info.session} exchanges ${info.knowledge}; this participant is a language-model site and takes part only in sessions of reference-token-predictions or weights`);
   }
   if (info.numClasses !== site.model.spec.vocab) {
     throw new ProtocolError(ErrorCode.Tokenizer, `session ${info.session}'s vocabulary has ${info.numClasses} tokens; this participant's language model has ${site.model.spec.vocab}`);
   }
-  if (info.positions !== site.reference.context || info.positions > site.model.spec.ctx) {
+  if (perToken && (info.positions !== site.reference.context || info.positions > site.model.spec.ctx)) {
     throw new ProtocolError(
       ErrorCode.Shape,
       `session ${info.session}'s reference windows have ${info.positions} positions; this participant's windows have ${site.reference.context} and its model a context of ${site.model.spec.ctx}`,

@@ -118,8 +118,12 @@ language models across sites (config only; see experiments/configs/lm-dml.yaml):
                             (Debian's fortunes-* packages; root defaults to /usr/share/games/fortunes)
   lm: { model: ${LM_NAMES_HELP}, steps: N, maxBytesPerDomain: [100000], heldOutFraction: [0.1],
         referenceBytesPerDomain: [10000] }   steps per round; the positions are the model's ctx
-                            algorithm dml or local; prints bits per byte on each site's own held-out text
+                            algorithm dml, local or fedavg; prints bits per byte on each site's own held-out text
                             and on the mixed held-out set every round; writes result.json, rounds.jsonl
+  lm.lora: { rank: R, alpha: A, targets: [q, v] (q k v o mlp-in mlp-out | all), initStd: [1/√(3·in)] }
+  lm.base: { steps: N, learningRate: [learningRate] } | { from: DIR }   LoRA students (go together): a frozen
+                            base trained once on the reference text, saved in <out>/base/ (or an earlier run's
+                            base folder); only the adapters train, fedavg averages them (experiments/lm-lora/)
 `;
 
 /** Flags that carry numbers, by the config field they set. */
