@@ -22,6 +22,8 @@ commands:
              a coordinator for a deployment: one session, participants on other machines
   client --server URL --session ID --data PATH --model NAME [options]
              a participant on this site's own data (CSV or IDX); see codistill client --help
+  client --server URL --session ID --text FILE --reference-text FILE --model transformer:… [options]
+             a language-model site on its own text file (per-token sessions); see codistill client --help
   demo-sites --out DIR [--sites N] [--rows N] [--reference-size N] [--held-out N] [--seed S]
              files to try a deployment with: each site's CSV, the shared reference set (IDX)
              and a held-out CSV, from the embedded MNIST; prints the reference set's SHA-256
@@ -325,7 +327,17 @@ async function main(argv: string[]): Promise<number> {
       return runServerCommand(rest);
     }
     case 'client': {
+      // A language-model site (--text, or a text plan's --partition) runs its own command: its data are a text file and the shared reference text.
+      const partition = rest.findIndex((a) => a === '--partition' || a.startsWith('--partition='));
+      const spec = partition < 0 ? undefined : rest[partition]!.includes('=') ? rest[partition]!.slice('--partition='.length) : rest[partition + 1];
+      const { isTextPlan, runTextClientCommand, TEXT_CLIENT_USAGE } = await import('../client/lm/site-cli.js');
       const { runClientCommand } = await import('../client/cli.js');
+      if (rest.includes('--help') || rest.includes('-h')) {
+        await runClientCommand(['--help']);
+        process.stdout.write(`\n${TEXT_CLIENT_USAGE}`);
+        return 0;
+      }
+      if (rest.some((a) => /^--(reference-)?text(=|$)/.test(a)) || (spec !== undefined && isTextPlan(spec))) return runTextClientCommand(rest);
       return runClientCommand(rest);
     }
     case 'demo-sites': {
