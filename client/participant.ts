@@ -11,6 +11,7 @@ import {
   decodeMessage,
   ErrorCode,
   isProbabilityKind,
+  knowledgeShape,
   isTopK,
   packTensor,
   packTopK,
@@ -648,14 +649,18 @@ class ParticipantRun {
   private async runAsync(round: ServerMessage<'round'>, procedure: AsyncProcedure): Promise<void> {
     const { participant, info } = this.identity!;
     const C = info.numClasses;
+    // Soft predictions on a shard's rows: [rows, classes], or per token [rows, positions, vocab].
+    const kind = info.knowledge === 'reference-token-predictions' ? 'reference-token-predictions' : 'reference-predictions';
+    const rowSize = C * (kind === 'reference-token-predictions' ? info.positions! : 1);
+    const shapeOf = (rows: number) => knowledgeShape(kind, { rows, numClasses: C, positions: info.positions });
     const header = { v: PROTOCOL_VERSION, session: info.session, participant } as const;
     const channel: AsyncChannel = {
       push: async (shard, step, predictions) => {
-        const shape = [predictions.length / C, C];
-        const { values } = rewritten(this.hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
+        const shape = shapeOf(predictions.length / rowSize);
+        const { values } = rewritten(this.hook, { values: predictions, shape }, { kind, numClasses: C, round: round.round });
         const envelope = encodeMessage(clientMessages.push, {
           // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
-          ...header, shard, step, values: packShare({ values, shape }, 'reference-predictions', info),
+          ...header, shard, step, values: packShare({ values, shape }, kind, info),
         }, this.limits());
         readReply(replyMessages.ack, await this.request('push', envelope));
       },
@@ -664,7 +669,7 @@ class ParticipantRun {
         this.bytesDown += reply.byteLength;
         const ensemble = readReply(replyMessages.ensemble, reply);
         if (ensemble.target === null) return null;
-        return { values: unpackTensor(ensemble.target, [ensemble.target.shape[0] ?? 0, C]), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+        return { values: unpackTensor(ensemble.target, shapeOf(ensemble.target.shape[0] ?? 0)), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
       },
       checkpoint: (number, train, taught) => this.report(number, train, taught),
     };

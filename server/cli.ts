@@ -136,8 +136,8 @@ const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.
     positions: 32          bytes per reference window (the sites' --positions, their model's ctx)
   referenceSize is then the reference text's windows and referenceDigest their SHA-256, both printed
   by codistill client --reference-text FILE --positions N --print-reference-digest; a site whose
-  tokenizer differs is refused at its join (E_TOKENIZER). Algorithm: dml (roles participant,
-  teacher, distiller).
+  tokenizer differs is refused at its join (E_TOKENIZER). Algorithms: dml (roles participant,
+  teacher, distiller) and codistillation (async: { shards, exchangeEvery, burnInSteps, stalenessMs }).
   The session file may sample participants per round: sampling: { fraction: 0.5, min: 2 } (or
   count: N instead of fraction); only the sampled upload, get targets and train, the others sit
   the round out; min (the quorum when omitted) must be at least minParticipants, which then

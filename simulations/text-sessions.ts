@@ -21,7 +21,7 @@ import { runParticipant } from '../client/participant.js';
 import { saveLanguageModel } from '../client/student-io/index.js';
 import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
 import { Coordinator } from '../server/coordinator.js';
-import type { SessionConfig } from '../server/session-config.js';
+import { DEFAULT_ASYNC, type SessionConfig } from '../server/session-config.js';
 import type { Progress, SimulationOptions } from './simulate.js';
 import type { LmSettings, TextSource } from './text-options.js';
 
@@ -233,6 +233,7 @@ async function runSession(algorithm: string, options: SimulationOptions, lm: LmS
     // Training rounds on a shared, loaded machine are slow: the deadlines only catch a stuck run.
     roundTimeoutMs: 3_600_000, trainTimeoutMs: 3_600_000, onRoundFailure: 'stop', seed: options.seed, maxMessageBytes: 16 << 20,
     tokenizer: tokenizerIdentity(BYTE_TOKENIZER), positions,
+    ...(options.async === undefined ? {} : { async: { ...DEFAULT_ASYNC, ...options.async } }),
   };
   const coordinator = await Coordinator.start();
   const rows: TextRow[] = [];

@@ -25,10 +25,10 @@ const MODEL = 'transformer:d=16,l=1,h=2,ctx=16';
 const PUBLIC = `${EN[4]}\n${DE[3]}\n${EN[5]}\n${DE[5]}\n`;
 const TOKENS = ['token-site-en-0123456789abcdef', 'token-site-de-0123456789abcdef'];
 
-function sessionFile(path: string, id: string, reference: { size: number; digest: string }, tokenizer = '{ kind: bytes, encoding: utf-8, vocabSize: 257, bos: 256 }', numClasses = 257): void {
+function sessionFile(path: string, id: string, reference: { size: number; digest: string }, tokenizer = '{ kind: bytes, encoding: utf-8, vocabSize: 257, bos: 256 }', numClasses = 257, algorithm = ['algorithm: dml', 'referencePerRound: 6']): void {
   writeFileSync(path, [
-    `id: ${id}`, 'algorithm: dml', 'rounds: 2', `numClasses: ${numClasses}`, `referenceSize: ${reference.size}`, `referenceDigest: ${reference.digest}`,
-    'referencePerRound: 6', 'temperature: 2', 'alpha: 0.5', `tokenizer: ${tokenizer}`, 'positions: 16',
+    `id: ${id}`, ...algorithm, 'rounds: 2', `numClasses: ${numClasses}`, `referenceSize: ${reference.size}`, `referenceDigest: ${reference.digest}`,
+    'temperature: 2', 'alpha: 0.5', `tokenizer: ${tokenizer}`, 'positions: 16',
     'participants:', `  - { id: site-en, token: ${TOKENS[0]} }`, `  - { id: site-de, token: ${TOKENS[1]} }`,
   ].join('\n'));
 }
@@ -80,6 +80,37 @@ describe('codistill server and codistill client --text', () => {
     const written = await run('node', [CLI, 'generate', '--model', join(dir, 'en-model'), '--prompt', 'A ', '--max-tokens', '12', '--temperature', '0'], { timeout: 60_000 });
     expect(written.stdout.startsWith('A ')).toBe(true);
     expect(Buffer.byteLength(written.stdout)).toBeGreaterThan(2);
+  });
+
+  it('run co-distillation (asynchronous, per-token predictions pushed and pulled on reference shards) across processes', { timeout: 400_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codistill-lm-deploy-'));
+    writeFileSync(join(dir, 'en.txt'), `${EN.slice(0, 4).join('\n\n')}\n`);
+    writeFileSync(join(dir, 'de.txt'), `${DE.slice(0, 4).join('\n\n')}\n`);
+    writeFileSync(join(dir, 'public.txt'), PUBLIC);
+    const windows = referenceWindows([PUBLIC], 16);
+    sessionFile(join(dir, 'session.yaml'), 'lm-codist', { size: windows.count, digest: referenceDigest(windowFeatures(windows)) }, undefined, undefined,
+      ['algorithm: codistillation', 'async: { shards: 2, exchangeEvery: 2, burnInSteps: 0, stalenessMs: 300000 }']);
+    const server = await startServer(['--config', join(dir, 'session.yaml'), '--port', '0', '--out', join(dir, 'history.json')]);
+    const client = (k: number, language: string) => run('node', [
+      CLI, 'client', '--server', server.url, '--session', 'lm-codist', '--text', join(dir, `${language}.txt`), '--reference-text', join(dir, 'public.txt'),
+      '--model', MODEL, '--steps', '4', '--batch-size', '4', '--seed', String(k + 1), '--out', join(dir, `${language}-rounds.json`), '--save', join(dir, `${language}-model`),
+    ], { env: { ...process.env, CODISTILL_TOKEN: TOKENS[k] }, timeout: 300_000 });
+    const [en, de] = await Promise.all([client(0, 'en'), client(1, 'de')]);
+    await server.exited;
+    // Each checkpoint: two pushes (shard 0, shard 1: every window once, 16 positions × 257 float32) and two pulls.
+    const payload = windows.count * 16 * 257 * 4;
+    for (const [c, language] of [[en, 'en'], [de, 'de']] as const) {
+      expect(c.stdout).toMatch(/joined lm-codist as site-\w+ \(codistillation/);
+      expect(c.stdout).toMatch(/round 2: learned from peers, loss \d+\.\d+, held-out \d+\.\d+ bits per byte/);
+      expect(c.stdout).toMatch(/session ended: completed 2 checkpoints/);
+      const log = JSON.parse(readFileSync(join(dir, `${language}-rounds.json`), 'utf8')) as { rounds: Array<{ train: { steps: number }; bytesUp: number }> };
+      expect(log.rounds.map((r) => r.train.steps)).toEqual([4, 4]);
+      for (const r of log.rounds) expect(r.bytesUp).toBeGreaterThan(payload);
+      const saved = loadLanguageModel(join(dir, `${language}-model`));
+      expect(saved.card?.training.method).toMatch(/^codistillation in session lm-codist/);
+      saved.model.dispose();
+    }
+    expect(server.output()).toMatch(/round 2\/2: 2 contributors, 2 reports/);
   });
 
   it('refuses a site whose tokenizer is not the session\'s, naming both; a reference text that differs, naming the digests', { timeout: 200_000 }, async () => {
