@@ -119,8 +119,13 @@ language models across sites (config only; see experiments/configs/lm-dml.yaml):
                             (Debian's fortunes-* packages; root defaults to /usr/share/games/fortunes)
   lm: { model: ${LM_NAMES_HELP}, steps: N, maxBytesPerDomain: [100000], heldOutFraction: [0.1],
         referenceBytesPerDomain: [10000] }   steps per round; the positions are the model's ctx
-                            algorithm dml or local; prints bits per byte on each site's own held-out text
-                            and on the mixed held-out set every round; writes result.json, rounds.jsonl
+                            algorithm dml, codistillation (with async: { shards, exchangeEvery, burnInSteps,
+                            stalenessMs }; steps per checkpoint) or local; prints bits per byte on each site's
+                            own held-out text and on the mixed held-out set every round; writes result.json,
+                            rounds.jsonl
+  --plan DIR with a text config writes the session file (tokenizer, positions, the reference windows'
+                            digest), reference.txt, each site's text.jsonl and held-out.jsonl, and the launch
+                            lines codistill client --partition DIR#i (a language-model site: see client --help)
 `;
 
 /** Flags that carry numbers, by the config field they set. */

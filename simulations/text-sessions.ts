@@ -62,15 +62,18 @@ export interface TextSimulationResult {
   seconds: number;
 }
 
-interface Prepared {
+export interface Prepared {
   domains: string[];
-  sites: Array<{ domain: string; train: TokenSequences; heldOut: TokenSequences }>;
+  /** Each site's sequences, and the documents they were cut from (a plan writes these: simulations/plan.ts). */
+  sites: Array<{ domain: string; train: TokenSequences; heldOut: TokenSequences; documents: { train: string[]; heldOut: string[] } }>;
   mixed: TokenSequences;
   reference: TokenSequences;
+  /** The shared reference text's documents; the windows are cut from them joined by newlines (referenceWindows). */
+  referenceDocuments: string[];
   result: TextSimulationResult['data'];
 }
 
-function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings, positions: number): Prepared {
+export function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings, positions: number): Prepared {
   const split = splitDomains(loadFortuneDomains(source.domains, source.root), { heldOutFraction: lm.heldOutFraction, seed: options.seed, maxBytesPerDomain: lm.maxBytesPerDomain });
   const referenceDocs: string[][] = [];
   const sites = split.domains.map((d) => {
@@ -85,13 +88,14 @@ function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings,
   const mixedReference: string[] = [];
   for (let i = 0; i < Math.max(...referenceDocs.map((r) => r.length)); i++) for (const docs of referenceDocs) if (i < docs.length) mixedReference.push(docs[i]!);
   const reference = referenceWindows(mixedReference, positions);
-  const prepared = sites.map((s) => ({ domain: s.domain, train: toSequences(s.trainDocs, positions), heldOut: toSequences(s.heldOutDocs, positions) }));
+  const prepared = sites.map((s) => ({ domain: s.domain, train: toSequences(s.trainDocs, positions), heldOut: toSequences(s.heldOutDocs, positions), documents: { train: s.trainDocs, heldOut: s.heldOutDocs } }));
   const mixed = toSequences(split.mixedHeldOut, positions);
   return {
     domains: sites.map((s) => s.domain),
     sites: prepared,
     mixed,
     reference,
+    referenceDocuments: mixedReference,
     result: {
       domains: sites.map((s) => s.domain),
       trainBytes: Object.fromEntries(prepared.map((s) => [s.domain, s.train.bytes])),

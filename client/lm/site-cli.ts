@@ -23,7 +23,8 @@ export const TEXT_CLIENT_USAGE = `usage: codistill client --text FILE --referenc
 A language-model site: it trains its own byte-level language model on its own text and exchanges
 per-token knowledge (reference-token-predictions) on windows of the shared reference text. The
 session file gives tokenizer and positions; a site whose tokenizer differs is refused (E_TOKENIZER).
-  --text FILE           this site's private text: UTF-8, documents separated by blank lines
+  --text FILE           this site's private text: UTF-8, documents separated by blank lines (or a .jsonl
+                        file: one document per line as a JSON string, blank lines inside allowed)
   --reference-text FILE the session's shared reference text (the same file at every site): its bytes
                         cut into windows of --positions bytes, window i = reference id i; the join
                         checks their count (referenceSize) and digest (referenceDigest) with the session
@@ -73,16 +74,35 @@ export interface TextPlanMember {
   token: string;
   seed: number;
   domain: string;
-  /** Its private text and held-out text, relative to its folder (documents separated by blank lines). */
+  /** Its private text and held-out text, relative to its folder (.jsonl: one document per line). */
   text: string;
   heldOut: string;
 }
 
 export const TEXT_PLAN_FORMAT = 'codistill-text-plan/1';
 
-/** Documents as a `--text` file holds them: separated by blank lines (loadTextFiles splits them back). */
-export function documentsFile(documents: readonly string[]): string {
-  return `${documents.join('\n\n')}\n`;
+/**
+ * Documents as a `.jsonl` `--text` file holds them: one JSON string per line, so that a document
+ * may hold blank lines (in a plain text file they separate documents).
+ */
+export function documentsJsonLines(documents: readonly string[]): string {
+  return documents.map((d) => `${JSON.stringify(d)}\n`).join('');
+}
+
+function readJsonLines(flag: string, path: string): string[] {
+  const lines = readUtf8(path).split('\n').filter((line) => line.trim() !== '');
+  const documents = lines.map((line, i) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      value = undefined;
+    }
+    if (typeof value !== 'string') throw new Error(`E_DATA: --${flag} ${path}: line ${i + 1} is not a JSON string (a .jsonl text file holds one document per line, as a JSON string)`);
+    return value;
+  });
+  if (documents.length === 0) throw new Error(`E_DATA: --${flag} ${path} holds no text`);
+  return documents;
 }
 
 /** The reference text as a site reads it: the file's bytes, one document (windows are cut from its start). */
@@ -97,6 +117,7 @@ function readReferenceText(path: string): string {
 
 function readDocuments(flag: string, path: string): string[] {
   try {
+    if (path.endsWith('.jsonl')) return readJsonLines(flag, path);
     return loadTextFiles([path])[0]!.documents;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`--${flag} ${path}: no such file`);
