@@ -38,8 +38,9 @@ session file gives tokenizer and positions; a site whose tokenizer differs is re
   --held-out F          share of this site's documents held out: its bits per byte on them is printed
                         every round and written to the card (0: none) [0.1]
   --held-out-text FILE  held-out text of its own instead (then all of --text trains)
-  --role ROLE           participant | teacher (shares, never trains) | distiller (learns one LM from
-                        the ensemble alone; its --text is only its held-out text) [participant]
+  --role ROLE           participant | teacher (shares a saved model's predictions, never trains: --model DIR)
+                        | distiller (learns one LM from the ensemble alone; its --text is only its
+                        held-out text) [participant]
   --server URL, --session ID, --token TOKEN (or CODISTILL_TOKEN), --ca FILE, --backend NAME,
   --seed N [1], --reconnect-attempts N [30]: as for any client (codistill client --help)
   --print-reference-digest  print the reference windows' count and SHA-256 (referenceSize and
@@ -243,8 +244,10 @@ export async function runTextClientCommand(args: string[]): Promise<number> {
     trainDocs = [];
   }
 
-  const backend = await selectBackend(v.backend as string | undefined);
   const modelArg = v.model as string;
+  // A teacher never trains in the session: a model built here would share untrained predictions.
+  if (role === 'teacher' && isSpec(modelArg)) throw new Error(`--role teacher shares a trained model's predictions and never trains: give --model DIR (a saved language model), not ${modelArg}`);
+  const backend = await selectBackend(v.backend as string | undefined);
   const warm = isSpec(modelArg) ? undefined : loadLanguageModel(modelArg);
   const model: LanguageModel = warm?.model ?? createLanguageModel(parseLmSpec(modelArg), seed);
   const positions = v.positions === undefined ? model.spec.ctx : number('positions', 0, (x) => positiveInt(x) && x <= model.spec.ctx, `an integer in [1, ${model.spec.ctx}] (the model's context)`);

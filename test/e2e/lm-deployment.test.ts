@@ -128,6 +128,11 @@ describe('codistill server and codistill client --text', () => {
       return error!.stderr;
     };
 
+    // A teacher never trains: an untrained model built here would teach noise.
+    const teacher = await run('node', [CLI, 'client', '--server', 'http://127.0.0.1:9', '--session', 's', '--text', join(dir, 'en.txt'), '--reference-text', join(dir, 'public.txt'), '--model', MODEL, '--role', 'teacher', '--token', 'x'], { timeout: 60_000 })
+      .then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(teacher).toContain(`--role teacher shares a trained model's predictions and never trains: give --model DIR (a saved language model), not ${MODEL}`);
+
     // Token ids of another tokenizer (here a vocabulary of 258 with BOS 257) would mean different things: refused at the join.
     sessionFile(join(dir, 'other.yaml'), 'lm-other', reference, '{ kind: bytes, encoding: utf-8, vocabSize: 258, bos: 257 }', 258);
     const other = await startServer(['--config', join(dir, 'other.yaml'), '--port', '0', '--out', join(dir, 'h1.json')]);
