@@ -11,6 +11,7 @@ import {
   decodeMessage,
   ErrorCode,
   isProbabilityKind,
+  knowledgeShape,
   isTopK,
   packTensor,
   packTopK,
@@ -648,25 +649,54 @@ class ParticipantRun {
   private async runAsync(round: ServerMessage<'round'>, procedure: AsyncProcedure): Promise<void> {
     const { participant, info } = this.identity!;
     const C = info.numClasses;
+    // Soft predictions on a shard's rows: [rows, classes], or per token [rows, positions, vocab].
+    const kind = info.knowledge === 'reference-token-predictions' ? 'reference-token-predictions' : 'reference-predictions';
+    const rowSize = C * (kind === 'reference-token-predictions' ? info.positions! : 1);
+    const shapeOf = (rows: number) => knowledgeShape(kind, { rows, numClasses: C, positions: info.positions });
     const header = { v: PROTOCOL_VERSION, session: info.session, participant } as const;
+    // An asynchronous run outlives a dropped link: a push or pull the link lost is sent again once
+    // this participant has rejoined (a push replaces its previous one, a pull only reads). Before,
+    // the run ended at the first dropped link, and the coordinator — which sends a rejoining
+    // participant no new go signal — heard no more from it until the training deadline.
+    const again = async <T>(send: () => Promise<T>): Promise<T> => {
+      for (let told = false; ; told = true) {
+        try {
+          return await send();
+        } catch (error) {
+          if (!(error instanceof LinkDropped) || this.finished) throw error;
+          if (!told) this.log(`${error.message}; the asynchronous run sends it again once rejoined`);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+    };
     const channel: AsyncChannel = {
-      push: async (shard, step, predictions) => {
-        const shape = [predictions.length / C, C];
-        const { values } = rewritten(this.hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
+      push: (shard, step, predictions) => again(async () => {
+        const shape = shapeOf(predictions.length / rowSize);
+        const { values } = rewritten(this.hook, { values: predictions, shape }, { kind, numClasses: C, round: round.round });
         const envelope = encodeMessage(clientMessages.push, {
           // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
-          ...header, shard, step, values: packShare({ values, shape }, 'reference-predictions', info),
+          ...header, shard, step, values: packShare({ values, shape }, kind, info),
         }, this.limits());
         readReply(replyMessages.ack, await this.request('push', envelope));
-      },
-      pull: async (shard) => {
+      }),
+      pull: (shard) => again(async () => {
         const reply = await this.request('pull', encodeMessage(clientMessages.pull, { ...header, shard }, this.limits()));
         this.bytesDown += reply.byteLength;
         const ensemble = readReply(replyMessages.ensemble, reply);
         if (ensemble.target === null) return null;
-        return { values: unpackTensor(ensemble.target, [ensemble.target.shape[0] ?? 0, C]), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+        return { values: unpackTensor(ensemble.target, shapeOf(ensemble.target.shape[0] ?? 0)), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+      }),
+      // A checkpoint report the link lost, or one the coordinator refused because the checkpoint
+      // closed without this participant while it was away, is recorded here all the same; the run goes on.
+      checkpoint: async (number, train, taught) => {
+        try {
+          await this.report(number, train, taught);
+        } catch (error) {
+          const closed = error instanceof ProtocolError && error.code === ErrorCode.RoundClosed;
+          if (!(error instanceof LinkDropped || closed) || this.finished) throw error;
+          this.log(`checkpoint ${number}: ${error.message}`);
+        }
       },
-      checkpoint: (number, train, taught) => this.report(number, train, taught),
     };
     await procedure.run(this.context(round), channel);
   }

@@ -5,7 +5,7 @@
  * participant reports whenever it gets there; a checkpoint closes when every learner has
  * reported, or at the training deadline.
  */
-import { ErrorCode, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation } from '../protocol/index.js';
+import { ErrorCode, knowledgeShape, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation } from '../protocol/index.js';
 import { AsyncExchange } from './async-exchange.js';
 import type { Phase, SessionHost, SessionMode } from './session-mode.js';
 import type { AsyncSettings, RoundRecord } from './session-config.js';
@@ -68,7 +68,10 @@ export class AsyncRun implements SessionMode {
 
   expectPush(_participant: string, shard: number): KnowledgeExpectation {
     this.requireRunning('push');
-    return { kind: 'reference-predictions', round: 0, numClasses: this.session.config.numClasses, rows: this.exchange.rows(shard) };
+    const { config, strategy } = this.session;
+    // Soft predictions on the shard's rows — per token (positions set) on its windows.
+    const kind = strategy.knowledge === 'reference-token-predictions' ? 'reference-token-predictions' : 'reference-predictions';
+    return { kind, round: 0, numClasses: config.numClasses, rows: this.exchange.rows(shard), positions: config.positions };
   }
 
   push(participant: string, shard: number, step: number, contribution: Contribution, bytes: number): void {
@@ -84,7 +87,7 @@ export class AsyncRun implements SessionMode {
     this.bytes.up += bytes;
     return {
       shard,
-      target: ensemble === null ? null : { values: ensemble.values, shape: [rows, this.session.config.numClasses] },
+      target: ensemble === null ? null : { values: ensemble.values, shape: knowledgeShape(this.session.strategy.knowledge, { rows, numClasses: this.session.config.numClasses, positions: this.session.config.positions }) },
       contributors: ensemble?.contributors ?? 0,
       oldestMs: ensemble?.oldestMs ?? 0,
     };

@@ -181,7 +181,8 @@ export const experimentSchema = z
       const asynchronous = Object.values(STRATEGIES).filter((d) => d.mode === 'async').map((d) => d.name).join(', ');
       context.addIssue({ code: 'custom', path: ['async'], message: `${config.algorithm} runs synchronous rounds: the asynchronous exchange's knobs are for ${asynchronous} only` });
     }
-    if (config.async?.shards !== undefined && config.async.shards > config.referenceSize) {
+    // A text simulation's reference set is its windows, counted once the text is read (the session config checks the shards then).
+    if (config.async?.shards !== undefined && config.data?.source !== 'text' && config.async.shards > config.referenceSize) {
       context.addIssue({ code: 'custom', path: ['async', 'shards'], input: config.async.shards, message: `must be ≤ referenceSize (${config.referenceSize}): each shard holds reference samples` });
     }
     if (config.data?.source === 'text') {
@@ -191,7 +192,7 @@ export const experimentSchema = z
       const perToken = Object.values(STRATEGIES).filter((d) => d.perToken === true).map((d) => d.name);
       // fedavg averages each site's trainable weights (with lm.lora: the adapters).
       if (![...perToken, 'local', 'fedavg'].includes(config.algorithm)) context.addIssue({ code: 'custom', path: ['algorithm'], input: config.algorithm, message: `text sessions run ${[...perToken, 'local', 'fedavg'].join(', ')}` });
-      for (const field of ['attack', 'privacy', 'secureAggregation', 'distiller', 'sampling', 'async', 'pretrainOnReference'] as const) {
+      for (const field of ['attack', 'privacy', 'secureAggregation', 'distiller', 'sampling', 'pretrainOnReference'] as const) {
         if (config[field] !== undefined) context.addIssue({ code: 'custom', path: [field], message: 'is not supported in text simulations' });
       }
     } else if (config.lm !== undefined) context.addIssue({ code: 'custom', path: ['lm'], message: 'is for text simulations (data.source text) only' });

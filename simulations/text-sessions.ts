@@ -30,7 +30,7 @@ import { codeProvenance, saveLanguageModel } from '../client/student-io/index.js
 import { languageModelDigest, loadLanguageModel, saveLoraAdapters } from '../client/student-io/lm-store.js';
 import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
 import { Coordinator } from '../server/coordinator.js';
-import type { SessionConfig } from '../server/session-config.js';
+import { DEFAULT_ASYNC, type SessionConfig } from '../server/session-config.js';
 import type { Progress, SimulationOptions } from './simulate.js';
 import type { LmSettings, TextSource } from './text-options.js';
 
@@ -98,15 +98,18 @@ interface ShippedBase {
   lora: LoraSpec;
 }
 
-interface Prepared {
+export interface Prepared {
   domains: string[];
-  sites: Array<{ domain: string; train: TokenSequences; heldOut: TokenSequences }>;
+  /** Each site's sequences, and the documents they were cut from (a plan writes these: simulations/plan.ts). */
+  sites: Array<{ domain: string; train: TokenSequences; heldOut: TokenSequences; documents: { train: string[]; heldOut: string[] } }>;
   mixed: TokenSequences;
   reference: TokenSequences;
+  /** The shared reference text's documents; the windows are cut from them joined by newlines (referenceWindows). */
+  referenceDocuments: string[];
   result: TextSimulationResult['data'];
 }
 
-function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings, positions: number): Prepared {
+export function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings, positions: number): Prepared {
   const split = splitDomains(loadFortuneDomains(source.domains, source.root), { heldOutFraction: lm.heldOutFraction, seed: options.seed, maxBytesPerDomain: lm.maxBytesPerDomain });
   const referenceDocs: string[][] = [];
   const sites = split.domains.map((d) => {
@@ -121,13 +124,14 @@ function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings,
   const mixedReference: string[] = [];
   for (let i = 0; i < Math.max(...referenceDocs.map((r) => r.length)); i++) for (const docs of referenceDocs) if (i < docs.length) mixedReference.push(docs[i]!);
   const reference = referenceWindows(mixedReference, positions);
-  const prepared = sites.map((s) => ({ domain: s.domain, train: toSequences(s.trainDocs, positions), heldOut: toSequences(s.heldOutDocs, positions) }));
+  const prepared = sites.map((s) => ({ domain: s.domain, train: toSequences(s.trainDocs, positions), heldOut: toSequences(s.heldOutDocs, positions), documents: { train: s.trainDocs, heldOut: s.heldOutDocs } }));
   const mixed = toSequences(split.mixedHeldOut, positions);
   return {
     domains: sites.map((s) => s.domain),
     sites: prepared,
     mixed,
     reference,
+    referenceDocuments: mixedReference,
     result: {
       domains: sites.map((s) => s.domain),
       trainBytes: Object.fromEntries(prepared.map((s) => [s.domain, s.train.bytes])),
@@ -375,6 +379,7 @@ async function runSession(algorithm: string, options: SimulationOptions, lm: LmS
     roundTimeoutMs: 3_600_000, trainTimeoutMs: 3_600_000, onRoundFailure: 'stop', seed: options.seed, maxMessageBytes: 16 << 20,
     // Per-token sessions name the tokenizer and window length; FedAvg's exchange weights, which carry no tokens.
     ...(STRATEGIES[algorithm]!.perToken === true ? { tokenizer: tokenizerIdentity(BYTE_TOKENIZER), positions } : {}),
+    ...(options.async === undefined ? {} : { async: { ...DEFAULT_ASYNC, ...options.async } }),
   };
   const coordinator = await Coordinator.start();
   const rows: TextRow[] = [];
