@@ -481,3 +481,45 @@ function checkSimplex(values: Float32Array, rows: number, numClasses: number, to
     }
   }
 }
+
+/**
+ * A target as a participant receives it (a round's target, an asynchronous ensemble), decoded and
+ * held to what an honest coordinator sends for the session's knowledge before anything trains on
+ * it — the bounds readContribution holds an upload to: soft predictions on the simplex (dense as
+ * top-k), counts one per class, and for the class kinds rows of zeros where no one holds the class,
+ * representations within MAX_REPRESENTATION_MAGNITUDE and FedHKD's soft parts on the simplex (a
+ * mean of such rows is such a row). Logits (reference-logits, class-logits) are only finite.
+ * Throws a ProtocolError naming the first fault.
+ */
+export function readTarget(kind: KnowledgeKind, t: KnowledgeTensor, shape: readonly number[], counts: readonly number[] | undefined, numClasses: number): Float32Array {
+  const what = `the ${kind} target`;
+  try {
+    if (isTopK(t)) {
+      if (!isProbabilityKind(kind)) throw new ProtocolError(ErrorCode.Schema, `the top-k sparse form carries probabilities (reference-predictions, reference-token-predictions) only; ${kind} travels dense`);
+      return readTopKProbabilities(t, shape);
+    }
+    const values = unpackTensor(t, shape);
+    if (isProbabilityKind(kind)) {
+      checkProbabilityQuantisation(t);
+      const width = shape[shape.length - 1] ?? 0;
+      const rows = width === 0 ? 0 : values.length / width;
+      const tolerance = simplexTolerance(t.dtype, width);
+      if (!isOnSimplex(values, rows, width, tolerance, PROBABILITY_SLACK)) checkSimplex(values, rows, width, tolerance, PROBABILITY_SLACK, 'soft predictions');
+    }
+    if (kind === 'class-logits' || isClassRowKind(kind)) {
+      if (counts === undefined || counts.length !== numClasses) {
+        throw new ProtocolError(ErrorCode.Shape, `counts has ${counts === undefined ? 'no' : counts.length} entries; the session has ${numClasses} classes`);
+      }
+    }
+    if (isClassRowKind(kind)) {
+      const sampleCount = counts!.reduce((a, b) => a + b, 0);
+      const held = { participant: 'the coordinator', values, labelCounts: [...counts!], sampleCount };
+      if (sampleCount > 0) checkClassRows(held, { kind, round: 0, numClasses, rows: 0 }, t.dtype, 'per-class rows');
+      else if (values.some((v) => v !== 0)) throw new ProtocolError(ErrorCode.Value, 'every count is 0 but the rows are not all zeros');
+    }
+    return values;
+  } catch (error) {
+    if (error instanceof ProtocolError) throw new ProtocolError(error.code, `${what}: ${error.toWire().message}`);
+    throw error;
+  }
+}
