@@ -29,6 +29,7 @@ import { SecureParticipant } from '../../client/secure-round.js';
 import {
   clientMessages,
   decodeEnvelope,
+  shardIds,
   decodeMessage,
   decodeTopKRows,
   encodeEnvelope,
@@ -47,11 +48,12 @@ import {
   type TokenizerIdentity,
   type WireDtype,
 } from '../../protocol/index.js';
-import { generateKeyPair, PROBABILITY_SCALE } from '../../protocol/secure/index.js';
+import { generateKeyPair } from '../../protocol/secure/index.js';
 import { Coordinator } from '../../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../../server/session-config.js';
 import type { Session } from '../../server/session.js';
-import { concat, deepArray, Dice, msgpack, Raw, withKey, wrongTypes } from './hostile-msgpack.js';
+import { concat, deepArray, Dice, msgpack, withKey, wrongTypes } from './hostile-msgpack.js';
+import { SecureRawParticipant } from './secure-participant.js';
 
 const SEED = 0x2f0_2002;
 /** Hostile messages per event type and session; the total is printed. */
@@ -448,9 +450,11 @@ function uploadRules(kindValid: string): Record<string, (v: unknown) => boolean>
 describe('fuzzing protocol 2 against a real coordinator', () => {
   let coordinator: Coordinator | undefined;
   const sockets: Socket[] = [];
+  const closers: Array<() => Promise<void>> = [];
   afterAll(async () => {
     for (const s of sockets) s.close();
     await coordinator?.close();
+    for (const close of closers) await close();
   });
 
   it('answers every mutated message with an error code and leaves every honest aggregate as the honest uploads make it', { timeout: 180_000 }, async () => {
@@ -679,6 +683,134 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     // The storm keeps nothing: the heap after it is within a bound of the heap before (the envelopes were megabytes in all).
     expect(heapAfter - heapBefore).toBeLessThan(48 * 2 ** 20);
   });
+
+  it('secure aggregation: keys, shares, masked uploads and reveals malformed or out of turn leave every sum as the honest members make it', { timeout: 120_000 }, async () => {
+    const log: string[] = [];
+    const secureCoordinator = await Coordinator.start({ maxMessageBytes: MAX_BYTES, rateLimit: 'off', log: (line) => log.push(line) });
+    closers.push(() => secureCoordinator.close());
+    const config = base('secure', ['a', 'b', 'c', 'h'], { minParticipants: 3, minToStart: 4, secureAggregation: { threshold: 3 }, trainTimeoutMs: 300 });
+    // SecureRawParticipant's tokens are secret-<id>.
+    config.participants = [...['a', 'b', 'c'].map((id) => ({ id, token: `secret-${id}` })), { id: 'h', token: 'secure-h' }];
+    const session = secureCoordinator.createSession(config);
+    const records: RoundRecord[] = [];
+    session.on('round', (r: RoundRecord) => records.push(r));
+    const knowledge = (i: number) => (round: number) => ({ values: simplex(new Dice(SEED + 400 * round + i), 20, 10) });
+    const honest = ['a', 'b', 'c'].map((id, i) => new SecureRawParticipant(secureCoordinator.url, id, knowledge(i), { report: false }));
+    const hostile = new Hostile(secureCoordinator.url, 'h', 'secure');
+    sockets.push(hostile.socket, ...honest.map((p) => p.socket as unknown as Socket));
+    const d = new Dice(SEED + 5);
+    let info: SessionInfo | undefined;
+    let own: SecureParticipant | undefined;
+    const mode = (round: number) => round % 3; // 0: no keys; 1: keys, no shares; 2: keys and shares, no upload
+    const send = async (event: string, message: Record<string, unknown>, round: number) => {
+      const c: Case = { category: 'a valid step', event, args: [encodeMessage(clientMessages[event as 'secure-keys'], { v: PROTOCOL_VERSION, session: 'secure', round, participant: 'h', ...message } as never)], mayAccept: true };
+      hostile.sent++;
+      hostile.file(c, replyCode(await emitWithAck(hostile.socket, c.event, c.args)));
+    };
+    let chain: Promise<unknown> = Promise.resolve();
+    const on = (event: string, handle: (bytes: unknown) => Promise<void>) =>
+      hostile.socket.on(event, (bytes: unknown) => (chain = chain.then(() => handle(bytes)).catch((error: unknown) => hostile.wrong.push(`${event}: ${String(error)}`))));
+    on('round', async (bytes) => {
+      const round = decodeMessage(serverMessages.round, bytes);
+      await hostile.storm(secureCases(d, 'keys', round.round, ['a', 'b', 'c', 'h']));
+      if (mode(round.round) === 0) return;
+      own = new SecureParticipant('h', info!, (event, message, r) => send(event, message as Record<string, unknown>, r));
+      await own.begin(round, { values: simplex(d, round.referenceIds.length, 10), shape: [] });
+    });
+    on('secure-roster', async (bytes) => {
+      const roster = decodeMessage(serverMessages['secure-roster'], bytes);
+      await hostile.storm(secureCases(d, 'shares', roster.round, roster.members.map((m) => m.participant)));
+      if (mode(roster.round) === 2) await own!.roster(roster);
+    });
+    on('secure-routed', async (bytes) => {
+      const routed = decodeMessage(serverMessages['secure-routed'], bytes);
+      // h is a sender that never uploads: the survivors reveal its mask-key shares, and the coordinator removes its pairwise masks.
+      await hostile.storm(secureCases(d, 'upload', routed.round, routed.senders));
+    });
+    await Promise.all(honest.map((p) => p.join('secure')));
+    await connected(hostile.socket);
+    info = readReply(replyMessages.joined, (await emitWithAck(hostile.socket, 'join', [encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'secure', role: 'participant' })]))[0 as never]).info;
+    await until(() => records.length >= 9, 'nine secure rounds', 90_000);
+    await chain;
+
+    const lines = [`secure: ${hostile.sent} messages; ${records.length} rounds (${records.filter((r) => r.failure !== undefined).length} failed)`];
+    for (const [category, row] of [...hostile.byCategory].sort()) lines.push(`  ${category.padEnd(60)} ${[...row].map(([c, n]) => `${c} ${n}`).join(', ')}`);
+    console.log(lines.join('\n'));
+    expect(hostile.wrong).toEqual([]);
+    expect(log.filter((line) => /internal error/i.test(line))).toEqual([]);
+    // No honest member was broken by what the hostile one announced (a key of small order, before it was refused, broke every other member's agreement).
+    expect(honest.flatMap((p) => p.errors.map(String))).toEqual([]);
+    let compared = 0;
+    for (const record of records) {
+      if (record.failure !== undefined) {
+        expect(record.failure.code, record.failure.message).toBe(ErrorCode.RoundClosed);
+        continue;
+      }
+      expect(record.contributors, `secure round ${record.round} contributors`).toEqual(['a', 'b', 'c']);
+      const uploads = [0, 1, 2].map((i) => knowledge(i)(record.round).values);
+      honest.forEach((p, i) => {
+        const at = p.sums.findIndex((sum) => sum.round === record.round);
+        expect(at, `${p.id}'s sum of round ${record.round}`).toBeGreaterThanOrEqual(0);
+        const target = p.secureTargets[at]!;
+        // Fixed point: each value within n·2^−25 of the float sum, then divided by n − 1.
+        expect(maxDifference(target.values, leaveOneOut(uploads, i)), `${p.id}'s target in secure round ${record.round}`).toBeLessThanOrEqual(1e-6);
+        compared++;
+      });
+    }
+    expect(compared).toBeGreaterThanOrEqual(9);
+    // Every kind of step was met: h sat out the keys, sent keys but no shares, and sent shares but no upload.
+    expect([0, 1, 2].every((m) => records.some((r) => r.failure === undefined && mode(r.round) === m))).toBe(true);
+  });
+
+  it('co-distillation: malformed pushes and pulls change no one\'s ensemble, and a checkpoint reported ahead does not end the session', { timeout: 60_000 }, async () => {
+    const log: string[] = [];
+    const asyncCoordinator = await Coordinator.start({ maxMessageBytes: MAX_BYTES, rateLimit: 'off', log: (line) => log.push(line) });
+    closers.push(() => asyncCoordinator.close());
+    const settings = { shards: 4, exchangeEvery: 1, burnInSteps: 0, stalenessMs: 600_000 };
+    const session = asyncCoordinator.createSession(base('async', ['a', 'b', 'h'], { algorithm: 'codistillation', rounds: 5, minToStart: 3, trainTimeoutMs: 1_500, async: settings }));
+    const rows = (shard: number) => shardIds(20, settings.shards, shard).length;
+    const pushed = new Map<string, Float32Array>();
+    const honest = ['a', 'b'].map((id) => connect(asyncCoordinator.url, `async-${id}`));
+    const hostile = new Hostile(asyncCoordinator.url, 'h', 'async');
+    sockets.push(hostile.socket, ...honest);
+    await Promise.all(honest.map(connected));
+    await hostile.join();
+    const started = new Promise<void>((resolve) => honest[1]!.once('round', () => resolve()));
+    for (const [i, socket] of honest.entries()) {
+      expect(replyCode(await emitWithAck(socket, 'join', [encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'async', role: 'participant' })]))).toBe('ok');
+      void i;
+    }
+    await started;
+    for (const [i, socket] of honest.entries()) {
+      for (let shard = 0; shard < settings.shards; shard++) {
+        const values = simplex(new Dice(SEED + 500 + 10 * i + shard), rows(shard), 10);
+        pushed.set(`${i}/${shard}`, values);
+        const envelope = encodeMessage(clientMessages.push, { v: PROTOCOL_VERSION, session: 'async', participant: ['a', 'b'][i]!, shard, step: 10, values: packTensor(values, [rows(shard), 10], 'float32') });
+        expect(replyCode(await emitWithAck(socket, 'push', [envelope]))).toBe('ok');
+      }
+    }
+    const d = new Dice(SEED + 6);
+    const startedAt = Date.now();
+    await hostile.storm(asyncCases(d, rows));
+    const stormMs = Date.now() - startedAt;
+    const lines = [`async: ${hostile.sent} messages in ${stormMs} ms`];
+    for (const [category, row] of [...hostile.byCategory].sort()) lines.push(`  ${category.padEnd(60)} ${[...row].map(([c, n]) => `${c} ${n}`).join(', ')}`);
+    console.log(lines.join('\n'));
+    expect(hostile.wrong).toEqual([]);
+    expect(log.filter((line) => /internal error/i.test(line))).toEqual([]);
+    // Each honest participant's ensemble on every shard is the other's push alone, exactly.
+    for (const [i, socket] of honest.entries()) {
+      for (let shard = 0; shard < settings.shards; shard++) {
+        const reply = await emitWithAck(socket, 'pull', [encodeMessage(clientMessages.pull, { v: PROTOCOL_VERSION, session: 'async', participant: ['a', 'b'][i]!, shard })]);
+        const ensemble = readReply(replyMessages.ensemble, (reply as unknown[])[0]);
+        expect(ensemble.contributors, `${['a', 'b'][i]}'s ensemble on shard ${shard}`).toBe(1);
+        expect(maxDifference(unpackTensor(ensemble.target!), pushed.get(`${1 - i}/${shard}`)!)).toBe(0);
+      }
+    }
+    // h reported checkpoint 5 (the last) during the storm: past the training deadline the session must still be running for a and b.
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(session.ended, 'a checkpoint reported ahead by one participant ended the session').toBe(false);
+  });
 });
 
 // ---- mutations of the new forms ---------------------------------------------------------------------
@@ -823,7 +955,91 @@ function gc(): void {
   (runInNewContext('gc') as () => void)();
 }
 
-void Raw;
-void generateKeyPair;
-void PROBABILITY_SCALE;
-void SecureParticipant;
+/** Secure steps malformed or out of turn, for the step the round is at; `members` are the roster (or the round's members). */
+function* secureCases(d: Dice, step: 'keys' | 'shares' | 'upload', round: number, members: string[]): Generator<Case> {
+  const header = { v: PROTOCOL_VERSION, session: 'secure', round, participant: 'h' };
+  const key = () => d.bytes(32);
+  const smallOrder = () => {
+    const k = d.pick([new Uint8Array(32), Uint8Array.from([1, ...new Array<number>(31).fill(0)]), Uint8Array.from([0xec, ...new Array<number>(30).fill(0xff), 0x7f]), Uint8Array.from([0xee, ...new Array<number>(30).fill(0xff), 0xff])]);
+    return k;
+  };
+  const share = (to: string, ciphertext = 80, nonce = 12) => ({ to, nonce: d.bytes(nonce), ciphertext: d.bytes(ciphertext) });
+  const others = members.filter((m) => m !== 'h');
+  for (let i = 0; i < 24; i++) {
+    const any = d.int(4);
+    if (any === 0) {
+      // Steps that are never this one's (for the upload step: keys and shares, too late).
+      const late = d.pick<Case>([
+        { category: 'a plain upload in a secure session', event: 'upload', args: [msgpack({ ...header, kind: 'reference-predictions', values: packTensor(simplex(d, 20, 10), [20, 10], 'float32') })] },
+        { category: 'a reveal before the unmask request', event: 'secure-reveal', args: [msgpack({ ...header, maskKeyShares: [], seedShares: others.map((of) => ({ of, share: d.bytes(32) })) })] },
+        { category: 'a step for another round', event: d.pick(['secure-keys', 'secure-shares', 'secure-upload', 'secure-reveal']), args: [msgpack({ ...header, round: round + 1 + d.int(5), cipherKey: key(), maskKey: key(), shares: [], masked: new Uint8Array(800), maskKeyShares: [], seedShares: [] })] },
+        { category: 'a step for another member', event: d.pick(['secure-keys', 'secure-upload']), args: [msgpack({ ...header, participant: d.pick(['a', 'b', 'x']), cipherKey: key(), maskKey: key(), masked: new Uint8Array(800) })] },
+      ]);
+      yield late;
+      continue;
+    }
+    switch (step) {
+      case 'keys': {
+        const variant = d.int(5);
+        if (variant === 0) yield { category: 'keys of small order', event: 'secure-keys', args: [msgpack({ ...header, cipherKey: d.chance(0.5) ? smallOrder() : key(), maskKey: smallOrder() })] };
+        else if (variant === 1) yield { category: 'keys of small order', event: 'secure-keys', args: [msgpack({ ...header, cipherKey: smallOrder(), maskKey: key() })] };
+        else if (variant === 2) yield { category: 'keys of the wrong length', event: 'secure-keys', args: [msgpack({ ...header, cipherKey: d.bytes(d.pick([0, 31, 33, 64, 1025])), maskKey: key() })] };
+        else if (variant === 3) yield { category: 'keys not binary', event: 'secure-keys', args: [msgpack({ ...header, cipherKey: d.pick<unknown>(['k'.repeat(32), Array.from(key()), null, 7]), maskKey: key() })] };
+        else yield { category: 'shares or an upload before the roster', event: d.pick(['secure-shares', 'secure-upload']), args: [msgpack({ ...header, shares: others.map((to) => share(to)), masked: new Uint8Array(800) })] };
+        break;
+      }
+      case 'shares': {
+        const variant = d.int(7);
+        if (variant === 0) yield { category: 'a share to itself', event: 'secure-shares', args: [msgpack({ ...header, shares: [...others.map((to) => share(to)), share('h')] })] };
+        else if (variant === 1) yield { category: 'a share to a stranger', event: 'secure-shares', args: [msgpack({ ...header, shares: [...others.slice(1).map((to) => share(to)), share(d.pick(['x', 'coordinator', 'A']))] })] };
+        else if (variant === 2) yield { category: 'two shares to one member', event: 'secure-shares', args: [msgpack({ ...header, shares: [...others.map((to) => share(to)), share(others[0] ?? 'a')] })] };
+        else if (variant === 3) yield { category: 'a member left out', event: 'secure-shares', args: [msgpack({ ...header, shares: others.slice(1).map((to) => share(to)) })] };
+        else if (variant === 4) yield { category: 'ciphertext or nonce of the wrong length', event: 'secure-shares', args: [msgpack({ ...header, shares: others.map((to, j) => (j === 0 ? share(to, d.pick([0, 79, 81, 1025]), d.pick([12, 11, 65])) : share(to))) })] };
+        else if (variant === 5) yield { category: 'more shares than a round has members', event: 'secure-shares', args: [msgpack({ ...header, shares: Array.from({ length: 256 }, (_, j) => share(`m${j}`)) })] };
+        else yield { category: 'keys again, after the roster', event: 'secure-keys', args: [msgpack({ ...header, cipherKey: key(), maskKey: key() })] };
+        break;
+      }
+      case 'upload': {
+        const variant = d.int(4);
+        const words = 20 * 10;
+        if (variant === 0) yield { category: 'a masked upload of the wrong length', event: 'secure-upload', args: [msgpack({ ...header, masked: d.bytes(4 * words + d.pick([-4, 4, -1, 1, -4 * words])) })] };
+        else if (variant === 1) yield { category: 'a masked upload not binary', event: 'secure-upload', args: [msgpack({ ...header, masked: d.pick<unknown>([Array.from({ length: words }, () => 0), 'masked', null]) })] };
+        else if (variant === 2) yield { category: 'a masked upload past the size limit', event: 'secure-upload', args: [msgpack({ ...header, masked: new Uint8Array(MAX_BYTES + 4) })] };
+        else yield { category: 'shares again, after routing', event: 'secure-shares', args: [msgpack({ ...header, shares: others.map((to) => share(to)) })] };
+        break;
+      }
+    }
+  }
+}
+
+/** Pushes and pulls of co-distillation, malformed (a valid pull may be answered ok); one report of the last checkpoint, ahead of time. */
+function* asyncCases(d: Dice, rows: (shard: number) => number): Generator<Case> {
+  const header = { v: PROTOCOL_VERSION, session: 'async', participant: 'h' };
+  yield { category: 'the last checkpoint reported ahead', event: 'report', args: [msgpack({ ...header, round: 5, metrics: { accuracy: 0.9 } })], mayAccept: true };
+  for (let i = 0; i < CASES; i++) {
+    const shard = d.int(4);
+    const values = simplex(d, rows(shard), 10);
+    const dense = packTensor(values, [rows(shard), 10], 'float32');
+    const valid = { ...header, shard, step: 20, values: { ...dense } };
+    const r = d.int(10);
+    if (r < 2) yield envelopeCase(d, 'push', valid, { ...valid, shard: 4 });
+    else if (r < 3) yield fieldCase(d, 'push', valid, { shard: (v) => isCount(v) && (v as number) < 4, step: isCount, values: () => false, participant: () => false });
+    else if (r < 5) {
+      const { category, tensor } = denseTensorCase(d, dense as unknown as Record<string, unknown>, values);
+      yield { category, event: 'push', args: [msgpack({ ...valid, values: tensor })] };
+    } else if (r < 6) {
+      const off = offSimplex(d, values, 10);
+      yield { category: `push: ${off.category}`, event: 'push', args: [msgpack({ ...valid, values: packTensor(off.values, [rows(shard), 10], 'float32') })] };
+    } else if (r < 7) {
+      // Another shard's rows, or a shard that does not exist.
+      yield { category: 'push: rows of another shard, or no such shard', event: 'push', args: [msgpack({ ...valid, shard: d.pick([4, 5, 2 ** 31, -1, 1.5]), values: { ...dense, shape: d.chance(0.5) ? [rows(shard) + 1, 10] : [rows(shard), 10] } })] };
+    } else if (r < 8) {
+      const { category, tensor } = topKCase(d, packTopK(values, [rows(shard), 10], 3, 'float32'), values);
+      yield { category: `push ${category}`, event: 'push', args: [msgpack({ ...valid, values: tensor })] };
+    } else if (r < 9) {
+      yield { category: 'pull: a shard that does not exist, or no shard', event: 'pull', args: [msgpack({ ...header, shard: d.pick<unknown>([4, 99, -1, 1.5, 2 ** 31, '0', null, undefined]) })] };
+    } else {
+      yield { category: 'pull of a shard (valid)', event: 'pull', args: [msgpack({ ...header, shard })], mayAccept: true };
+    }
+  }
+}
