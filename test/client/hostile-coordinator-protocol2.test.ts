@@ -14,7 +14,6 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as tf from '@tensorflow/tfjs';
 import { Server, type Socket as ServerSocket } from 'socket.io';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
@@ -35,7 +34,7 @@ import {
   ProtocolError,
   type SessionInfo,
 } from '../../protocol/index.js';
-import { encodeKnowledge, generateKeyPair } from '../../protocol/secure/index.js';
+import { encodeKnowledge } from '../../protocol/secure/index.js';
 import { concat, deepArray, Dice, msgpack, withKey, wrongTypes } from '../server/hostile-msgpack.js';
 
 const SEED = 0x2c1_2002;
@@ -328,6 +327,8 @@ function* targetCases(d: Dice): Generator<Script> {
     }
     yield { category, event: 'target', target: () => [targetEnvelope(target)], malformedTarget: true };
   }
+  // Far past the session's maxMessageBytes (and beyond any socket.io packet a coordinator sends): refused by size, unread.
+  yield { category: 'a target of 20 MiB', event: 'target', target: () => [targetEnvelope({ dtype: 'float32', shape: [R, C], data: new Uint8Array(20 << 20) })], malformedTarget: true };
   // Valid by construction: a null target (no peers), a target for another round (ignored), a top-k target.
   for (let i = 0; i < 12; i++) {
     const values = simplex(d, R);
@@ -470,6 +471,3 @@ function* secureCases(d: Dice): Generator<Script> {
     yield { category, event: `secure-${step}`, info: SECURE_INFO, secure: { [step]: (h: Record<string, unknown>) => mutate({ v: PROTOCOL_VERSION, ...h }) } };
   }
 }
-
-void generateKeyPair;
-void tf;

@@ -23,7 +23,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { io, type Socket } from 'socket.io-client';
+import { io, Manager, type Socket } from 'socket.io-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SecureParticipant } from '../../client/secure-round.js';
 import {
@@ -48,7 +48,6 @@ import {
   type TokenizerIdentity,
   type WireDtype,
 } from '../../protocol/index.js';
-import { generateKeyPair } from '../../protocol/secure/index.js';
 import { Coordinator } from '../../server/coordinator.js';
 import type { RoundRecord, SessionConfig } from '../../server/session-config.js';
 import type { Session } from '../../server/session.js';
@@ -464,7 +463,6 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     const dice = (n: number) => new Dice(SEED + n);
 
     // ── top-k uploads, with sampling: 3 of a, b, c, h each round ──
-    const sparseDice = dice(1);
     const sparse: Arena = {
       config: base('sparse', ['a', 'b', 'c', 'h'], { uploadTopK: 3, sampling: { count: 3 }, minToStart: 4 }),
       honest: [],
@@ -498,7 +496,6 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     }));
 
     // ── per-token knowledge [rows, positions, vocab]; s joins and never sends anything ──
-    const tokenDice = dice(2);
     const tokens: Arena = {
       config: base('tokens', ['a', 'b', 's', 'h'], { numClasses: TOKENIZER.vocabSize, referenceSize: 6, referencePerRound: 6, tokenizer: TOKENIZER, positions: POSITIONS, minToStart: 4 }),
       honest: [],
@@ -560,7 +557,6 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
       }
       return { values, labelCounts, sampleCount: labelCounts.reduce((a, b) => a + b, 0) };
     };
-    const hkdDice = dice(3);
     const hkd: Arena = {
       config: base('hkd', ['a', 'b', 'h'], { algorithm: 'fedhkd', numClasses: HKD.classes, referenceSize: 0, referencePerRound: 0, minToStart: 3 }),
       honest: [],
@@ -609,9 +605,6 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     }));
 
     const arenas = [sparse, tokens, hkd];
-    void sparseDice;
-    void tokenDice;
-    void hkdDice;
     for (const arena of arenas) {
       arena.session = coordinator.createSession(arena.config);
       arena.session.on('round', (r: RoundRecord) => arena.records.push(r));
@@ -729,7 +722,9 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     });
     await Promise.all(honest.map((p) => p.join('secure')));
     await connected(hostile.socket);
-    info = readReply(replyMessages.joined, (await emitWithAck(hostile.socket, 'join', [encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'secure', role: 'participant' })]))[0 as never]).info;
+    const joined = await emitWithAck(hostile.socket, 'join', [encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'secure', role: 'participant' })]);
+    expect(replyCode(joined)).toBe('ok');
+    info = readReply(replyMessages.joined, (joined as unknown[])[0]).info;
     await until(() => records.length >= 9, 'nine secure rounds', 90_000);
     await chain;
 
@@ -776,9 +771,8 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     await Promise.all(honest.map(connected));
     await hostile.join();
     const started = new Promise<void>((resolve) => honest[1]!.once('round', () => resolve()));
-    for (const [i, socket] of honest.entries()) {
+    for (const socket of honest) {
       expect(replyCode(await emitWithAck(socket, 'join', [encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'async', role: 'participant' })]))).toBe('ok');
-      void i;
     }
     await started;
     for (const [i, socket] of honest.entries()) {
@@ -810,6 +804,51 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     // h reported checkpoint 5 (the last) during the storm: past the training deadline the session must still be running for a and b.
     await new Promise((r) => setTimeout(r, 2_000));
     expect(session.ended, 'a checkpoint reported ahead by one participant ended the session').toBe(false);
+  });
+
+  it('a packet past socket.io\'s limit closes that connection only; connections that never join or never authenticate hold up no round', { timeout: 60_000 }, async () => {
+    const log: string[] = [];
+    const limits = await Coordinator.start({ maxMessageBytes: 64 * 1024, rateLimit: 'off', admission: { unauthenticatedTimeoutMs: 1_000 }, log: (line) => log.push(line) });
+    closers.push(() => limits.close());
+    const idle = Array.from({ length: 40 }, (_, i) => `idle${i}`);
+    const session = limits.createSession(base('limits', ['a', 'b', 'big', ...idle], { minParticipants: 2, minToStart: 3, roundTimeoutMs: 600, maxMessageBytes: 64 * 1024 }));
+    const records: RoundRecord[] = [];
+    session.on('round', (r: RoundRecord) => records.push(r));
+    // 40 participants that authenticate and never join; 20 connections that never authenticate.
+    const idlers = idle.map((id) => connect(limits.url, `limits-${id}`));
+    sockets.push(...idlers);
+    await Promise.all(idlers.map(connected));
+    const strangers = Array.from({ length: 20 }, () => new Manager(limits.url, { transports: ['websocket'], reconnection: false }));
+    let strangersClosed = 0;
+    for (const m of strangers) {
+      m.on('close', () => strangersClosed++);
+      m.open();
+    }
+    const honest = ['a', 'b'].map((id, i) => new Honest(limits.url, id, 'limits', (round) => {
+      const values = simplex(new Dice(SEED + 600 * round.round + i), round.referenceIds.length, 10);
+      return { fields: { kind: 'reference-predictions', values: packTensor(values, [round.referenceIds.length, 10], 'float32') }, decoded: values };
+    }));
+    const big = connect(limits.url, 'limits-big');
+    sockets.push(big, ...honest.map((p) => p.socket));
+    await connected(big);
+    expect(replyCode(await emitWithAck(big, 'join', [encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: 'limits', role: 'participant' })]))).toBe('ok');
+    await Promise.all(honest.map((p) => p.join()));
+    await until(() => records.length >= 1, 'a first round');
+    // Past maxHttpBufferSize (the session limit plus socket.io's 64 KiB of headroom): socket.io closes the connection, with no answer.
+    const closed = new Promise<string>((resolve) => big.once('disconnect', (reason) => resolve(reason)));
+    const answer = emitWithAck(big, 'upload', [new Uint8Array(64 * 1024 + 64 * 1024 + 1_024)], 3_000);
+    expect(await closed).toMatch(/transport (close|error)/);
+    expect(await answer).toBe('NO ANSWER');
+    const after = records.length;
+    await until(() => records.length >= after + 3, 'three rounds after the packet', 20_000);
+    await until(() => strangersClosed === strangers.length, 'the unauthenticated connections to be closed', 10_000);
+    for (const record of records.slice(after)) {
+      expect(record.failure, `round ${record.round}`).toBeUndefined();
+      expect(record.contributors).toEqual(['a', 'b']);
+      honest.forEach((p, i) => expect(maxDifference(unpackTensor(p.targets.get(record.round)!.target as never), p === honest[0] ? honest[1]!.accepted.get(record.round)!.decoded : honest[0]!.accepted.get(record.round)!.decoded), `${p.id} ${i}`).toBe(0));
+    }
+    expect(idlers.every((s) => s.connected)).toBe(true);
+    expect(log.filter((line) => /internal error/i.test(line))).toEqual([]);
   });
 });
 
@@ -862,7 +901,9 @@ function topKCase(d: Dice, topK: ReturnType<typeof packTopK>, dense: Float32Arra
       for (let r = 0; r < rows; r++) for (let i = 0; i < k; i++) values[r * k + i] = dense[r * width + topK.indices[r * k + i]!]!;
       const { category, tensor } = denseTensorCase(d, { dtype: topK.dtype, shape: [rows, k], data: topK.data, min: topK.min, scale: topK.scale }, values);
       if (tensor === null || typeof tensor !== 'object' || Array.isArray(tensor) || tensor instanceof Uint8Array) return { category: `top-k: ${category}`, tensor };
-      return { category: `top-k: ${category}`, tensor: { ...tensor, shape: category === 'shape' ? tensor.shape : topK.shape, k, indices: topK.indices } };
+      // The dense shape back in place of [rows, k], unless the mutation was to the shape itself.
+      const untouched = Array.isArray(tensor.shape) && tensor.shape.length === 2 && tensor.shape[0] === rows && tensor.shape[1] === k;
+      return { category: `top-k: ${category}`, tensor: { ...tensor, shape: untouched ? topK.shape : tensor.shape, k, indices: topK.indices } };
     }
   }
 }
