@@ -79,8 +79,12 @@ interface Script {
   info?: SessionInfo;
   /** The join's answer (bytes or anything at all). */
   joined?: unknown;
-  /** The round announcement's arguments. */
+  /** The round announcement's arguments (sent alone, then the end). */
   round?: unknown[];
+  /** Fields of the round announcement of a session that runs its whole round (another knowledge). */
+  announce?: Record<string, unknown>;
+  /** The run must stop with an error like this. */
+  rejects?: RegExp;
   /** The target's arguments, given the upload. */
   target?: (upload: Record<string, unknown>) => unknown[];
   /** Secure steps: what to send instead of the honest roster, routed shares, unmask request or sum (the arguments of each emit). */
@@ -125,7 +129,7 @@ class HostileCoordinator {
       ack(script.joined === undefined ? env(joinedMessage(info)) : script.joined);
       setTimeout(() => {
         for (const [event, args] of script.first ?? []) emit(event, args);
-        emit('round', script.round ?? [encodeEnvelope(roundMessage())]);
+        emit('round', script.round ?? [encodeEnvelope(roundMessage(script.announce))]);
         if (script.joined !== undefined || script.first !== undefined || script.round !== undefined) end();
       }, 2);
     });
@@ -242,6 +246,7 @@ describe('a participant against a hostile coordinator speaking protocol 2', () =
       if (outcome.settled === 'rejected' && !(error instanceof ProtocolError && ERROR_CODES.has(error.code) && error.code !== ErrorCode.Internal)) problem(`stopped with ${code}`);
       if (script.malformedTarget === true && outcome.weightsChanged) problem(`trained on a malformed target (${code})`);
       if (script.valid === true && outcome.settled !== 'resolved') problem(`a valid session did not complete: ${code}`);
+      if (script.rejects !== undefined && !(outcome.settled === 'rejected' && script.rejects.test(String((error as Error)?.message)))) problem(`did not stop with ${script.rejects}: ${code} ${String((error as Error)?.message ?? '').slice(0, 200)}`);
       if (script.logs !== undefined && !outcome.logged.some((line) => script.logs!.test(line))) problem(`logged nothing like ${script.logs} (${code})`);
       // A hostile message the run survived is one it refused or set aside, and said so.
       if (outcome.settled === 'resolved' && script.valid !== true && !outcome.logged.some((line) => /E_[A-Z_]+: |ignored/.test(line))) {
@@ -267,6 +272,13 @@ describe('a participant against a hostile coordinator speaking protocol 2', () =
     const started = Date.now();
     const result = await fuzz(targetCases(new Dice(SEED + 1)));
     report('targets', started, result);
+    expect(result.problems).toEqual([]);
+  });
+
+  it('class-knowledge targets (FedHKD, FD): counts, rows of classes no one holds, unbounded representations, soft parts off the simplex', { timeout: 60_000 }, async () => {
+    const started = Date.now();
+    const result = await fuzz(classTargetCases(new Dice(SEED + 6), student.representationWidth));
+    report('class targets', started, result);
     expect(result.problems).toEqual([]);
   });
 
@@ -469,5 +481,49 @@ function* secureCases(d: Dice): Generator<Script> {
       continue;
     }
     yield { category, event: `secure-${step}`, info: SECURE_INFO, secure: { [step]: (h: Record<string, unknown>) => mutate({ v: PROTOCOL_VERSION, ...h }) } };
+  }
+}
+
+const HKD_INFO: SessionInfo = { ...INFO, algorithm: 'fedhkd', knowledge: 'class-hyper-knowledge', referenceSize: 0 };
+const FD_INFO: SessionInfo = { ...INFO, algorithm: 'fd', knowledge: 'class-logits', referenceSize: 0 };
+
+/** FedHKD's and FD's targets: what the coordinator's class means could be, then each broken in one way. */
+function* classTargetCases(d: Dice, D: number): Generator<Script> {
+  const width = D + C;
+  const hkd = (kind: string, target: unknown, counts: unknown, expectation: Partial<Script>): Script => ({
+    category: kind, event: 'target', info: HKD_INFO, announce: { knowledge: 'class-hyper-knowledge', referenceIds: [] },
+    target: () => [msgpack({ v: PROTOCOL_VERSION, session: 'hostile', round: 1, kind: 'class-hyper-knowledge', target, counts, contributors: 2 })], ...expectation,
+  });
+  for (let i = 0; i < Math.ceil(CASES / 4); i++) {
+    const counts = Array.from({ length: C }, (_, c) => (c === 3 ? 0 : 1 + d.int(50)));
+    const soft = simplex(d, C);
+    const values = new Float32Array(C * width);
+    for (let c = 0; c < C; c++) {
+      if (counts[c] === 0) continue;
+      for (let j = 0; j < D; j++) values[c * width + j] = d.random.next() * 3;
+      values.set(soft.subarray(c * C, (c + 1) * C), c * width + D);
+    }
+    const v = values.slice();
+    const held = d.pick([0, 1, 2, 4, 5]);
+    switch (d.int(11)) {
+      case 0: yield hkd('a valid target', packTensor(values, [C, width], 'float32'), counts, { valid: true }); break;
+      case 1: yield hkd('counts missing or of another length', packTensor(values, [C, width], 'float32'), d.pick([undefined, counts.slice(1), [...counts, 1]]), { rejects: /^E_SHAPE: the class-hyper-knowledge target: counts has/ }); break;
+      case 2: v[3 * width + d.int(width)] = 0.5; yield hkd('a row for a class no one holds', packTensor(v, [C, width], 'float32'), counts, { rejects: /^E_VALUE: .*class 3 has count 0 but its row holds/ }); break;
+      case 3: v[held * width + d.int(D)] = d.pick([1e5, -1e6, 3e38]); yield hkd('a representation past its bound', packTensor(v, [C, width], 'float32'), counts, { rejects: /^E_VALUE: .*representation value/ }); break;
+      case 4: { const at = held * width + D + d.int(C); v[at] = v[at]! + 0.5; } yield hkd('a soft part off the simplex', packTensor(v, [C, width], 'float32'), counts, { rejects: /^E_VALUE: .*soft prediction/ }); break;
+      case 5: v[held * width] = Number.NaN; yield hkd('NaN', { dtype: 'float32', shape: [C, width], data: new Uint8Array(v.buffer) }, counts, { rejects: /^E_VALUE: the class-hyper-knowledge target: tensor value/ }); break;
+      case 6: yield hkd('another width', packTensor(new Float32Array(C * (width + 1)), [C, width + 1], 'float32'), counts, { rejects: /^E_SHAPE/ }); break;
+      case 7: yield hkd('the top-k form', packTopK(simplex(d, C, width), [C, width], 2, 'float32'), counts, { rejects: /^E_SCHEMA: the class-hyper-knowledge target: the top-k sparse form carries probabilities/ }); break;
+      default: {
+        // FD: per-class mean logits; counts are what its learner reads to pick the classes it is taught.
+        const logits = packTensor(Float32Array.from({ length: C * C }, () => (d.random.next() - 0.5) * 8), [C, C], 'float32');
+        const valid = d.chance(0.4);
+        yield {
+          category: valid ? 'FD: a valid target' : 'FD: counts missing or of another length', event: 'target', info: FD_INFO, announce: { knowledge: 'class-logits', referenceIds: [] },
+          target: () => [msgpack({ v: PROTOCOL_VERSION, session: 'hostile', round: 1, kind: 'class-logits', target: logits, counts: valid ? counts : d.pick([undefined, counts.slice(2)]), contributors: 2 })],
+          ...(valid ? { valid: true } : { rejects: /^E_SHAPE: the class-logits target: counts has/ }),
+        };
+      }
+    }
   }
 }
