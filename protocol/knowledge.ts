@@ -18,7 +18,7 @@
  *  - class-hyper-knowledge: per class, the mean representation followed by the mean soft
  *    prediction softmax(z/T), [classes, width + classes], with labelCounts and sampleCount (FedHKD).
  *  Both class kinds need no shared data. A class the sender does not hold has count 0 and a row of
- *  zeros; the row width is fixed by the session's first upload, as the parameter count of weights is.
+ *  zeros; the row width is fixed by the session's first aggregated round, as the parameter count of weights is.
  */
 import { ErrorCode, ProtocolError } from './errors.js';
 import { decodeTopKRows, expandTopK, isTopK, type KnowledgeTensor, type TopKRows, type TopKWireTensor } from './sparse.js';
@@ -182,14 +182,14 @@ function checkProbabilityQuantisation(t: Pick<WireTensor, 'dtype' | 'min' | 'sca
 
 function expectedShape(e: KnowledgeExpectation, upload: RawUpload): number[] {
   if (e.kind === 'weights' && e.parameters === undefined) {
-    // Any flat vector until the session has seen one; the same length ever after.
+    // Any flat vector until a round has fixed the length (server/sync-rounds.ts); that length ever after.
     if (upload.values.shape.length !== 1) {
       throw new ProtocolError(ErrorCode.Shape, `weights travel as one flat vector; got shape [${upload.values.shape.join(',')}]`);
     }
     return [upload.values.shape[0]!];
   }
   if (isClassRowKind(e.kind) && e.width === undefined) {
-    // Any width the kind allows until the session has seen one upload; the same width ever after.
+    // Any width the kind allows until a round has fixed it (server/sync-rounds.ts); that width ever after.
     const shape = upload.values.shape;
     const least = e.kind === 'class-hyper-knowledge' ? e.numClasses + 1 : 1;
     if (shape.length !== 2 || shape[0] !== e.numClasses || !Number.isInteger(shape[1]) || shape[1]! < least || shape[1]! > MAX_CLASS_ROW_WIDTH) {

@@ -167,6 +167,8 @@ class Honest {
   readonly sitOut = new Set<number>();
   readonly codes = new Map<string, number>();
   info: SessionInfo | undefined;
+  /** Awaited before each upload: lets a test have another member upload first. */
+  gate: Promise<unknown> = Promise.resolve();
 
   constructor(
     url: string,
@@ -196,6 +198,7 @@ class Honest {
       this.sitOut.add(round.round);
       return;
     }
+    await this.gate;
     const upload = this.make(round);
     const envelope = encodeMessage(clientMessages.upload, {
       v: PROTOCOL_VERSION, session: this.session, round: round.round, participant: this.id, ...upload.fields,
@@ -849,6 +852,59 @@ describe('fuzzing protocol 2 against a real coordinator', () => {
     }
     expect(idlers.every((s) => s.connected)).toBe(true);
     expect(log.filter((line) => /internal error/i.test(line))).toEqual([]);
+  });
+
+  it('a member that uploads class rows of its own width first does not fix the session\'s width: the first round takes the width most members upload', { timeout: 30_000 }, async () => {
+    const first = await Coordinator.start({ maxMessageBytes: MAX_BYTES, rateLimit: 'off' });
+    closers.push(() => first.close());
+    const session = first.createSession(base('first', ['a', 'b', 'h'], { algorithm: 'fedhkd', numClasses: HKD.classes, referenceSize: 0, referencePerRound: 0, minToStart: 3, roundTimeoutMs: 5_000 }));
+    const records: RoundRecord[] = [];
+    session.on('round', (r: RoundRecord) => records.push(r));
+    const width = HKD.representation + HKD.classes;
+    const rowsOf = (seed: number, w: number) => {
+      const d = new Dice(seed);
+      const labelCounts = Array.from({ length: HKD.classes }, () => 1 + d.int(9));
+      const values = new Float32Array(HKD.classes * w);
+      for (let c = 0; c < HKD.classes; c++) {
+        for (let j = 0; j < w - HKD.classes; j++) values[c * w + j] = d.random.next();
+        values.set(simplex(d, 1, HKD.classes), c * w + w - HKD.classes);
+      }
+      return { values, labelCounts, sampleCount: labelCounts.reduce((x, y) => x + y, 0) };
+    };
+    const hostile = new Hostile(first.url, 'h', 'first');
+    let hostileFirst!: () => void;
+    const gate = new Promise<void>((resolve) => (hostileFirst = resolve));
+    const honest = ['a', 'b'].map((id, i) => {
+      const p = new Honest(first.url, id, 'first', (round) => {
+        const u = rowsOf(SEED + 700 * round.round + i, width);
+        return { fields: { kind: 'class-hyper-knowledge', values: packTensor(u.values, [HKD.classes, width], 'float32'), labelCounts: u.labelCounts, sampleCount: u.sampleCount }, decoded: u.values, labelCounts: u.labelCounts };
+      });
+      p.gate = gate;
+      return p;
+    });
+    sockets.push(hostile.socket, ...honest.map((p) => p.socket));
+    const codes: string[] = [];
+    hostile.socket.on('round', (bytes: unknown) => {
+      const round = decodeMessage(serverMessages.round, bytes).round;
+      // Valid FedHKD rows of another width (a representation two values wider), before anyone else's.
+      const u = rowsOf(SEED + 800 + round, width + 2);
+      const envelope = encodeMessage(clientMessages.upload, { v: PROTOCOL_VERSION, session: 'first', round, participant: 'h', kind: 'class-hyper-knowledge', values: packTensor(u.values, [HKD.classes, width + 2], 'float32'), labelCounts: u.labelCounts, sampleCount: u.sampleCount });
+      void emitWithAck(hostile.socket, 'upload', [envelope]).then((reply) => {
+        codes.push(replyCode(reply));
+        hostileFirst();
+      });
+    });
+    await Promise.all(honest.map((p) => p.join()));
+    await hostile.join();
+    await until(() => records.length >= 2, 'two rounds');
+    // Round 1 took h's upload (any width is valid before a round has fixed one) and then left it out; round 2 refused it.
+    expect(codes.slice(0, 2)).toEqual(['ok', ErrorCode.Shape]);
+    for (const record of records.slice(0, 2)) {
+      expect(record.failure).toBeUndefined();
+      expect(record.contributors).toEqual(['a', 'b']);
+      const expected = classMeans(honest.map((p) => ({ values: p.accepted.get(record.round)!.decoded, labelCounts: p.accepted.get(record.round)!.labelCounts! })), HKD.classes, width);
+      for (const p of honest) expect(maxDifference(unpackTensor(p.targets.get(record.round)!.target as never), expected.values)).toBeLessThanOrEqual(1e-5);
+    }
   });
 });
 
