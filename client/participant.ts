@@ -261,7 +261,7 @@ class ParticipantRun {
       socket.on('round', (bytes) => this.enqueue(() => this.startRound(bytes)));
       socket.on('target', (bytes) => this.enqueue(() => this.receiveTarget(bytes)));
       socket.on('round-failed', (bytes) => this.enqueue(async () => this.roundFailed(bytes)));
-      socket.on('end', (bytes) => this.enqueue(async () => this.sessionEnded(bytes)));
+      socket.on('end', (bytes) => this.enqueue(() => this.sessionEnded(bytes)));
       for (const event of ['secure-roster', 'secure-routed', 'secure-unmask', 'secure-sum'] as const) {
         socket.on(event, (bytes) => this.enqueue(() => this.secureStep(event, bytes)));
       }
@@ -575,6 +575,8 @@ class ParticipantRun {
   /** A step of secure aggregation: answer it, or, with the round's sum, learn and report. */
   private async secureStep(event: 'secure-roster' | 'secure-routed' | 'secure-unmask' | 'secure-sum', bytes: Uint8Array): Promise<void> {
     this.bytesDown += byteLength(bytes);
+    // As a round announcement: the join's answer came first, but its handling may not have run yet.
+    await this.joined;
     const identity = this.identity;
     if (identity === undefined) return;
     if (identity.info.secure === undefined) {
@@ -695,10 +697,11 @@ class ParticipantRun {
 
   // ---------------------------------------------------------------- finishing
 
-  private sessionEnded(bytes: Uint8Array): void {
+  private async sessionEnded(bytes: Uint8Array): Promise<void> {
     const message = decodeMessage(serverMessages.end, bytes, this.limits());
+    await this.joined;
     if (this.identity === undefined) {
-      this.fail(new Error(`session ${message.session} ended before this participant joined: ${message.reason}`));
+      this.fail(new ProtocolError(ErrorCode.Session, `session ${message.session} ended before this participant joined: ${message.reason}`));
       return;
     }
     this.finish(message.reason);
