@@ -12,19 +12,19 @@ import {
   ErrorCode,
   isProbabilityKind,
   knowledgeShape,
-  isTopK,
   packTensor,
   packTopK,
   PROTOCOL_VERSION,
   ProtocolError,
   readReply,
-  readTopKProbabilities,
+  readTarget,
   referenceDigest,
   replyMessages,
   roundMessage,
   serverMessages,
-  unpackTensor,
+  shardIds,
   type ClientToServerEvents,
+  type KnowledgeKind,
   type Role,
   type ServerMessage,
   type ServerToClientEvents,
@@ -262,7 +262,7 @@ class ParticipantRun {
       socket.on('round', (bytes) => this.enqueue(() => this.startRound(bytes)));
       socket.on('target', (bytes) => this.enqueue(() => this.receiveTarget(bytes)));
       socket.on('round-failed', (bytes) => this.enqueue(async () => this.roundFailed(bytes)));
-      socket.on('end', (bytes) => this.enqueue(async () => this.sessionEnded(bytes)));
+      socket.on('end', (bytes) => this.enqueue(() => this.sessionEnded(bytes)));
       for (const event of ['secure-roster', 'secure-routed', 'secure-unmask', 'secure-sum'] as const) {
         socket.on(event, (bytes) => this.enqueue(() => this.secureStep(event, bytes)));
       }
@@ -297,6 +297,12 @@ class ParticipantRun {
     const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant', reference: this.referenceClaim(), tokenizer });
     const joined = readReply(replyMessages.joined, await this.request('join', envelope));
     if (text !== undefined) checkTextSite(text, joined.info);
+    // The coordinator checked this participant's rows at the join (E_REFERENCE); an answer naming
+    // another size would have the rounds index rows this participant does not hold.
+    const claim = this.reference;
+    if (claim !== undefined && joined.info.referenceSize !== 0 && joined.info.referenceSize !== claim.rows) {
+      throw new ProtocolError(ErrorCode.Reference, `session ${joined.info.session}'s reference set holds ${joined.info.referenceSize} rows; this participant's holds ${claim.rows}`);
+    }
     else this.student ??= typeof options.student === 'function' ? options.student(joined.info) : options.student;
     if (this.student !== undefined && joined.info.numClasses !== this.student.numClasses) {
       throw new ProtocolError(
@@ -314,10 +320,10 @@ class ParticipantRun {
     }
     // Keep the procedure across reconnects: some carry state from share to learn. A distiller
     // learns the same way whatever the algorithm: from the ensemble the coordinator sends it.
-    const procedure = this.identity?.procedure ?? (options.role === 'distiller' ? distiller() : procedureFor(joined.info.algorithm));
+    const procedure = this.identity?.procedure ?? (options.role === 'distiller' ? distiller() : knownProcedure(joined.info));
     const sessionMode = joined.info.async === undefined ? 'sync' : 'async';
     if (procedure.mode !== sessionMode) {
-      throw new Error(`session ${joined.info.session} runs ${joined.info.algorithm} ${sessionMode === 'sync' ? 'round by round' : 'asynchronously'}, but this participant's ${joined.info.algorithm} procedure is ${procedure.mode === 'sync' ? 'round by round' : 'asynchronous'}`);
+      throw new ProtocolError(ErrorCode.Schema, `session ${joined.info.session} runs ${joined.info.algorithm} ${sessionMode === 'sync' ? 'round by round' : 'asynchronously'}, but this participant's ${joined.info.algorithm} procedure is ${procedure.mode === 'sync' ? 'round by round' : 'asynchronous'}`);
     }
     this.identity = { participant: joined.participant, info: joined.info, procedure };
     const reference = this.reference === undefined || joined.info.referenceSize === 0 ? '' : `; reference set ${this.reference.rows} rows, sha256 ${this.reference.digest}`;
@@ -402,6 +408,10 @@ class ParticipantRun {
    */
   private survive(error: unknown): void {
     if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) this.log(error.message);
+    // A secure step this member refuses (a roster with a key it cannot use, a share that does not
+    // decrypt, a second set of survivors) costs it the round, as a closed round does: it sends
+    // nothing more for the round, and the coordinator goes on without it or fails the round.
+    else if (error instanceof ProtocolError && error.code === ErrorCode.Secure) this.log(`${error.message}; this member sits the rest of the round out`);
     else if (error instanceof LinkDropped) this.log(error.message);
     else if (error instanceof ProtocolError && error.code === ErrorCode.NotJoined) {
       this.log(`${error.message}; rejoining`);
@@ -449,7 +459,7 @@ class ParticipantRun {
 
   /** A round opened: share this participant's knowledge (or, asynchronously, start the run). */
   private async startRound(bytes: Uint8Array): Promise<void> {
-    this.bytesDown += bytes.byteLength;
+    this.bytesDown += byteLength(bytes);
     // Sent to joined participants only: the join's answer came first, but its handling may not have run yet.
     await this.joined;
     const identity = this.identity;
@@ -533,17 +543,22 @@ class ParticipantRun {
 
   /** The round's target arrived: learn from it and report. */
   private async receiveTarget(bytes: Uint8Array): Promise<void> {
-    this.bytesDown += bytes.byteLength;
+    this.bytesDown += byteLength(bytes);
     const message = decodeMessage(serverMessages.target, bytes, this.limits());
     const current = this.current;
     if (current === undefined || message.round !== current.round) {
       this.log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
       return;
     }
+    const { info } = this.identity!;
+    if (message.kind !== info.knowledge) {
+      throw new ProtocolError(ErrorCode.Schema, `the target of round ${message.round} is ${message.kind}; session ${info.session} exchanges ${info.knowledge}`);
+    }
     const shape = targetShape(this.context(current));
     const wire = message.target;
-    // A top-k target is decoded to dense rows and checked as probabilities (protocol/sparse.ts).
-    const values = wire === null ? null : isTopK(wire) ? readTopKProbabilities(wire, shape) : unpackTensor(wire, shape);
+    // Decoded (a top-k target to dense rows) and held to what an honest coordinator sends for the
+    // kind before the student trains on it: probabilities on the simplex, counts per class, ….
+    const values = wire === null ? null : readTarget(info.knowledge as KnowledgeKind, wire, shape, message.counts, info.numClasses);
     const target = values === null ? null : { values, counts: message.counts };
     await this.learnAndReport(current, target);
   }
@@ -560,9 +575,14 @@ class ParticipantRun {
 
   /** A step of secure aggregation: answer it, or, with the round's sum, learn and report. */
   private async secureStep(event: 'secure-roster' | 'secure-routed' | 'secure-unmask' | 'secure-sum', bytes: Uint8Array): Promise<void> {
-    this.bytesDown += bytes.byteLength;
+    this.bytesDown += byteLength(bytes);
+    // As a round announcement: the join's answer came first, but its handling may not have run yet.
+    await this.joined;
     const identity = this.identity;
     if (identity === undefined) return;
+    if (identity.info.secure === undefined) {
+      throw new ProtocolError(ErrorCode.Secure, `the coordinator sent ${event}, but session ${identity.info.session} does not run secure aggregation`);
+    }
     const distiller = this.options.role === 'distiller';
     const secure = this.secureAggregation(identity);
     if (event === 'secure-roster') return secure.roster(decodeMessage(serverMessages[event], bytes, this.limits()));
@@ -681,10 +701,14 @@ class ParticipantRun {
       }),
       pull: (shard) => again(async () => {
         const reply = await this.request('pull', encodeMessage(clientMessages.pull, { ...header, shard }, this.limits()));
-        this.bytesDown += reply.byteLength;
+        this.bytesDown += byteLength(reply);
         const ensemble = readReply(replyMessages.ensemble, reply);
+        if (ensemble.shard !== shard) throw new ProtocolError(ErrorCode.Schema, `asked for the ensemble on shard ${shard}; the coordinator answered for shard ${ensemble.shard}`);
         if (ensemble.target === null) return null;
-        return { values: unpackTensor(ensemble.target, shapeOf(ensemble.target.shape[0] ?? 0)), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+        // The shard's rows, as this participant cuts the reference set: never the rows the answer claims.
+        const rows = shardIds(info.referenceSize, info.async!.shards, shard).length;
+        const values = readTarget(kind, ensemble.target, shapeOf(rows), undefined, C);
+        return { values, contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
       }),
       // A checkpoint report the link lost, or one the coordinator refused because the checkpoint
       // closed without this participant while it was away, is recorded here all the same; the run goes on.
@@ -703,10 +727,11 @@ class ParticipantRun {
 
   // ---------------------------------------------------------------- finishing
 
-  private sessionEnded(bytes: Uint8Array): void {
+  private async sessionEnded(bytes: Uint8Array): Promise<void> {
     const message = decodeMessage(serverMessages.end, bytes, this.limits());
+    await this.joined;
     if (this.identity === undefined) {
-      this.fail(new Error(`session ${message.session} ended before this participant joined: ${message.reason}`));
+      this.fail(new ProtocolError(ErrorCode.Session, `session ${message.session} ended before this participant joined: ${message.reason}`));
       return;
     }
     this.finish(message.reason);
@@ -746,6 +771,20 @@ function checkTextSite(site: TextSite, info: SessionInfo): void {
       `session ${info.session}'s reference windows have ${info.positions} positions; this participant's windows have ${site.reference.context} and its model a context of ${site.model.spec.ctx}`,
     );
   }
+}
+
+/** The procedure of the session's algorithm; E_SCHEMA when the coordinator names one this participant does not have. */
+function knownProcedure(info: SessionInfo): Procedure {
+  try {
+    return procedureFor(info.algorithm);
+  } catch (error) {
+    throw new ProtocolError(ErrorCode.Schema, `session ${info.session} runs ${JSON.stringify(info.algorithm)}: ${(error as Error).message}`);
+  }
+}
+
+/** Bytes of an event's payload as received: 0 for one that is not binary (decodeMessage then refuses it, E_MALFORMED). */
+function byteLength(bytes: unknown): number {
+  return bytes instanceof Uint8Array ? bytes.byteLength : 0;
 }
 
 function largestLabel(labels: ArrayLike<number>): number {

@@ -113,7 +113,7 @@ export class AsyncRun implements SessionMode {
         },
         owing: new Set(participants),
         // A participant that stalls must not hold the others' checkpoint forever.
-        timer: setTimeout(() => this.closeCheckpoint(number), config.trainTimeoutMs),
+        timer: setTimeout(() => this.checkpointDeadline(number), config.trainTimeoutMs),
       };
       this.checkpoints.set(number, checkpoint);
     }
@@ -144,6 +144,20 @@ export class AsyncRun implements SessionMode {
     if (this.phase !== 'running') {
       throw new ProtocolError(ErrorCode.RoundClosed, `session ${this.session.config.id} is ${this.phase === 'ended' ? 'over' : 'not running yet'}: no ${what}`);
     }
+  }
+
+  /**
+   * The training deadline of a checkpoint: it closes with the reports of a quorum (minParticipants),
+   * as a round aggregates with a quorum's uploads; short of one it waits another deadline. One
+   * participant reporting checkpoints ahead of everyone — a hostile one can report the last at once —
+   * cannot then close the last checkpoint, and end the session, for the others.
+   */
+  private checkpointDeadline(number: number): void {
+    const checkpoint = this.checkpoints.get(number);
+    if (checkpoint === undefined) return;
+    const quorum = Math.min(this.session.config.minParticipants, checkpoint.record.participants.length);
+    if (Object.keys(checkpoint.record.reports).length >= quorum) return this.closeCheckpoint(number);
+    checkpoint.timer = setTimeout(() => this.checkpointDeadline(number), this.session.config.trainTimeoutMs);
   }
 
   private closeCheckpoint(number: number): void {
