@@ -365,7 +365,7 @@ function* roundCases(d: Dice): Generator<Script> {
       case 5: category = 'temperature'; round = roundMessage({ temperature: d.pick<unknown>([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '3', null]) }); break;
       case 6: category = 'round number'; round = roundMessage({ round: d.pick<unknown>([0, -1, 1.5, 2 ** 40, Number.NaN, '1']) }); break;
       case 7: category = 'sampled'; round = roundMessage({ sampled: d.pick<unknown>(['false', 0, 1, null, [], {}]) }); break;
-      case 8: category = 'version'; round = roundMessage({ v: d.pick<unknown>([1, 3, '2', null]) }); break;
+      case 8: category = 'version'; round = roundMessage({ v: d.pick<unknown>([PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, String(PROTOCOL_VERSION), null]) }); break;
       default: category = 'a prototype key beside a fault'; round = withKey(roundMessage({ referenceIds: [R + 5] }), d.pick(['__proto__', 'constructor', 'toString']), { referenceIds: [0] }); break;
     }
     yield { category, event: 'round', round: [msgpack(round)] };

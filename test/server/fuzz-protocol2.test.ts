@@ -320,7 +320,7 @@ function envelopeCase(dice: Dice, event: string, valid: Record<string, unknown>,
       return { category: 'past the size limit', event, args: [msgpack({ ...valid, pad })] };
     }
     case 8:
-      return { category: 'protocol version', event, args: [msgpack({ ...valid, v: dice.pick<unknown>([1, 3, 0, -0, 2.0000001, '2', null, Number.NaN, [2]]) })] };
+      return { category: 'protocol version', event, args: [msgpack({ ...valid, v: dice.pick<unknown>([PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, 0, -0, PROTOCOL_VERSION + 1e-7, String(PROTOCOL_VERSION), null, Number.NaN, [PROTOCOL_VERSION]]) })] };
     case 9:
       return { category: 'session', event, args: [msgpack({ ...valid, session: dice.pick<unknown>(['other', '', 's'.repeat(129), 7, null, ['x']]) })] };
     case 10:
