@@ -558,7 +558,7 @@ class ParticipantRun {
     const wire = message.target;
     // Decoded (a top-k target to dense rows) and held to what an honest coordinator sends for the
     // kind before the student trains on it: probabilities on the simplex, counts per class, ….
-    const values = wire === null ? null : readTarget(info.knowledge as KnowledgeKind, wire, shape, message.counts, info.numClasses);
+    const values = wire === null ? null : readTarget(info.knowledge as KnowledgeKind, wire, shape, message.counts, info.numClasses, info.uploadDtype);
     const target = values === null ? null : { values, counts: message.counts };
     await this.learnAndReport(current, target);
   }
@@ -707,7 +707,7 @@ class ParticipantRun {
         if (ensemble.target === null) return null;
         // The shard's rows, as this participant cuts the reference set: never the rows the answer claims.
         const rows = shardIds(info.referenceSize, info.async!.shards, shard).length;
-        const values = readTarget(kind, ensemble.target, shapeOf(rows), undefined, C);
+        const values = readTarget(kind, ensemble.target, shapeOf(rows), undefined, C, info.uploadDtype);
         return { values, contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
       }),
       // A checkpoint report the link lost, or one the coordinator refused because the checkpoint

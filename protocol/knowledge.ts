@@ -148,6 +148,12 @@ const MAX_PROBABILITY_SCALE = 1 / 255;
  * float16's 2^-11 relative step per entry; uint8's half step per entry, with the step at most
  * MAX_PROBABILITY_SCALE (checkProbabilityQuantisation refuses a larger one).
  */
+/** Of two wire dtypes, the one whose values are further from what was meant (uint8, then float16, then float32). */
+function coarser(a: WireDtype, b: WireDtype): WireDtype {
+  const order: readonly WireDtype[] = ['float32', 'float16', 'uint8'];
+  return order.indexOf(a) >= order.indexOf(b) ? a : b;
+}
+
 function simplexTolerance(dtype: WireDtype, numClasses: number): number {
   switch (dtype) {
     case 'float32':
@@ -494,9 +500,19 @@ function checkSimplex(values: Float32Array, rows: number, numClasses: number, to
  * top-k), counts one per class, and for the class kinds rows of zeros where no one holds the class,
  * representations within MAX_REPRESENTATION_MAGNITUDE and FedHKD's soft parts on the simplex (a
  * mean of such rows is such a row). Logits (reference-logits, class-logits) are only finite.
+ * A mean of uploads is as far off the simplex as the uploads were allowed to be: the tolerance is
+ * the coarser of the target's dtype and `uploadDtype`, the session's (a mean of uint8 rows sent
+ * down as float32 sums to 1 within uint8's step, not float32's).
  * Throws a ProtocolError naming the first fault.
  */
-export function readTarget(kind: KnowledgeKind, t: KnowledgeTensor, shape: readonly number[], counts: readonly number[] | undefined, numClasses: number): Float32Array {
+export function readTarget(
+  kind: KnowledgeKind,
+  t: KnowledgeTensor,
+  shape: readonly number[],
+  counts: readonly number[] | undefined,
+  numClasses: number,
+  uploadDtype: WireDtype = 'float32',
+): Float32Array {
   const what = `the ${kind} target`;
   try {
     if (isTopK(t)) {
@@ -508,7 +524,7 @@ export function readTarget(kind: KnowledgeKind, t: KnowledgeTensor, shape: reado
       checkProbabilityQuantisation(t);
       const width = shape[shape.length - 1] ?? 0;
       const rows = width === 0 ? 0 : values.length / width;
-      const tolerance = simplexTolerance(t.dtype, width);
+      const tolerance = simplexTolerance(coarser(t.dtype, uploadDtype), width);
       if (!isOnSimplex(values, rows, width, tolerance, PROBABILITY_SLACK)) checkSimplex(values, rows, width, tolerance, PROBABILITY_SLACK, 'soft predictions');
     }
     if (kind === 'class-logits' || isClassRowKind(kind)) {
@@ -519,7 +535,7 @@ export function readTarget(kind: KnowledgeKind, t: KnowledgeTensor, shape: reado
     if (isClassRowKind(kind)) {
       const sampleCount = counts!.reduce((a, b) => a + b, 0);
       const held = { participant: 'the coordinator', values, labelCounts: [...counts!], sampleCount };
-      if (sampleCount > 0) checkClassRows(held, { kind, round: 0, numClasses, rows: 0 }, t.dtype, 'per-class rows');
+      if (sampleCount > 0) checkClassRows(held, { kind, round: 0, numClasses, rows: 0 }, coarser(t.dtype, uploadDtype), 'per-class rows');
       else if (values.some((v) => v !== 0)) throw new ProtocolError(ErrorCode.Value, 'every count is 0 but the rows are not all zeros');
     }
     return values;
