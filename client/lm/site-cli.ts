@@ -21,6 +21,7 @@ import { bitsPerByte } from './train.js';
 
 export const TEXT_CLIENT_USAGE = `usage: codistill client --text FILE --reference-text FILE --server URL --session ID --model SPEC|DIR [options]
        codistill client --partition PLAN#i [--server URL] [options]       (a plan of a text config)
+       codistill client --role teacher --teacher-api URL --positions N --reference-text FILE --server URL --session ID
 A language-model site: it trains its own byte-level language model on its own text and exchanges
 per-token knowledge (reference-token-predictions) on windows of the shared reference text. The
 session file gives tokenizer and positions; a site whose tokenizer differs is refused (E_TOKENIZER).
@@ -48,6 +49,8 @@ session file gives tokenizer and positions; a site whose tokenizer differs is re
                         referenceDigest for the session file) and exit: codistill client
                         --reference-text FILE --positions N --print-reference-digest
   --out FILE            the round log [codistill-client-<session>-<participant>.json]
+  --save DIR            where the trained language model goes [students/<session>/<participant>/]
+  --no-save             keep no model
 An API teacher (black-box): --role teacher --teacher-api URL --positions N, no --text or --model.
 Each round it asks the endpoint (codistill serve-lm, or an API answering as it does) for the top-k
 log-probabilities at every position of the round's windows, spreads the rest of the mass evenly
@@ -58,8 +61,6 @@ error, garbage, spent budget) it sits out, saying why; it stays joined for the n
   --api-top-k K         tokens per position asked for [10]
   --api-budget N        the most HTTP requests in the session (retries count) [20000]
   --api-cache DIR       keep answers on disk: the same window is never asked twice, across runs
-  --save DIR            where the trained language model goes [students/<session>/<participant>/]
-  --no-save             keep no model
 `;
 
 /** A text plan's shared part (PLAN/plan.json), as simulations/plan.ts writes it for a text config. */

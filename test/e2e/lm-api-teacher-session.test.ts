@@ -6,11 +6,13 @@
  * 2 goes on without it (the teacher says why and stays joined), the session completes, and
  * neither the bearer token nor any byte of the text appears in the teacher's output.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../client/backend.js';
 import { rowWindow } from '../../client/lm/api-teacher.js';
@@ -27,6 +29,8 @@ const PUBLIC = `${EN[4]}\n${DE[3]}\n${EN[5]}\n${DE[5]}\n`;
 const API_TOKEN = 'sk-session-test-7a6b5c4d3e2f';
 const TOKENS = { learner: 'token-site-en-0123456789abcdef', teacher: 'token-api-teacher-0123456789ab' };
 const PER_ROUND = 4;
+const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
+const run = promisify(execFile);
 const SEED = 1;
 
 let served: Awaited<ReturnType<typeof startLmServer>>;
@@ -131,5 +135,20 @@ describe('codistill client --role teacher --teacher-api', () => {
       proxy.closeAllConnections();
       proxy.close();
     }
+  });
+
+  it('is refused, before it connects, when it is not a teacher, is given a model, or lacks --positions', { timeout: 120_000 }, async () => {
+    writeFileSync(join(dir, 'public.txt'), PUBLIC);
+    const fail = async (...extra: string[]) => {
+      const error = await run(process.execPath, [
+        CLI, 'client', '--server', 'http://127.0.0.1:9', '--session', 's', '--token', 'x', '--reference-text', join(dir, 'public.txt'), '--teacher-api', 'http://127.0.0.1:9/v1/logprobs', ...extra,
+      ], { timeout: 60_000 }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+      expect(error, 'the client must fail').toBeDefined();
+      expect(error!.code).not.toBe(0);
+      return error!.stderr;
+    };
+    expect(await fail('--positions', '16')).toContain('--teacher-api makes a teacher (it shares the API\'s predictions and never trains): give --role teacher, not participant');
+    expect(await fail('--positions', '16', '--role', 'teacher', '--model', join(dir, 'teacher'))).toContain('--teacher-api: the API is the model; drop --model');
+    expect(await fail('--role', 'teacher')).toContain('codistill client: missing --positions');
   });
 });
