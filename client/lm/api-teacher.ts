@@ -25,6 +25,7 @@ import { CodedError } from '../../protocol/errors.js';
 import { expandTopK, type TopKRows } from '../../protocol/sparse.js';
 import { SeededRandom } from '../data/random.js';
 import type { TokenSequences } from '../data/text-sequences.js';
+import { tokenPredictions } from '../procedures/tokens.js';
 import type { LanguageModel, LmSpec } from './model.js';
 
 /** Σ exp(logprob) over a row may exceed 1 by float rounding at most this much. */
@@ -155,11 +156,18 @@ export class ApiTeacher {
     let done = 0;
     const say = this.options.say;
     const every = Math.max(1, Math.ceil(windows.length / 10));
+    // After one window fails the whole call fails: the other workers stop asking (and spending the budget).
+    let failed = false;
     const worker = async () => {
       for (;;) {
         const i = next++;
-        if (i >= windows.length) return;
-        out[i] = await this.topK(windows[i]!, `window ${i}`);
+        if (i >= windows.length || failed) return;
+        try {
+          out[i] = await this.topK(windows[i]!, `window ${i}`);
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
         done++;
         if (say !== undefined && (done % every === 0 || done === windows.length)) {
           say(`  API teacher: ${done}/${windows.length} windows (${this.counts.requests} requests, ${this.counts.retries} retries, ${this.counts.memoryHits + this.counts.diskHits} from the cache)`);
@@ -320,4 +328,31 @@ export function answeredTeacher(spec: LmSpec, asked: ReadonlyArray<{ data: Token
     forwardFlopsPerToken: () => 0,
     dispose: () => table.clear(),
   };
+}
+
+/**
+ * An API teacher's stand-in spec: it has no architecture, only the vocabulary its answers index
+ * and the window length it is asked about (all that a session's checks and answeredTeacher read).
+ */
+export function apiTeacherSpec(vocab: number, ctx: number): LmSpec {
+  return { kind: 'transformer', d: 0, l: 0, h: 0, ctx, vocab };
+}
+
+/**
+ * The API teacher's per-token knowledge on a session's reference windows (TextSite.knowledge):
+ * every window asked (window i's bytes, its targets), each answer expanded by the top-k sparse
+ * form's rule (answeredTeacher: log p of expandTopK's dense row) and tempered as a site tempers
+ * its own logits (tokenPredictions: softmax(log p / T), i.e. p^(1/T) renormalised over the whole
+ * vocabulary, the spread remainder included). [rows, positions, vocab] row-major. Throws an
+ * ApiTeacherError (budget, HTTP, timeout, garbage) when any window of them goes unanswered.
+ */
+export async function apiTokenPredictions(teacher: ApiTeacher, windows: TokenSequences, temperature: number): Promise<Float32Array> {
+  const rows = Array.from({ length: windows.count }, (_, row) => row);
+  const answers = await teacher.topKMany(rows.map((row) => rowWindow(windows, row)));
+  const model = answeredTeacher(apiTeacherSpec(teacher.options.vocab, windows.context), rows.map((row) => ({ data: windows, row })), answers);
+  try {
+    return tokenPredictions({ model }, windows, temperature);
+  } finally {
+    model.dispose();
+  }
 }

@@ -13,13 +13,15 @@ import { checkServerUrl, readCa } from '../cli.js';
 import { loadTextFiles, readUtf8, splitDomains, toSequences, type TokenSequences } from '../data/text.js';
 import { runParticipant, type ParticipantSummary, type RoundResult } from '../participant.js';
 import { loadLanguageModel, probeFolder, probeSaveDir, saveLanguageModel } from '../student-io/index.js';
+import { answeredTeacher, ApiTeacher, ApiTeacherError, apiTeacherSpec, apiTokenPredictions } from './api-teacher.js';
 import { createLanguageModel, LM_NAMES_HELP, lmSpecName, parseLmSpec, type LanguageModel } from './model.js';
 import { referenceWindows, textParticipantData, type TextSite } from './site.js';
-import { BYTE_TOKENIZER } from './tokenizer.js';
+import { BYTE_TOKENIZER, BYTE_VOCAB } from './tokenizer.js';
 import { bitsPerByte } from './train.js';
 
 export const TEXT_CLIENT_USAGE = `usage: codistill client --text FILE --reference-text FILE --server URL --session ID --model SPEC|DIR [options]
        codistill client --partition PLAN#i [--server URL] [options]       (a plan of a text config)
+       codistill client --role teacher --teacher-api URL --positions N --reference-text FILE --server URL --session ID
 A language-model site: it trains its own byte-level language model on its own text and exchanges
 per-token knowledge (reference-token-predictions) on windows of the shared reference text. The
 session file gives tokenizer and positions; a site whose tokenizer differs is refused (E_TOKENIZER).
@@ -49,6 +51,16 @@ session file gives tokenizer and positions; a site whose tokenizer differs is re
   --out FILE            the round log [codistill-client-<session>-<participant>.json]
   --save DIR            where the trained language model goes [students/<session>/<participant>/]
   --no-save             keep no model
+An API teacher (black-box): --role teacher --teacher-api URL --positions N, no --text or --model.
+Each round it asks the endpoint (codistill serve-lm, or an API answering as it does) for the top-k
+log-probabilities at every position of the round's windows, spreads the rest of the mass evenly
+over the other tokens and shares softmax(log p / T). A round it cannot answer (timeout, HTTP
+error, garbage, spent budget) it sits out, saying why; it stays joined for the next.
+  --teacher-api URL     the endpoint (POST {tokens, top_k} → {top_ids, top_logprobs})
+  --teacher-api-token-file F   its bearer token (the file's first line; never logged)
+  --api-top-k K         tokens per position asked for [10]
+  --api-budget N        the most HTTP requests in the session (retries count) [20000]
+  --api-cache DIR       keep answers on disk: the same window is never asked twice, across runs
 `;
 
 /** A text plan's shared part (PLAN/plan.json), as simulations/plan.ts writes it for a text config. */
@@ -169,7 +181,8 @@ export async function runTextClientCommand(args: string[]): Promise<number> {
     strict: true,
     options: {
       ...Object.fromEntries(
-        ['partition', 'server', 'session', 'token', 'ca', 'text', 'held-out-text', 'reference-text', 'model', 'positions', 'steps', 'batch-size', 'lr', 'held-out', 'role', 'backend', 'seed', 'out', 'reconnect-attempts', 'save']
+        ['partition', 'server', 'session', 'token', 'ca', 'text', 'held-out-text', 'reference-text', 'model', 'positions', 'steps', 'batch-size', 'lr', 'held-out', 'role', 'backend', 'seed', 'out', 'reconnect-attempts', 'save',
+          'teacher-api', 'teacher-api-token-file', 'api-top-k', 'api-budget', 'api-cache']
           .map((name) => [name, { type: 'string' as const }]),
       ),
       help: { type: 'boolean' },
@@ -203,13 +216,15 @@ export async function runTextClientCommand(args: string[]): Promise<number> {
   }
 
   const token = (v.token as string | undefined) ?? process.env.CODISTILL_TOKEN;
-  const missing = ['server', 'session', 'text', 'reference-text', 'model'].filter((k) => v[k] === undefined);
+  const api = v['teacher-api'] as string | undefined;
+  const missing = ['server', 'session', 'reference-text', ...(api === undefined ? ['text', 'model'] : ['positions'])].filter((k) => v[k] === undefined);
   if (token === undefined) missing.push('token (or CODISTILL_TOKEN)');
   if (missing.length > 0) {
     process.stderr.write(`codistill client: missing --${missing.join(', --')}\n\n${TEXT_CLIENT_USAGE}`);
     return 2;
   }
   checkServerUrl(v.server as string);
+  if (api !== undefined) return runApiTeacher(v, token!, number);
   const steps = number('steps', 20, positiveInt, 'an integer ≥ 1');
   const batchSize = number('batch-size', 8, positiveInt, 'an integer ≥ 1');
   const learningRate = number('lr', 3e-3, (x) => x > 0, 'a number > 0');
@@ -324,4 +339,71 @@ function modelContext(model: string | undefined): number {
   const loaded = loadLanguageModel(model);
   loaded.model.dispose();
   return loaded.model.spec.ctx;
+}
+
+type NumberFlag = (name: string, fallback: number, ok: (x: number) => boolean, rule: string) => number;
+
+/**
+ * `codistill client --role teacher --teacher-api URL`: a teacher whose per-token knowledge comes
+ * from an HTTP endpoint (client/lm/api-teacher.ts). Neither the bearer token nor any text is
+ * logged; the endpoint is printed without its query string (where some APIs carry a key).
+ */
+async function runApiTeacher(v: Record<string, string | boolean | undefined>, token: string, number: NumberFlag): Promise<number> {
+  const url = v['teacher-api'] as string;
+  if (!/^https?:\/\//.test(url)) throw new Error(`--teacher-api must be an http(s) URL; got "${url.replace(/\?.*/, '?…')}"`);
+  const role = (v.role as string | undefined) ?? 'participant';
+  if (role !== 'teacher') throw new Error(`--teacher-api makes a teacher (it shares the API's predictions and never trains): give --role teacher, not ${role}`);
+  for (const flag of ['model', 'text', 'held-out-text', 'save']) {
+    if (v[flag] !== undefined) throw new Error(`--teacher-api: the API is the model; drop --${flag}`);
+  }
+  const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
+  const positions = number('positions', 0, positiveInt, 'an integer ≥ 1');
+  const reconnectAttempts = number('reconnect-attempts', 30, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const tokenFile = v['teacher-api-token-file'] as string | undefined;
+  const bearer = tokenFile === undefined ? undefined : readUtf8(tokenFile).split('\n')[0]!.trim();
+  const log: Array<{ round: number; shared: boolean; windows: number; requests: number; fromCache: number; error?: string }> = [];
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const teacher = new ApiTeacher({
+    endpoint: url,
+    ...(bearer === undefined || bearer === '' ? {} : { token: bearer }),
+    topK: number('api-top-k', 10, (x) => positiveInt(x) && x <= BYTE_VOCAB, `an integer in [1, ${BYTE_VOCAB}]`),
+    vocab: BYTE_VOCAB,
+    maxRequests: number('api-budget', 20000, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
+    ...(v['api-cache'] === undefined ? {} : { cacheDir: v['api-cache'] as string }),
+  });
+  const reference = referenceWindows([readReferenceText(v['reference-text'] as string)], positions);
+  const backend = await selectBackend(v.backend as string | undefined);
+  // The site's model answers nothing itself: the knowledge hook asks the API each round.
+  const model = answeredTeacher(apiTeacherSpec(BYTE_VOCAB, positions), [], []);
+  const site: TextSite = {
+    model, tokenizer: BYTE_TOKENIZER, train: toSequences([], positions), reference, steps: 0, learningRate: 0, seed: 0,
+    knowledge: async (windows, temperature, round) => {
+      const before = { ...teacher.counts };
+      const record = () => ({ round, windows: windows.count, requests: teacher.counts.requests - before.requests, fromCache: teacher.counts.memoryHits + teacher.counts.diskHits - before.memoryHits - before.diskHits });
+      try {
+        const values = await apiTokenPredictions(teacher, windows, temperature);
+        const r = record();
+        log.push({ ...r, shared: true });
+        say(`round ${round}: shared the API teacher's predictions on ${r.windows} windows (${r.requests} requests, ${r.fromCache} from the cache; ${teacher.counts.requests} of ${teacher.options.maxRequests} requests spent)`);
+        return values;
+      } catch (error) {
+        // The round goes on without this teacher, as without any participant that misses it; the next round asks again.
+        if (!(error instanceof ApiTeacherError)) throw error;
+        log.push({ ...record(), shared: false, error: error.message });
+        say(`round ${round}: nothing shared: ${error.message}`);
+        return undefined;
+      }
+    },
+  };
+  const endpoint = new URL(url);
+  say(`language-model teacher on ${backend}: the API at ${endpoint.origin}${endpoint.pathname} (top ${teacher.options.topK} per position, budget ${teacher.options.maxRequests} requests${v['api-cache'] === undefined ? '' : ', cached on disk'}), ${reference.count} reference windows of ${positions} bytes`);
+  const summary = await runParticipant({
+    url: v.server as string, session: v.session as string, token, role: 'teacher',
+    ca: v.ca === undefined ? undefined : readCa(v.ca as string),
+    data: textParticipantData(site), epochs: 1, batchSize: 1, reconnect: { attempts: reconnectAttempts }, log: say,
+  });
+  const out = (v.out as string | undefined) ?? `codistill-client-${summary.info.session}-${summary.participant}.json`.replace(/[^\w.-]/g, '_');
+  writeFileSync(out, `${JSON.stringify({ participant: summary.participant, info: summary.info, endReason: summary.endReason, apiTeacher: { ...teacher.counts, rounds: log } }, null, 2)}\n`);
+  say(`session ended: ${summary.endReason}; round log written to ${out}`);
+  return 0;
 }

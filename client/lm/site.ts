@@ -21,6 +21,13 @@ export interface TextSite {
   steps: number;
   learningRate: number;
   seed: number;
+  /**
+   * Where the per-token knowledge comes from when not from `model`: an API teacher
+   * (client/lm/api-teacher.ts apiTokenPredictions). Gives softmax(log p / T) at every position of
+   * the windows, [rows, positions, vocab], or undefined when it has none for this round (it says
+   * why in its log): the site then uploads nothing that round and stays in the session.
+   */
+  knowledge?: (windows: TokenSequences, temperature: number, round: number) => Promise<Float32Array | undefined>;
 }
 
 /**

@@ -25,11 +25,14 @@ export function textSite(context: RoundContext): TextSite {
   if (context.info.positions !== site.reference.context) {
     throw new Error(`session ${context.info.session} has windows of ${context.info.positions} positions; this participant's reference windows have ${site.reference.context}`);
   }
+  if (site.knowledge !== undefined && context.info.async !== undefined) {
+    throw new Error(`session ${context.info.session} runs ${context.info.algorithm} asynchronously; an API teacher (--teacher-api) answers round by round only`);
+  }
   return site;
 }
 
 /** softmax(z/T) of `site.model` at every position of the given windows, [rows, positions, vocab] row-major. */
-export function tokenPredictions(site: TextSite, windows: TokenSequences, temperature: number): Float32Array {
+export function tokenPredictions(site: Pick<TextSite, 'model'>, windows: TokenSequences, temperature: number): Float32Array {
   const { vocab } = site.model.spec;
   const c = windows.context;
   const out = new Float32Array(windows.count * c * vocab);
@@ -50,9 +53,12 @@ function roundWindows(context: RoundContext, site: TextSite): TokenSequences {
   return selectSequences(site.reference, context.round.referenceIds);
 }
 
-export function shareTokens(context: RoundContext): Share {
+/** The site's softmax(z/T) on the round's windows; nothing when its knowledge comes from elsewhere (an API teacher) and that has none this round. */
+export async function shareTokens(context: RoundContext): Promise<Share | undefined> {
   const site = textSite(context);
-  const values = tokenPredictions(site, roundWindows(context, site), context.info.temperature);
+  const windows = roundWindows(context, site);
+  const values = site.knowledge === undefined ? tokenPredictions(site, windows, context.info.temperature) : await site.knowledge(windows, context.info.temperature, context.round.round);
+  if (values === undefined) return undefined;
   return { values, shape: [context.round.referenceIds.length, site.reference.context, site.model.spec.vocab] };
 }
 
