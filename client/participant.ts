@@ -9,6 +9,7 @@ import {
   clientMessages,
   encodeMessage,
   decodeMessage,
+  decodeTopKRows,
   ErrorCode,
   isProbabilityKind,
   isTopK,
@@ -22,6 +23,7 @@ import {
   replyMessages,
   roundMessage,
   serverMessages,
+  topKSupport,
   unpackTensor,
   type ClientToServerEvents,
   type Role,
@@ -541,9 +543,11 @@ class ParticipantRun {
     }
     const shape = targetShape(this.context(current));
     const wire = message.target;
-    // A top-k target is decoded to dense rows and checked as probabilities (protocol/sparse.ts).
+    // A top-k target is decoded to dense rows and checked as probabilities (protocol/sparse.ts);
+    // a learner that completes its remaining mass itself (sparseTail: student) needs the support.
     const values = wire === null ? null : isTopK(wire) ? readTopKProbabilities(wire, shape) : unpackTensor(wire, shape);
-    const target = values === null ? null : { values, counts: message.counts };
+    const support = wire !== null && isTopK(wire) && this.identity?.info.sparseTail === 'student' ? topKSupport(decodeTopKRows(wire, shape)) : undefined;
+    const target = values === null ? null : { values, counts: message.counts, ...(support === undefined ? {} : { support }) };
     await this.learnAndReport(current, target);
   }
 

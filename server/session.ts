@@ -89,6 +89,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       alpha: c.alpha,
       uploadDtype: c.uploadDtype,
       uploadTopK: c.uploadTopK,
+      ...(c.sparseTail === undefined ? {} : { sparseTail: c.sparseTail }),
       maxMessageBytes: c.maxMessageBytes,
       async: this.mode instanceof AsyncRun ? this.mode.settings : undefined,
       secure: c.secureAggregation === undefined ? undefined : { threshold: c.secureAggregation.threshold, targets: strategyDescriptor(c.algorithm).secureTargets! },

@@ -88,7 +88,11 @@ export class TokenLearner {
         const batch = selectSequences(windows, peers);
         const q = new Float32Array(peers.length * c * vocab);
         peers.forEach((row, i) => q.set(target!.values.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
-        const soft = tokenKdLoss(logits(batch), tf.tensor2d(q, [peers.length * c, vocab]), tf.tensor1d(batch.mask), temperature);
+        // A top-k target under sparseTail "student": its remaining mass is completed by this model's own distribution.
+        const sent = target!.support;
+        const support = sent === undefined ? undefined : new Float32Array(q.length);
+        if (support !== undefined) peers.forEach((row, i) => support.set(sent!.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
+        const soft = tokenKdLoss(logits(batch), tf.tensor2d(q, [peers.length * c, vocab]), tf.tensor1d(batch.mask), temperature, support && tf.tensor2d(support, [peers.length * c, vocab]));
         return task === undefined ? soft : (tf.add(tf.mul(task, alpha), tf.mul(soft, 1 - alpha)) as tf.Scalar);
       }, site.model.variables);
       const loss = value.dataSync()[0]!;
