@@ -66,8 +66,9 @@ export interface SessionConfig {
   targetTopK?: number;
   /**
    * How participants complete a top-k target's remaining mass (protocol/sparse.ts SPARSE_TAILS):
-   * spread evenly (uniform, when omitted) or in proportion to the learner's own distribution
-   * (student; per-token sessions with targetTopK).
+   * spread evenly (uniform) or in proportion to the learner's own distribution (student; per-token
+   * sessions with targetTopK). When omitted: student for per-token sessions with targetTopK
+   * (server/session.ts info), uniform otherwise.
    */
   sparseTail?: SparseTail;
   /** How prediction-based strategies combine contributions (server/aggregators); each strategy has a default. */

@@ -88,7 +88,8 @@ simulate options — each overrides the field of the same name in --config (defa
   --sparse-tail uniform|student
                             how a learner completes a top-k target's remaining mass: spread evenly,
                             or in proportion to its own distribution outside the k (per-token
-                            sessions with --target-top-k) [uniform]
+                            sessions with --target-top-k) [student for per-token sessions
+                            with --target-top-k, else uniform]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per core]
   --distiller [MODEL]       add a distiller: one global student (${MODEL_NAMES_HELP}) that holds no private

@@ -69,7 +69,7 @@ export interface SimulationOptions {
   uploadTopK?: number;
   /** Probability targets go down as their k largest per row; dense when omitted. */
   targetTopK?: number;
-  /** How learners complete a top-k target's remaining mass: evenly (uniform, when omitted) or as their own distribution (student; per-token sessions). */
+  /** How learners complete a top-k target's remaining mass: evenly (uniform) or as their own distribution (student; per-token sessions, their default with targetTopK). */
   sparseTail?: SparseTail;
   backend?: string;
   /** Trimmed mean's fraction β cut on each side, ⌊β·n⌋ values of n; the aggregator's default (0.1) when omitted. */

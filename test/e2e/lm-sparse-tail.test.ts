@@ -33,7 +33,7 @@ function site(language: string, seed: number): TextSite {
 
 function sessionConfig(id: string, overrides: Partial<SessionConfig> = {}): SessionConfig {
   return {
-    id, algorithm: 'dml', rounds: 2, participants: ['en', 'de'].map((p) => ({ id: p, token: `secret-${p}` })), minParticipants: 2,
+    id, algorithm: 'dml', rounds: 2, participants: ['en', 'de'].map((p) => ({ id: p, token: `secret-${id}-${p}` })), minParticipants: 2,
     numClasses: BYTE_VOCAB, referenceSize: referenceWindows(REFERENCE_TEXT, POSITIONS).count, referencePerRound: 6, temperature: 2, alpha: 0.5,
     uploadDtype: 'float32', uploadTopK: 4, targetTopK: 4, roundTimeoutMs: 60_000, trainTimeoutMs: 60_000, onRoundFailure: 'stop', seed: 3, maxMessageBytes: 4 << 20,
     tokenizer: tokenizerIdentity(BYTE_TOKENIZER), positions: POSITIONS, ...overrides,
@@ -52,6 +52,19 @@ describe('sparseTail in a session config', () => {
     expect(() => checkSessionConfig({ ...ok, targetTopK: undefined })).toThrow(/sparseTail "student" completes top-k targets of per-token knowledge: it needs targetTopK/);
     expect(() => checkSessionConfig({ ...ok, tokenizer: undefined, positions: undefined, numClasses: 10 })).toThrow(/sparseTail "student" .* a per-token session/);
   });
+
+  it('defaults to the student tail for per-token sessions with top-k targets only', async () => {
+    const coordinator = await Coordinator.start();
+    try {
+      expect(coordinator.createSession(sessionConfig('d-topk')).info.sparseTail).toBe('student');
+      expect(coordinator.createSession(sessionConfig('d-dense', { targetTopK: undefined })).info.sparseTail).toBeUndefined();
+      expect(coordinator.createSession(sessionConfig('d-uniform', { sparseTail: 'uniform' })).info.sparseTail).toBe('uniform');
+      const classes = { ...sessionConfig('d-classes'), tokenizer: undefined, positions: undefined, numClasses: 10, referenceSize: 20 };
+      expect(coordinator.createSession(classes).info.sparseTail).toBeUndefined();
+    } finally {
+      await coordinator.close();
+    }
+  });
 });
 
 describe('top-k targets completed by the learner, over real sockets', () => {
@@ -64,18 +77,18 @@ describe('top-k targets completed by the learner, over real sockets', () => {
   /** Runs a 2-round session of two sites from fresh models (same seeds every time); returns the sites' weights after it. */
   async function weightsAfter(id: string, overrides: Partial<SessionConfig>): Promise<Float32Array[]> {
     const session = coordinator.createSession(sessionConfig(id, overrides));
-    expect(session.info.sparseTail).toBe(overrides.sparseTail);
+    expect(session.info.sparseTail).toBe(overrides.sparseTail ?? 'student');
     const sites = [site('en', 1), site('de', 2)];
     const summaries = await Promise.all(['en', 'de'].map((language, i) =>
-      runParticipant({ url: coordinator.url, session: id, token: `secret-${language}`, data: textParticipantData(sites[i]!), epochs: 1, batchSize: 4 })));
+      runParticipant({ url: coordinator.url, session: id, token: `secret-${id}-${language}`, data: textParticipantData(sites[i]!), epochs: 1, batchSize: 4 })));
     for (const s of summaries) expect(s.rounds.map((r) => r.receivedTarget)).toEqual([true, true]);
     return sites.flatMap((s) => s.model.variables.map((v) => v.dataSync() as Float32Array));
   }
 
-  it('the same session twice trains to the same weights; with the student tail the targets teach something else', async () => {
-    const uniform = await weightsAfter('tail-uniform-a', {});
-    const again = await weightsAfter('tail-uniform-b', {});
-    const student = await weightsAfter('tail-student', { sparseTail: 'student' });
+  it('the same session twice trains to the same weights; with the student tail (the default here) the targets teach something else', async () => {
+    const uniform = await weightsAfter('tail-uniform-a', { sparseTail: 'uniform' });
+    const again = await weightsAfter('tail-uniform-b', { sparseTail: 'uniform' });
+    const student = await weightsAfter('tail-student', {});
     const gap = (a: Float32Array[], b: Float32Array[]) => Math.max(...a.map((v, i) => Math.max(...v.map((x, j) => Math.abs(x - b[i]![j]!)))));
     expect(gap(uniform, again)).toBe(0);
     expect(gap(uniform, student)).toBeGreaterThan(1e-6);
