@@ -68,6 +68,7 @@ const USAGE = `usage: codistill client --server URL --session ID --data PATH --m
   --no-save             keep no student
   --quantize D          save the student's weights as float16 | uint8 (tfjs-converter's quantisation) [float32]
   --checkpoint-every N  also save the student every N rounds (the same folder; the last save wins)
+A language-model site (a session with tokenizer and positions) gives --text FILE instead of --data: below.
 `;
 
 /** A plan's shared part (PLAN/plan.json), as simulations/plan.ts writes it. */
@@ -209,7 +210,7 @@ function loadReferenceLabels(path: string, label: string | undefined, labelsPath
   return labels;
 }
 
-function readCa(path: string): string {
+export function readCa(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch {
@@ -471,7 +472,7 @@ function planDefaults(v: Record<string, string | boolean | undefined>, part: Ret
  * malformed one (a trailing colon, a path, another scheme) made socket.io retry for minutes
  * instead of failing once with a message.
  */
-function checkServerUrl(server: string): void {
+export function checkServerUrl(server: string): void {
   let url: URL | undefined;
   try {
     url = new URL(server);

@@ -13,19 +13,21 @@ import {
   ErrorCode,
   isProbabilityKind,
   isTopK,
+  knowledgeShape,
   packTensor,
   packTopK,
   PROTOCOL_VERSION,
   ProtocolError,
   readReply,
-  readTopKProbabilities,
+  readTarget,
   referenceDigest,
   replyMessages,
   roundMessage,
   serverMessages,
+  shardIds,
   topKSupport,
-  unpackTensor,
   type ClientToServerEvents,
+  type KnowledgeKind,
   type Role,
   type ServerMessage,
   type ServerToClientEvents,
@@ -263,7 +265,7 @@ class ParticipantRun {
       socket.on('round', (bytes) => this.enqueue(() => this.startRound(bytes)));
       socket.on('target', (bytes) => this.enqueue(() => this.receiveTarget(bytes)));
       socket.on('round-failed', (bytes) => this.enqueue(async () => this.roundFailed(bytes)));
-      socket.on('end', (bytes) => this.enqueue(async () => this.sessionEnded(bytes)));
+      socket.on('end', (bytes) => this.enqueue(() => this.sessionEnded(bytes)));
       for (const event of ['secure-roster', 'secure-routed', 'secure-unmask', 'secure-sum'] as const) {
         socket.on(event, (bytes) => this.enqueue(() => this.secureStep(event, bytes)));
       }
@@ -298,6 +300,12 @@ class ParticipantRun {
     const envelope = encodeMessage(clientMessages.join, { v: PROTOCOL_VERSION, session: options.session, role: options.role ?? 'participant', reference: this.referenceClaim(), tokenizer });
     const joined = readReply(replyMessages.joined, await this.request('join', envelope));
     if (text !== undefined) checkTextSite(text, joined.info);
+    // The coordinator checked this participant's rows at the join (E_REFERENCE); an answer naming
+    // another size would have the rounds index rows this participant does not hold.
+    const claim = this.reference;
+    if (claim !== undefined && joined.info.referenceSize !== 0 && joined.info.referenceSize !== claim.rows) {
+      throw new ProtocolError(ErrorCode.Reference, `session ${joined.info.session}'s reference set holds ${joined.info.referenceSize} rows; this participant's holds ${claim.rows}`);
+    }
     else this.student ??= typeof options.student === 'function' ? options.student(joined.info) : options.student;
     if (this.student !== undefined && joined.info.numClasses !== this.student.numClasses) {
       throw new ProtocolError(
@@ -315,10 +323,10 @@ class ParticipantRun {
     }
     // Keep the procedure across reconnects: some carry state from share to learn. A distiller
     // learns the same way whatever the algorithm: from the ensemble the coordinator sends it.
-    const procedure = this.identity?.procedure ?? (options.role === 'distiller' ? distiller() : procedureFor(joined.info.algorithm));
+    const procedure = this.identity?.procedure ?? (options.role === 'distiller' ? distiller() : knownProcedure(joined.info));
     const sessionMode = joined.info.async === undefined ? 'sync' : 'async';
     if (procedure.mode !== sessionMode) {
-      throw new Error(`session ${joined.info.session} runs ${joined.info.algorithm} ${sessionMode === 'sync' ? 'round by round' : 'asynchronously'}, but this participant's ${joined.info.algorithm} procedure is ${procedure.mode === 'sync' ? 'round by round' : 'asynchronous'}`);
+      throw new ProtocolError(ErrorCode.Schema, `session ${joined.info.session} runs ${joined.info.algorithm} ${sessionMode === 'sync' ? 'round by round' : 'asynchronously'}, but this participant's ${joined.info.algorithm} procedure is ${procedure.mode === 'sync' ? 'round by round' : 'asynchronous'}`);
     }
     this.identity = { participant: joined.participant, info: joined.info, procedure };
     const reference = this.reference === undefined || joined.info.referenceSize === 0 ? '' : `; reference set ${this.reference.rows} rows, sha256 ${this.reference.digest}`;
@@ -403,6 +411,10 @@ class ParticipantRun {
    */
   private survive(error: unknown): void {
     if (error instanceof ProtocolError && error.code === ErrorCode.RoundClosed) this.log(error.message);
+    // A secure step this member refuses (a roster with a key it cannot use, a share that does not
+    // decrypt, a second set of survivors) costs it the round, as a closed round does: it sends
+    // nothing more for the round, and the coordinator goes on without it or fails the round.
+    else if (error instanceof ProtocolError && error.code === ErrorCode.Secure) this.log(`${error.message}; this member sits the rest of the round out`);
     else if (error instanceof LinkDropped) this.log(error.message);
     else if (error instanceof ProtocolError && error.code === ErrorCode.NotJoined) {
       this.log(`${error.message}; rejoining`);
@@ -450,7 +462,7 @@ class ParticipantRun {
 
   /** A round opened: share this participant's knowledge (or, asynchronously, start the run). */
   private async startRound(bytes: Uint8Array): Promise<void> {
-    this.bytesDown += bytes.byteLength;
+    this.bytesDown += byteLength(bytes);
     // Sent to joined participants only: the join's answer came first, but its handling may not have run yet.
     await this.joined;
     const identity = this.identity;
@@ -534,19 +546,24 @@ class ParticipantRun {
 
   /** The round's target arrived: learn from it and report. */
   private async receiveTarget(bytes: Uint8Array): Promise<void> {
-    this.bytesDown += bytes.byteLength;
+    this.bytesDown += byteLength(bytes);
     const message = decodeMessage(serverMessages.target, bytes, this.limits());
     const current = this.current;
     if (current === undefined || message.round !== current.round) {
       this.log(`ignored a target for round ${message.round}; the current round is ${current?.round ?? 'none'}`);
       return;
     }
+    const { info } = this.identity!;
+    if (message.kind !== info.knowledge) {
+      throw new ProtocolError(ErrorCode.Schema, `the target of round ${message.round} is ${message.kind}; session ${info.session} exchanges ${info.knowledge}`);
+    }
     const shape = targetShape(this.context(current));
     const wire = message.target;
-    // A top-k target is decoded to dense rows and checked as probabilities (protocol/sparse.ts);
-    // a learner that completes its remaining mass itself (sparseTail: student) needs the support.
-    const values = wire === null ? null : isTopK(wire) ? readTopKProbabilities(wire, shape) : unpackTensor(wire, shape);
-    const support = wire !== null && isTopK(wire) && this.identity?.info.sparseTail === 'student' ? topKSupport(decodeTopKRows(wire, shape)) : undefined;
+    // Decoded (a top-k target to dense rows) and held to what an honest coordinator sends for the
+    // kind before the student trains on it: probabilities on the simplex, counts per class, ….
+    // A learner that completes a top-k target's remaining mass itself (sparseTail: student) also needs its support.
+    const values = wire === null ? null : readTarget(info.knowledge as KnowledgeKind, wire, shape, message.counts, info.numClasses);
+    const support = wire !== null && isTopK(wire) && info.sparseTail === 'student' ? topKSupport(decodeTopKRows(wire, shape)) : undefined;
     const target = values === null ? null : { values, counts: message.counts, ...(support === undefined ? {} : { support }) };
     await this.learnAndReport(current, target);
   }
@@ -563,9 +580,14 @@ class ParticipantRun {
 
   /** A step of secure aggregation: answer it, or, with the round's sum, learn and report. */
   private async secureStep(event: 'secure-roster' | 'secure-routed' | 'secure-unmask' | 'secure-sum', bytes: Uint8Array): Promise<void> {
-    this.bytesDown += bytes.byteLength;
+    this.bytesDown += byteLength(bytes);
+    // As a round announcement: the join's answer came first, but its handling may not have run yet.
+    await this.joined;
     const identity = this.identity;
     if (identity === undefined) return;
+    if (identity.info.secure === undefined) {
+      throw new ProtocolError(ErrorCode.Secure, `the coordinator sent ${event}, but session ${identity.info.session} does not run secure aggregation`);
+    }
     const distiller = this.options.role === 'distiller';
     const secure = this.secureAggregation(identity);
     if (event === 'secure-roster') return secure.roster(decodeMessage(serverMessages[event], bytes, this.limits()));
@@ -652,35 +674,69 @@ class ParticipantRun {
   private async runAsync(round: ServerMessage<'round'>, procedure: AsyncProcedure): Promise<void> {
     const { participant, info } = this.identity!;
     const C = info.numClasses;
+    // Soft predictions on a shard's rows: [rows, classes], or per token [rows, positions, vocab].
+    const kind = info.knowledge === 'reference-token-predictions' ? 'reference-token-predictions' : 'reference-predictions';
+    const rowSize = C * (kind === 'reference-token-predictions' ? info.positions! : 1);
+    const shapeOf = (rows: number) => knowledgeShape(kind, { rows, numClasses: C, positions: info.positions });
     const header = { v: PROTOCOL_VERSION, session: info.session, participant } as const;
+    // An asynchronous run outlives a dropped link: a push or pull the link lost is sent again once
+    // this participant has rejoined (a push replaces its previous one, a pull only reads). Before,
+    // the run ended at the first dropped link, and the coordinator — which sends a rejoining
+    // participant no new go signal — heard no more from it until the training deadline.
+    const again = async <T>(send: () => Promise<T>): Promise<T> => {
+      for (let told = false; ; told = true) {
+        try {
+          return await send();
+        } catch (error) {
+          if (!(error instanceof LinkDropped) || this.finished) throw error;
+          if (!told) this.log(`${error.message}; the asynchronous run sends it again once rejoined`);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+    };
     const channel: AsyncChannel = {
-      push: async (shard, step, predictions) => {
-        const shape = [predictions.length / C, C];
-        const { values } = rewritten(this.hook, { values: predictions, shape }, { kind: 'reference-predictions', numClasses: C, round: round.round });
+      push: (shard, step, predictions) => again(async () => {
+        const shape = shapeOf(predictions.length / rowSize);
+        const { values } = rewritten(this.hook, { values: predictions, shape }, { kind, numClasses: C, round: round.round });
         const envelope = encodeMessage(clientMessages.push, {
           // No copy (float32): the envelope encoder copies the bytes right here, before anything can change them.
-          ...header, shard, step, values: packShare({ values, shape }, 'reference-predictions', info),
+          ...header, shard, step, values: packShare({ values, shape }, kind, info),
         }, this.limits());
         readReply(replyMessages.ack, await this.request('push', envelope));
-      },
-      pull: async (shard) => {
+      }),
+      pull: (shard) => again(async () => {
         const reply = await this.request('pull', encodeMessage(clientMessages.pull, { ...header, shard }, this.limits()));
-        this.bytesDown += reply.byteLength;
+        this.bytesDown += byteLength(reply);
         const ensemble = readReply(replyMessages.ensemble, reply);
+        if (ensemble.shard !== shard) throw new ProtocolError(ErrorCode.Schema, `asked for the ensemble on shard ${shard}; the coordinator answered for shard ${ensemble.shard}`);
         if (ensemble.target === null) return null;
-        return { values: unpackTensor(ensemble.target, [ensemble.target.shape[0] ?? 0, C]), contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+        // The shard's rows, as this participant cuts the reference set: never the rows the answer claims.
+        const rows = shardIds(info.referenceSize, info.async!.shards, shard).length;
+        const values = readTarget(kind, ensemble.target, shapeOf(rows), undefined, C);
+        return { values, contributors: ensemble.contributors, oldestMs: ensemble.oldestMs };
+      }),
+      // A checkpoint report the link lost, or one the coordinator refused because the checkpoint
+      // closed without this participant while it was away, is recorded here all the same; the run goes on.
+      checkpoint: async (number, train, taught) => {
+        try {
+          await this.report(number, train, taught);
+        } catch (error) {
+          const closed = error instanceof ProtocolError && error.code === ErrorCode.RoundClosed;
+          if (!(error instanceof LinkDropped || closed) || this.finished) throw error;
+          this.log(`checkpoint ${number}: ${error.message}`);
+        }
       },
-      checkpoint: (number, train, taught) => this.report(number, train, taught),
     };
     await procedure.run(this.context(round), channel);
   }
 
   // ---------------------------------------------------------------- finishing
 
-  private sessionEnded(bytes: Uint8Array): void {
+  private async sessionEnded(bytes: Uint8Array): Promise<void> {
     const message = decodeMessage(serverMessages.end, bytes, this.limits());
+    await this.joined;
     if (this.identity === undefined) {
-      this.fail(new Error(`session ${message.session} ended before this participant joined: ${message.reason}`));
+      this.fail(new ProtocolError(ErrorCode.Session, `session ${message.session} ended before this participant joined: ${message.reason}`));
       return;
     }
     this.finish(message.reason);
@@ -706,18 +762,34 @@ class ParticipantRun {
 
 /** A language-model site must fit the session: its tokenizer (the coordinator checked it too), vocabulary and window length. */
 function checkTextSite(site: TextSite, info: SessionInfo): void {
-  if (info.knowledge !== 'reference-token-predictions' || info.positions === undefined) {
-    throw new ProtocolError(ErrorCode.Schema, `session ${info.session} exchanges ${info.knowledge}; this participant is a language-model site and takes part only in sessions of reference-token-predictions`);
+  // Weights: FedAvg of the site's trainable weights (a LoRA model's adapters), which carry no tokens.
+  const perToken = info.knowledge === 'reference-token-predictions' && info.positions !== undefined;
+  if (!perToken && info.knowledge !== 'weights') {
+    throw new ProtocolError(ErrorCode.Schema, `session ${info.session} exchanges ${info.knowledge}; this participant is a language-model site and takes part only in sessions of reference-token-predictions or weights`);
   }
   if (info.numClasses !== site.model.spec.vocab) {
     throw new ProtocolError(ErrorCode.Tokenizer, `session ${info.session}'s vocabulary has ${info.numClasses} tokens; this participant's language model has ${site.model.spec.vocab}`);
   }
-  if (info.positions !== site.reference.context || info.positions > site.model.spec.ctx) {
+  if (perToken && (info.positions !== site.reference.context || info.positions > site.model.spec.ctx)) {
     throw new ProtocolError(
       ErrorCode.Shape,
       `session ${info.session}'s reference windows have ${info.positions} positions; this participant's windows have ${site.reference.context} and its model a context of ${site.model.spec.ctx}`,
     );
   }
+}
+
+/** The procedure of the session's algorithm; E_SCHEMA when the coordinator names one this participant does not have. */
+function knownProcedure(info: SessionInfo): Procedure {
+  try {
+    return procedureFor(info.algorithm);
+  } catch (error) {
+    throw new ProtocolError(ErrorCode.Schema, `session ${info.session} runs ${JSON.stringify(info.algorithm)}: ${(error as Error).message}`);
+  }
+}
+
+/** Bytes of an event's payload as received: 0 for one that is not binary (decodeMessage then refuses it, E_MALFORMED). */
+function byteLength(bytes: unknown): number {
+  return bytes instanceof Uint8Array ? bytes.byteLength : 0;
 }
 
 function largestLabel(labels: ArrayLike<number>): number {

@@ -13,6 +13,7 @@ import { ErrorCode, ProtocolError, type ClientMessage, type KnowledgeKind, type 
 import {
   addMask,
   addPairMask,
+  checkPublicKey,
   decryptShare,
   encodeKnowledge,
   encryptShare,
@@ -99,6 +100,8 @@ export class SecureParticipant {
     if (members.length < this.threshold) throw this.refuse(`the roster of round ${message.round} has ${members.length} members; the threshold is ${this.threshold}`);
     for (const m of members) {
       if (m.cipherKey.length !== KEY_BYTES || m.maskKey.length !== KEY_BYTES) throw this.refuse(`${m.participant}'s public keys in round ${message.round} are not ${KEY_BYTES} bytes each`);
+      checkPublicKey(m.cipherKey, `${m.participant}'s share-encryption public key in the roster of round ${message.round}`);
+      checkPublicKey(m.maskKey, `${m.participant}'s mask public key in the roster of round ${message.round}`);
     }
     if (!equalBytes(members[index]!.maskKey, state.mask.publicKey) || !equalBytes(members[index]!.cipherKey, state.cipher.publicKey)) {
       throw this.refuse(`the roster of round ${message.round} gives this member keys it did not send`);

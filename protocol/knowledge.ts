@@ -18,7 +18,7 @@
  *  - class-hyper-knowledge: per class, the mean representation followed by the mean soft
  *    prediction softmax(z/T), [classes, width + classes], with labelCounts and sampleCount (FedHKD).
  *  Both class kinds need no shared data. A class the sender does not hold has count 0 and a row of
- *  zeros; the row width is fixed by the session's first upload, as the parameter count of weights is.
+ *  zeros; the row width is fixed by the session's first aggregated round, as the parameter count of weights is.
  */
 import { ErrorCode, ProtocolError } from './errors.js';
 import { decodeTopKRows, expandTopK, isTopK, type KnowledgeTensor, type TopKRows, type TopKWireTensor } from './sparse.js';
@@ -182,14 +182,14 @@ function checkProbabilityQuantisation(t: Pick<WireTensor, 'dtype' | 'min' | 'sca
 
 function expectedShape(e: KnowledgeExpectation, upload: RawUpload): number[] {
   if (e.kind === 'weights' && e.parameters === undefined) {
-    // Any flat vector until the session has seen one; the same length ever after.
+    // Any flat vector until a round has fixed the length (server/sync-rounds.ts); that length ever after.
     if (upload.values.shape.length !== 1) {
       throw new ProtocolError(ErrorCode.Shape, `weights travel as one flat vector; got shape [${upload.values.shape.join(',')}]`);
     }
     return [upload.values.shape[0]!];
   }
   if (isClassRowKind(e.kind) && e.width === undefined) {
-    // Any width the kind allows until the session has seen one upload; the same width ever after.
+    // Any width the kind allows until a round has fixed it (server/sync-rounds.ts); that width ever after.
     const shape = upload.values.shape;
     const least = e.kind === 'class-hyper-knowledge' ? e.numClasses + 1 : 1;
     if (shape.length !== 2 || shape[0] !== e.numClasses || !Number.isInteger(shape[1]) || shape[1]! < least || shape[1]! > MAX_CLASS_ROW_WIDTH) {
@@ -485,4 +485,46 @@ export function simplexViolation(values: Float32Array, rows: number, numClasses:
 function checkSimplex(values: Float32Array, rows: number, numClasses: number, tolerance: number, valueTolerance: number, what: string): void {
   const violation = simplexViolation(values, rows, numClasses, tolerance, valueTolerance);
   if (violation !== undefined) throw new ProtocolError(ErrorCode.Value, `${what}: ${violation}`);
+}
+
+/**
+ * A target as a participant receives it (a round's target, an asynchronous ensemble), decoded and
+ * held to what an honest coordinator sends for the session's knowledge before anything trains on
+ * it — the bounds readContribution holds an upload to: soft predictions on the simplex (dense as
+ * top-k), counts one per class, and for the class kinds rows of zeros where no one holds the class,
+ * representations within MAX_REPRESENTATION_MAGNITUDE and FedHKD's soft parts on the simplex (a
+ * mean of such rows is such a row). Logits (reference-logits, class-logits) are only finite.
+ * Throws a ProtocolError naming the first fault.
+ */
+export function readTarget(kind: KnowledgeKind, t: KnowledgeTensor, shape: readonly number[], counts: readonly number[] | undefined, numClasses: number): Float32Array {
+  const what = `the ${kind} target`;
+  try {
+    if (isTopK(t)) {
+      if (!isProbabilityKind(kind)) throw new ProtocolError(ErrorCode.Schema, `the top-k sparse form carries probabilities (reference-predictions, reference-token-predictions) only; ${kind} travels dense`);
+      return readTopKProbabilities(t, shape);
+    }
+    const values = unpackTensor(t, shape);
+    if (isProbabilityKind(kind)) {
+      checkProbabilityQuantisation(t);
+      const width = shape[shape.length - 1] ?? 0;
+      const rows = width === 0 ? 0 : values.length / width;
+      const tolerance = simplexTolerance(t.dtype, width);
+      if (!isOnSimplex(values, rows, width, tolerance, PROBABILITY_SLACK)) checkSimplex(values, rows, width, tolerance, PROBABILITY_SLACK, 'soft predictions');
+    }
+    if (kind === 'class-logits' || isClassRowKind(kind)) {
+      if (counts === undefined || counts.length !== numClasses) {
+        throw new ProtocolError(ErrorCode.Shape, `counts has ${counts === undefined ? 'no' : counts.length} entries; the session has ${numClasses} classes`);
+      }
+    }
+    if (isClassRowKind(kind)) {
+      const sampleCount = counts!.reduce((a, b) => a + b, 0);
+      const held = { participant: 'the coordinator', values, labelCounts: [...counts!], sampleCount };
+      if (sampleCount > 0) checkClassRows(held, { kind, round: 0, numClasses, rows: 0 }, t.dtype, 'per-class rows');
+      else if (values.some((v) => v !== 0)) throw new ProtocolError(ErrorCode.Value, 'every count is 0 but the rows are not all zeros');
+    }
+    return values;
+  } catch (error) {
+    if (error instanceof ProtocolError) throw new ProtocolError(error.code, `${what}: ${error.toWire().message}`);
+    throw error;
+  }
 }

@@ -5,7 +5,7 @@
  * participant reports whenever it gets there; a checkpoint closes when every learner has
  * reported, or at the training deadline.
  */
-import { ErrorCode, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation } from '../protocol/index.js';
+import { ErrorCode, knowledgeShape, ProtocolError, type ClientMessage, type Contribution, type KnowledgeExpectation } from '../protocol/index.js';
 import { AsyncExchange } from './async-exchange.js';
 import type { Phase, SessionHost, SessionMode } from './session-mode.js';
 import type { AsyncSettings, RoundRecord } from './session-config.js';
@@ -68,7 +68,10 @@ export class AsyncRun implements SessionMode {
 
   expectPush(_participant: string, shard: number): KnowledgeExpectation {
     this.requireRunning('push');
-    return { kind: 'reference-predictions', round: 0, numClasses: this.session.config.numClasses, rows: this.exchange.rows(shard) };
+    const { config, strategy } = this.session;
+    // Soft predictions on the shard's rows — per token (positions set) on its windows.
+    const kind = strategy.knowledge === 'reference-token-predictions' ? 'reference-token-predictions' : 'reference-predictions';
+    return { kind, round: 0, numClasses: config.numClasses, rows: this.exchange.rows(shard), positions: config.positions };
   }
 
   push(participant: string, shard: number, step: number, contribution: Contribution, bytes: number): void {
@@ -84,7 +87,7 @@ export class AsyncRun implements SessionMode {
     this.bytes.up += bytes;
     return {
       shard,
-      target: ensemble === null ? null : { values: ensemble.values, shape: [rows, this.session.config.numClasses] },
+      target: ensemble === null ? null : { values: ensemble.values, shape: knowledgeShape(this.session.strategy.knowledge, { rows, numClasses: this.session.config.numClasses, positions: this.session.config.positions }) },
       contributors: ensemble?.contributors ?? 0,
       oldestMs: ensemble?.oldestMs ?? 0,
     };
@@ -110,7 +113,7 @@ export class AsyncRun implements SessionMode {
         },
         owing: new Set(participants),
         // A participant that stalls must not hold the others' checkpoint forever.
-        timer: setTimeout(() => this.closeCheckpoint(number), config.trainTimeoutMs),
+        timer: setTimeout(() => this.checkpointDeadline(number), config.trainTimeoutMs),
       };
       this.checkpoints.set(number, checkpoint);
     }
@@ -141,6 +144,20 @@ export class AsyncRun implements SessionMode {
     if (this.phase !== 'running') {
       throw new ProtocolError(ErrorCode.RoundClosed, `session ${this.session.config.id} is ${this.phase === 'ended' ? 'over' : 'not running yet'}: no ${what}`);
     }
+  }
+
+  /**
+   * The training deadline of a checkpoint: it closes with the reports of a quorum (minParticipants),
+   * as a round aggregates with a quorum's uploads; short of one it waits another deadline. One
+   * participant reporting checkpoints ahead of everyone — a hostile one can report the last at once —
+   * cannot then close the last checkpoint, and end the session, for the others.
+   */
+  private checkpointDeadline(number: number): void {
+    const checkpoint = this.checkpoints.get(number);
+    if (checkpoint === undefined) return;
+    const quorum = Math.min(this.session.config.minParticipants, checkpoint.record.participants.length);
+    if (Object.keys(checkpoint.record.reports).length >= quorum) return this.closeCheckpoint(number);
+    checkpoint.timer = setTimeout(() => this.checkpointDeadline(number), this.session.config.trainTimeoutMs);
   }
 
   private closeCheckpoint(number: number): void {

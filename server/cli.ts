@@ -62,6 +62,9 @@ const sessionFile = z
     async: z.object({ shards: count(1), exchangeEvery: count(1), burnInSteps: count(0), stalenessMs: z.number().positive() }).strict().optional(),
     /** Participant sampling per round: { fraction | count, min? } (checkSessionConfig checks them against the quorum). */
     sampling: z.object({ fraction: z.number().gt(0).max(1).optional(), count: count(1).optional(), min: count(1).optional() }).strict().optional(),
+    /** Per-token knowledge between language models: the tokenizer every site joins with (numClasses = its vocabSize) and the bytes per reference window. */
+    tokenizer: z.object({ kind: z.string().min(1).max(64), encoding: z.string().min(1).max(64), vocabSize: count(2), bos: count(0) }).strict().optional(),
+    positions: count(1).optional(),
   })
   .strict();
 
@@ -129,6 +132,13 @@ const USAGE = `usage: codistill server --config SESSION.(yaml|json) [--host 127.
   --web              serve the browser participant page (/participant/) and the dashboard
                      (/dashboard/), built by npm run build
   --reference FILE   the session's reference set (IDX or CSV), served to its browser participants
+  A session of language models (per-token knowledge, codistill client --text) adds
+    tokenizer: { kind: bytes, encoding: utf-8, vocabSize: 257, bos: 256 }   (numClasses: 257)
+    positions: 32          bytes per reference window (the sites' --positions, their model's ctx)
+  referenceSize is then the reference text's windows and referenceDigest their SHA-256, both printed
+  by codistill client --reference-text FILE --positions N --print-reference-digest; a site whose
+  tokenizer differs is refused at its join (E_TOKENIZER). Algorithms: dml (roles participant,
+  teacher, distiller) and codistillation (async: { shards, exchangeEvery, burnInSteps, stalenessMs }).
   The session file may sample participants per round: sampling: { fraction: 0.5, min: 2 } (or
   count: N instead of fraction); only the sampled upload, get targets and train, the others sit
   the round out; min (the quorum when omitted) must be at least minParticipants, which then
@@ -227,9 +237,9 @@ async function serveSession(
   if (withWeb) process.stdout.write(`browser participants: ${coordinator.url}/participant/  dashboard: ${coordinator.url}/dashboard/ (${operatorCount} operators)\n`);
   session.on('round', (r) => {
     const accuracies = Object.values(r.reports).map((m) => m.accuracy).filter((a): a is number => a !== undefined);
-    const mean = accuracies.length > 0 ? ` mean reported accuracy ${(100 * accuracies.reduce((a, b) => a + b, 0) / accuracies.length).toFixed(1)}%` : '';
+    const mean = accuracies.length > 0 ? ` mean reported accuracy ${(100 * accuracies.reduce((a, b) => a + b, 0) / accuracies.length).toFixed(1)}%,` : '';
     const failure = r.failure === undefined ? '' : ` FAILED ${r.failure.code}: ${r.failure.message}`;
-    process.stdout.write(`round ${r.round}/${config.rounds}: ${r.contributors.length} contributors, ${Object.keys(r.reports).length} reports,${mean}, ${(r.bytesUp / 1024).toFixed(1)} KiB up, ${(r.bytesDown / 1024).toFixed(1)} KiB down${failure}\n`);
+    process.stdout.write(`round ${r.round}/${config.rounds}: ${r.contributors.length} contributors, ${Object.keys(r.reports).length} reports,${mean} ${(r.bytesUp / 1024).toFixed(1)} KiB up, ${(r.bytesDown / 1024).toFixed(1)} KiB down${failure}\n`);
   });
   const ended = await new Promise<{ reason: string; away: number }>((resolve) =>
     session.once('end', ({ reason }) => resolve({ reason, away: config.participants.length - session.connected.length })),

@@ -29,6 +29,7 @@
 import { ErrorCode, ProtocolError, type ClientMessage, type KnowledgeExpectation, type KnowledgeKind } from '../protocol/index.js';
 import {
   addMask,
+  checkPublicKey,
   combineShares,
   importPrivateKey,
   KEY_BYTES,
@@ -149,6 +150,9 @@ export class SecureRounds extends SyncRounds {
         if (!open.members.has(participant)) throw new ProtocolError(ErrorCode.Secure, `${participant} is not a member of round ${round}: it joined after the round opened, or contributes nothing`);
         requireBytes(m.cipherKey, KEY_BYTES, `${participant}'s share-encryption public key`);
         requireBytes(m.maskKey, KEY_BYTES, `${participant}'s mask public key`);
+        // A key of small order would make every other member's agreement with it fail: refused here, before the roster carries it.
+        checkPublicKey(m.cipherKey, `${participant}'s share-encryption public key`);
+        checkPublicKey(m.maskKey, `${participant}'s mask public key`);
         if (!secure.keys.has(participant)) secure.keys.set(participant, { cipherKey: m.cipherKey.slice(), maskKey: m.maskKey.slice() });
         break;
       }

@@ -38,9 +38,9 @@ export class SyncRounds implements SessionMode {
   phase: Phase = 'waiting';
   protected open: OpenRound | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** Parameter count of the model whose weights this session exchanges, fixed by the first upload (FedAvg). */
+  /** Parameter count of the model whose weights this session exchanges, fixed by the first aggregated round (FedAvg). */
   private parameters: number | undefined;
-  /** Row width of the class kinds (FedProto's prototypes, FedHKD's hyper-knowledge), fixed by the first upload. */
+  /** Row width of the class kinds (FedProto's prototypes, FedHKD's hyper-knowledge), fixed by the first aggregated round. */
   private width: number | undefined;
   /**
    * Weight-averaging sessions (FedAvg): the global model w_t, the last round's aggregate, from
@@ -144,8 +144,6 @@ export class SyncRounds implements SessionMode {
   upload(participant: string, round: number, contribution: Contribution, bytes: number): void {
     const open = this.requireOpen(participant, round, 'upload');
     if (this.phase !== 'collecting' || open.uploads.has(participant)) return;
-    if (this.session.strategy.knowledge === 'weights') this.parameters ??= contribution.values.length;
-    if (isClassRowKind(this.session.strategy.knowledge)) this.width ??= contribution.values.length / this.session.config.numClasses;
     open.uploads.set(participant, contribution);
     open.record.bytesUp += bytes;
     if (this.readyEarly()) this.aggregate();
@@ -305,6 +303,7 @@ export class SyncRounds implements SessionMode {
     const { config, strategy, journal } = this.session;
     const open = this.open!;
     const { record } = open;
+    const length = this.firstLength(open);
     if (open.uploads.size < config.minParticipants) {
       this.failRound(
         new ProtocolError(
@@ -314,6 +313,8 @@ export class SyncRounds implements SessionMode {
       );
       return;
     }
+    if (strategy.knowledge === 'weights') this.parameters ??= length;
+    if (isClassRowKind(strategy.knowledge) && length !== undefined) this.width ??= length / config.numClasses;
     // In participant order, not arrival order: float sums depend on the order of their terms (a
     // weighted mean visibly so), and the same uploads must give the same targets however the
     // network ordered them. The record lists the contributors in the order they were aggregated.
@@ -357,6 +358,26 @@ export class SyncRounds implements SessionMode {
     open.uploads.clear(); // the aggregate is out: hold no participant's predictions longer
     if (open.owing.size === 0) this.closeRound();
     else this.arm(config.trainTimeoutMs, () => this.closeRound());
+  }
+
+  /**
+   * Until a round has aggregated, weights and class rows may arrive in any length (the session
+   * knows no model): the first aggregated round fixes it as the length most of its uploads have
+   * (ties: the one that arrived first), and leaves the others out of the round. Fixed by the first
+   * upload instead, one member uploading first — a hostile one, say — would have every other
+   * member's uploads refused for the rest of the session. Returns that length, or undefined when
+   * it is already fixed or the kind has none to fix.
+   */
+  private firstLength(open: OpenRound): number | undefined {
+    const { knowledge } = this.session.strategy;
+    const unfixed = knowledge === 'weights' ? this.parameters === undefined : isClassRowKind(knowledge) && this.width === undefined;
+    if (!unfixed || open.uploads.size === 0) return undefined;
+    const byLength = new Map<number, number>();
+    for (const c of open.uploads.values()) byLength.set(c.values.length, (byLength.get(c.values.length) ?? 0) + 1);
+    let chosen = -1;
+    for (const [length, n] of byLength) if (chosen < 0 || n > byLength.get(chosen)!) chosen = length;
+    for (const [participant, c] of open.uploads) if (c.values.length !== chosen) open.uploads.delete(participant);
+    return chosen;
   }
 
   protected failRound(error: WireError): void {

@@ -101,5 +101,5 @@ export function encodeEnsembleReply(reply: EnsembleReply, maxBytes: number): Uin
 
 /** A push's predictions (asynchronous sessions), decoded and checked against the shard's rows. */
 export function readPush(participant: string, message: ClientMessage<'push'>, expectation: KnowledgeExpectation): Contribution {
-  return readContribution(participant, { kind: 'reference-predictions', values: message.values }, expectation);
+  return readContribution(participant, { kind: expectation.kind, values: message.values }, expectation);
 }

@@ -22,6 +22,8 @@ commands:
              a coordinator for a deployment: one session, participants on other machines
   client --server URL --session ID --data PATH --model NAME [options]
              a participant on this site's own data (CSV or IDX); see codistill client --help
+  client --server URL --session ID --text FILE --reference-text FILE --model transformer:… [options]
+             a language-model site on its own text file (per-token sessions); see codistill client --help
   demo-sites --out DIR [--sites N] [--rows N] [--reference-size N] [--held-out N] [--seed S]
              files to try a deployment with: each site's CSV, the shared reference set (IDX)
              and a held-out CSV, from the embedded MNIST; prints the reference set's SHA-256
@@ -123,8 +125,17 @@ language models across sites (config only; see experiments/configs/lm-dml.yaml):
                             (Debian's fortunes-* packages; root defaults to /usr/share/games/fortunes)
   lm: { model: ${LM_NAMES_HELP}, steps: N, maxBytesPerDomain: [100000], heldOutFraction: [0.1],
         referenceBytesPerDomain: [10000] }   steps per round; the positions are the model's ctx
-                            algorithm dml or local; prints bits per byte on each site's own held-out text
-                            and on the mixed held-out set every round; writes result.json, rounds.jsonl
+                            algorithm dml, codistillation (with async: { shards, exchangeEvery, burnInSteps,
+                            stalenessMs }; steps per checkpoint), local or fedavg; prints bits per byte on each
+                            site's own held-out text and on the mixed held-out set every round; writes
+                            result.json, rounds.jsonl
+  lm.lora: { rank: R, alpha: A, targets: [q, v] (q k v o mlp-in mlp-out | all), initStd: [1/√(3·in)] }
+  lm.base: { steps: N, learningRate: [learningRate] } | { from: DIR }   LoRA students (go together): a frozen
+                            base trained once on the reference text, saved in <out>/base/ (or an earlier run's
+                            base folder); only the adapters train, fedavg averages them (experiments/lm-lora/)
+  --plan DIR with a text config writes the session file (tokenizer, positions, the reference windows'
+                            digest), reference.txt, each site's text.jsonl and held-out.jsonl, and the launch
+                            lines codistill client --partition DIR#i (a language-model site: see client --help)
 `;
 
 /** Flags that carry numbers, by the config field they set. */
@@ -332,7 +343,17 @@ async function main(argv: string[]): Promise<number> {
       return runServerCommand(rest);
     }
     case 'client': {
+      // A language-model site (--text, or a text plan's --partition) runs its own command: its data are a text file and the shared reference text.
+      const partition = rest.findIndex((a) => a === '--partition' || a.startsWith('--partition='));
+      const spec = partition < 0 ? undefined : rest[partition]!.includes('=') ? rest[partition]!.slice('--partition='.length) : rest[partition + 1];
+      const { isTextPlan, runTextClientCommand, TEXT_CLIENT_USAGE } = await import('../client/lm/site-cli.js');
       const { runClientCommand } = await import('../client/cli.js');
+      if (rest.includes('--help') || rest.includes('-h')) {
+        await runClientCommand(['--help']);
+        process.stdout.write(`\n${TEXT_CLIENT_USAGE}`);
+        return 0;
+      }
+      if (rest.some((a) => /^--(reference-)?text(=|$)/.test(a)) || (spec !== undefined && isTextPlan(spec))) return runTextClientCommand(rest);
       return runClientCommand(rest);
     }
     case 'demo-sites': {

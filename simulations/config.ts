@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BACKENDS } from '../client/backend.js';
 import { FORTUNE_DOMAINS } from '../client/data/text.js';
+import { LORA_TARGET_NAMES } from '../client/lm/lora.js';
 import { LM_NAMES_HELP, parseLmSpec } from '../client/lm/model.js';
 import { isModelName, MODEL_NAMES_HELP, type ModelName } from '../client/models.js';
 import { SPARSE_TAILS, WIRE_DTYPES } from '../protocol/index.js';
@@ -52,7 +53,18 @@ const lm = z.object({
   maxBytesPerDomain: integer(1000).default(100_000),
   heldOutFraction: z.number({ error: 'must be a number' }).gt(0, 'must be in (0, 1)').lt(1, 'must be in (0, 1)').default(0.1),
   referenceBytesPerDomain: integer(1).default(10_000),
-}).strict();
+  // LoRA students on a frozen base (client/lm/lora.ts); the base is trained once on the reference text.
+  lora: z.object({
+    rank: integer(1),
+    alpha: z.number({ error: 'must be a number' }).positive('must be > 0'),
+    targets: z.array(oneOf(LORA_TARGET_NAMES)).min(1, 'must list at least one layer').default(['q', 'v']),
+    initStd: z.number({ error: 'must be a number' }).positive('must be > 0').optional(),
+  }).strict().optional(),
+  base: z.object({ steps: integer(1).optional(), learningRate: z.number({ error: 'must be a number' }).positive('must be > 0').optional(), from: z.string().min(1).optional() }).strict()
+    .refine((b) => (b.steps === undefined) !== (b.from === undefined), { error: 'takes steps (train the base on the reference text) or from (a saved base folder), not both' }).optional(),
+}).strict()
+  .refine((s) => (s.lora === undefined) === (s.base === undefined), { error: 'lora and base go together: LoRA students adapt a frozen base trained on the reference text (base: { steps })' })
+  .refine((s) => s.lora === undefined || s.model.startsWith('transformer:'), { path: ['lora'], error: 'LoRA adapts a Transformer\'s linear layers: the model must be a transformer' });
 
 /**
  * A count of learners with the experiment's model, or a list of groups (simulations/groups.ts),
@@ -170,7 +182,8 @@ export const experimentSchema = z
       const asynchronous = Object.values(STRATEGIES).filter((d) => d.mode === 'async').map((d) => d.name).join(', ');
       context.addIssue({ code: 'custom', path: ['async'], message: `${config.algorithm} runs synchronous rounds: the asynchronous exchange's knobs are for ${asynchronous} only` });
     }
-    if (config.async?.shards !== undefined && config.async.shards > config.referenceSize) {
+    // A text simulation's reference set is its windows, counted once the text is read (the session config checks the shards then).
+    if (config.async?.shards !== undefined && config.data?.source !== 'text' && config.async.shards > config.referenceSize) {
       context.addIssue({ code: 'custom', path: ['async', 'shards'], input: config.async.shards, message: `must be ≤ referenceSize (${config.referenceSize}): each shard holds reference samples` });
     }
     if (config.data?.source === 'text') {
@@ -178,8 +191,9 @@ export const experimentSchema = z
       if (config.lm === undefined) context.addIssue({ code: 'custom', path: ['lm'], message: 'is required with data.source text: { model, steps, … }' });
       if (config.participants !== config.data.domains.length) context.addIssue({ code: 'custom', path: ['participants'], input: config.participants, message: `must be the number of text domains (${config.data.domains.length}): one site per domain` });
       const perToken = Object.values(STRATEGIES).filter((d) => d.perToken === true).map((d) => d.name);
-      if (![...perToken, 'local'].includes(config.algorithm)) context.addIssue({ code: 'custom', path: ['algorithm'], input: config.algorithm, message: `text sessions run ${[...perToken, 'local'].join(', ')}` });
-      for (const field of ['attack', 'privacy', 'secureAggregation', 'distiller', 'sampling', 'async', 'pretrainOnReference'] as const) {
+      // fedavg averages each site's trainable weights (with lm.lora: the adapters).
+      if (![...perToken, 'local', 'fedavg'].includes(config.algorithm)) context.addIssue({ code: 'custom', path: ['algorithm'], input: config.algorithm, message: `text sessions run ${[...perToken, 'local', 'fedavg'].join(', ')}` });
+      for (const field of ['attack', 'privacy', 'secureAggregation', 'distiller', 'sampling', 'pretrainOnReference'] as const) {
         if (config[field] !== undefined) context.addIssue({ code: 'custom', path: [field], message: 'is not supported in text simulations' });
       }
     } else if (config.lm !== undefined) context.addIssue({ code: 'custom', path: ['lm'], message: 'is for text simulations (data.source text) only' });

@@ -16,7 +16,16 @@ import { join } from 'node:path';
 import { PLAN_FORMAT, shardDigest, type PlanFile, type PlanMember } from '../client/cli.js';
 import type { LabeledDataset } from '../client/data/dataset.js';
 import { referenceDigest } from '../protocol/sha256.js';
+import { documentsJsonLines, TEXT_PLAN_FORMAT, type TextPlanFile, type TextPlanMember } from '../client/lm/site-cli.js';
+import { parseLmSpec } from '../client/lm/model.js';
+import { tokenizerIdentity, windowFeatures } from '../client/lm/site.js';
+import { BYTE_TOKENIZER } from '../client/lm/tokenizer.js';
+import { readSessionConfig } from '../server/cli.js';
+import { checkSessionConfig, DEFAULT_ASYNC } from '../server/session-config.js';
+import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
 import { teacherEpochs } from './groups.js';
+import { prepare as prepareText } from './text-sessions.js';
+import type { TextSource } from './text-options.js';
 import { algorithmSettings, CENTRALIZED, distillerModel, distillerRefusal, prepareData, runMembers, simulationSession, type Progress, type SimulationOptions } from './simulate.js';
 
 export interface PlanSettings {
@@ -64,10 +73,18 @@ function writeIdxPair(prefix: string, d: LabeledDataset): string[] {
   return [images, labels];
 }
 
+/** Makes `dir`, which must be new or empty, readable by its owner only (tokens go inside). */
+function openPlanFolder(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  if (readdirSync(dir).length > 0) throw new Error(`--plan ${dir} is not empty: a plan holds tokens and shards of one run; give a new folder`);
+  chmodSync(dir, 0o700);
+}
+
 /** Why `options` cannot be planned, or undefined. */
 export function planRefusal(options: SimulationOptions): string | undefined {
   if (options.algorithm === CENTRALIZED) return 'centralized pools every shard into one process: there is nothing to spread over machines';
   if (options.attack !== undefined) return 'attacks are simulated in process (simulations/attacks.ts); codistill client sends honest uploads only';
+  if (options.data?.source === 'text' && options.algorithm === 'local') return 'local-only language models exchange nothing: there is no session to plan (run simulate)';
   return undefined;
 }
 
@@ -78,9 +95,8 @@ export function planRefusal(options: SimulationOptions): string | undefined {
 export function writePlan(options: SimulationOptions, dir: string, settings: PlanSettings, progress: Progress): WrittenPlan {
   const refusal = planRefusal(options);
   if (refusal !== undefined) throw new Error(`--plan: ${refusal}`);
-  mkdirSync(dir, { recursive: true });
-  if (readdirSync(dir).length > 0) throw new Error(`--plan ${dir} is not empty: a plan holds tokens and shards of one run; give a new folder`);
-  chmodSync(dir, 0o700); // tokens inside
+  openPlanFolder(dir);
+  if (options.data?.source === 'text') return writeTextPlan(options, dir, settings, progress);
 
   const data = prepareData(options, progress);
   const { algorithm, settings: session } = algorithmSettings(options);
@@ -187,5 +203,90 @@ copy it only to machines that run this session's members, and keep it unreadable
 The session starts once all ${n} have joined and ends after round ${options.rounds}; the coordinator
 writes history.json, each member its rounds.json. With the same backend everywhere, the accuracies
 and ensemble digests equal those of codistill simulate with the same config.
+`;
+}
+
+/**
+ * The plan of a text config (data: { source: text }): the session file of per-token knowledge
+ * (tokenizer, positions, the reference windows' count and digest), the shared reference text, and
+ * per site its private and held-out text (.jsonl, a document per line) — the split,
+ * reference text and seeds of `simulate` on the same config (text-sessions.ts prepare, modelSeed) —
+ * with one `codistill client --partition DIR#i` line per site.
+ */
+function writeTextPlan(options: SimulationOptions, dir: string, settings: PlanSettings, progress: Progress): WrittenPlan {
+  const lm = options.lm!;
+  const positions = parseLmSpec(lm.model).ctx;
+  const data = prepareText(options, options.data as TextSource, lm, positions);
+  const defaults = ALGORITHM_DEFAULTS[options.algorithm]!;
+  const files: string[] = [];
+  const write = (name: string, text: string, secret = false) => {
+    const path = join(dir, name);
+    writeFileSync(path, text, secret ? { mode: 0o600 } : {});
+    files.push(path);
+  };
+  const members: TextPlanMember[] = data.sites.map((site, i) => ({
+    index: i, id: `p${i}`, role: 'participant', token: randomBytes(24).toString('hex'), seed: options.seed * 1000 + i + 1, domain: site.domain, text: 'text.jsonl', heldOut: 'held-out.jsonl',
+  }));
+  const asynchronous = STRATEGIES[options.algorithm]?.mode === 'async';
+  const session = `text-${options.algorithm}-${options.seed}`;
+  // The session file as an operator writes it (codistill server --config); the coordinator fills the algorithm's defaults.
+  const sessionFile = {
+    id: session, algorithm: options.algorithm, rounds: options.rounds, participants: members.map((m) => ({ id: m.id, token: m.token })),
+    numClasses: BYTE_TOKENIZER.vocabSize, referenceSize: data.reference.count, referenceDigest: referenceDigest(windowFeatures(data.reference)),
+    ...(asynchronous ? { async: { ...DEFAULT_ASYNC, ...options.async } } : { referencePerRound: Math.min(options.referencePerRound, data.reference.count) }),
+    temperature: options.temperature ?? defaults.temperature, alpha: options.alpha ?? defaults.alpha, aggregator: options.aggregator,
+    uploadDtype: options.uploadDtype, targetDtype: options.targetDtype, uploadTopK: options.uploadTopK, targetTopK: options.targetTopK,
+    onRoundFailure: 'stop', seed: options.seed, maxMessageBytes: 16 << 20, tokenizer: tokenizerIdentity(BYTE_TOKENIZER), positions,
+  };
+  write('session.json', `${JSON.stringify(sessionFile, null, 2)}\n`, true);
+  checkSessionConfig(readSessionConfig(join(dir, 'session.json')));
+  // The reference windows are cut from these bytes exactly: no newline after the last document.
+  write('reference.txt', data.referenceDocuments.join('\n'));
+  const plan: TextPlanFile & { seed: number; config: SimulationOptions } = {
+    format: TEXT_PLAN_FORMAT, session, algorithm: options.algorithm, server: settings.server, model: lm.model, positions, steps: lm.steps,
+    batchSize: options.batchSize, learningRate: options.learningRate, reference: 'reference.txt',
+    members: members.map((m) => ({ index: m.index, id: m.id, role: m.role, folder: m.id, domain: m.domain })), seed: options.seed, config: options,
+  };
+  write('plan.json', `${JSON.stringify(plan, null, 2)}\n`);
+  members.forEach((member, i) => {
+    mkdirSync(join(dir, member.id), { mode: 0o700 });
+    write(join(member.id, member.text), documentsJsonLines(data.sites[i]!.documents.train));
+    write(join(member.id, member.heldOut), documentsJsonLines(data.sites[i]!.documents.heldOut));
+    write(join(member.id, 'participant.json'), `${JSON.stringify(member, null, 2)}\n`, true);
+  });
+  const line = (i: number) => `codistill client --partition ${dir}#${i} --server ${settings.server}`;
+  write('launch.txt', `${members.map((_, i) => line(i)).join('\n')}\n`);
+  write('README.txt', textPlanReadme(dir, settings.server, members.length, session, options));
+  progress.line(`plan written to ${dir}/: session ${session} (${options.algorithm}, ${options.rounds} rounds), ${members.length} language-model sites (${members.map((m) => `${m.id} ${m.domain}`).join(', ')}), ${data.reference.count} reference windows of ${positions} bytes`);
+  progress.line(`start: codistill server --config ${join(dir, 'session.json')}; then each line of ${join(dir, 'launch.txt')} (see ${join(dir, 'README.txt')})`);
+  return { dir, session, members: members.length, files };
+}
+
+function textPlanReadme(dir: string, server: string, n: number, session: string, options: SimulationOptions): string {
+  const port = new URL(server).port || (server.startsWith('https') ? '443' : '80');
+  return `A codistill plan of language models: session ${session} (${options.algorithm}, ${options.rounds} rounds, seed ${options.seed}),
+${n} sites, model ${options.lm!.model}. Written by codistill simulate --plan; nothing here has trained yet.
+The folder holds tokens: copy it only to machines that run this session's sites.
+
+  session.json          the coordinator's session (tokens, tokenizer, positions, the reference windows' digest)
+  plan.json             the shared settings and the list of sites (index, id, domain, folder)
+  reference.txt         the shared reference text, cut into windows of the session's positions
+  <site>/               text.jsonl (its private text, a document per line), held-out.jsonl,
+                        participant.json (token, seed);
+                        its round log (rounds.json) and language model (student/) are written here
+  launch.txt            one line per site: line i+1 starts site i
+
+1. The coordinator, on a machine every site can reach (here ${server}):
+
+     codistill server --config ${dir}/session.json --host 0.0.0.0 --port ${port} --out ${dir}/history.json
+
+2. The ${n} sites, each one process, with the plan folder at the same path on its machine:
+
+     sbatch --array=0-${n - 1} --cpus-per-task=1 --wrap 'codistill client --partition ${dir}#$SLURM_ARRAY_TASK_ID --server ${server}'
+   or each line of launch.txt (ssh, a Kubernetes Indexed Job with $JOB_COMPLETION_INDEX).
+
+Each site prints its bits per byte on its held-out text every round and saves its model in
+<site>/student/ (codistill generate --model ${dir}/p0/student --prompt TEXT). With the same backend
+everywhere, the bits per byte equal those of codistill simulate with the same config.
 `;
 }

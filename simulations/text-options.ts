@@ -22,4 +22,16 @@ export interface LmSettings {
   heldOutFraction: number;
   /** Bytes of each domain's (non-held-out) documents given to the shared reference text instead of its site. */
   referenceBytesPerDomain: number;
+  /**
+   * LoRA students (client/lm/lora.ts): every site adapts the same frozen base with low-rank
+   * adapters of this rank and α on these layers (q, k, v, o, mlp-in, mlp-out or all); only the
+   * adapters train, and FedAvg exchanges only them.
+   */
+  lora?: { rank: number; alpha: number; targets: string[]; initStd?: number };
+  /**
+   * With lora: the frozen base, trained once with token-CE on the shared reference text for
+   * `steps` Adam steps (at learningRate, the run's by default) and saved in <out>/base/; or `from`,
+   * the base folder of an earlier run on the same seed, so that several sessions adapt one base.
+   */
+  base?: { steps?: number; learningRate?: number; from?: string };
 }

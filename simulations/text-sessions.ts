@@ -7,21 +7,30 @@
  * (all domains'); the local-only baseline trains the same models from the same initial weights
  * on the same batches' schedule with token-CE alone.
  *
+ * With `lm.lora` the students are LoRA adapters (client/lm/lora.ts) on one frozen base: the base is
+ * trained once, with token-CE on the shared reference text, saved in `<out>/base/` and named by its
+ * digest; each site loads it from there (refused if its digest differs) and adds its own adapters,
+ * and only the adapters train. DML then exchanges per-token predictions as without LoRA; FedAvg
+ * (`algorithm: fedavg`) exchanges the adapters themselves through the coordinator. The frozen
+ * base's bits per byte are reported beside the runs, as the floor any adapter must beat.
+ *
  * Runs in this process (the participants share its tfjs, one at a time), not on the worker pool.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend } from '../client/backend.js';
 import { loadFortuneDomains, splitDomains, toSequences, type TokenSequences } from '../client/data/text.js';
-import { createLanguageModel, lmSpecName, parseLmSpec, type LanguageModel } from '../client/lm/model.js';
+import { createLoraModel, LoraLanguageModel, loraSpecName, type LoraSpec } from '../client/lm/lora.js';
+import { createLanguageModel, lmSpecName, parseLmSpec, type LanguageModel, type LmSpec } from '../client/lm/model.js';
 import { referenceWindows, textParticipantData, tokenizerIdentity, type TextSite } from '../client/lm/site.js';
 import { BYTE_TOKENIZER, encodeText } from '../client/lm/tokenizer.js';
 import { bitsPerByte, trainLanguageModel } from '../client/lm/train.js';
 import { runParticipant } from '../client/participant.js';
-import { saveLanguageModel } from '../client/student-io/index.js';
-import { ALGORITHM_DEFAULTS } from '../server/strategies/index.js';
+import { codeProvenance, saveLanguageModel } from '../client/student-io/index.js';
+import { languageModelDigest, loadLanguageModel, saveLoraAdapters } from '../client/student-io/lm-store.js';
+import { ALGORITHM_DEFAULTS, STRATEGIES } from '../server/strategies/index.js';
 import { Coordinator } from '../server/coordinator.js';
-import type { SessionConfig } from '../server/session-config.js';
+import { DEFAULT_ASYNC, type SessionConfig } from '../server/session-config.js';
 import type { Progress, SimulationOptions } from './simulate.js';
 import type { LmSettings, TextSource } from './text-options.js';
 
@@ -56,21 +65,51 @@ export interface TextSimulationResult {
   positions: number;
   data: { domains: string[]; trainBytes: Record<string, number>; heldOutBytes: Record<string, number>; mixedHeldOutBytes: number; referenceWindows: number };
   runs: TextRun[];
+  /** With lm.lora: the frozen base every site adapts, and its own bits per byte (no adapter). */
+  lora?: LoraReport;
   /** With the baseline: the issue's goal, read off the last round (mixed ≥ 10 % lower, own ≤ 2 % higher, as means over participants). */
   goal?: { mixedImprovementPct: number; ownChangePct: number; met: boolean };
   startedAt: string;
   seconds: number;
+  /** The code that ran: its commit and whether the work tree differed from it (read at start). */
+  code: { codistill: string; commit: string | null; dirty: boolean | null; tfjs: string };
 }
 
-interface Prepared {
+export interface LoraReport {
+  spec: string;
+  /** Trainable (and, under FedAvg, exchanged) parameters per site. */
+  adapterParameters: number;
+  base: {
+    dir: string;
+    /** sha256 of its weights file: what every site checks before adapting it. */
+    digest: string;
+    parameters: number;
+    steps: number;
+    learningRate: number;
+    trainSeconds: number;
+    final: { meanOwn: number; meanMixed: number; perParticipant: Array<{ participant: string; domain: string; own: number; mixed: number }> };
+  };
+}
+
+/** The frozen base as shipped: where it is saved and the digest the sites check. */
+interface ShippedBase {
+  dir: string;
+  digest: string;
+  lora: LoraSpec;
+}
+
+export interface Prepared {
   domains: string[];
-  sites: Array<{ domain: string; train: TokenSequences; heldOut: TokenSequences }>;
+  /** Each site's sequences, and the documents they were cut from (a plan writes these: simulations/plan.ts). */
+  sites: Array<{ domain: string; train: TokenSequences; heldOut: TokenSequences; documents: { train: string[]; heldOut: string[] } }>;
   mixed: TokenSequences;
   reference: TokenSequences;
+  /** The shared reference text's documents; the windows are cut from them joined by newlines (referenceWindows). */
+  referenceDocuments: string[];
   result: TextSimulationResult['data'];
 }
 
-function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings, positions: number): Prepared {
+export function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings, positions: number): Prepared {
   const split = splitDomains(loadFortuneDomains(source.domains, source.root), { heldOutFraction: lm.heldOutFraction, seed: options.seed, maxBytesPerDomain: lm.maxBytesPerDomain });
   const referenceDocs: string[][] = [];
   const sites = split.domains.map((d) => {
@@ -85,13 +124,14 @@ function prepare(options: SimulationOptions, source: TextSource, lm: LmSettings,
   const mixedReference: string[] = [];
   for (let i = 0; i < Math.max(...referenceDocs.map((r) => r.length)); i++) for (const docs of referenceDocs) if (i < docs.length) mixedReference.push(docs[i]!);
   const reference = referenceWindows(mixedReference, positions);
-  const prepared = sites.map((s) => ({ domain: s.domain, train: toSequences(s.trainDocs, positions), heldOut: toSequences(s.heldOutDocs, positions) }));
+  const prepared = sites.map((s) => ({ domain: s.domain, train: toSequences(s.trainDocs, positions), heldOut: toSequences(s.heldOutDocs, positions), documents: { train: s.trainDocs, heldOut: s.heldOutDocs } }));
   const mixed = toSequences(split.mixedHeldOut, positions);
   return {
     domains: sites.map((s) => s.domain),
     sites: prepared,
     mixed,
     reference,
+    referenceDocuments: mixedReference,
     result: {
       domains: sites.map((s) => s.domain),
       trainBytes: Object.fromEntries(prepared.map((s) => [s.domain, s.train.bytes])),
@@ -112,6 +152,7 @@ const modelSeed = (seed: number, i: number) => seed * 1000 + i + 1;
 export async function simulateText(options: SimulationOptions, progress: Progress, output: { students?: string } = {}): Promise<TextSimulationResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
+  const code = codeProvenance(); // before the run: the code that runs is the code at hand now
   const source = options.data as TextSource;
   const lm = options.lm!;
   const backend = await selectBackend(options.backend);
@@ -125,21 +166,30 @@ export async function simulateText(options: SimulationOptions, progress: Progres
   const algorithms = options.baseline && options.algorithm !== 'local' ? [options.algorithm, 'local'] : [options.algorithm];
   const runs: TextRun[] = [];
   let parameters = 0;
+  let lora: LoraReport | undefined;
+  let shipped: ShippedBase | undefined;
+  if (lm.lora !== undefined) {
+    ({ report: lora, shipped } = trainBase(options, lm, spec, data, backend, progress));
+  }
   for (const algorithm of algorithms) {
-    const models = data.sites.map((_, i) => createLanguageModel(spec, modelSeed(options.seed, i)));
+    // FedAvg starts every site from one model, the server's w₀ (McMahan et al. 2017, Algorithm 1);
+    // the others from a seed per site. The batches are seeded per site either way.
+    const initSeed = (i: number) => modelSeed(options.seed, algorithm === 'fedavg' ? 0 : i);
+    const models = data.sites.map((_, i) => (shipped === undefined ? createLanguageModel(spec, initSeed(i)) : adaptBase(shipped, initSeed(i))));
     parameters = models[0]!.countParams();
     try {
       const run = algorithm === 'local' ? runLocal(options, lm, data, models, progress) : await runSession(algorithm, options, lm, data, models, positions, progress);
       runs.push(run);
       if (output.students !== undefined && algorithm === options.algorithm) {
         saveSiteModels(output.students, algorithm, options, lm, data, models, run, backend);
-        progress.line(`students saved to ${output.students}/ (${run.final.perParticipant.map((p) => p.participant).join(', ')}): model.json, weights, card.json, README.md each`);
+        const files = lm.lora === undefined ? 'model.json, weights, card.json, README.md each' : `adapters.json and adapters.bin each (the base: ${lora!.base.dir})`;
+        progress.line(`students saved to ${output.students}/ (${run.final.perParticipant.map((p) => p.participant).join(', ')}): ${files}`);
       }
     } finally {
-      for (const m of models) m.dispose();
+      for (const m of models) disposeSiteModel(m);
     }
   }
-  const result: TextSimulationResult = { kind: 'text-sessions', options, model: lmSpecName(spec), parameters, positions, data: data.result, runs, startedAt, seconds: 0 };
+  const result: TextSimulationResult = { kind: 'text-sessions', options, model: lmSpecName(spec), parameters, positions, data: data.result, runs, ...(lora === undefined ? {} : { lora }), startedAt, seconds: 0, code };
   const studied = runs.find((r) => r.algorithm !== 'local');
   const local = runs.find((r) => r.algorithm === 'local');
   if (studied !== undefined && local !== undefined) {
@@ -151,15 +201,110 @@ export async function simulateText(options: SimulationOptions, progress: Progres
   return result;
 }
 
+/**
+ * The frozen base: a model seeded by the run, trained with token-CE on the shared reference text
+ * (public to every site) and saved in `<out>/base/` with its card — or, with `base.from`, a base
+ * saved by an earlier run (the same seed's reference text), used where it is. Its digest is what
+ * the sites check.
+ */
+function trainBase(options: SimulationOptions, lm: LmSettings, spec: LmSpec, data: Prepared, backend: string, progress: Progress): { report: LoraReport; shipped: ShippedBase } {
+  const base = lm.base!;
+  const began = performance.now();
+  let model: LanguageModel;
+  let dir: string;
+  let steps = 0;
+  let learningRate = base.learningRate ?? options.learningRate;
+  if (base.from !== undefined) {
+    dir = base.from;
+    const loaded = loadLanguageModel(dir);
+    model = loaded.model;
+    if (lmSpecName(model.spec) !== lmSpecName(spec)) {
+      model.dispose();
+      throw new Error(`E_MODEL: the base in ${dir} is ${lmSpecName(model.spec)}; lm.model is ${lmSpecName(spec)}`);
+    }
+    steps = loaded.card?.training.steps ?? 0;
+    learningRate = loaded.card?.training.learningRate ?? Number.NaN;
+  } else {
+    dir = join(options.out, 'base');
+    const seed = options.seed * 1000;
+    steps = base.steps!;
+    model = createLanguageModel(spec, seed);
+    trainLanguageModel(model, data.reference, {
+      steps, batchSize: options.batchSize, learningRate, seed, loss: [{ name: 'token-ce', weight: 1 }], progressEvery: Math.max(1, Math.ceil(steps / 5)),
+      onProgress: (step, loss) => progress.line(`base: step ${step}/${steps} on the reference text, token-CE ${loss.toFixed(3)}`),
+    });
+  }
+  try {
+    const trainSeconds = base.from === undefined ? (performance.now() - began) / 1000 : 0;
+    const perParticipant = data.sites.map((site, i) => ({ participant: `p${i}`, domain: site.domain, ...evaluate(model, site.heldOut, data.mixed) }));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const final = { meanOwn: mean(perParticipant.map((p) => p.own)), meanMixed: mean(perParticipant.map((p) => p.mixed)), perParticipant };
+    if (base.from === undefined) {
+      saveLanguageModel(dir, model, {
+        backend,
+        training: {
+          method: 'token-ce on the shared reference text (the frozen base of LoRA students)', steps, batchSize: options.batchSize, learningRate, seed: options.seed * 1000,
+          data: { source: `the reference text of ${data.domains.join(', ')}`, trainBytes: data.reference.bytes },
+        },
+        metrics: { heldOut: { bitsPerByte: final.meanMixed, bytes: data.mixed.bytes }, perDomain: Object.fromEntries(perParticipant.map((p) => [p.domain, p.own])) },
+      });
+    }
+    const digest = languageModelDigest(model);
+    const loraSpec: LoraSpec = { ...lm.lora!, targets: [...lm.lora!.targets] };
+    const adapterParameters = adapterCount(model, loraSpec);
+    progress.line(
+      `base: ${lmSpecName(spec)} (${model.countParams()} parameters) ${base.from === undefined ? `trained ${steps} steps in ${trainSeconds.toFixed(0)} s, saved to` : 'loaded from'} ${dir} (${digest}); ` +
+        `own ${final.meanOwn.toFixed(3)} bpb, mixed ${final.meanMixed.toFixed(3)} bpb; LoRA ${loraSpecName(loraSpec)}: ${adapterParameters} trainable parameters per site`,
+    );
+    return {
+      report: { spec: loraSpecName(loraSpec), adapterParameters, base: { dir, digest, parameters: model.countParams(), steps, learningRate, trainSeconds, final } },
+      shipped: { dir, digest, lora: loraSpec },
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+function adapterCount(base: LanguageModel, spec: LoraSpec): number {
+  const probe = createLoraModel(base, spec, 0);
+  const n = probe.countParams();
+  probe.dispose();
+  return n;
+}
+
+/** A site's LoRA student: the shipped base, loaded from its folder and checked against the digest the session names, plus new adapters. */
+function adaptBase(shipped: ShippedBase, seed: number): LanguageModel {
+  const { model: base } = loadLanguageModel(shipped.dir);
+  const digest = languageModelDigest(base);
+  if (digest !== shipped.digest) {
+    base.dispose();
+    throw new Error(`E_MODEL: the base in ${shipped.dir} has digest ${digest}; the session names ${shipped.digest}`);
+  }
+  return createLoraModel(base, shipped.lora, seed);
+}
+
+/** Frees a site's model and, for a LoRA student, the base it loaded (each site has its own copy). */
+function disposeSiteModel(model: LanguageModel): void {
+  model.dispose();
+  if (model instanceof LoraLanguageModel) model.base.dispose();
+}
+
 /** Each site's model after the run, with a card saying how it was trained and what it reached. */
 function saveSiteModels(dir: string, algorithm: string, options: SimulationOptions, lm: LmSettings, data: Prepared, models: LanguageModel[], run: TextRun, backend: string): void {
   models.forEach((model, i) => {
     const site = data.sites[i]!;
     const reached = run.final.perParticipant.find((p) => p.participant === `p${i}`)!;
+    if (model instanceof LoraLanguageModel) {
+      // Only the adapters: the base is saved once, in <out>/base/, and named by digest in adapters.json.
+      saveLoraAdapters(join(dir, reached.participant), model, { training: `${algorithm} across ${models.length} sites; ${site.domain}: own ${reached.own.toFixed(3)} bpb, mixed ${reached.mixed.toFixed(3)} bpb` });
+      return;
+    }
     saveLanguageModel(join(dir, reached.participant), model, {
       backend,
       training: {
-        method: algorithm === 'local' ? 'token-ce (local only)' : `${algorithm} across ${models.length} sites (token-ce + token-kd towards the peers' per-token target)`,
+        method: algorithm === 'local' ? 'token-ce (local only)'
+          : algorithm === 'fedavg' ? `fedavg across ${models.length} sites (token-ce locally, weights averaged each round)`
+          : `${algorithm} across ${models.length} sites (token-ce + token-kd towards the peers' per-token target)`,
         steps: options.rounds * lm.steps,
         batchSize: options.batchSize,
         learningRate: options.learningRate,
@@ -232,7 +377,9 @@ async function runSession(algorithm: string, options: SimulationOptions, lm: LmS
     uploadDtype: options.uploadDtype, targetDtype: options.targetDtype, uploadTopK: options.uploadTopK, targetTopK: options.targetTopK, sparseTail: options.sparseTail, aggregator: options.aggregator,
     // Training rounds on a shared, loaded machine are slow: the deadlines only catch a stuck run.
     roundTimeoutMs: 3_600_000, trainTimeoutMs: 3_600_000, onRoundFailure: 'stop', seed: options.seed, maxMessageBytes: 16 << 20,
-    tokenizer: tokenizerIdentity(BYTE_TOKENIZER), positions,
+    // Per-token sessions name the tokenizer and window length; FedAvg's exchange weights, which carry no tokens.
+    ...(STRATEGIES[algorithm]!.perToken === true ? { tokenizer: tokenizerIdentity(BYTE_TOKENIZER), positions } : {}),
+    ...(options.async === undefined ? {} : { async: { ...DEFAULT_ASYNC, ...options.async } }),
   };
   const coordinator = await Coordinator.start();
   const rows: TextRow[] = [];
@@ -266,7 +413,11 @@ async function runSession(algorithm: string, options: SimulationOptions, lm: LmS
 }
 
 export function formatTextSummary(result: TextSimulationResult): string {
-  const lines = [`${result.model} (${result.parameters} parameters), ${result.positions} positions, ${result.options.rounds} rounds × ${result.options.lm!.steps} steps, seed ${result.options.seed}, ${result.seconds.toFixed(0)} s`];
+  const lines = [`${result.model} (${result.parameters} ${result.lora === undefined ? '' : 'adapter '}parameters), ${result.positions} positions, ${result.options.rounds} rounds × ${result.options.lm!.steps} steps, seed ${result.options.seed}, ${result.seconds.toFixed(0)} s`];
+  if (result.lora !== undefined) {
+    const b = result.lora.base;
+    lines.push(`base   mean own ${b.final.meanOwn.toFixed(3)} bpb, mixed ${b.final.meanMixed.toFixed(3)} bpb (frozen, ${b.parameters} parameters, ${b.steps} steps on the reference text, ${b.digest.slice(0, 19)}…); LoRA ${result.lora.spec}`);
+  }
   for (const run of result.runs) {
     lines.push(`${run.algorithm.padEnd(6)} mean own ${run.final.meanOwn.toFixed(3)} bpb, mixed ${run.final.meanMixed.toFixed(3)} bpb; bytes up ${run.totalBytes.up}, down ${run.totalBytes.down}; ` +
       run.final.perParticipant.map((p) => `${p.domain} ${p.own.toFixed(3)}/${p.mixed.toFixed(3)}`).join(', '));

@@ -45,7 +45,7 @@ function listFortuneFiles(dir: string): string[] {
     .sort();
 }
 
-function readUtf8(path: string): string {
+export function readUtf8(path: string): string {
   const bytes = readFileSync(path);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);

@@ -84,6 +84,20 @@ export interface LanguageModel {
   dispose(): void;
 }
 
+/**
+ * A low-rank update of one linear layer (LoRA, Hu et al. 2021; client/lm/lora.ts): the layer computes
+ * x·W + b + scale·(x·A)·B instead of x·W + b, with A [in, r] and B [r, out] in the kernel's
+ * orientation (the paper's A ∈ R^{r×in} and B ∈ R^{out×r}, transposed).
+ */
+export interface LinearAdapter {
+  a: tf.Tensor2D;
+  b: tf.Tensor2D;
+  scale: number;
+}
+
+/** Adapters by linear layer, named as the layer's weights are without `/kernel` (e.g. `block0/attn/query`). */
+export type LinearAdapters = ReadonlyMap<string, LinearAdapter>;
+
 export interface DecodingState {
   /** Positions consumed so far. */
   readonly length: number;
@@ -133,7 +147,11 @@ function checkTokens(tokens: tf.Tensor2D, spec: LmSpec): void {
   if (tokens.shape[1] > spec.ctx) throw new LmSpecError(`a sequence of ${tokens.shape[1]} tokens is longer than the model's context (${spec.ctx}); cut it to at most ${spec.ctx}`);
 }
 
-class CausalTransformer implements LanguageModel {
+/** The Transformer's linear layers a LoRA adapter may target, per block: name (without block) and [in, out]. */
+export const TRANSFORMER_LINEAR_LAYERS = ['attn/query', 'attn/key', 'attn/value', 'attn/out', 'mlp/in', 'mlp/out'] as const;
+export type TransformerLinearLayer = (typeof TRANSFORMER_LINEAR_LAYERS)[number];
+
+export class CausalTransformer implements LanguageModel {
   readonly weights: Array<[string, tf.Variable]>;
   readonly variables: tf.Variable[];
   private readonly w: Map<string, tf.Variable>;
@@ -177,7 +195,25 @@ class CausalTransformer implements LanguageModel {
     return this.w.get(name)!;
   }
 
+  /** The [in, out] of a linear layer of each block. */
+  linearShape(layer: TransformerLinearLayer): [number, number] {
+    const { d } = this.spec;
+    return layer === 'mlp/in' ? [d, 4 * d] : layer === 'mlp/out' ? [4 * d, d] : [d, d];
+  }
+
+  /** x·W + b of the linear layer `name` (e.g. block0/attn/query), plus its low-rank update when adapted. */
+  private linear(x: tf.Tensor2D, name: string, adapters: LinearAdapters | undefined): tf.Tensor2D {
+    const y = tf.add(tf.matMul(x, this.get(`${name}/kernel`)), this.get(`${name}/bias`)) as tf.Tensor2D;
+    const adapter = adapters?.get(name);
+    return adapter === undefined ? y : tf.add(y, tf.mul(tf.matMul(tf.matMul(x, adapter.a), adapter.b), adapter.scale));
+  }
+
   logits(tokens: tf.Tensor2D): tf.Tensor3D {
+    return this.forward(tokens);
+  }
+
+  /** The logits with low-rank updates of some linear layers (client/lm/lora.ts); the base's weights are only read. */
+  forward(tokens: tf.Tensor2D, adapters?: LinearAdapters): tf.Tensor3D {
     checkTokens(tokens, this.spec);
     const { d, l, h, vocab } = this.spec;
     const [batch, positions] = tokens.shape;
@@ -191,24 +227,25 @@ class CausalTransformer implements LanguageModel {
         const p = (n: string) => this.get(`block${i}/${n}`);
         const a = layerNorm(x, p('ln1/gain'), p('ln1/bias'));
         // Three projections rather than one split [d, 3d]: wasm's SplitV copies, and its gradient concatenates.
-        const [q, k, v] = ['query', 'key', 'value'].map((n) => tf.add(tf.matMul(a, p(`attn/${n}/kernel`)), p(`attn/${n}/bias`)));
+        const [q, k, v] = ['query', 'key', 'value'].map((n) => this.linear(a, `block${i}/attn/${n}`, adapters));
         // softmax(Q Kᵀ / √dh + mask) V per head (Vaswani et al. 2017, eq. 1).
         const scores = tf.add(tf.mul(tf.matMul(heads(q!), heads(k!), false, true), 1 / Math.sqrt(dh)), mask);
         const attended = tf.matMul(tf.softmax(scores), heads(v!));
         const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch * positions, d]) as tf.Tensor2D;
-        x = tf.add(x, tf.add(tf.matMul(merged, p('attn/out/kernel')), p('attn/out/bias')));
+        x = tf.add(x, this.linear(merged, `block${i}/attn/out`, adapters));
         const m = layerNorm(x, p('ln2/gain'), p('ln2/bias'));
-        const hidden = gelu(tf.add(tf.matMul(m, p('mlp/in/kernel')), p('mlp/in/bias'))) as tf.Tensor2D;
-        x = tf.add(x, tf.add(tf.matMul(hidden, p('mlp/out/kernel')), p('mlp/out/bias')));
+        const hidden = gelu(this.linear(m, `block${i}/mlp/in`, adapters)) as tf.Tensor2D;
+        x = tf.add(x, this.linear(hidden, `block${i}/mlp/out`, adapters));
       }
       const out = layerNorm(x, this.get('ln_final/gain'), this.get('ln_final/bias'));
       return tf.reshape(tf.add(tf.matMul(out, this.get('head/kernel')), this.get('head/bias')), [batch, positions, vocab]) as tf.Tensor3D;
     });
   }
 
-  startDecoding(batch: number): DecodingState {
+  startDecoding(batch: number, adapters?: LinearAdapters): DecodingState {
     const { d, l, h, vocab, ctx } = this.spec;
     const dh = d / h;
+    const linear = (x: tf.Tensor2D, name: string) => this.linear(x, name, adapters);
     const keys: Array<tf.Tensor | undefined> = Array.from({ length: l });
     const values: Array<tf.Tensor | undefined> = Array.from({ length: l });
     let length = 0;
@@ -225,7 +262,7 @@ class CausalTransformer implements LanguageModel {
           for (let i = 0; i < l; i++) {
             const p = (n: string) => get(`block${i}/${n}`);
             const a = layerNorm(x, p('ln1/gain'), p('ln1/bias'));
-            const [q, k, v] = ['query', 'key', 'value'].map((n) => tf.add(tf.matMul(a, p(`attn/${n}/kernel`)), p(`attn/${n}/bias`)));
+            const [q, k, v] = ['query', 'key', 'value'].map((n) => linear(a, `block${i}/attn/${n}`));
             // [batch, d] → [batch, h, 1, dh]: the head split of the full pass (reshape [b, p, h, dh], then heads before positions).
             const split = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [batch, 1, h, dh]), [0, 2, 1, 3]);
             const kAll = keys[i] === undefined ? split(k!) : tf.concat([keys[i]!, split(k!)], 2);
@@ -236,9 +273,9 @@ class CausalTransformer implements LanguageModel {
             // The newest position attends to every cached one: no mask is needed.
             const scores = tf.mul(tf.matMul(split(q!), kAll, false, true), 1 / Math.sqrt(dh));
             const attended = tf.reshape(tf.matMul(tf.softmax(scores), vAll), [batch, d]) as tf.Tensor2D;
-            x = tf.add(x, tf.add(tf.matMul(attended, p('attn/out/kernel')), p('attn/out/bias')));
+            x = tf.add(x, linear(attended, `block${i}/attn/out`));
             const m = layerNorm(x, p('ln2/gain'), p('ln2/bias'));
-            x = tf.add(x, tf.add(tf.matMul(gelu(tf.add(tf.matMul(m, p('mlp/in/kernel')), p('mlp/in/bias'))) as tf.Tensor2D, p('mlp/out/kernel')), p('mlp/out/bias')));
+            x = tf.add(x, linear(gelu(linear(m, `block${i}/mlp/in`)) as tf.Tensor2D, `block${i}/mlp/out`));
           }
           const final = layerNorm(x, get('ln_final/gain'), get('ln_final/bias'));
           return tf.add(tf.matMul(final, get('head/kernel')), get('head/bias')) as tf.Tensor2D;
@@ -368,6 +405,29 @@ class GruLm implements LanguageModel {
 
   dispose(): void {
     tf.dispose(this.variables);
+  }
+}
+
+/** The model's weights as one vector, in save order (what FedAvg exchanges: for a LoRA model, its adapters). */
+export function flatWeights(model: LanguageModel): Float32Array {
+  const out = new Float32Array(model.countParams());
+  let offset = 0;
+  for (const [, v] of model.weights) {
+    out.set(v.dataSync() as Float32Array, offset);
+    offset += v.size;
+  }
+  return out;
+}
+
+/** Assigns `values` (flatWeights' layout) to the model's weights. */
+export function setFlatWeights(model: LanguageModel, values: Float32Array): void {
+  if (values.length !== model.countParams()) throw new LmSpecError(`${values.length} values for a model of ${model.countParams()} parameters (${lmSpecName(model.spec)})`);
+  let offset = 0;
+  for (const [, v] of model.weights) {
+    const t = tf.tensor(values.subarray(offset, offset + v.size), v.shape, 'float32');
+    v.assign(t);
+    t.dispose();
+    offset += v.size;
   }
 }
 

@@ -45,6 +45,28 @@ const flat = (logits: tf.Tensor3D) => tf.reshape(logits, [-1, logits.shape[2]]) 
 
 /** Trains `model` in place for `steps` Adam steps on random batches of `data`; returns each step's loss. */
 export function trainLanguageModel(model: LanguageModel, data: TokenSequences, options: LmTrainOptions): number[] {
+  const steps = trainingSteps(model, data, options);
+  let next = steps.next();
+  while (next.done !== true) next = steps.next();
+  return next.value;
+}
+
+/**
+ * The same training, giving the event loop a turn between steps: a site that trains in a process
+ * it shares with the coordinator and the other sites (simulations) must still answer heartbeats.
+ */
+export async function trainLanguageModelYielding(model: LanguageModel, data: TokenSequences, options: LmTrainOptions): Promise<number[]> {
+  const steps = trainingSteps(model, data, options);
+  let next = steps.next();
+  while (next.done !== true) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    next = steps.next();
+  }
+  return next.value;
+}
+
+/** Only `model.variables` train (for a LoRA model: its adapters). Yields after each step. */
+function* trainingSteps(model: LanguageModel, data: TokenSequences, options: LmTrainOptions): Generator<void, number[]> {
   if (data.count === 0) throw new Error('E_DATA: no training sequences');
   const loss = new WeightedSumLoss(options.loss);
   if (loss.needsTeacher && options.teacher === undefined) throw new Error(`E_CONFIG: the loss ${options.loss.map((t) => t.name).join(' + ')} needs a teacher model`);
@@ -78,6 +100,7 @@ export function trainLanguageModel(model: LanguageModel, data: TokenSequences, o
       options.onProgress(step, losses.slice(-sinceReport).reduce((a, b) => a + b, 0) / sinceReport);
       sinceReport = 0;
     }
+    if (step < options.steps) yield;
   }
   optimizer.dispose();
   loss.dispose();

@@ -123,7 +123,8 @@ export function targetShape(context: RoundContext): number[] {
     positions: context.info.positions,
     rows: context.round.referenceIds.length,
     numClasses: context.info.numClasses,
-    parameters: context.info.knowledge === 'weights' ? context.student.model.countParams() : undefined,
+    // A language-model site exchanges its trainable weights (a LoRA model's: the adapters).
+    parameters: context.info.knowledge === 'weights' ? (context.data.text?.model.countParams() ?? context.student.model.countParams()) : undefined,
     width: classRowWidth(context),
   });
 }

@@ -56,7 +56,21 @@ export function shareTokens(context: RoundContext): Share {
   return { values, shape: [context.round.referenceIds.length, site.reference.context, site.model.spec.vocab] };
 }
 
-/** Trains a site's language model; keeps its Adam state from round to round. */
+/** What one stretch of a site's training learns from: its private text (weight α) and, with a target, the peers' distributions on these windows. */
+export interface TokenTraining {
+  /** Reference windows the target covers, row for row, or undefined: private text alone. */
+  windows?: TokenSequences;
+  /** The peers' softmax(z/T) at every position of `windows`, [rows, positions, vocab]. */
+  target?: Float32Array;
+  /** For a top-k target read with sparseTail "student": 1 at the entries sent (Target.support), row for row with `target`. */
+  support?: Uint8Array;
+  alpha: number;
+  temperature: number;
+  batchSize: number;
+  steps: number;
+}
+
+/** Trains a site's language model; keeps its Adam state from round to round (and from one exchange to the next). */
 export class TokenLearner {
   private optimizer: Adam | undefined;
   private random: SeededRandom | undefined;
@@ -64,32 +78,40 @@ export class TokenLearner {
   /** α weights token-CE on private text, 1 − α the peers' target; a distiller learns with α = 0, from the target alone. */
   async learn(context: RoundContext, target: Target | null, alpha = context.info.alpha): Promise<TrainResult> {
     const site = textSite(context);
-    const { temperature } = context.info;
     if (target === null && alpha === 0) return { loss: 0, steps: 0, samples: 0, ms: 0 };
+    const windows = roundWindows(context, site);
+    return this.train(site, { windows, target: target?.values, support: target?.support, alpha, temperature: context.info.temperature, batchSize: context.batchSize, steps: site.steps });
+  }
+
+  /** `steps` Adam steps: each α·token-CE on a batch of private sequences + (1 − α)·T²·KL towards the target on a batch of its windows. */
+  async train(site: TextSite, training: TokenTraining): Promise<TrainResult> {
+    const { alpha, temperature, steps } = training;
+    const target = training.target;
+    const sent = training.support;
+    const windows = training.windows;
+    if (target !== undefined && windows === undefined) throw new Error('a per-token target needs the windows it was computed on');
     this.optimizer ??= new Adam(site.learningRate);
     this.random ??= new SeededRandom(site.seed);
     const random = this.random;
-    const windows = roundWindows(context, site);
     const vocab = site.model.spec.vocab;
     const c = site.reference.context;
-    const b = context.batchSize;
+    const b = training.batchSize;
     const began = performance.now();
     let total = 0;
-    for (let step = 0; step < site.steps; step++) {
+    for (let step = 0; step < steps; step++) {
       // Between steps the event loop runs: a site that trains for minutes in the coordinator's
       // process (simulations) or a page's must still answer the link's heartbeats.
       if (step > 0) await new Promise((resolve) => setTimeout(resolve, 0));
       const own = alpha === 0 ? undefined : selectSequences(site.train, Array.from({ length: b }, () => random.int(site.train.count)));
-      const peers = target === null ? undefined : Array.from({ length: Math.min(b, windows.count) }, () => random.int(windows.count));
+      const peers = target === undefined ? undefined : Array.from({ length: Math.min(b, windows!.count) }, () => random.int(windows!.count));
       const value = this.optimizer.minimize(() => {
         const logits = (x: TokenSequences) => tf.reshape(site.model.logits(tf.tensor2d(x.inputs, [x.count, c], 'int32')), [-1, vocab]) as tf.Tensor2D;
         const task = own === undefined ? undefined : tokenCrossEntropy(logits(own), tf.tensor1d(own.targets, 'int32'), tf.tensor1d(own.mask));
         if (peers === undefined) return task!;
-        const batch = selectSequences(windows, peers);
+        const batch = selectSequences(windows!, peers);
         const q = new Float32Array(peers.length * c * vocab);
-        peers.forEach((row, i) => q.set(target!.values.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
+        peers.forEach((row, i) => q.set(target!.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
         // A top-k target under sparseTail "student": its remaining mass is completed by this model's own distribution.
-        const sent = target!.support;
         const support = sent === undefined ? undefined : new Float32Array(q.length);
         if (support !== undefined) peers.forEach((row, i) => support.set(sent!.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
         const soft = tokenKdLoss(logits(batch), tf.tensor2d(q, [peers.length * c, vocab]), tf.tensor1d(batch.mask), temperature, support && tf.tensor2d(support, [peers.length * c, vocab]));
@@ -100,6 +122,6 @@ export class TokenLearner {
       if (!Number.isFinite(loss)) throw new Error(`E_DIVERGED: the language model's loss is ${loss} at step ${step + 1}; lower the learning rate`);
       total += loss;
     }
-    return { loss: site.steps === 0 ? 0 : total / site.steps, steps: site.steps, samples: site.steps * b, ms: performance.now() - began };
+    return { loss: steps === 0 ? 0 : total / steps, steps, samples: steps * b, ms: performance.now() - began };
   }
 }

@@ -10,10 +10,11 @@
  * Saves are atomic at the folder level (store.ts commitFolder).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createLanguageModel, lmSpecName, parseLmSpec, type LanguageModel } from '../lm/model.js';
+import { createLoraModel, loraSpecName, type LoraLanguageModel, type LoraSpec } from '../lm/lora.js';
+import { createLanguageModel, lmSpecName, parseLmSpec, setFlatWeights, type LanguageModel } from '../lm/model.js';
 import { BYTE_TOKENIZER, checkSameTokenizer, TokenizerError, type TokenizerDescription } from '../lm/tokenizer.js';
 import { CARD_FORMAT, type Provenance } from './card.js';
 import { CARD_JSON, MODEL_JSON } from './model-files.js';
@@ -65,10 +66,8 @@ function cardReadme(card: LmCard): string {
   ].join('\n');
 }
 
-/** Saves `model` with its card into `dir` (replacing a previous model folder there, atomically). */
-export function saveLanguageModel(dir: string, model: LanguageModel, facts: LmCardFacts): LmCard {
-  checkReplaceable(dir);
-  const specs: tf.io.WeightsManifestEntry[] = model.weights.map(([name, v]) => ({ name, shape: v.shape, dtype: 'float32' }));
+/** The model's weights as float32 bytes in save order: what its weights file holds. */
+function weightBytes(model: LanguageModel): Uint8Array {
   const parts = model.weights.map(([, v]) => v.dataSync() as Float32Array);
   const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let offset = 0;
@@ -76,7 +75,24 @@ export function saveLanguageModel(dir: string, model: LanguageModel, facts: LmCa
     data.set(p, offset);
     offset += p.length;
   }
-  const bytes = new Uint8Array(data.buffer);
+  return new Uint8Array(data.buffer);
+}
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/**
+ * A language model's digest: the sha256 of its weights file as saveLanguageModel writes it (the
+ * card's weights.files entry), so a saved base and the same model in memory have the same one.
+ */
+export function languageModelDigest(model: LanguageModel): string {
+  return sha256(weightBytes(model));
+}
+
+/** Saves `model` with its card into `dir` (replacing a previous model folder there, atomically). */
+export function saveLanguageModel(dir: string, model: LanguageModel, facts: LmCardFacts): LmCard {
+  checkReplaceable(dir);
+  const specs: tf.io.WeightsManifestEntry[] = model.weights.map(([name, v]) => ({ name, shape: v.shape, dtype: 'float32' }));
+  const bytes = weightBytes(model);
   const code = codeProvenance();
   const modelJson = {
     format: LM_FORMAT,
@@ -92,7 +108,7 @@ export function saveLanguageModel(dir: string, model: LanguageModel, facts: LmCa
     tokenizer: BYTE_TOKENIZER,
     output: 'next-token logits [batch, positions, vocab]',
     model: { architecture: lmSpecName(model.spec), parameters: model.countParams(), context: model.spec.ctx },
-    weights: { dtype: 'float32', bytes: bytes.byteLength, files: { [WEIGHTS_FILE]: `sha256:${createHash('sha256').update(bytes).digest('hex')}` } },
+    weights: { dtype: 'float32', bytes: bytes.byteLength, files: { [WEIGHTS_FILE]: sha256(bytes) } },
     ...rest,
     provenance: { ...code, runtime: `node ${process.version}`, backend, createdAt: new Date().toISOString() },
   };
@@ -168,7 +184,7 @@ export function loadLanguageModel(dir: string): LoadedLanguageModel {
       throw new StudentFileError('E_CARD', `${(error as Error).message} (model.json records another)`);
     }
     const digest = card.weights?.files?.[group.paths[0]!];
-    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const actual = sha256(bytes);
     if (digest !== undefined && digest !== actual) throw new StudentFileError('E_WEIGHTS', `${weightsPath} does not match the sha256 in ${cardPath}: the weights were changed or damaged`);
   }
   const model = createLanguageModel(spec, 0);
@@ -200,4 +216,100 @@ export function loadLanguageModel(dir: string): LoadedLanguageModel {
     throw error;
   }
   return { model, card, dir };
+}
+
+export const LORA_FORMAT = 'codistill-lora';
+export const ADAPTERS_JSON = 'adapters.json';
+const ADAPTERS_FILE = 'adapters.bin';
+
+/** adapters.json: the adapters' spec, the base they belong to, and a tfjs weights manifest of adapters.bin. */
+export interface AdaptersFile {
+  format: typeof LORA_FORMAT;
+  generatedBy: string;
+  /** The frozen base: its architecture and the sha256 of its weights file (languageModelDigest). */
+  base: { architecture: string; digest: string };
+  lora: LoraSpec;
+  tokenizer: TokenizerDescription;
+  weightsManifest: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
+  /** sha256 of adapters.bin. */
+  digest: string;
+  /** How they were trained, free text (e.g. "dml across 4 sites"). */
+  training?: string;
+}
+
+/**
+ * Saves a LoRA model's adapters — only them — into `dir`: adapters.json naming the base by its
+ * digest, and adapters.bin (float32, manifest order). The base is saved once, elsewhere
+ * (saveLanguageModel); `mergeLora` then saveLanguageModel gives one plain model instead.
+ */
+export function saveLoraAdapters(dir: string, model: LoraLanguageModel, facts: { training?: string } = {}): AdaptersFile {
+  if (existsSync(dir)) {
+    const entries = readdirSync(dir);
+    if (entries.length > 0 && !entries.includes(ADAPTERS_JSON)) {
+      throw new StudentFileError('E_SAVE', `${dir} holds files that are not saved adapters (${entries.slice(0, 5).join(', ')}); a save replaces the whole folder: choose an empty or new one`);
+    }
+  }
+  const bytes = weightBytes(model);
+  const file: AdaptersFile = {
+    format: LORA_FORMAT,
+    generatedBy: `codistill ${codeProvenance().codistill}`,
+    base: { architecture: lmSpecName(model.spec), digest: languageModelDigest(model.base) },
+    lora: { ...model.lora, targets: [...model.lora.targets] },
+    tokenizer: BYTE_TOKENIZER,
+    weightsManifest: [{ paths: [ADAPTERS_FILE], weights: model.weights.map(([name, v]) => ({ name, shape: v.shape, dtype: 'float32' })) }],
+    digest: sha256(bytes),
+    ...(facts.training === undefined ? {} : { training: facts.training }),
+  };
+  commitFolder(dir, new Map<string, Uint8Array>([[ADAPTERS_JSON, new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`)], [ADAPTERS_FILE, bytes]]));
+  return file;
+}
+
+/**
+ * Loads adapters saved by saveLoraAdapters onto `base`, refusing a base whose digest is not the
+ * one the adapters were trained on (adapters mean nothing on other weights), a damaged file, or
+ * adapters whose names and shapes are not the spec's on this architecture.
+ */
+export function loadLoraAdapters(dir: string, base: LanguageModel): LoraLanguageModel {
+  const path = join(dir, ADAPTERS_JSON);
+  const json = readJson(path) as unknown as AdaptersFile;
+  if (json.format !== LORA_FORMAT) throw new StudentFileError('E_MODEL', `${path} has format "${String(json.format)}", not "${LORA_FORMAT}"`);
+  try {
+    checkSameTokenizer(BYTE_TOKENIZER, json.tokenizer, path);
+  } catch (error) {
+    if (error instanceof TokenizerError) throw new StudentFileError('E_MODEL', error.message);
+    throw error;
+  }
+  const digest = languageModelDigest(base);
+  if (json.base?.digest !== digest) {
+    throw new StudentFileError('E_MODEL', `${path}: these adapters were trained on the base ${String(json.base?.digest)}; the base given is ${digest} (${lmSpecName(base.spec)}): load them onto the base they were trained on`);
+  }
+  const group = Array.isArray(json.weightsManifest) && json.weightsManifest.length === 1 ? json.weightsManifest[0] : undefined;
+  if (group === undefined || !Array.isArray(group.paths) || group.paths.length !== 1 || !Array.isArray(group.weights)) {
+    throw new StudentFileError('E_MODEL', `${path}: weightsManifest must hold one group with one weight file`);
+  }
+  const binPath = join(dir, group.paths[0]!);
+  if (!existsSync(binPath)) throw new StudentFileError('E_WEIGHTS', `${binPath}: no such file (listed in ${path})`);
+  const bytes = new Uint8Array(readFileSync(binPath));
+  if (sha256(bytes) !== json.digest) throw new StudentFileError('E_WEIGHTS', `${binPath} does not match the sha256 in ${path}: the adapters were changed or damaged`);
+  let model: LoraLanguageModel;
+  try {
+    model = createLoraModel(base, json.lora, 0);
+  } catch (error) {
+    throw new StudentFileError('E_MODEL', `${path}: ${(error as Error).message}`);
+  }
+  try {
+    const expected = model.weights;
+    const names = (entries: ReadonlyArray<{ name: string; shape: readonly number[] }>) => entries.map((e) => `${e.name}[${e.shape.join(',')}]`).join(' ');
+    if (names(group.weights) !== names(expected.map(([name, v]) => ({ name, shape: v.shape }))) || group.weights.some((e) => e.dtype !== 'float32')) {
+      throw new StudentFileError('E_WEIGHTS', `${path}: the manifest's weights are not those of LoRA ${loraSpecName(json.lora)} on ${lmSpecName(base.spec)}`);
+    }
+    const values = new Float32Array(bytes.buffer);
+    if (values.length !== model.countParams()) throw new StudentFileError('E_WEIGHTS', `${binPath} has ${bytes.byteLength} bytes; the manifest needs ${model.countParams() * 4}`);
+    if (!values.every(Number.isFinite)) throw new StudentFileError('E_WEIGHTS', `${binPath} holds NaN or infinite values`);
+    setFlatWeights(model, values);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return model;
 }

@@ -13,6 +13,7 @@
 
 // Type-only (erased from the build): the platform's WebCrypto types as @types/node names them.
 import type { webcrypto } from 'node:crypto';
+import { ErrorCode, ProtocolError } from '../errors.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type KeyUsage = webcrypto.KeyUsage;
@@ -44,6 +45,33 @@ export interface KeyPair {
 export interface RoundContext {
   session: string;
   round: number;
+}
+
+/**
+ * The X25519 public keys of small order, as RFC 7748 decodes them (the top bit of the last byte
+ * ignored): 0, 1, the two points of order 8, and p − 1, p, p + 1 (libsodium's blocklist, its
+ * `has_small_order`). Agreeing with one gives the all-zero secret, which WebCrypto refuses with an
+ * OperationError: a member announcing one would break every other member's share encryption and
+ * pairwise masks, so such a key is refused where it arrives.
+ */
+const SMALL_ORDER_KEYS: readonly string[] = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+];
+
+/** Refuses (E_SECURE, naming `whose`) a public key that is not KEY_BYTES bytes or is of small order: no agreement with it yields a key. */
+export function checkPublicKey(key: Uint8Array, whose: string): void {
+  if (key.length !== KEY_BYTES) throw new ProtocolError(ErrorCode.Secure, `${whose} has ${key.length} bytes; an X25519 public key has ${KEY_BYTES}`);
+  let hex = '';
+  for (let i = 0; i < KEY_BYTES; i++) hex += (i === KEY_BYTES - 1 ? key[i]! & 0x7f : key[i]!).toString(16).padStart(2, '0');
+  if (SMALL_ORDER_KEYS.includes(hex)) {
+    throw new ProtocolError(ErrorCode.Secure, `${whose} ${hex === SMALL_ORDER_KEYS[0] ? 'is all zeros' : 'is a point of small order'}: no key can be agreed with it`);
+  }
 }
 
 export async function generateKeyPair(): Promise<KeyPair> {
@@ -115,7 +143,7 @@ export async function decryptShare(key: CryptoKey, nonce: Uint8Array, ciphertext
   try {
     return new Uint8Array(await subtle().decrypt({ name: 'AES-GCM', iv: nonce, additionalData: shareAad(context, from, to) }, key, ciphertext));
   } catch {
-    throw new Error(`the share ${from} sent ${to} for round ${context.round} does not decrypt: it was altered or is not for this round`);
+    throw new ProtocolError(ErrorCode.Secure, `the share ${from} sent ${to} for round ${context.round} does not decrypt: it was altered or is not for this round`);
   }
 }
 

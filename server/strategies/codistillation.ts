@@ -15,6 +15,8 @@ export const codistillation: StrategyDescriptor = {
   // Anil et al. distill towards the others' stale predictions after a burn-in.
   defaults: { temperature: 3, alpha: 0.5, aggregator: 'mean' },
   summary: "asynchronous co-distillation towards the others' stale predictions on reference shards (Anil et al. 2018)",
+  // On language models: per-token predictions on shards of reference windows (Anil et al.'s setting).
+  perToken: true,
   // One go signal with the whole reference set; shards are cut from it by number.
   create: (settings) => ensembleForAll(settings, 'mean', () => ({ referenceIds: Array.from({ length: settings.referenceSize }, (_, i) => i) })),
 };

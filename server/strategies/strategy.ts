@@ -111,7 +111,12 @@ export function ensembleForAll(settings: StrategySettings, defaultAggregator: st
   const aggregator = aggregatorFor(settings.aggregator ?? defaultAggregator);
   return {
     configureRound,
-    aggregate: (contributions, learners, rows) => sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, rows)), [rows, settings.numClasses], learners),
+    // Per token (positions set): every position of every window is one distribution over the vocabulary.
+    aggregate: (contributions, learners, rows) => {
+      const { positions } = settings;
+      const shape = positions === undefined ? [rows, settings.numClasses] : [rows, positions, settings.numClasses];
+      return sameTargetForAll(aggregator(contributions, aggregatorOptions(settings, positions === undefined ? rows : rows * positions)), shape, learners);
+    },
   };
 }
 

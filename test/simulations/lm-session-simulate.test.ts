@@ -101,7 +101,7 @@ describe('codistill simulate on text', () => {
     expect(() => validateExperiment(text, 't')).toThrow(/lm: is required with data.source text/);
     const lm = { model: 'transformer:d=16,l=1,h=2,ctx=16', steps: 1 };
     expect(() => validateExperiment({ ...text, lm, participants: 3 }, 't')).toThrow(/participants: must be the number of text domains \(2\)/);
-    expect(() => validateExperiment({ ...text, lm, algorithm: 'fedmd' }, 't')).toThrow(/algorithm: text sessions run dml, local/);
+    expect(() => validateExperiment({ ...text, lm, algorithm: 'fedmd' }, 't')).toThrow(/algorithm: text sessions run dml, codistillation, local/);
     expect(() => validateExperiment({ ...text, lm: { ...lm, model: 'lstm:d=1' } }, 't')).toThrow(/lm.model: must be a language model/);
     expect(() => validateExperiment({ ...text, lm, data: { source: 'text', domains: ['en', 'fr'] } }, 't')).toThrow(/data.domains.1/);
     expect(() => validateExperiment({ ...DEFAULT_OPTIONS, out: 'x', lm }, 't')).toThrow(/lm: is for text simulations/);
