@@ -14,6 +14,9 @@ const RUNS = [
   ['dense, T = 1', 'experiments/lm/topk/seed1-dense-T1-r12', null],
   ['top-k 8 both ways, uniform tail, T = 1', 'experiments/lm/topk/seed1-topk8-both-uniform-T1-r12', 'dense, T = 1'],
   ['top-k 8 both ways, student tail, T = 1', 'experiments/lm/topk/seed1-topk8-both-student-T1-r12', 'dense, T = 1'],
+  // Seed 2 at T = 2: the dense run is the 3-seed one (from 7e827ec; 46 of 48 site-rounds, two links lost under load).
+  ['seed 2: dense, T = 2', 'experiments/lm/across-sites/3seeds/seed2', null],
+  ['seed 2: top-k 8 both ways, student tail, T = 2', 'experiments/lm/topk/seed2-topk8-both-student-r12', 'seed 2: dense, T = 2'],
   ['seed 2: dense, T = 1', 'experiments/lm/topk/seed2-dense-T1-r12', null],
   ['seed 2: top-k 8 both ways, student tail, T = 1', 'experiments/lm/topk/seed2-topk8-both-student-T1-r12', 'seed 2: dense, T = 1'],
 ];
@@ -26,7 +29,7 @@ for (const [name, dir, against] of RUNS) {
   const last = Math.max(...rows.map((r) => r.round));
   const end = rows.filter((r) => r.round === last);
   const mean = (f) => end.reduce((a, r) => a + f(r), 0) / end.length;
-  const s = { own: mean((r) => r.ownBitsPerByte), mixed: mean((r) => r.mixedBitsPerByte), up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0), taught: rows.filter((r) => r.receivedTarget).length, all: rows.length };
+  const s = { own: mean((r) => r.ownBitsPerByte), mixed: mean((r) => r.mixedBitsPerByte), up: rows.reduce((a, r) => a + r.bytesUp, 0), down: rows.reduce((a, r) => a + r.bytesDown, 0), taught: rows.filter((r) => r.receivedTarget).length, all: new Set(rows.map((r) => r.participant)).size * last };
   s.byRound = [1, 2, 3, 6, 9, 12].map((k) => { const at = rows.filter((r) => r.round === k); return at.reduce((a, r) => a + r.mixedBitsPerByte, 0) / at.length; });
   stats.set(name, s);
   const d = against === null ? undefined : stats.get(against);
