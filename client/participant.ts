@@ -9,8 +9,10 @@ import {
   clientMessages,
   encodeMessage,
   decodeMessage,
+  decodeTopKRows,
   ErrorCode,
   isProbabilityKind,
+  isTopK,
   knowledgeShape,
   packTensor,
   packTopK,
@@ -23,6 +25,7 @@ import {
   roundMessage,
   serverMessages,
   shardIds,
+  topKSupport,
   type ClientToServerEvents,
   type KnowledgeKind,
   type Role,
@@ -558,8 +561,10 @@ class ParticipantRun {
     const wire = message.target;
     // Decoded (a top-k target to dense rows) and held to what an honest coordinator sends for the
     // kind before the student trains on it: probabilities on the simplex, counts per class, ….
+    // A learner that completes a top-k target's remaining mass itself (sparseTail: student) also needs its support.
     const values = wire === null ? null : readTarget(info.knowledge as KnowledgeKind, wire, shape, message.counts, info.numClasses, info.uploadDtype);
-    const target = values === null ? null : { values, counts: message.counts };
+    const support = wire !== null && isTopK(wire) && info.sparseTail === 'student' ? topKSupport(decodeTopKRows(wire, shape)) : undefined;
+    const target = values === null ? null : { values, counts: message.counts, ...(support === undefined ? {} : { support }) };
     await this.learnAndReport(current, target);
   }
 

@@ -11,7 +11,7 @@ import { decodeEnvelope, encodeAlignedEnvelope, encodeEnvelope, type CodecLimits
 import { ErrorCode, ProtocolError, type WireError } from './errors.js';
 import { KNOWLEDGE_KINDS, type KnowledgeKind } from './knowledge.js';
 import { decodeReferenceIds, encodeReferenceIds, MAX_REFERENCE_IDS } from './reference-ids.js';
-import { MAX_TOP_K_WIDTH, type TopKWireTensor } from './sparse.js';
+import { MAX_TOP_K_WIDTH, SPARSE_TAILS, type TopKWireTensor } from './sparse.js';
 import { WIRE_DTYPES, type WireTensor } from './tensor.js';
 import { PROTOCOL_VERSION } from './version.js';
 
@@ -75,6 +75,8 @@ const sessionInfo = z.object({
   uploadDtype: z.enum(WIRE_DTYPES as [WireTensor['dtype'], ...WireTensor['dtype'][]]),
   /** Soft predictions go up in the top-k sparse form with this k (sparse.ts); dense when absent. */
   uploadTopK: z.number().int().min(1).max(MAX_TOP_K_WIDTH).optional(),
+  /** How a learner completes a top-k target's remaining mass (sparse.ts SPARSE_TAILS); uniform when absent. */
+  sparseTail: z.enum(SPARSE_TAILS).optional(),
   maxMessageBytes: z.number().int().positive(),
   /**
    * Present for asynchronous sessions (co-distillation): no round barrier; participants push

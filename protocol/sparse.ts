@@ -14,6 +14,10 @@
  * each when that axis has at most 256 entries, else two (little-endian uint16). The index width
  * follows from the shape alone: the sender does not choose it.
  *
+ * A learner may instead treat the remaining mass as unknown and fill it in proportion to its own
+ * distribution over the entries outside the support (`sparseTail: student`, client/losses/tokens.ts):
+ * for that it keeps which entries were sent (topKSupport).
+ *
  * This file packs, reads and expands the form; what an accepted upload may hold (probabilities,
  * sums) is checked where the dense form's is, in knowledge.ts (readTopKProbabilities).
  */
@@ -171,6 +175,22 @@ export function expandTopK(sparse: TopKRows): Float32Array {
     if (others > 0) out.fill(Math.max(0, 1 - sum) / others, base, base + width);
     for (let i = r * k; i < r * k + k; i++) out[base + indices[i]!] = values[i]!;
   }
+  return out;
+}
+
+/**
+ * How a learner completes a top-k target's row: `uniform`, the remaining mass spread evenly over
+ * the entries not sent (expandTopK); `student`, the remaining mass r spread in proportion to the
+ * learner's own distribution q outside the support S, r·q_j / Σ_{i∉S} q_i (client/losses/tokens.ts).
+ */
+export const SPARSE_TAILS = ['uniform', 'student'] as const;
+export type SparseTail = (typeof SPARSE_TAILS)[number];
+
+/** Which entries a top-k form sent: rows·width, 1 at each row's k indices, 0 elsewhere. */
+export function topKSupport(sparse: TopKRows): Uint8Array {
+  const { rows, width, k, indices } = sparse;
+  const out = new Uint8Array(rows * width);
+  for (let r = 0; r < rows; r++) for (let i = r * k; i < r * k + k; i++) out[r * width + indices[i]!] = 1;
   return out;
 }
 

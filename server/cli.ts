@@ -8,7 +8,7 @@ import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_MAX_BYTES, ROLES, WIRE_DTYPES } from '../protocol/index.js';
+import { DEFAULT_MAX_BYTES, ROLES, SPARSE_TAILS, WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from './aggregators/index.js';
 import { Coordinator } from './coordinator.js';
 import type { OperatorAccount } from './operator.js';
@@ -51,6 +51,7 @@ const sessionFile = z
     targetDtype: oneOf(WIRE_DTYPES).optional(),
     uploadTopK: count(1).optional(),
     targetTopK: count(1).optional(),
+    sparseTail: oneOf(SPARSE_TAILS).optional(),
     roundTimeoutMs: count(1).default(10 * 60_000),
     trainTimeoutMs: count(1).default(30 * 60_000),
     onRoundFailure: oneOf(['continue', 'stop'] as const).default('continue'),

@@ -4,7 +4,7 @@
  * coordinator and the CLI all read these; this file reads only protocol and the registries.
  */
 import { createHash } from 'node:crypto';
-import type { ClientMessage, Role, TokenizerIdentity, WireDtype, WireError } from '../protocol/index.js';
+import { SPARSE_TAILS, type ClientMessage, type Role, type SparseTail, type TokenizerIdentity, type WireDtype, type WireError } from '../protocol/index.js';
 import { aggregatorConfigProblems } from './aggregators/index.js';
 import { sampleSize, samplingProblems, type SamplingSettings } from './participant-sampling.js';
 import { STRATEGIES } from './strategies/index.js';
@@ -64,6 +64,13 @@ export interface SessionConfig {
   uploadTopK?: number;
   /** Probability targets go down in the top-k sparse form with this k (other targets stay dense); dense when omitted. */
   targetTopK?: number;
+  /**
+   * How participants complete a top-k target's remaining mass (protocol/sparse.ts SPARSE_TAILS):
+   * spread evenly (uniform) or in proportion to the learner's own distribution (student; per-token
+   * sessions with targetTopK). When omitted: student for per-token sessions with targetTopK
+   * (server/session.ts info), uniform otherwise.
+   */
+  sparseTail?: SparseTail;
   /** How prediction-based strategies combine contributions (server/aggregators); each strategy has a default. */
   aggregator?: string;
   /** ERA's sharpening temperature (DS-FL). */
@@ -192,6 +199,10 @@ export function checkSessionConfig(c: SessionConfig): void {
   if (c.referenceDigest !== undefined && !/^[0-9a-f]{64}$/.test(c.referenceDigest)) problems.push(`referenceDigest must be a SHA-256 in 64 lowercase hex digits (got "${c.referenceDigest}")`);
   for (const [field, k] of [['uploadTopK', c.uploadTopK], ['targetTopK', c.targetTopK]] as const) {
     if (k !== undefined && !(Number.isInteger(k) && k >= 1 && k <= c.numClasses)) problems.push(`${field} must be an integer in [1, ${c.numClasses}] (the classes) (got ${k})`);
+  }
+  if (c.sparseTail !== undefined && !(SPARSE_TAILS as readonly string[]).includes(c.sparseTail)) problems.push(`sparseTail must be one of ${SPARSE_TAILS.join(', ')} (got ${String(c.sparseTail)})`);
+  if (c.sparseTail === 'student' && (c.targetTopK === undefined || c.positions === undefined)) {
+    problems.push('sparseTail "student" completes top-k targets of per-token knowledge: it needs targetTopK and a per-token session (tokenizer and positions)');
   }
   problems.push(...perTokenProblems(c));
   if (!(c.temperature > 0)) problems.push(`temperature must be > 0 (got ${c.temperature})`);

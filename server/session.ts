@@ -89,6 +89,9 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       alpha: c.alpha,
       uploadDtype: c.uploadDtype,
       uploadTopK: c.uploadTopK,
+      // Per-token top-k targets default to the student tail: measured better than the even spread at
+      // T = 1 and 2, own and mixed held-out text (experiments/lm/RESULTS.md, "Top-k both ways").
+      ...(c.sparseTail !== undefined ? { sparseTail: c.sparseTail } : c.targetTopK !== undefined && c.positions !== undefined ? { sparseTail: 'student' as const } : {}),
       maxMessageBytes: c.maxMessageBytes,
       async: this.mode instanceof AsyncRun ? this.mode.settings : undefined,
       secure: c.secureAggregation === undefined ? undefined : { threshold: c.secureAggregation.threshold, targets: strategyDescriptor(c.algorithm).secureTargets! },

@@ -87,6 +87,11 @@ simulate options — each overrides the field of the same name in --config (defa
   --upload-top-k K          soft predictions go up as their K largest probabilities per row; the
                             rest of each row's mass is spread evenly over its other classes [dense]
   --target-top-k K          probability targets go down the same way [dense]
+  --sparse-tail uniform|student
+                            how a learner completes a top-k target's remaining mass: spread evenly,
+                            or in proportion to its own distribution outside the k (per-token
+                            sessions with --target-top-k) [student for per-token sessions
+                            with --target-top-k, else uniform]
   --backend NAME            node-gpu | node | wasm | cpu [automatic]
   --workers N               worker threads to spread participants over [one per core]
   --distiller [MODEL]       add a distiller: one global student (${MODEL_NAMES_HELP}) that holds no private
@@ -175,6 +180,7 @@ const TEXT: Record<string, keyof SimulationOptions> = {
   aggregator: 'aggregator',
   'upload-dtype': 'uploadDtype',
   'target-dtype': 'targetDtype',
+  'sparse-tail': 'sparseTail',
   backend: 'backend',
   out: 'out',
 };

@@ -12,7 +12,7 @@ import { FORTUNE_DOMAINS } from '../client/data/text.js';
 import { LORA_TARGET_NAMES } from '../client/lm/lora.js';
 import { LM_NAMES_HELP, parseLmSpec } from '../client/lm/model.js';
 import { isModelName, MODEL_NAMES_HELP, type ModelName } from '../client/models.js';
-import { WIRE_DTYPES } from '../protocol/index.js';
+import { SPARSE_TAILS, WIRE_DTYPES } from '../protocol/index.js';
 import { AGGREGATOR_NAMES } from '../server/aggregators/index.js';
 import { STRATEGIES } from '../server/strategies/index.js';
 import { ATTACK_KINDS } from './attacks.js';
@@ -118,6 +118,7 @@ export const experimentSchema = z
     targetDtype: oneOf(WIRE_DTYPES).optional(),
     uploadTopK: integer(1).optional(),
     targetTopK: integer(1).optional(),
+    sparseTail: oneOf(SPARSE_TAILS).optional(),
     backend: oneOf(BACKENDS).optional(),
     workers: integer(1).optional(),
     /**

@@ -14,7 +14,7 @@ import { loadIdxFolder } from '../client/data/idx.js';
 import { loadMnist, splitDataset } from '../client/data/mnist.js';
 import { describePartition, partition, type PartitionSpec } from '../client/data/partition.js';
 import type { ModelName } from '../client/models.js';
-import type { WireDtype } from '../protocol/index.js';
+import type { SparseTail, WireDtype } from '../protocol/index.js';
 import { Coordinator } from '../server/coordinator.js';
 import { sampleSize } from '../server/participant-sampling.js';
 import { DEFAULT_ASYNC, type AsyncSettings, type RoundRecord, type SamplingSettings, type SessionConfig } from '../server/session-config.js';
@@ -69,6 +69,8 @@ export interface SimulationOptions {
   uploadTopK?: number;
   /** Probability targets go down as their k largest per row; dense when omitted. */
   targetTopK?: number;
+  /** How learners complete a top-k target's remaining mass: evenly (uniform) or as their own distribution (student; per-token sessions, their default with targetTopK). */
+  sparseTail?: SparseTail;
   backend?: string;
   /** Trimmed mean's fraction β cut on each side, ⌊β·n⌋ values of n; the aggregator's default (0.1) when omitted. */
   trimFraction?: number;
@@ -622,6 +624,7 @@ export function simulationSession(
     targetDtype: options.targetDtype,
     uploadTopK: options.uploadTopK,
     targetTopK: options.targetTopK,
+    sparseTail: options.sparseTail,
     roundTimeoutMs: 10 * 60_000,
     trainTimeoutMs: 10 * 60_000,
     onRoundFailure: 'stop',

@@ -374,7 +374,7 @@ async function runSession(algorithm: string, options: SimulationOptions, lm: LmS
     id: `text-${algorithm}`, algorithm, rounds: options.rounds, participants: ids.map((id) => ({ id, token: `token-${id}-${Math.random()}` })),
     minParticipants: ids.length, numClasses: BYTE_TOKENIZER.vocabSize, referenceSize: data.reference.count,
     referencePerRound: Math.min(options.referencePerRound, data.reference.count), temperature: options.temperature ?? defaults.temperature, alpha: options.alpha ?? defaults.alpha,
-    uploadDtype: options.uploadDtype, targetDtype: options.targetDtype, uploadTopK: options.uploadTopK, targetTopK: options.targetTopK, aggregator: options.aggregator,
+    uploadDtype: options.uploadDtype, targetDtype: options.targetDtype, uploadTopK: options.uploadTopK, targetTopK: options.targetTopK, sparseTail: options.sparseTail, aggregator: options.aggregator,
     // Training rounds on a shared, loaded machine are slow: the deadlines only catch a stuck run.
     roundTimeoutMs: 3_600_000, trainTimeoutMs: 3_600_000, onRoundFailure: 'stop', seed: options.seed, maxMessageBytes: 16 << 20,
     // Per-token sessions name the tokenizer and window length; FedAvg's exchange weights, which carry no tokens.

@@ -9,6 +9,12 @@
  *    T² · (1/M) Σ_n m_n KL(q_n ‖ softmax(z_n / T)), q_n the teacher's softmax at T.
  *    KL direction teacher ‖ student; sum over the vocabulary; mean over real tokens (not over
  *    tokens × vocab, not over sequences); the target a constant.
+ *    With a top-k target's support S_n (the entries sent; protocol/sparse.ts) the remaining mass
+ *    r_n = 1 − Σ_{j∈S_n} q_nj is unknown rather than even: the target outside S_n is completed
+ *    with the student's own tempered distribution p_n, detached: q̃_nj = r_n · p_nj / Σ_{i∉S_n} p_ni
+ *    (j ∉ S_n), q̃_nj = q_nj (j ∈ S_n) — the tail then carries no pull towards uniform, only the
+ *    mass r_n (the sparse-KD completion, e.g. Raman et al. 2023, "For distillation, tokens are
+ *    not all you need"; sparseTail: student).
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -28,15 +34,27 @@ export function tokenCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, mas
   });
 }
 
-/** T² · (1/M) Σ_n m_n KL(q_n ‖ softmax(z_n/T)); `target` q is already at temperature T. */
-export function tokenKdLoss(studentLogits: tf.Tensor2D, target: tf.Tensor2D, mask: tf.Tensor1D, temperature: number): tf.Scalar {
+/**
+ * T² · (1/M) Σ_n m_n KL(q_n ‖ softmax(z_n/T)); `target` q is already at temperature T. With
+ * `support` (1 on each row's entries sent top-k, 0 elsewhere) the target's values outside it are
+ * ignored and its remaining mass is spread as the student's own detached distribution (above).
+ */
+export function tokenKdLoss(studentLogits: tf.Tensor2D, target: tf.Tensor2D, mask: tf.Tensor1D, temperature: number, support?: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => {
-    const q = stopGradient(target);
     const logP = tf.logSoftmax(tf.div(studentLogits, temperature));
+    const q = support === undefined ? stopGradient(target) : studentTail(stopGradient(target) as tf.Tensor2D, support, stopGradient(tf.exp(logP)) as tf.Tensor2D);
     const qLogQ = tf.mul(q, tf.log(tf.maximum(q, 1e-30)));
     const kl = tf.sum(tf.sub(qLogQ, tf.mul(q, logP)), 1) as tf.Tensor1D;
     return tf.mul(maskedMean(kl, mask), temperature * temperature) as tf.Scalar;
   });
+}
+
+/** q on the support, r · p / Σ_{∉S} p off it, r = max(0, 1 − Σ_S q); p the student's detached distribution. */
+function studentTail(target: tf.Tensor2D, support: tf.Tensor2D, p: tf.Tensor2D): tf.Tensor2D {
+  const sent = tf.mul(target, support);
+  const rest = tf.relu(tf.sub(1, tf.sum(sent, 1, true)));
+  const outside = tf.mul(p, tf.sub(1, support));
+  return tf.add(sent, tf.mul(outside, tf.div(rest, tf.maximum(tf.sum(outside, 1, true), 1e-30)))) as tf.Tensor2D;
 }
 
 function maskOf(inputs: LossInputs, name: string): tf.Tensor1D {

@@ -73,6 +73,8 @@ export interface UploadHook {
 export interface Target {
   values: Float32Array;
   counts?: number[];
+  /** For a target that came down top-k: 1 at the entries sent, 0 where `values` holds the spread remainder (protocol/sparse.ts topKSupport). */
+  support?: Uint8Array;
 }
 
 /** What an asynchronous procedure can do with the coordinator. */

@@ -68,6 +68,8 @@ export interface TokenTraining {
   windows?: TokenSequences;
   /** The peers' softmax(z/T) at every position of `windows`, [rows, positions, vocab]. */
   target?: Float32Array;
+  /** For a top-k target read with sparseTail "student": 1 at the entries sent (Target.support), row for row with `target`. */
+  support?: Uint8Array;
   alpha: number;
   temperature: number;
   batchSize: number;
@@ -84,13 +86,14 @@ export class TokenLearner {
     const site = textSite(context);
     if (target === null && alpha === 0) return { loss: 0, steps: 0, samples: 0, ms: 0 };
     const windows = roundWindows(context, site);
-    return this.train(site, { windows, target: target?.values, alpha, temperature: context.info.temperature, batchSize: context.batchSize, steps: site.steps });
+    return this.train(site, { windows, target: target?.values, support: target?.support, alpha, temperature: context.info.temperature, batchSize: context.batchSize, steps: site.steps });
   }
 
   /** `steps` Adam steps: each α·token-CE on a batch of private sequences + (1 − α)·T²·KL towards the target on a batch of its windows. */
   async train(site: TextSite, training: TokenTraining): Promise<TrainResult> {
     const { alpha, temperature, steps } = training;
     const target = training.target;
+    const sent = training.support;
     const windows = training.windows;
     if (target !== undefined && windows === undefined) throw new Error('a per-token target needs the windows it was computed on');
     this.optimizer ??= new Adam(site.learningRate);
@@ -114,7 +117,10 @@ export class TokenLearner {
         const batch = selectSequences(windows!, peers);
         const q = new Float32Array(peers.length * c * vocab);
         peers.forEach((row, i) => q.set(target!.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
-        const soft = tokenKdLoss(logits(batch), tf.tensor2d(q, [peers.length * c, vocab]), tf.tensor1d(batch.mask), temperature);
+        // A top-k target under sparseTail "student": its remaining mass is completed by this model's own distribution.
+        const support = sent === undefined ? undefined : new Float32Array(q.length);
+        if (support !== undefined) peers.forEach((row, i) => support.set(sent!.subarray(row * c * vocab, (row + 1) * c * vocab), i * c * vocab));
+        const soft = tokenKdLoss(logits(batch), tf.tensor2d(q, [peers.length * c, vocab]), tf.tensor1d(batch.mask), temperature, support && tf.tensor2d(support, [peers.length * c, vocab]));
         return task === undefined ? soft : (tf.add(tf.mul(task, alpha), tf.mul(soft, 1 - alpha)) as tf.Scalar);
       }, site.model.variables);
       const loss = value.dataSync()[0]!;
