@@ -17,6 +17,7 @@ import { createModel, isModelName, type ModelName } from './models.js';
 import { runParticipant, type ParticipantSummary, type RoundResult } from './participant.js';
 import { Student } from './student.js';
 import { loadStudent, preprocessingOf, probeFolder, probeSaveDir, QUANTIZATIONS, saveStudent, type CardFacts, type Quantization } from './student-io/index.js';
+import { numberFlag } from './flags.js';
 
 const USAGE = `usage: codistill client --server URL --session ID --data PATH --model NAME|DIR|model.json [options]
        codistill client --partition PLAN#i [--server URL] [options]
@@ -247,13 +248,7 @@ export async function runClientCommand(args: string[]): Promise<number> {
     return 2;
   }
   checkServerUrl(v.server as string);
-  const number = (name: string, fallback: number, ok: (x: number) => boolean, rule: string) => {
-    const raw = v[name] as string | undefined;
-    if (raw === undefined) return fallback;
-    const x = Number(raw);
-    if (!Number.isFinite(x) || !ok(x)) throw new Error(`--${name} must be ${rule}; got "${raw}"`);
-    return x;
-  };
+  const number = (name: string, fallback: number, ok: (x: number) => boolean, rule: string): number => numberFlag(v, name, fallback, ok, rule);
   const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
   const epochs = number('epochs', 1, positiveInt, 'an integer ≥ 1');
   const batchSize = number('batch-size', 32, positiveInt, 'an integer ≥ 1');

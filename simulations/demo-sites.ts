@@ -13,6 +13,7 @@ import { readIdxFile } from '../client/data/idx.js';
 import { loadMnist, splitDataset } from '../client/data/mnist.js';
 import { partition } from '../client/data/partition.js';
 import { referenceDigest } from '../protocol/sha256.js';
+import { numberFlag } from '../client/flags.js';
 
 const USAGE = `usage: codistill demo-sites --out DIR [--sites N] [--rows N] [--reference-size N] [--held-out N] [--alpha A] [--seed S]
   Writes, from the embedded MNIST digits (10,000), files to try a deployment with:
@@ -134,13 +135,7 @@ export function runDemoSitesCommand(args: string[]): number {
     process.stderr.write(`codistill demo-sites: missing --out DIR\n\n${USAGE}`);
     return 2;
   }
-  const number = (name: string, fallback: number, ok: (x: number) => boolean, rule: string): number => {
-    const raw = v[name] as string | undefined;
-    if (raw === undefined) return fallback;
-    const x = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(x) || !ok(x)) throw new Error(`--${name} must be ${rule}; got "${raw}"`);
-    return x;
-  };
+  const number = (name: string, fallback: number, ok: (x: number) => boolean, rule: string): number => numberFlag(v, name, fallback, ok, rule);
   let options: DemoSitesOptions;
   try {
     const count = (min: number) => (x: number) => Number.isInteger(x) && x >= min;

@@ -18,6 +18,7 @@ import { createLanguageModel, LM_NAMES_HELP, lmSpecName, parseLmSpec, type Langu
 import { referenceWindows, textParticipantData, type TextSite } from './site.js';
 import { BYTE_TOKENIZER, BYTE_VOCAB } from './tokenizer.js';
 import { bitsPerByte } from './train.js';
+import { numberFlag } from '../flags.js';
 
 export const TEXT_CLIENT_USAGE = `usage: codistill client --text FILE --reference-text FILE --server URL --session ID --model SPEC|DIR [options]
        codistill client --partition PLAN#i [--server URL] [options]       (a plan of a text config)
@@ -196,13 +197,7 @@ export async function runTextClientCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (typeof v.partition === 'string') planDefaults(v, v.partition);
-  const number = (name: string, fallback: number, ok: (x: number) => boolean, rule: string): number => {
-    const raw = v[name] as string | undefined;
-    if (raw === undefined) return fallback;
-    const x = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(x) || !ok(x)) throw new Error(`--${name} must be ${rule}; got "${raw}"`);
-    return x;
-  };
+  const number = (name: string, fallback: number, ok: (x: number) => boolean, rule: string): number => numberFlag(v, name, fallback, ok, rule);
   const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
 
   if (v['print-reference-digest'] === true) {
