@@ -15,7 +15,6 @@
  * stale-round message earns (say E_ROUND_CLOSED rather than E_VALUE) can vary with timing.
  */
 import { createHash } from 'node:crypto';
-import { Packr } from 'msgpackr';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../client/data/random.js';
@@ -34,6 +33,7 @@ import {
   type WireDtype,
 } from '../../protocol/index.js';
 import { Coordinator } from '../../server/coordinator.js';
+import { concat, msgpack, Raw } from './hostile-msgpack.js';
 import type { RoundRecord, SessionConfig } from '../../server/session.js';
 
 const C = 10;
@@ -81,39 +81,7 @@ function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
 
 // ---- msgpack building blocks ---------------------------------------------------------------
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, encodeUndefinedAsNil: true });
-
-/** Bytes written verbatim where a value goes: ext types, 64-bit integers, deep nesting, invalid bytes. */
-class Raw {
-  constructor(readonly bytes: Uint8Array) {}
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
-/** msgpack of any value (NaN, Infinity, anything), with Raw pieces spliced in at any depth. */
-function msgpack(value: unknown): Uint8Array {
-  if (value instanceof Raw) return value.bytes;
-  if (Array.isArray(value)) {
-    const n = value.length;
-    const head = n < 16 ? [0x90 | n] : [0xdc, n >> 8, n & 0xff];
-    return concat([new Uint8Array(head), ...value.map(msgpack)]);
-  }
-  if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-    const n = entries.length;
-    const head = n < 16 ? [0x80 | n] : [0xde, n >> 8, n & 0xff];
-    return concat([new Uint8Array(head), ...entries.flatMap(([k, v]) => [msgpack(k), msgpack(v)])]);
-  }
-  return new Uint8Array(packr.pack(value));
-}
+// Raw, concat and msgpack: test/server/hostile-msgpack.ts, shared with the protocol-2 fuzzers.
 
 const u64 = (hi: number, lo: number) => new Raw(new Uint8Array([0xcf, hi >>> 24, (hi >>> 16) & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255]));
 const i64Min = new Raw(new Uint8Array([0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]));

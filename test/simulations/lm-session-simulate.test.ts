@@ -5,45 +5,19 @@
  * from embedded slices written in the fortune files' layout, so the test needs no Debian package.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadLanguageModel } from '../../client/student-io/index.js';
 import { validateExperiment } from '../../simulations/config.js';
+import { fortunesRoot } from '../e2e/fortune-slices.js';
 import { DEFAULT_OPTIONS } from '../../simulations/simulate.js';
 import type { TextSimulationResult } from '../../simulations/text-sessions.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../dist/simulations/cli.js');
-
-/** Cookies of fortunes-min (en) and fortunes-de, in the fortune file format. */
-const EN = [
-  'A day for firm decisions!!!!!  Or is it?',
-  'A few hours grace before the madness begins again.',
-  'A gift of a flower will soon be made to you.',
-  'A long-forgotten loved one will appear soon.  Buy the negatives at any price.',
-  'A fool and his money are soon parted.',
-  'A journey of a thousand miles begins with a single step.',
-];
-const DE = [
-  'Ein Mathematikprofessor trägt sein Fahrrad über den Universitätsplatz.',
-  'Ein Bekannter spricht ihn an, ob denn sein Fahrrad kaputt sei.',
-  'Darauf schaut der Professor verdutzt auf das Rad in seinen Händen.',
-  'Ein Mathematikprofessor trifft auf dem Uniplatz einen Kollegen.',
-  'Anschließend fragt er: "Können Sie mir vielleicht sagen, aus welcher Richtung ich vorhin kam?"',
-  'Aha, dann war ich also noch nicht essen gewesen.',
-];
-const fortuneFile = (cookies: string[]) => cookies.map((c) => `${c}\n%\n`).join('');
-
-function fortunesRoot(): string {
-  const root = mkdtempSync(join(tmpdir(), 'codistill-fortunes-'));
-  writeFileSync(join(root, 'fortunes'), fortuneFile(EN));
-  mkdirSync(join(root, 'de'));
-  writeFileSync(join(root, 'de', 'mathematiker'), fortuneFile(DE));
-  return root;
-}
 
 describe('codistill simulate on text', () => {
   it('runs DML between two language-model sites and the local-only baseline; prints and writes bits per byte per round', async () => {
