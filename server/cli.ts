@@ -233,6 +233,10 @@ async function serveSession(
   }
   const session = resumed ?? coordinator.createSession(config);
   const from = resumed === undefined ? '' : ` resumed after round ${resumed.history.length},`;
+  if (config.referenceSize > 0 && config.referenceDigest === undefined) {
+    // Trust on first use: one participant with the wrong file (or a hostile one) joining first would lock every other out.
+    process.stdout.write(`note: the session file pins no referenceDigest, so the first participant to join fixes it for everyone; pin the SHA-256 every site prints at its join (demo-sites prints it for its files; a text reference's: codistill client --reference-text FILE --positions N --print-reference-digest)\n`);
+  }
   process.stdout.write(`coordinator at ${coordinator.url}: session ${config.id} (${config.algorithm}, ${config.rounds} rounds),${from} waiting for ${config.minToStart ?? config.participants.length} of ${config.participants.length} participants\n`);
   if (withWeb) process.stdout.write(`browser participants: ${coordinator.url}/participant/  dashboard: ${coordinator.url}/dashboard/ (${operatorCount} operators)\n`);
   session.on('round', (r) => {

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../server/journal.js';
 import type { SessionConfig } from '../../server/session.js';
 import { withTokenHashes } from '../../server/tokens.js';
-import { freePort, startCli, type RunningCommand } from './fault-kit.js';
+import { freePort, startCli, startServer, type RunningCommand } from './fault-kit.js';
 
 const dirs: string[] = [];
 const running: RunningCommand[] = [];
@@ -55,4 +55,19 @@ describe('codistill server on a fatal error', () => {
     expect(server.output()).toMatch(/session "done" has already run to its end in the journal/);
     expect(await portOpen(port)).toBe(false);
   }, 40_000);
+
+  it('says so at start when the session file pins no reference digest (the first joiner would fix it), and not when it does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codistill-digest-note-'));
+    dirs.push(dir);
+    const participants = [{ id: 'a', token: 'note-token-aaaaaaaaaaaa' }, { id: 'b', token: 'note-token-bbbbbbbbbbbb' }];
+    const started = async (pin: object) => {
+      const file = join(dir, `session-${Object.keys(pin).length}.json`);
+      writeFileSync(file, JSON.stringify({ id: 'note', algorithm: 'dml', rounds: 1, participants, numClasses: 3, referenceSize: 4, ...pin }));
+      const server = await startServer(['--config', file, '--port', String(await freePort()), '--out', join(dir, 'h.json')]);
+      running.push(server);
+      return server.output();
+    };
+    expect(await started({})).toMatch(/pins no referenceDigest, so the first participant to join fixes it for everyone/);
+    expect(await started({ referenceDigest: 'ab'.repeat(32) })).not.toMatch(/referenceDigest/);
+  }, 60_000);
 });
