@@ -54,7 +54,7 @@ export class AsyncRun implements SessionMode {
     this.exchange.forget(participant);
     for (const [number, checkpoint] of [...this.checkpoints]) {
       checkpoint.owing.delete(participant);
-      if (checkpoint.owing.size === 0) this.closeCheckpoint(number);
+      this.closeIfHeard(number);
     }
   }
 
@@ -117,10 +117,28 @@ export class AsyncRun implements SessionMode {
       };
       this.checkpoints.set(number, checkpoint);
     }
-    if (!checkpoint.owing.delete(participant)) return;
+    if (participant in checkpoint.record.reports) return;
+    if (!checkpoint.owing.delete(participant)) {
+      // A learner that was away when the checkpoint opened (its link dropped, it rejoined) reports into it as well.
+      if (this.session.learners([participant]).length === 0) return;
+      checkpoint.record.participants.push(participant);
+    }
     checkpoint.record.reports[participant] = message.metrics;
     this.bytes.up += bytes;
-    if (checkpoint.owing.size === 0) this.closeCheckpoint(number);
+    this.closeIfHeard(number);
+  }
+
+  /**
+   * A checkpoint closes before its deadline once every learner connected when it opened has
+   * reported and they are a quorum (minParticipants), as a synchronous round aggregates early only
+   * with a quorum's uploads: a site whose link dropped and comes back is waited for until the
+   * deadline (checkpointDeadline), not left behind by the others' next checkpoints.
+   */
+  private closeIfHeard(number: number): void {
+    const checkpoint = this.checkpoints.get(number);
+    if (checkpoint === undefined || checkpoint.owing.size > 0) return;
+    const learners = this.session.learners(this.session.config.participants.map((p) => p.id)).length;
+    if (Object.keys(checkpoint.record.reports).length >= Math.min(this.session.config.minParticipants, learners)) this.closeCheckpoint(number);
   }
 
   checkPausable(): void {
