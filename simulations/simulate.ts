@@ -696,9 +696,9 @@ export function roundRow(
     ? honest.find((r) => record.sampled!.includes(ids[r.index] ?? `p${r.index}`))
     : undefined;
   const consensus = global?.testProbs ?? meanProbabilities(honest.map((r) => r.testProbs));
-  const perClassOf = (r: RoundReport) => perClassAccuracy((global ?? r).testProbs, test.y, c);
+  const globalPerClass = global === undefined ? undefined : perClassAccuracy(global.testProbs, test.y, c);
   const personalized = reports.map((r, i) => {
-    const perClass = perClassOf(r);
+    const perClass = globalPerClass ?? perClassAccuracy(r.testProbs, test.y, c);
     const sites = sitesPerReport[i]!;
     return sites.reduce((sum, shares) => sum + personalisedAccuracy(perClass, shares), 0) / sites.length;
   });
